@@ -1,0 +1,755 @@
+//! Domain types and the pure rules that adapters apply inside their atomic sections.
+
+use crate::ids::*;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+/// A login name: 4–50 characters of `[a-zA-Z0-9_-]` (legacy `userId`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LoginName(String);
+
+/// Why a login name was refused; the texts are the legacy class-validator messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginNameError {
+    #[error("userId must be longer than or equal to 4 characters")]
+    TooShort,
+    #[error("userId must be shorter than or equal to 50 characters")]
+    TooLong,
+    #[error("userId must match /^[a-zA-Z0-9_\\-]+$/ regular expression")]
+    BadCharacters,
+}
+
+impl LoginName {
+    /// Validates a name for registration.
+    pub fn parse(s: &str) -> Result<Self, Vec<LoginNameError>> {
+        let mut errors = Vec::new();
+        let n = s.chars().count();
+        if n < 4 {
+            errors.push(LoginNameError::TooShort);
+        }
+        if n > 50 {
+            errors.push(LoginNameError::TooLong);
+        }
+        if s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            errors.push(LoginNameError::BadCharacters);
+        }
+        if errors.is_empty() {
+            Ok(LoginName(s.to_owned()))
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Wraps a name read back from a store or a token (already validated when it was created).
+    pub fn trusted(s: impl Into<String>) -> Self {
+        LoginName(s.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LoginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "USER",
+            Role::Admin => "ADMIN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "USER" => Some(Role::User),
+            "ADMIN" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A registered account. `password_hash` is a bcrypt hash (legacy hashes verify unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub login: LoginName,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+/// A stored refresh token. Rotation marks it used; a second use is reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshSession {
+    pub jti: TokenId,
+    pub family: FamilyId,
+    pub user: UserId,
+    pub expires_at: Timestamp,
+}
+
+/// Result of presenting a refresh token for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// First use: the token is now spent; the caller issues the next one in the same family.
+    Rotated(RefreshSession),
+    /// The token was already spent or revoked: the whole family is now revoked.
+    Reused { family: FamilyId },
+    /// Never issued, expired or forgotten.
+    Unknown,
+}
+
+/// Outcome of a rate-limit hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateDecision {
+    Allowed,
+    Limited { retry_after_ms: u64 },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EventStatus {
+    Draft,
+    Onsale,
+    Closed,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Draft => "DRAFT",
+            EventStatus::Onsale => "ONSALE",
+            EventStatus::Closed => "CLOSED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventStatus> {
+        match s {
+            "DRAFT" => Some(EventStatus::Draft),
+            "ONSALE" => Some(EventStatus::Onsale),
+            "CLOSED" => Some(EventStatus::Closed),
+            _ => None,
+        }
+    }
+
+    /// DRAFT→ONSALE, ONSALE→CLOSED, and any status to itself.
+    pub fn can_become(self, next: EventStatus) -> bool {
+        matches!(
+            (self, next),
+            (EventStatus::Draft, EventStatus::Onsale) | (EventStatus::Onsale, EventStatus::Closed)
+        ) || self == next
+    }
+
+    /// Visible to buyers (`GET /events`); DRAFT is for admins only.
+    pub fn is_public(self) -> bool {
+        !matches!(self, EventStatus::Draft)
+    }
+}
+
+/// A sale. `sold_qty` counts PAID tickets, `held_qty` HOLD and FAIL ones; both are changed only
+/// by the order and payment rules below, inside the adapter's atomic section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: EventId,
+    pub name: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub total_qty: i64,
+    pub sold_qty: i64,
+    pub held_qty: i64,
+    pub max_per_user: i64,
+    pub price: i64,
+    pub status: EventStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Limits from the legacy DTOs.
+pub const MAX_TOTAL_QTY: i64 = 1_000_000;
+pub const MAX_PER_USER: i64 = 100;
+
+/// Admin changes to an event; `None` keeps the stored value. Stock counters are not patchable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPatch {
+    pub name: Option<String>,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    pub total_qty: Option<i64>,
+    pub max_per_user: Option<i64>,
+    pub price: Option<i64>,
+    pub status: Option<EventStatus>,
+}
+
+/// Why a patch cannot apply to the event as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchRejection {
+    #[error("startsAt must be earlier than endsAt")]
+    InvertedDates,
+    #[error("totalQty cannot be less than sold quantity")]
+    TotalBelowCommitted,
+    #[error("Invalid status transition from {from} to {to}")]
+    InvalidTransition { from: &'static str, to: &'static str },
+}
+
+impl Event {
+    /// Tickets neither sold nor held.
+    pub fn available(&self) -> i64 {
+        self.total_qty - self.sold_qty - self.held_qty
+    }
+
+    /// Applies a patch to the current row (called with the row locked). Checks the resulting
+    /// date range (not only when both dates are sent, unlike legacy), that `total_qty` stays at
+    /// or above sold + held, and the status model.
+    pub fn patched(&self, patch: &EventPatch, now: Timestamp) -> Result<Event, PatchRejection> {
+        let mut next = self.clone();
+        if let Some(name) = &patch.name {
+            next.name = name.clone();
+        }
+        if let Some(t) = patch.starts_at {
+            next.starts_at = t;
+        }
+        if let Some(t) = patch.ends_at {
+            next.ends_at = t;
+        }
+        if (patch.starts_at.is_some() || patch.ends_at.is_some()) && next.starts_at >= next.ends_at
+        {
+            return Err(PatchRejection::InvertedDates);
+        }
+        if let Some(total) = patch.total_qty {
+            if total < self.sold_qty + self.held_qty {
+                return Err(PatchRejection::TotalBelowCommitted);
+            }
+            next.total_qty = total;
+        }
+        if let Some(m) = patch.max_per_user {
+            next.max_per_user = m;
+        }
+        if let Some(p) = patch.price {
+            next.price = p;
+        }
+        if let Some(status) = patch.status {
+            if !self.status.can_become(status) {
+                return Err(PatchRejection::InvalidTransition {
+                    from: self.status.as_str(),
+                    to: status.as_str(),
+                });
+            }
+            next.status = status;
+        }
+        next.updated_at = now;
+        Ok(next)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting queue
+
+/// The pseudo event id of the site-wide queue joined at login.
+pub const GLOBAL_SCOPE: &str = "__global__";
+
+/// Which queue a ticket waits in: one event's, or the site-wide `__global__` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QueueScope {
+    Global,
+    Event(EventId),
+}
+
+impl QueueScope {
+    /// `__global__` or an event UUID; anything else is refused.
+    pub fn parse(s: &str) -> Option<QueueScope> {
+        if s == GLOBAL_SCOPE {
+            Some(QueueScope::Global)
+        } else {
+            s.parse().ok().map(QueueScope::Event)
+        }
+    }
+
+    pub fn event(self) -> Option<EventId> {
+        match self {
+            QueueScope::Global => None,
+            QueueScope::Event(e) => Some(e),
+        }
+    }
+}
+
+impl fmt::Display for QueueScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueScope::Global => f.write_str(GLOBAL_SCOPE),
+            QueueScope::Event(e) => e.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TicketState {
+    /// Waiting in line.
+    Queued,
+    /// Admitted: holds an admission slot; a gate token is issued.
+    Ready,
+    /// Entered with its gate token; still holds its slot.
+    Used,
+    /// An order was placed with this admission; the slot is free.
+    Ordered,
+    /// Left, or its admission ran out; the slot is free.
+    Expired,
+}
+
+impl TicketState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Queued => "QUEUED",
+            TicketState::Ready => "READY",
+            TicketState::Used => "USED",
+            TicketState::Ordered => "ORDERED",
+            TicketState::Expired => "EXPIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TicketState> {
+        match s {
+            "QUEUED" => Some(TicketState::Queued),
+            "READY" => Some(TicketState::Ready),
+            "USED" => Some(TicketState::Used),
+            "ORDERED" => Some(TicketState::Ordered),
+            "EXPIRED" => Some(TicketState::Expired),
+            _ => None,
+        }
+    }
+
+    /// Holds an admission slot.
+    pub fn is_admitted(self) -> bool {
+        matches!(self, TicketState::Ready | TicketState::Used)
+    }
+
+    /// Returned again by an idempotent enqueue.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            TicketState::Queued | TicketState::Ready | TicketState::Used
+        )
+    }
+}
+
+/// A waiting-queue ticket for (user, scope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: TicketId,
+    pub user: UserId,
+    pub scope: QueueScope,
+    pub state: TicketState,
+    /// Server-assigned arrival order within its scope (a sequence, not a clock).
+    pub seq: u64,
+    pub created_at: Timestamp,
+    /// When it was admitted (READY), if ever.
+    pub admitted_at: Option<Timestamp>,
+    /// When its admission ends (READY/USED only).
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Counters of one queue, all O(1) to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// QUEUED tickets.
+    pub queued: u64,
+    /// READY + USED tickets (slots in use).
+    pub admitted: u64,
+    /// Admissions over the last `window_ms`.
+    pub recent_admissions: u64,
+    pub window_ms: u64,
+}
+
+/// Result of an enqueue: a new ticket, or the caller's live one returned again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub ticket: Ticket,
+    pub created: bool,
+}
+
+/// Pushed when a ticket changes state on its own (promotion), so hosts can tell the owner now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueNotice {
+    pub ticket_id: TicketId,
+    pub user_id: UserId,
+    pub scope: String,
+    pub state: TicketState,
+    pub expires_at: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OrderStatus {
+    Hold,
+    Paid,
+    Fail,
+    Expired,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Hold => "HOLD",
+            OrderStatus::Paid => "PAID",
+            OrderStatus::Fail => "FAIL",
+            OrderStatus::Expired => "EXPIRED",
+            OrderStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OrderStatus> {
+        match s {
+            "HOLD" => Some(OrderStatus::Hold),
+            "PAID" => Some(OrderStatus::Paid),
+            "FAIL" => Some(OrderStatus::Fail),
+            "EXPIRED" => Some(OrderStatus::Expired),
+            "CANCELLED" => Some(OrderStatus::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Counts against the event's held stock (and the per-user limit).
+    pub fn holds_stock(self) -> bool {
+        matches!(self, OrderStatus::Hold | OrderStatus::Fail)
+    }
+
+    /// Counts against the per-user limit.
+    pub fn counts_for_limit(self) -> bool {
+        matches!(self, OrderStatus::Hold | OrderStatus::Fail | OrderStatus::Paid)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub user: UserId,
+    pub event_id: EventId,
+    pub event_name: String,
+    pub qty: i64,
+    pub amount: i64,
+    pub status: OrderStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When an unpaid HOLD/FAIL order gives its stock back.
+    pub hold_expires_at: Timestamp,
+}
+
+/// Everything a store needs to place a HOLD atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
+    pub order_id: OrderId,
+    pub user: UserId,
+    pub event_id: EventId,
+    pub qty: i64,
+    pub idempotency_key: String,
+    /// Digest of the request body; a replay with another fingerprint is refused.
+    pub fingerprint: String,
+    pub now: Timestamp,
+    pub hold_expires_at: Timestamp,
+    /// The idempotency record is kept until then (24 h).
+    pub key_expires_at: Timestamp,
+}
+
+/// A business refusal of a HOLD (remembered under the idempotency key like a success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HoldRejection {
+    EventNotFound,
+    NotOnSale,
+    SoldOut,
+    OverUserLimit,
+}
+
+/// What the idempotency key already stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyedOutcome {
+    Order(Order),
+    Rejected(HoldRejection),
+}
+
+/// A stored idempotency record for (user, key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub outcome: KeyedOutcome,
+}
+
+/// Result of [`crate::ports::OrderStore::place_hold`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldOutcome {
+    /// A new HOLD order: stock taken, limit checked.
+    Created(Order),
+    /// The key was used before with the same fingerprint: its outcome, unchanged.
+    Replayed(KeyedOutcome),
+    /// Refused now (and remembered under the key).
+    Rejected(HoldRejection),
+    /// The key was used before with another fingerprint.
+    KeyMismatch,
+}
+
+/// The reservation rule, applied with the event row (and the user's orders) locked.
+/// `user_committed` is the user's HOLD + FAIL + PAID quantity for the event.
+pub fn check_hold(event: &Event, qty: i64, user_committed: i64) -> Result<(), HoldRejection> {
+    if event.status != EventStatus::Onsale {
+        return Err(HoldRejection::NotOnSale);
+    }
+    if qty > event.max_per_user || user_committed + qty > event.max_per_user {
+        return Err(HoldRejection::OverUserLimit);
+    }
+    if qty > event.available() {
+        return Err(HoldRejection::SoldOut);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    /// Requested; the processor has not answered.
+    Req,
+    Ok,
+    Fail,
+    /// The processor charged, but the order could no longer be paid: money must go back.
+    RefundRequired,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Req => "REQ",
+            PaymentStatus::Ok => "OK",
+            PaymentStatus::Fail => "FAIL",
+            PaymentStatus::RefundRequired => "REFUND_REQUIRED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PaymentStatus> {
+        match s {
+            "REQ" => Some(PaymentStatus::Req),
+            "OK" => Some(PaymentStatus::Ok),
+            "FAIL" => Some(PaymentStatus::Fail),
+            "REFUND_REQUIRED" => Some(PaymentStatus::RefundRequired),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    pub user: UserId,
+    pub status: PaymentStatus,
+    pub method: String,
+    pub amount: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Everything a store needs to open a payment and its outbox message in one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentCommand {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub user: UserId,
+    pub method: String,
+    /// `requestId` of the outgoing bus message.
+    pub request_id: uuid::Uuid,
+    pub outbox_id: OutboxId,
+    pub now: Timestamp,
+    /// A HOLD order's hold is extended to at least this instant while the payment is in flight.
+    pub settle_by: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentRejection {
+    OrderNotFound,
+    NotOwner,
+    AlreadyPaid,
+    NotEligible,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOpened {
+    /// New REQ payment; its message is in the outbox.
+    Created(Payment),
+    /// The order already has an active (REQ) payment, or is PAID with an OK one.
+    Existing(Payment),
+}
+
+/// The processor's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Ok,
+    Fail,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "OK",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+/// A payment result to apply (from the bus, the provider callback or the timeout sweeper).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultCommand {
+    pub payment_id: PaymentId,
+    pub order_id: OrderId,
+    pub verdict: Verdict,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResultApplied {
+    /// REQ→OK: the order is PAID, its quantity moved from held to sold.
+    Paid(Payment),
+    /// REQ→FAIL: a HOLD order is now FAIL (stock still held until the hold expires).
+    Failed(Payment),
+    /// OK for an order that can no longer be paid: recorded for refund.
+    RefundRequired(Payment),
+    /// The payment was already settled; nothing changed.
+    Unchanged(Payment),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultRejection {
+    PaymentNotFound,
+    WrongOrder,
+}
+
+/// Outstanding counts for metrics; each MUST be cheap (a counter or an indexed count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShopCounts {
+    pub orders_total: u64,
+    pub orders_hold: u64,
+    pub orders_paid: u64,
+    pub orders_failed: u64,
+    pub orders_cancelled: u64,
+    pub orders_expired: u64,
+    pub payments_pending: u64,
+    pub payments_ok: u64,
+    pub payments_failed: u64,
+    pub payments_refund_required: u64,
+    pub outbox_backlog: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(total: i64, sold: i64, held: i64, max: i64) -> Event {
+        Event {
+            id: EventId(uuid::Uuid::nil()),
+            name: "e".into(),
+            starts_at: Timestamp(0),
+            ends_at: Timestamp(1),
+            total_qty: total,
+            sold_qty: sold,
+            held_qty: held,
+            max_per_user: max,
+            price: 100,
+            status: EventStatus::Onsale,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    #[test]
+    fn login_names_follow_the_legacy_rules() {
+        assert!(LoginName::parse("test0001").is_ok());
+        assert!(LoginName::parse("a-b_c").is_ok());
+        assert_eq!(
+            LoginName::parse("abc").unwrap_err(),
+            vec![LoginNameError::TooShort]
+        );
+        assert_eq!(
+            LoginName::parse("ab cd").unwrap_err(),
+            vec![LoginNameError::BadCharacters]
+        );
+        assert_eq!(LoginName::parse(&"a".repeat(51)).unwrap_err().len(), 1);
+    }
+
+    #[test]
+    fn status_model_allows_only_forward_steps() {
+        use EventStatus::*;
+        assert!(Draft.can_become(Onsale));
+        assert!(Onsale.can_become(Closed));
+        assert!(Closed.can_become(Closed));
+        assert!(!Draft.can_become(Closed));
+        assert!(!Closed.can_become(Onsale));
+        assert!(!Onsale.can_become(Draft));
+    }
+
+    #[test]
+    fn patch_never_drops_total_below_sold_plus_held() {
+        let e = event(10, 4, 3, 2);
+        let p = EventPatch {
+            total_qty: Some(6),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.patched(&p, Timestamp(5)),
+            Err(PatchRejection::TotalBelowCommitted)
+        );
+        let p = EventPatch {
+            total_qty: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(e.patched(&p, Timestamp(5)).unwrap().total_qty, 7);
+    }
+
+    #[test]
+    fn patch_checks_the_resulting_date_range() {
+        let e = event(10, 0, 0, 2);
+        let p = EventPatch {
+            starts_at: Some(Timestamp(5)),
+            ..Default::default()
+        };
+        assert_eq!(e.patched(&p, Timestamp(0)), Err(PatchRejection::InvertedDates));
+    }
+
+    #[test]
+    fn hold_rule_checks_sale_limit_and_stock() {
+        let e = event(10, 5, 4, 2);
+        assert_eq!(check_hold(&e, 1, 0), Ok(()));
+        assert_eq!(check_hold(&e, 2, 0), Err(HoldRejection::SoldOut));
+        assert_eq!(check_hold(&e, 1, 2), Err(HoldRejection::OverUserLimit));
+        let mut closed = e.clone();
+        closed.status = EventStatus::Closed;
+        assert_eq!(check_hold(&closed, 1, 0), Err(HoldRejection::NotOnSale));
+    }
+}

@@ -1,0 +1,1 @@
+//! placeholder-free stub during bootstrap
