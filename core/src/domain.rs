@@ -211,7 +211,10 @@ pub enum PatchRejection {
     #[error("totalQty cannot be less than sold quantity")]
     TotalBelowCommitted,
     #[error("Invalid status transition from {from} to {to}")]
-    InvalidTransition { from: &'static str, to: &'static str },
+    InvalidTransition {
+        from: &'static str,
+        to: &'static str,
+    },
 }
 
 impl Event {
@@ -443,7 +446,10 @@ impl OrderStatus {
 
     /// Counts against the per-user limit.
     pub fn counts_for_limit(self) -> bool {
-        matches!(self, OrderStatus::Hold | OrderStatus::Fail | OrderStatus::Paid)
+        matches!(
+            self,
+            OrderStatus::Hold | OrderStatus::Fail | OrderStatus::Paid
+        )
     }
 }
 
@@ -739,7 +745,10 @@ mod tests {
             starts_at: Some(Timestamp(5)),
             ..Default::default()
         };
-        assert_eq!(e.patched(&p, Timestamp(0)), Err(PatchRejection::InvertedDates));
+        assert_eq!(
+            e.patched(&p, Timestamp(0)),
+            Err(PatchRejection::InvertedDates)
+        );
     }
 
     #[test]

@@ -123,8 +123,12 @@ pub trait QueueStore: Send + Sync {
 
     /// Any live state → EXPIRED for `user`'s ticket, removing it from the line and freeing its
     /// slot at once. Returns the ticket after the call; `None` if unknown or not `user`'s.
-    async fn leave(&self, id: TicketId, user: UserId, now: Timestamp)
-    -> StoreResult<Option<Ticket>>;
+    async fn leave(
+        &self,
+        id: TicketId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ticket>>;
 
     /// The user's admitted (READY/USED, unexpired) ticket in `scope`, if any.
     async fn admission(
@@ -190,8 +194,12 @@ pub trait EventStore: Send + Sync {
     async fn list(&self, listing: EventListing) -> StoreResult<Vec<Event>>;
     /// Applies [`Event::patched`] to the current row atomically with respect to stock changes:
     /// a concurrent reservation or payment MUST NOT be lost or overwritten.
-    async fn update(&self, id: EventId, patch: EventPatch, now: Timestamp)
-    -> StoreResult<EventUpdate>;
+    async fn update(
+        &self,
+        id: EventId,
+        patch: EventPatch,
+        now: Timestamp,
+    ) -> StoreResult<EventUpdate>;
     /// Deletes an event that has no orders.
     async fn delete(&self, id: EventId) -> StoreResult<EventDeletion>;
 }
@@ -207,8 +215,12 @@ pub trait OrderStore: Send + Sync {
     /// one key produce one order.
     async fn place_hold(&self, req: HoldRequest) -> StoreResult<HoldOutcome>;
     /// The unexpired record of (user, key), if any.
-    async fn keyed(&self, user: UserId, key: &str, now: Timestamp)
-    -> StoreResult<Option<IdempotencyRecord>>;
+    async fn keyed(
+        &self,
+        user: UserId,
+        key: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
     async fn get(&self, id: OrderId) -> StoreResult<Option<Order>>;
     /// The user's orders, newest first.
     async fn list_for_user(&self, user: UserId) -> StoreResult<Vec<Order>>;
@@ -225,15 +237,23 @@ pub trait PaymentStore: Send + Sync {
     /// an order neither HOLD nor FAIL is `NotEligible`; an existing REQ payment is returned as
     /// `Existing`; otherwise insert the REQ payment AND its outbox message together, extending the
     /// hold to at least `cmd.settle_by`. At most one REQ payment per order, under any concurrency.
-    async fn open(&self, cmd: PaymentCommand)
-    -> StoreResult<Result<PaymentOpened, PaymentRejection>>;
+    async fn open(
+        &self,
+        cmd: PaymentCommand,
+    ) -> StoreResult<Result<PaymentOpened, PaymentRejection>>;
 
-    /// Applies a processor verdict atomically. REQ→OK: payment OK, order PAID, qty moved from
-    /// held to sold. REQ→FAIL: payment FAIL, a HOLD order → FAIL. OK for an order that is not
-    /// HOLD/FAIL (expired, or already paid by another payment): payment REFUND_REQUIRED.
-    /// A payment not in REQ MUST NOT change (`Unchanged`); a PAID order MUST NEVER change.
-    async fn apply(&self, cmd: ResultCommand)
-    -> StoreResult<Result<ResultApplied, ResultRejection>>;
+    /// Applies a processor verdict atomically:
+    /// - OK for a REQ or FAIL payment (a success that arrived after a timeout): if the order is
+    ///   HOLD or FAIL, payment OK, order PAID, qty moved from held to sold; otherwise (expired,
+    ///   cancelled, or already paid by another payment) payment REFUND_REQUIRED — a charge is
+    ///   never dropped silently.
+    /// - FAIL for a REQ payment: payment FAIL, a HOLD order → FAIL.
+    /// - Anything else (OK or REFUND_REQUIRED payments, FAIL for a FAIL payment) MUST change
+    ///   nothing (`Unchanged`). A PAID order MUST NEVER change.
+    async fn apply(
+        &self,
+        cmd: ResultCommand,
+    ) -> StoreResult<Result<ResultApplied, ResultRejection>>;
 
     async fn get(&self, id: PaymentId) -> StoreResult<Option<Payment>>;
 
@@ -259,8 +279,12 @@ pub struct OutboxMessage {
 pub trait Outbox: Send + Sync {
     /// Leases up to `limit` unsent messages until `now + lease`; a message leased by one relay
     /// MUST NOT be handed to another until its lease ends (so several relays can run).
-    async fn claim(&self, limit: usize, now: Timestamp, lease: Duration)
-    -> StoreResult<Vec<OutboxMessage>>;
+    async fn claim(
+        &self,
+        limit: usize,
+        now: Timestamp,
+        lease: Duration,
+    ) -> StoreResult<Vec<OutboxMessage>>;
     /// Marks messages published (confirmed by the broker); they are never handed out again.
     async fn mark_sent(&self, ids: &[OutboxId], now: Timestamp) -> StoreResult<()>;
     /// Unsent messages.

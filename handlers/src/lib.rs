@@ -1,1 +1,111 @@
-//! placeholder-free stub during bootstrap
+//! `flash-handlers`: every use case of Flash Tickets, written against the ports of `flash-core`.
+//!
+//! A handler is a struct of ports with one `handle(&self, cx, request)` method returning a
+//! per-use-case error that implements [`flash_core::Classify`]. Handlers never see HTTP, Lambda,
+//! AMQP or SQS types and never read the system clock: time, ids and randomness come from ports.
+//! This crate must not depend on any adapter or host crate.
+
+pub mod auth;
+pub mod common;
+pub mod events;
+pub mod orders;
+pub mod pay;
+pub mod payments;
+pub mod queue;
+pub mod settings;
+pub mod stats;
+
+pub use common::{Kick, Ports};
+pub use settings::Settings;
+
+/// Every handler, built once from the ports and settings; hosts share it behind an `Arc`.
+pub struct Handlers {
+    pub register: auth::Register,
+    pub login: auth::Login,
+    pub refresh: auth::Refresh,
+    pub logout: auth::Logout,
+    pub tokens: auth::Tokens,
+    pub join_queue: queue::JoinQueue,
+    pub queue_status: queue::QueueStatus,
+    pub enter_queue: queue::EnterQueue,
+    pub leave_queue: queue::LeaveQueue,
+    pub promote: queue::PromoteQueues,
+    pub create_event: events::CreateEvent,
+    pub update_event: events::UpdateEvent,
+    pub delete_event: events::DeleteEvent,
+    pub get_event: events::GetEvent,
+    pub list_events: events::ListEvents,
+    pub place_order: orders::PlaceOrder,
+    pub get_order: orders::GetOrder,
+    pub list_orders: orders::ListOrders,
+    pub expire_holds: orders::ExpireHolds,
+    pub request_payment: payments::RequestPayment,
+    pub apply_result: payments::ApplyPaymentResult,
+    pub callback: payments::PaymentCallback,
+    pub time_out_payments: payments::TimeOutPayments,
+    pub process_payment: pay::ProcessPayment,
+    pub overview: stats::Overview,
+    /// Wakes the promoter when a slot frees or someone joins.
+    pub promotion_kick: Kick,
+    /// Wakes the outbox relay when a payment message is written.
+    pub relay_kick: Kick,
+    pub settings: Settings,
+    clock: std::sync::Arc<dyn flash_core::ports::Clock>,
+}
+
+impl Handlers {
+    /// The current time of the clock port (hosts use it to verify tokens).
+    pub fn now(&self) -> flash_core::Timestamp {
+        self.clock.now()
+    }
+
+    pub fn new(ports: &Ports, settings: Settings) -> Self {
+        let promotion_kick = Kick::default();
+        let relay_kick = Kick::default();
+        let tokens = auth::Tokens::new(&settings.auth);
+        let gate = queue::GateTokens::new(&settings.queue.gate_secret);
+        let hasher =
+            auth::PasswordHasher::new(settings.auth.bcrypt_cost, settings.auth.hash_concurrency);
+        Handlers {
+            register: auth::Register::new(ports, &settings.auth, hasher.clone()),
+            login: auth::Login::new(ports, &settings.auth, tokens.clone(), hasher.clone()),
+            refresh: auth::Refresh::new(ports, tokens.clone()),
+            logout: auth::Logout::new(ports, tokens.clone()),
+            join_queue: queue::JoinQueue::new(ports, &settings.queue, promotion_kick.clone()),
+            queue_status: queue::QueueStatus::new(ports, &settings.queue, gate.clone()),
+            enter_queue: queue::EnterQueue::new(ports, &settings.queue, gate.clone()),
+            leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
+            promote: queue::PromoteQueues::new(ports, &settings.queue),
+            create_event: events::CreateEvent::new(ports),
+            update_event: events::UpdateEvent::new(ports),
+            delete_event: events::DeleteEvent::new(ports),
+            get_event: events::GetEvent::new(ports),
+            list_events: events::ListEvents::new(ports),
+            place_order: orders::PlaceOrder::new(
+                ports,
+                &settings.orders,
+                &settings.queue,
+                gate.clone(),
+                promotion_kick.clone(),
+            ),
+            get_order: orders::GetOrder::new(ports),
+            list_orders: orders::ListOrders::new(ports),
+            expire_holds: orders::ExpireHolds::new(ports),
+            request_payment: payments::RequestPayment::new(
+                ports,
+                &settings.payments,
+                relay_kick.clone(),
+            ),
+            apply_result: payments::ApplyPaymentResult::new(ports),
+            callback: payments::PaymentCallback::new(ports, &settings.payments),
+            time_out_payments: payments::TimeOutPayments::new(ports, &settings.payments),
+            process_payment: pay::ProcessPayment::new(ports, &settings.pay),
+            overview: stats::Overview::new(ports),
+            tokens,
+            clock: ports.clock.clone(),
+            promotion_kick,
+            relay_kick,
+            settings,
+        }
+    }
+}

@@ -1,1 +1,67 @@
-//! placeholder-free stub during bootstrap
+//! `flash-http`: the axum router of Flash Tickets — gateway and api routes with the legacy paths,
+//! status codes, JSON field names and error bodies; DTO validation; error rendering; Socket.IO
+//! `/queue`; `/live`, `/ready`, `/health`, `/metrics`, `/openapi.json`.
+//!
+//! The same [`Router`] is served by the pods (`axum::serve`) and by Lambda (`lambda_http::run`).
+//! This crate must not depend on any adapter crate: it sees ports and handlers only.
+
+pub mod body;
+pub mod error;
+pub mod layers;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod routes;
+pub mod socket;
+pub mod state;
+pub mod validate;
+pub mod views;
+
+use axum::Router;
+use flash_core::ports::QueueNotifier;
+use layers::HttpLayersConfig;
+use state::AppState;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// The routes of `state.services` plus the operations endpoints, with the common layers
+/// (request id, logging, metrics, CORS, body limit, security headers) and legacy 404s.
+pub fn app(state: AppState, layers: &HttpLayersConfig) -> Router {
+    let metrics = state.metrics.clone();
+    routes_for(&state)
+        .with_state(state)
+        .pipe(|r| layers::apply_common_layers(r, layers, &metrics))
+}
+
+/// [`app`] plus the Socket.IO namespace `/queue` (gateway instances). The returned tasks push
+/// admissions and room summaries; abort them on shutdown.
+pub fn app_with_socket(
+    state: AppState,
+    layers: &HttpLayersConfig,
+    notifier: Arc<dyn QueueNotifier>,
+) -> (Router, Vec<JoinHandle<()>>) {
+    let metrics = state.metrics.clone();
+    let (io_layer, _io, tasks) = socket::layer(state.clone(), notifier);
+    let router = routes_for(&state).with_state(state).layer(io_layer);
+    (layers::apply_common_layers(router, layers, &metrics), tasks)
+}
+
+fn routes_for(state: &AppState) -> Router<AppState> {
+    let mut r = ops::ops_routes();
+    if state.services.gateway {
+        r = r.merge(routes::gateway_routes());
+    }
+    if state.services.api {
+        r = r.merge(routes::api_routes());
+    }
+    r.fallback(error::route_fallback)
+        .method_not_allowed_fallback(error::route_fallback)
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+
+impl<T> Pipe for T {}

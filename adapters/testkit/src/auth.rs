@@ -1,0 +1,296 @@
+//! Contracts of `UserStore`, `SessionStore` and `RateLimiter`.
+
+use crate::fixtures::{race, unique, user};
+use flash_core::domain::{LoginName, RateDecision, RefreshSession, Role, Rotation, User};
+use flash_core::ports::{RateLimiter, SessionStore, UserStore};
+use flash_core::{FamilyId, StoreError, Timestamp, TokenId};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn account(login: &LoginName, now: Timestamp) -> User {
+    User {
+        id: user(),
+        login: login.clone(),
+        password_hash: "$2b$10$abcdefghijklmnopqrstuuPGGtWJ0YQ3T0kM4m6DUK1J/2jXmPbk2".into(),
+        role: Role::User,
+        created_at: now,
+    }
+}
+
+fn login() -> LoginName {
+    LoginName::trusted(unique("user"))
+}
+
+pub async fn users_created_user_is_found_by_login_and_id(
+    users: Arc<dyn UserStore>,
+    now: Timestamp,
+) {
+    let u = account(&login(), now);
+    users.create(u.clone()).await.unwrap();
+    assert_eq!(users.by_login(&u.login).await.unwrap(), Some(u.clone()));
+    assert_eq!(users.by_id(u.id).await.unwrap(), Some(u));
+    assert_eq!(users.by_login(&login()).await.unwrap(), None);
+    assert_eq!(users.by_id(user()).await.unwrap(), None);
+}
+
+/// `create` MUST fail with `Conflict` when the login name exists.
+pub async fn users_duplicate_login_conflicts(users: Arc<dyn UserStore>, now: Timestamp) {
+    let name = login();
+    let first = account(&name, now);
+    users.create(first.clone()).await.unwrap();
+    let second = account(&name, now);
+    let err = users.create(second.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "expected Conflict, got {err:?}"
+    );
+    assert_eq!(users.by_id(second.id).await.unwrap(), None);
+    assert_eq!(users.by_login(&name).await.unwrap(), Some(first));
+}
+
+/// Two concurrent creations of one name: exactly one succeeds.
+pub async fn users_concurrent_creations_of_one_name_one_wins(
+    users: Arc<dyn UserStore>,
+    now: Timestamp,
+) {
+    let name = login();
+    let results = race(
+        (0..16)
+            .map(|_| {
+                let (users, u) = (users.clone(), account(&name, now));
+                async move { users.create(u).await }
+            })
+            .collect(),
+    )
+    .await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{won} concurrent creations of one login succeeded");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict(_)))),
+        "losers must get Conflict: {results:?}"
+    );
+}
+
+fn session(family: FamilyId, now: Timestamp) -> RefreshSession {
+    RefreshSession {
+        jti: TokenId(Uuid::new_v4()),
+        family,
+        user: user(),
+        expires_at: now.plus(Duration::from_secs(7 * 86_400)),
+    }
+}
+
+fn family() -> FamilyId {
+    FamilyId(Uuid::new_v4())
+}
+
+pub async fn sessions_first_rotation_rotates_the_token(
+    sessions: Arc<dyn SessionStore>,
+    now: Timestamp,
+) {
+    let s = session(family(), now);
+    sessions.issue(s.clone()).await.unwrap();
+    assert_eq!(
+        sessions.rotate(s.jti, now).await.unwrap(),
+        Rotation::Rotated(s.clone())
+    );
+    assert!(sessions.family_alive(s.family).await.unwrap());
+}
+
+/// A token already spent MUST yield `Reused` and revoke every token of its family.
+pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+    let fam = family();
+    let first = session(fam, now);
+    sessions.issue(first.clone()).await.unwrap();
+    assert!(matches!(
+        sessions.rotate(first.jti, now).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+    let next = session(fam, now);
+    sessions.issue(next.clone()).await.unwrap();
+    assert_eq!(
+        sessions.rotate(first.jti, now).await.unwrap(),
+        Rotation::Reused { family: fam }
+    );
+    assert!(
+        !sessions.family_alive(fam).await.unwrap(),
+        "family still alive after reuse"
+    );
+    assert_eq!(
+        sessions.rotate(next.jti, now).await.unwrap(),
+        Rotation::Reused { family: fam },
+        "the unspent sibling must die with its family"
+    );
+    let other = session(family(), now);
+    sessions.issue(other.clone()).await.unwrap();
+    assert!(sessions.family_alive(other.family).await.unwrap());
+}
+
+/// `rotate` MUST be atomic: of concurrent rotations of one token exactly one gets `Rotated`.
+pub async fn sessions_concurrent_rotations_one_wins(
+    sessions: Arc<dyn SessionStore>,
+    now: Timestamp,
+) {
+    let s = session(family(), now);
+    sessions.issue(s.clone()).await.unwrap();
+    let results = race(
+        (0..16)
+            .map(|_| {
+                let sessions = sessions.clone();
+                async move { sessions.rotate(s.jti, now).await.unwrap() }
+            })
+            .collect(),
+    )
+    .await;
+    let rotated = results
+        .iter()
+        .filter(|r| matches!(r, Rotation::Rotated(_)))
+        .count();
+    assert_eq!(rotated, 1, "{rotated} concurrent rotations succeeded");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Rotation::Rotated(_) | Rotation::Reused { .. })),
+        "{results:?}"
+    );
+}
+
+/// An unknown or expired token is `Unknown`.
+pub async fn sessions_unknown_or_expired_token_is_unknown(
+    sessions: Arc<dyn SessionStore>,
+    now: Timestamp,
+) {
+    assert_eq!(
+        sessions.rotate(TokenId(Uuid::new_v4()), now).await.unwrap(),
+        Rotation::Unknown
+    );
+    let mut s = session(family(), now);
+    s.expires_at = now.plus(Duration::from_secs(60));
+    sessions.issue(s.clone()).await.unwrap();
+    assert_eq!(
+        sessions
+            .rotate(s.jti, now.plus(Duration::from_secs(60)))
+            .await
+            .unwrap(),
+        Rotation::Unknown,
+        "an expired token rotated"
+    );
+}
+
+/// `revoke` reports whether the token was unspent; a revoked token counts as reused.
+pub async fn sessions_revoked_token_counts_as_reuse(
+    sessions: Arc<dyn SessionStore>,
+    now: Timestamp,
+) {
+    let s = session(family(), now);
+    sessions.issue(s.clone()).await.unwrap();
+    assert!(
+        sessions.revoke(s.jti).await.unwrap(),
+        "unspent token not reported"
+    );
+    assert!(!sessions.revoke(s.jti).await.unwrap(), "revoked twice");
+    assert!(!sessions.revoke(TokenId(Uuid::new_v4())).await.unwrap());
+    assert_eq!(
+        sessions.rotate(s.jti, now).await.unwrap(),
+        Rotation::Reused { family: s.family }
+    );
+    assert!(!sessions.family_alive(s.family).await.unwrap());
+}
+
+/// At most `limit` hits per window, and how long until the window ends when refusing.
+pub async fn rate_limiter_refuses_over_limit(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
+    let key = unique("login:");
+    let window = Duration::from_secs(10);
+    for i in 0..3 {
+        assert_eq!(
+            limiter.hit(&key, 3, window, now).await.unwrap(),
+            RateDecision::Allowed,
+            "hit {i} refused"
+        );
+    }
+    match limiter.hit(&key, 3, window, now).await.unwrap() {
+        RateDecision::Limited { retry_after_ms } => {
+            assert!((1..=10_000).contains(&retry_after_ms), "{retry_after_ms}")
+        }
+        RateDecision::Allowed => panic!("fourth hit of a limit of 3 allowed"),
+    }
+    match limiter
+        .hit(&key, 3, window, now.plus(Duration::from_secs(4)))
+        .await
+        .unwrap()
+    {
+        RateDecision::Limited { retry_after_ms } => assert!(
+            (1..=6_000).contains(&retry_after_ms),
+            "retry after {retry_after_ms}ms with 6s of the window left"
+        ),
+        RateDecision::Allowed => panic!("hit within the window allowed"),
+    }
+}
+
+/// Counters MUST expire on their own: the next window starts afresh.
+pub async fn rate_limiter_window_ends_on_its_own(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
+    let key = unique("enqueue:");
+    let window = Duration::from_secs(1);
+    for _ in 0..2 {
+        limiter.hit(&key, 2, window, now).await.unwrap();
+    }
+    assert!(matches!(
+        limiter.hit(&key, 2, window, now).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        limiter
+            .hit(&key, 2, window, now.plus(window))
+            .await
+            .unwrap(),
+        RateDecision::Allowed,
+        "the window did not end"
+    );
+}
+
+pub async fn rate_limiter_keys_are_counted_apart(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
+    let (a, b) = (unique("a:"), unique("b:"));
+    let window = Duration::from_secs(10);
+    limiter.hit(&a, 1, window, now).await.unwrap();
+    assert!(matches!(
+        limiter.hit(&a, 1, window, now).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        limiter.hit(&b, 1, window, now).await.unwrap(),
+        RateDecision::Allowed
+    );
+}
+
+/// At most `limit` hits per window, also when they race.
+pub async fn rate_limiter_concurrent_hits_never_exceed_limit(
+    limiter: Arc<dyn RateLimiter>,
+    now: Timestamp,
+) {
+    let key = unique("race:");
+    let results = race(
+        (0..64)
+            .map(|_| {
+                let (limiter, key) = (limiter.clone(), key.clone());
+                async move {
+                    limiter
+                        .hit(&key, 10, Duration::from_secs(30), now)
+                        .await
+                        .unwrap()
+                }
+            })
+            .collect(),
+    )
+    .await;
+    let allowed = results
+        .iter()
+        .filter(|d| **d == RateDecision::Allowed)
+        .count();
+    assert_eq!(
+        allowed, 10,
+        "{allowed} of 64 racing hits allowed with a limit of 10"
+    );
+}

@@ -1,0 +1,497 @@
+//! Contracts of `QueueStore` and `QueueNotifier`.
+
+use crate::fixtures::{event_id, race, ticket_id, user, within};
+use flash_core::domain::{QueueNotice, QueueScope, Ticket, TicketState};
+use flash_core::ports::{QueueNotifier, QueueStore};
+use flash_core::{Timestamp, UserId};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TTL: Duration = Duration::from_secs(60);
+
+/// A scope no other test uses.
+fn scope() -> QueueScope {
+    QueueScope::Event(event_id())
+}
+
+async fn join(q: &Arc<dyn QueueStore>, who: UserId, scope: QueueScope, now: Timestamp) -> Ticket {
+    let e = q.enqueue(ticket_id(), who, scope, now).await.unwrap();
+    assert!(e.created, "a first enqueue must create a ticket");
+    e.ticket
+}
+
+async fn read(q: &Arc<dyn QueueStore>, t: &Ticket, now: Timestamp) -> Ticket {
+    q.ticket(t.id, now)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("ticket {} vanished", t.id))
+}
+
+async fn admitted(q: &Arc<dyn QueueStore>, scope: QueueScope, now: Timestamp) -> u64 {
+    q.stats(scope, now).await.unwrap().admitted
+}
+
+/// Server-assigned sequence numbers in arrival order.
+pub async fn queue_enqueue_assigns_increasing_sequence(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let mut last = None;
+    for _ in 0..5 {
+        let t = join(&q, user(), s, now).await;
+        assert_eq!(t.state, TicketState::Queued);
+        assert_eq!(t.scope, s);
+        assert_eq!(t.created_at, now);
+        assert!(t.admitted_at.is_none() && t.expires_at.is_none());
+        if let Some(prev) = last {
+            assert!(t.seq > prev, "seq {} after {prev}", t.seq);
+        }
+        last = Some(t.seq);
+    }
+}
+
+/// A user's live (QUEUED/READY/USED) ticket is returned again with `created = false`.
+pub async fn queue_enqueue_is_idempotent_per_user_and_scope(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let (s, other_scope, u) = (scope(), scope(), user());
+    let first = join(&q, u, s, now).await;
+    let again = q.enqueue(ticket_id(), u, s, now).await.unwrap();
+    assert!(!again.created, "second enqueue created a ticket");
+    assert_eq!(again.ticket.id, first.id);
+    let elsewhere = q.enqueue(ticket_id(), u, other_scope, now).await.unwrap();
+    assert!(elsewhere.created, "another scope must get its own ticket");
+    assert_ne!(elsewhere.ticket.id, first.id);
+    q.promote(s, 1, now, TTL).await.unwrap();
+    let ready = q.enqueue(ticket_id(), u, s, now).await.unwrap();
+    assert!(
+        !ready.created,
+        "a READY ticket is live and must be returned"
+    );
+    assert_eq!(ready.ticket.id, first.id);
+    assert_eq!(ready.ticket.state, TicketState::Ready);
+    q.enter(first.id, u, now, TTL).await.unwrap();
+    let used = q.enqueue(ticket_id(), u, s, now).await.unwrap();
+    assert!(!used.created && used.ticket.state == TicketState::Used);
+}
+
+/// Atomic per (user, scope): concurrent enqueues yield one ticket.
+pub async fn queue_concurrent_enqueues_yield_one_ticket(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let (s, u) = (scope(), user());
+    let results = race(
+        (0..16)
+            .map(|_| {
+                let q = q.clone();
+                async move { q.enqueue(ticket_id(), u, s, now).await.unwrap() }
+            })
+            .collect(),
+    )
+    .await;
+    let ids: HashSet<_> = results.iter().map(|e| e.ticket.id).collect();
+    assert_eq!(
+        ids.len(),
+        1,
+        "concurrent enqueues made {} tickets",
+        ids.len()
+    );
+    assert_eq!(results.iter().filter(|e| e.created).count(), 1);
+    assert_eq!(q.stats(s, now).await.unwrap().queued, 1);
+}
+
+/// Only a live ticket is returned again: after leaving, the user gets a new one at the back.
+pub async fn queue_enqueue_after_leaving_creates_a_new_ticket(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let (s, u) = (scope(), user());
+    let first = join(&q, u, s, now).await;
+    join(&q, user(), s, now).await;
+    q.leave(first.id, u, now).await.unwrap();
+    let again = q.enqueue(ticket_id(), u, s, now).await.unwrap();
+    assert!(again.created, "an EXPIRED ticket was returned as live");
+    assert!(again.ticket.seq > first.seq);
+    assert_eq!(q.position(&again.ticket).await.unwrap(), Some(2));
+}
+
+/// `position` = QUEUED tickets ahead + 1; `None` once not QUEUED.
+pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let mut tickets = Vec::new();
+    for _ in 0..5 {
+        tickets.push(join(&q, user(), s, now).await);
+    }
+    for (i, t) in tickets.iter().enumerate() {
+        assert_eq!(q.position(t).await.unwrap(), Some(i as u64 + 1));
+    }
+    q.leave(tickets[1].id, tickets[1].user, now).await.unwrap();
+    assert_eq!(
+        q.position(&tickets[1]).await.unwrap(),
+        None,
+        "a left ticket has a position"
+    );
+    assert_eq!(q.position(&tickets[2]).await.unwrap(), Some(2));
+    let admitted = q.promote(s, 1, now, TTL).await.unwrap();
+    assert_eq!(admitted.len(), 1);
+    assert_eq!(admitted[0].id, tickets[0].id);
+    assert_eq!(
+        q.position(&tickets[0]).await.unwrap(),
+        None,
+        "a READY ticket has a position"
+    );
+    assert_eq!(q.position(&tickets[2]).await.unwrap(), Some(1));
+    assert_eq!(q.position(&tickets[4]).await.unwrap(), Some(3));
+}
+
+/// Promotion admits QUEUED tickets in sequence order until `capacity` are admitted.
+pub async fn queue_promote_admits_in_arrival_order_up_to_capacity(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let s = scope();
+    let mut tickets = Vec::new();
+    for _ in 0..5 {
+        tickets.push(join(&q, user(), s, now).await);
+    }
+    let admitted = q.promote(s, 2, now, TTL).await.unwrap();
+    let ids: Vec<_> = admitted.iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        vec![tickets[0].id, tickets[1].id],
+        "not in arrival order"
+    );
+    for t in &admitted {
+        assert_eq!(t.state, TicketState::Ready);
+        assert_eq!(t.admitted_at, Some(now));
+        assert_eq!(t.expires_at, Some(now.plus(TTL)));
+        assert_eq!(read(&q, t, now).await.state, TicketState::Ready);
+    }
+    assert!(
+        q.promote(s, 2, now, TTL).await.unwrap().is_empty(),
+        "capacity exceeded"
+    );
+    let stats = q.stats(s, now).await.unwrap();
+    assert_eq!((stats.queued, stats.admitted), (3, 2));
+    let more = q.promote(s, 3, now, TTL).await.unwrap();
+    assert_eq!(more.len(), 1);
+    assert_eq!(more[0].id, tickets[2].id);
+}
+
+/// MUST be one atomic step: racing promoters never admit more than `capacity`.
+pub async fn queue_promote_never_exceeds_capacity_with_racing_promoters(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let s = scope();
+    for _ in 0..50 {
+        join(&q, user(), s, now).await;
+    }
+    let batches = race(
+        (0..32)
+            .map(|_| {
+                let q = q.clone();
+                async move { q.promote(s, 7, now, TTL).await.unwrap() }
+            })
+            .collect(),
+    )
+    .await;
+    let ids: Vec<_> = batches.iter().flatten().map(|t| t.id).collect();
+    let distinct: HashSet<_> = ids.iter().collect();
+    assert_eq!(
+        ids.len(),
+        7,
+        "racing promoters admitted {} with capacity 7",
+        ids.len()
+    );
+    assert_eq!(distinct.len(), 7, "a ticket was admitted twice");
+    assert_eq!(admitted(&q, s, now).await, 7);
+    assert_eq!(q.stats(s, now).await.unwrap().queued, 43);
+}
+
+/// An admission whose `expires_at <= now` reads as EXPIRED and frees its slot.
+pub async fn queue_expired_admission_reads_expired_and_frees_slot(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let s = scope();
+    let a = join(&q, user(), s, now).await;
+    let b = join(&q, user(), s, now).await;
+    q.promote(s, 1, now, TTL).await.unwrap();
+    let just_before = now.plus(TTL).minus(Duration::from_millis(1));
+    assert_eq!(read(&q, &a, just_before).await.state, TicketState::Ready);
+    let end = now.plus(TTL);
+    let expired = read(&q, &a, end).await;
+    assert_eq!(
+        expired.state,
+        TicketState::Expired,
+        "a lapsed admission read as live"
+    );
+    assert_eq!(q.admission(a.user, s, end).await.unwrap(), None);
+    assert_eq!(
+        admitted(&q, s, end).await,
+        0,
+        "the lapsed admission kept its slot"
+    );
+    let next = q.promote(s, 1, end, TTL).await.unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b.id]);
+}
+
+/// Promotion expires stale admissions first, without anyone reading them.
+pub async fn queue_promote_expires_stale_admissions_first(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let a = join(&q, user(), s, now).await;
+    let b = join(&q, user(), s, now).await;
+    q.promote(s, 1, now, Duration::from_secs(5)).await.unwrap();
+    let later = now.plus(Duration::from_secs(6));
+    let next = q.promote(s, 1, later, TTL).await.unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(read(&q, &a, later).await.state, TicketState::Expired);
+    assert_eq!(admitted(&q, s, later).await, 1);
+}
+
+/// READY → USED for its own user only, re-arming `expires_at`.
+pub async fn queue_enter_marks_used_and_rearms_expiry(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let t = join(&q, user(), s, now).await;
+    let waiting = join(&q, user(), s, now).await;
+    q.promote(s, 1, now, TTL).await.unwrap();
+    let stranger = q.enter(t.id, user(), now, TTL).await.unwrap().unwrap();
+    assert_eq!(
+        stranger.state,
+        TicketState::Ready,
+        "another user entered with the ticket"
+    );
+    let at = now.plus(Duration::from_secs(10));
+    let ttl = Duration::from_secs(120);
+    let used = q.enter(t.id, t.user, at, ttl).await.unwrap().unwrap();
+    assert_eq!(used.state, TicketState::Used);
+    assert_eq!(used.expires_at, Some(at.plus(ttl)));
+    // Still admitted past the first expiry: the re-armed one counts.
+    assert_eq!(
+        read(&q, &t, now.plus(TTL)).await.state,
+        TicketState::Used,
+        "enter did not re-arm the expiry"
+    );
+    let again = q
+        .enter(
+            t.id,
+            t.user,
+            at.plus(ttl).minus(Duration::from_secs(1)),
+            ttl,
+        )
+        .await;
+    assert_eq!(
+        again.unwrap().unwrap().expires_at,
+        Some(at.plus(ttl)),
+        "USED re-entered"
+    );
+    let queued = q
+        .enter(waiting.id, waiting.user, now, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(queued.state, TicketState::Queued, "a QUEUED ticket entered");
+    assert_eq!(q.enter(ticket_id(), t.user, now, TTL).await.unwrap(), None);
+}
+
+/// Leave: any live state → EXPIRED, out of the line and its slot freed at once.
+pub async fn queue_leave_frees_slot_and_dequeues(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let a = join(&q, user(), s, now).await;
+    let b = join(&q, user(), s, now).await;
+    let c = join(&q, user(), s, now).await;
+    q.promote(s, 1, now, TTL).await.unwrap();
+    let left = q.leave(a.id, a.user, now).await.unwrap().unwrap();
+    assert_eq!(left.state, TicketState::Expired);
+    assert_eq!(admitted(&q, s, now).await, 0, "leaving kept the slot");
+    let next = q.promote(s, 1, now, TTL).await.unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b.id]);
+    let gone = q.leave(c.id, c.user, now).await.unwrap().unwrap();
+    assert_eq!(gone.state, TicketState::Expired);
+    assert_eq!(q.position(&c).await.unwrap(), None);
+    assert_eq!(
+        q.stats(s, now).await.unwrap().queued,
+        0,
+        "the left ticket is still in line"
+    );
+    assert!(
+        q.promote(s, 5, now, TTL).await.unwrap().is_empty(),
+        "a left ticket was admitted"
+    );
+    let twice = q.leave(a.id, a.user, now).await.unwrap().unwrap();
+    assert_eq!(twice.state, TicketState::Expired);
+}
+
+/// `leave` is `None` for another user's ticket, which stays as it was.
+pub async fn queue_leave_refuses_other_users_ticket(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let t = join(&q, user(), s, now).await;
+    assert_eq!(q.leave(t.id, user(), now).await.unwrap(), None);
+    assert_eq!(q.leave(ticket_id(), t.user, now).await.unwrap(), None);
+    assert_eq!(read(&q, &t, now).await.state, TicketState::Queued);
+    assert_eq!(q.position(&t).await.unwrap(), Some(1));
+}
+
+/// `admission` is the user's READY/USED unexpired ticket in that scope only.
+pub async fn queue_admission_returns_only_live_admissions(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let (s, other) = (scope(), scope());
+    let t = join(&q, user(), s, now).await;
+    assert_eq!(
+        q.admission(t.user, s, now).await.unwrap(),
+        None,
+        "QUEUED is no admission"
+    );
+    q.promote(s, 1, now, TTL).await.unwrap();
+    let a = q
+        .admission(t.user, s, now)
+        .await
+        .unwrap()
+        .expect("admitted");
+    assert_eq!((a.id, a.state), (t.id, TicketState::Ready));
+    assert_eq!(q.admission(t.user, other, now).await.unwrap(), None);
+    assert_eq!(q.admission(user(), s, now).await.unwrap(), None);
+    q.enter(t.id, t.user, now, TTL).await.unwrap();
+    let used = q
+        .admission(t.user, s, now)
+        .await
+        .unwrap()
+        .expect("USED is admitted");
+    assert_eq!(used.state, TicketState::Used);
+    assert_eq!(
+        q.admission(t.user, s, now.plus(TTL)).await.unwrap(),
+        None,
+        "expired"
+    );
+}
+
+/// READY/USED → ORDERED frees the slot; a no-op on any other state.
+pub async fn queue_consume_orders_admitted_tickets_only(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let a = join(&q, user(), s, now).await;
+    let b = join(&q, user(), s, now).await;
+    assert!(
+        !q.consume(a.id, now).await.unwrap(),
+        "consumed a QUEUED ticket"
+    );
+    assert_eq!(read(&q, &a, now).await.state, TicketState::Queued);
+    q.promote(s, 1, now, TTL).await.unwrap();
+    assert!(q.consume(a.id, now).await.unwrap());
+    assert_eq!(read(&q, &a, now).await.state, TicketState::Ordered);
+    assert!(!q.consume(a.id, now).await.unwrap(), "consumed twice");
+    assert_eq!(
+        admitted(&q, s, now).await,
+        0,
+        "an ORDERED ticket kept its slot"
+    );
+    let next = q.promote(s, 1, now, TTL).await.unwrap();
+    assert_eq!(next.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b.id]);
+    let late = now.plus(TTL);
+    assert!(
+        !q.consume(b.id, late).await.unwrap(),
+        "consumed an expired admission"
+    );
+    assert_eq!(read(&q, &b, late).await.state, TicketState::Expired);
+    assert!(!q.consume(ticket_id(), now).await.unwrap());
+}
+
+/// Stats count QUEUED, admitted and the admissions of the recent window.
+pub async fn queue_stats_count_queued_admitted_and_recent(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let empty = q.stats(s, now).await.unwrap();
+    assert_eq!(
+        (empty.queued, empty.admitted, empty.recent_admissions),
+        (0, 0, 0)
+    );
+    for _ in 0..4 {
+        join(&q, user(), s, now).await;
+    }
+    let long = Duration::from_secs(3600);
+    q.promote(s, 2, now, long).await.unwrap();
+    let stats = q.stats(s, now).await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.admitted, stats.recent_admissions),
+        (2, 2, 2)
+    );
+    assert!(stats.window_ms > 0);
+    let after_window = now.plus(Duration::from_millis(stats.window_ms));
+    let later = q.stats(s, after_window).await.unwrap();
+    assert_eq!(
+        later.recent_admissions, 0,
+        "admissions outside the window counted"
+    );
+    assert_eq!((later.queued, later.admitted), (2, 2));
+}
+
+/// `active_scopes` lists scopes with QUEUED or admitted tickets, and only those.
+pub async fn queue_active_scopes_only_lists_busy_scopes(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    assert!(!q.active_scopes().await.unwrap().contains(&s));
+    let t = join(&q, user(), s, now).await;
+    assert!(
+        q.active_scopes().await.unwrap().contains(&s),
+        "QUEUED scope missing"
+    );
+    q.promote(s, 1, now, TTL).await.unwrap();
+    assert!(
+        q.active_scopes().await.unwrap().contains(&s),
+        "admitted scope missing"
+    );
+    q.consume(t.id, now).await.unwrap();
+    assert!(
+        !q.active_scopes().await.unwrap().contains(&s),
+        "a scope with nothing queued or admitted is still active"
+    );
+}
+
+fn notice() -> QueueNotice {
+    QueueNotice {
+        ticket_id: ticket_id(),
+        user_id: user(),
+        scope: event_id().to_string(),
+        state: TicketState::Ready,
+        expires_at: Some(1_762_164_060_000),
+    }
+}
+
+/// Every current subscriber receives an announced notice.
+pub async fn notifier_delivers_to_every_subscriber(n: Arc<dyn QueueNotifier>, _now: Timestamp) {
+    let mut first = n.subscribe().await.unwrap();
+    let mut second = n.subscribe().await.unwrap();
+    let sent = notice();
+    n.announce(sent.clone()).await.unwrap();
+    for sub in [&mut first, &mut second] {
+        // Other tests may share the channel: skip their notices.
+        let got = within("notice", async {
+            loop {
+                match sub.next().await {
+                    Some(got) if got.ticket_id == sent.ticket_id => break got,
+                    Some(_) => continue,
+                    None => panic!("subscription closed"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(got, sent);
+    }
+}
+
+/// Announcing with nobody listening is not an error (best effort).
+pub async fn notifier_announce_without_subscribers_is_ok(
+    n: Arc<dyn QueueNotifier>,
+    _now: Timestamp,
+) {
+    n.announce(notice()).await.unwrap();
+    let mut late = n.subscribe().await.unwrap();
+    let sent = notice();
+    n.announce(sent.clone()).await.unwrap();
+    let got = within("notice after a late subscribe", async {
+        loop {
+            match late.next().await {
+                Some(got) if got.ticket_id == sent.ticket_id => break got,
+                Some(_) => continue,
+                None => panic!("subscription closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, sent);
+}

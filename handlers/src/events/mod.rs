@@ -1,0 +1,194 @@
+//! Events: admin CRUD with the DRAFT → ONSALE → CLOSED status model; public reads.
+
+use crate::common::{AccessDenied, admin};
+use crate::{Ports, classify};
+use flash_core::domain::{Event, EventPatch, EventStatus};
+use flash_core::ports::{Clock, EventDeletion, EventListing, EventStore, EventUpdate, Ids};
+use flash_core::{Context, EventId, StoreError, Timestamp};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("Event not found")]
+    NotFound,
+    #[error("startsAt must be earlier than endsAt")]
+    InvertedDates,
+    #[error("{0}")]
+    Rejected(String),
+    #[error("Event has orders and cannot be deleted")]
+    HasOrders,
+    #[error(transparent)]
+    Access(AccessDenied),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+classify!(EventError {
+    NotFound => NotFound, "event_not_found";
+    InvertedDates => Invalid, "invalid_dates";
+    Rejected(_) => Invalid, "invalid_event_change";
+    HasOrders => Conflict, "event_has_orders";
+} store: Store access: Access);
+
+/// A validated `POST /events` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub name: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub total_qty: i64,
+    pub max_per_user: i64,
+    pub price: i64,
+}
+
+pub struct CreateEvent {
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    events: Arc<dyn EventStore>,
+}
+
+impl CreateEvent {
+    pub fn new(p: &Ports) -> Self {
+        CreateEvent {
+            clock: p.clock.clone(),
+            ids: p.ids.clone(),
+            events: p.events.clone(),
+        }
+    }
+
+    /// Creates a DRAFT event with no stock taken.
+    pub async fn handle(&self, cx: &Context, req: NewEvent) -> Result<Event, EventError> {
+        admin(cx).map_err(EventError::Access)?;
+        if req.starts_at >= req.ends_at {
+            return Err(EventError::InvertedDates);
+        }
+        let now = self.clock.now();
+        let event = Event {
+            id: EventId(self.ids.uuid()),
+            name: req.name,
+            starts_at: req.starts_at,
+            ends_at: req.ends_at,
+            total_qty: req.total_qty,
+            sold_qty: 0,
+            held_qty: 0,
+            max_per_user: req.max_per_user,
+            price: req.price,
+            status: EventStatus::Draft,
+            created_at: now,
+            updated_at: now,
+        };
+        self.events
+            .create(event.clone())
+            .await
+            .map_err(EventError::Store)?;
+        Ok(event)
+    }
+}
+
+pub struct UpdateEvent {
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn EventStore>,
+}
+
+impl UpdateEvent {
+    pub fn new(p: &Ports) -> Self {
+        UpdateEvent {
+            clock: p.clock.clone(),
+            events: p.events.clone(),
+        }
+    }
+
+    /// Applies the patch atomically against the current stock counters.
+    pub async fn handle(
+        &self,
+        cx: &Context,
+        id: EventId,
+        patch: EventPatch,
+    ) -> Result<Event, EventError> {
+        admin(cx).map_err(EventError::Access)?;
+        match self
+            .events
+            .update(id, patch, self.clock.now())
+            .await
+            .map_err(EventError::Store)?
+        {
+            EventUpdate::Updated(e) => Ok(e),
+            EventUpdate::NotFound => Err(EventError::NotFound),
+            EventUpdate::Rejected(r) => Err(EventError::Rejected(r.to_string())),
+        }
+    }
+}
+
+pub struct DeleteEvent {
+    events: Arc<dyn EventStore>,
+}
+
+impl DeleteEvent {
+    pub fn new(p: &Ports) -> Self {
+        DeleteEvent {
+            events: p.events.clone(),
+        }
+    }
+
+    /// Deletes an event without orders; financial records are never cascaded away.
+    pub async fn handle(&self, cx: &Context, id: EventId) -> Result<(), EventError> {
+        admin(cx).map_err(EventError::Access)?;
+        match self.events.delete(id).await.map_err(EventError::Store)? {
+            EventDeletion::Deleted => Ok(()),
+            EventDeletion::NotFound => Err(EventError::NotFound),
+            EventDeletion::HasOrders => Err(EventError::HasOrders),
+        }
+    }
+}
+
+pub struct GetEvent {
+    events: Arc<dyn EventStore>,
+}
+
+impl GetEvent {
+    pub fn new(p: &Ports) -> Self {
+        GetEvent {
+            events: p.events.clone(),
+        }
+    }
+
+    /// Public read; a DRAFT event exists only for admins.
+    pub async fn handle(&self, cx: &Context, id: EventId) -> Result<Event, EventError> {
+        let event = self
+            .events
+            .get(id)
+            .await
+            .map_err(EventError::Store)?
+            .ok_or(EventError::NotFound)?;
+        let is_admin = cx.principal.as_ref().is_some_and(|p| p.is_admin());
+        if event.status.is_public() || is_admin {
+            Ok(event)
+        } else {
+            Err(EventError::NotFound)
+        }
+    }
+}
+
+pub struct ListEvents {
+    events: Arc<dyn EventStore>,
+}
+
+impl ListEvents {
+    pub fn new(p: &Ports) -> Self {
+        ListEvents {
+            events: p.events.clone(),
+        }
+    }
+
+    /// `Public`: ONSALE and CLOSED by start; `Admin` (admins only): all, newest first.
+    pub async fn handle(
+        &self,
+        cx: &Context,
+        listing: EventListing,
+    ) -> Result<Vec<Event>, EventError> {
+        if listing == EventListing::Admin {
+            admin(cx).map_err(EventError::Access)?;
+        }
+        self.events.list(listing).await.map_err(EventError::Store)
+    }
+}

@@ -1,0 +1,422 @@
+//! The waiting queue: join, status, enter, leave, and promotion under the admission capacity.
+
+mod gate;
+
+pub use gate::{GateError, GatePass, GateTokens};
+
+use crate::settings::QueueSettings;
+use crate::{Kick, Ports, classify};
+use flash_core::domain::{EventStatus, QueueNotice, QueueScope, RateDecision, Ticket, TicketState};
+use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore, RateLimiter};
+use flash_core::{Context, StoreError, TicketId, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::{AccessDenied, caller};
+
+// ---------------------------------------------------------------------------------------------
+// Join (enqueue)
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("Event not found")]
+    EventNotFound,
+    #[error("Event is not on sale")]
+    EventClosed,
+    #[error("Too many queue requests, retry later")]
+    RateLimited(u64),
+    #[error(transparent)]
+    Access(AccessDenied),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+classify!(JoinError {
+    EventNotFound => NotFound, "event_not_found";
+    EventClosed => Invalid, "event_not_on_sale";
+    RateLimited(_) => RateLimited, "rate_limited";
+} store: Store access: Access);
+
+pub struct JoinQueue {
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+    queue: Arc<dyn QueueStore>,
+    events: Arc<dyn EventStore>,
+    limiter: Arc<dyn RateLimiter>,
+    limit: u32,
+    window: Duration,
+    kick: Kick,
+}
+
+impl JoinQueue {
+    pub fn new(p: &Ports, s: &QueueSettings, kick: Kick) -> Self {
+        JoinQueue {
+            clock: p.clock.clone(),
+            ids: p.ids.clone(),
+            queue: p.queue.clone(),
+            events: p.events.clone(),
+            limiter: p.limiter.clone(),
+            limit: s.enqueue_limit_per_user,
+            window: s.enqueue_window,
+            kick,
+        }
+    }
+
+    /// Puts the caller in line for `scope`, or returns their live ticket there.
+    pub async fn handle(&self, cx: &Context, scope: QueueScope) -> Result<Ticket, JoinError> {
+        let user = caller(cx).map_err(JoinError::Access)?.user;
+        let now = self.clock.now();
+        if let QueueScope::Event(id) = scope {
+            let event = self
+                .events
+                .get(id)
+                .await
+                .map_err(JoinError::Store)?
+                .ok_or(JoinError::EventNotFound)?;
+            match event.status {
+                EventStatus::Onsale => {}
+                // Unreleased events are invisible to buyers.
+                EventStatus::Draft => return Err(JoinError::EventNotFound),
+                EventStatus::Closed => return Err(JoinError::EventClosed),
+            }
+        }
+        if let RateDecision::Limited { retry_after_ms } = self
+            .limiter
+            .hit(&format!("enqueue:{user}"), self.limit, self.window, now)
+            .await
+            .map_err(JoinError::Store)?
+        {
+            return Err(JoinError::RateLimited(retry_after_ms));
+        }
+        let enqueued = self
+            .queue
+            .enqueue(TicketId(self.ids.uuid()), user, scope, now)
+            .await
+            .map_err(JoinError::Store)?;
+        if enqueued.created {
+            self.kick.kick();
+        }
+        Ok(enqueued.ticket)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+/// What `GET /queue/status` and the socket `queue:update` report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketStatus {
+    pub ticket: Ticket,
+    /// QUEUED only: QUEUED tickets ahead + 1.
+    pub position: Option<u64>,
+    /// READY only.
+    pub gate_token: Option<String>,
+    /// QUEUED tickets of the scope.
+    pub queue_size: u64,
+    /// QUEUED only, from the measured admission rate.
+    pub estimated_wait_seconds: Option<u64>,
+    pub ready_capacity: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSummary {
+    pub queue_size: u64,
+    pub admitted: u64,
+    pub ready_capacity: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("Queue ticket not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+classify!(StatusError {
+    NotFound => NotFound, "ticket_not_found";
+} store: Store);
+
+pub struct QueueStatus {
+    clock: Arc<dyn Clock>,
+    queue: Arc<dyn QueueStore>,
+    gate: GateTokens,
+    capacity: u64,
+    gate_ttl: Duration,
+}
+
+impl QueueStatus {
+    pub fn new(p: &Ports, s: &QueueSettings, gate: GateTokens) -> Self {
+        QueueStatus {
+            clock: p.clock.clone(),
+            queue: p.queue.clone(),
+            gate,
+            capacity: s.capacity,
+            gate_ttl: s.gate_ttl,
+        }
+    }
+
+    pub async fn handle(&self, _cx: &Context, id: TicketId) -> Result<TicketStatus, StatusError> {
+        let now = self.clock.now();
+        let ticket = self
+            .queue
+            .ticket(id, now)
+            .await
+            .map_err(StatusError::Store)?
+            .ok_or(StatusError::NotFound)?;
+        self.describe(ticket, now).await
+    }
+
+    /// Size and capacity of one queue (the socket room summary).
+    pub async fn summary(&self, scope: QueueScope) -> Result<QueueSummary, StatusError> {
+        let stats = self
+            .queue
+            .stats(scope, self.clock.now())
+            .await
+            .map_err(StatusError::Store)?;
+        Ok(QueueSummary {
+            queue_size: stats.queued,
+            admitted: stats.admitted,
+            ready_capacity: self.capacity,
+        })
+    }
+
+    /// Builds the status of a ticket already read (the socket host reuses it on pushes).
+    pub async fn describe(
+        &self,
+        ticket: Ticket,
+        now: Timestamp,
+    ) -> Result<TicketStatus, StatusError> {
+        let stats = self
+            .queue
+            .stats(ticket.scope, now)
+            .await
+            .map_err(StatusError::Store)?;
+        let (position, estimated_wait_seconds) = if ticket.state == TicketState::Queued {
+            let position = self
+                .queue
+                .position(&ticket)
+                .await
+                .map_err(StatusError::Store)?;
+            let wait =
+                position.map(|p| self.estimate_wait(p, stats.recent_admissions, stats.window_ms));
+            (position, wait)
+        } else {
+            (None, None)
+        };
+        let gate_token = match (ticket.state, ticket.expires_at) {
+            (TicketState::Ready, Some(expires_at)) => Some(self.gate.sign(&GatePass {
+                ticket: ticket.id,
+                user: ticket.user,
+                scope: ticket.scope,
+                expires_at,
+            })),
+            (TicketState::Ready, None)
+            | (TicketState::Queued, _)
+            | (TicketState::Used, _)
+            | (TicketState::Ordered, _)
+            | (TicketState::Expired, _) => None,
+        };
+        Ok(TicketStatus {
+            ticket,
+            position,
+            gate_token,
+            queue_size: stats.queued,
+            estimated_wait_seconds,
+            ready_capacity: self.capacity,
+        })
+    }
+
+    /// Seconds until `position` is admitted at the measured admission rate, never assuming a
+    /// rate below the floor of one full capacity per admission TTL (every slot recycles at
+    /// least that fast).
+    fn estimate_wait(&self, position: u64, recent: u64, window_ms: u64) -> u64 {
+        let measured = if window_ms == 0 {
+            0.0
+        } else {
+            recent as f64 * 1000.0 / window_ms as f64
+        };
+        let floor = self.capacity as f64 / self.gate_ttl.as_secs_f64().max(0.001);
+        let rate = measured.max(floor).max(f64::MIN_POSITIVE);
+        (position as f64 / rate).ceil() as u64
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enter
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error("Queue ticket not found")]
+    NotFound,
+    #[error("Ticket does not belong to this user")]
+    NotOwner,
+    #[error("Ticket is not ready to enter")]
+    NotReady,
+    #[error("Gate token mismatch")]
+    GateMismatch,
+    #[error(transparent)]
+    Access(AccessDenied),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+classify!(EnterError {
+    NotFound => NotFound, "ticket_not_found";
+    NotOwner => Unauthorized, "ticket_not_owned";
+    NotReady => Unauthorized, "ticket_not_ready";
+    GateMismatch => Unauthorized, "gate_token_mismatch";
+} store: Store access: Access);
+
+pub struct EnterQueue {
+    clock: Arc<dyn Clock>,
+    queue: Arc<dyn QueueStore>,
+    gate: GateTokens,
+    gate_ttl: Duration,
+}
+
+impl EnterQueue {
+    pub fn new(p: &Ports, s: &QueueSettings, gate: GateTokens) -> Self {
+        EnterQueue {
+            clock: p.clock.clone(),
+            queue: p.queue.clone(),
+            gate,
+            gate_ttl: s.gate_ttl,
+        }
+    }
+
+    /// READY → USED with the ticket's own gate token. Entering again while USED succeeds.
+    pub async fn handle(
+        &self,
+        cx: &Context,
+        id: TicketId,
+        gate_token: &str,
+    ) -> Result<Ticket, EnterError> {
+        let user = caller(cx).map_err(EnterError::Access)?.user;
+        let now = self.clock.now();
+        let ticket = self
+            .queue
+            .ticket(id, now)
+            .await
+            .map_err(EnterError::Store)?
+            .ok_or(EnterError::NotFound)?;
+        if ticket.user != user {
+            return Err(EnterError::NotOwner);
+        }
+        if !ticket.state.is_admitted() {
+            return Err(EnterError::NotReady);
+        }
+        let pass = self
+            .gate
+            .verify(gate_token, now)
+            .map_err(|_| EnterError::GateMismatch)?;
+        if pass.ticket != ticket.id || pass.user != user {
+            return Err(EnterError::GateMismatch);
+        }
+        if ticket.state == TicketState::Used {
+            return Ok(ticket);
+        }
+        let after = self
+            .queue
+            .enter(id, user, now, self.gate_ttl)
+            .await
+            .map_err(EnterError::Store)?
+            .ok_or(EnterError::NotFound)?;
+        if after.state == TicketState::Used {
+            Ok(after)
+        } else {
+            // Expired between the read and the transition.
+            Err(EnterError::NotReady)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leave
+
+pub struct LeaveQueue {
+    clock: Arc<dyn Clock>,
+    queue: Arc<dyn QueueStore>,
+    kick: Kick,
+}
+
+impl LeaveQueue {
+    pub fn new(p: &Ports, kick: Kick) -> Self {
+        LeaveQueue {
+            clock: p.clock.clone(),
+            queue: p.queue.clone(),
+            kick,
+        }
+    }
+
+    /// Removes the caller's ticket from the line (or frees its slot) at once.
+    pub async fn handle(&self, cx: &Context, id: TicketId) -> Result<Ticket, EnterError> {
+        let user = caller(cx).map_err(EnterError::Access)?.user;
+        let ticket = self
+            .queue
+            .leave(id, user, self.clock.now())
+            .await
+            .map_err(EnterError::Store)?
+            .ok_or(EnterError::NotFound)?;
+        self.kick.kick();
+        Ok(ticket)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Promotion
+
+/// One promotion pass over every active queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Promoted {
+    pub tickets: Vec<Ticket>,
+}
+
+pub struct PromoteQueues {
+    clock: Arc<dyn Clock>,
+    queue: Arc<dyn QueueStore>,
+    notifier: Arc<dyn QueueNotifier>,
+    capacity: u64,
+    gate_ttl: Duration,
+}
+
+impl PromoteQueues {
+    pub fn new(p: &Ports, s: &QueueSettings) -> Self {
+        PromoteQueues {
+            clock: p.clock.clone(),
+            queue: p.queue.clone(),
+            notifier: p.notifier.clone(),
+            capacity: s.capacity,
+            gate_ttl: s.gate_ttl,
+        }
+    }
+
+    /// Admits the oldest QUEUED tickets of every active queue up to the capacity, and announces
+    /// each admission so its owner hears of it at once. Safe to run from several instances: the
+    /// store's promotion step is atomic.
+    pub async fn handle(&self, _cx: &Context) -> Result<Promoted, StoreError> {
+        let now = self.clock.now();
+        let mut promoted = Promoted::default();
+        for scope in self.queue.active_scopes().await? {
+            let tickets = self
+                .queue
+                .promote(scope, self.capacity, now, self.gate_ttl)
+                .await?;
+            for t in &tickets {
+                let notice = QueueNotice {
+                    ticket_id: t.id,
+                    user_id: t.user,
+                    scope: t.scope.to_string(),
+                    state: t.state,
+                    expires_at: t.expires_at.map(Timestamp::millis),
+                };
+                if let Err(e) = self.notifier.announce(notice).await {
+                    // Owners still learn of it on their next status read.
+                    tracing::warn!(error = %e, "could not announce an admission");
+                }
+            }
+            promoted.tickets.extend(tickets);
+        }
+        Ok(promoted)
+    }
+}

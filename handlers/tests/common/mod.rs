@@ -1,0 +1,166 @@
+//! A whole world on the in-memory adapters with a fake clock: handlers under test, no network.
+#![allow(dead_code)]
+
+use flash_adapter_memory::*;
+use flash_core::domain::*;
+use flash_core::ports::*;
+use flash_core::{Context, EventId, Principal, Timestamp, UserId};
+use flash_handlers::{Handlers, Ports, Settings};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct World {
+    pub h: Arc<Handlers>,
+    pub clock: Arc<FakeClock>,
+    pub shop: Arc<MemoryShop>,
+    pub queue: Arc<MemoryQueueStore>,
+    pub bus: Arc<MemoryBus>,
+    pub faults: Faults,
+    pub ports: Ports,
+}
+
+pub const T0: i64 = 1_762_149_814_000;
+
+pub fn settings() -> Settings {
+    let mut s = Settings::with_secrets(b"access-secret", b"refresh-secret", b"gate-secret");
+    s.auth.bcrypt_cost = 4;
+    s.auth.admin_secret = Some(b"admin-secret".to_vec());
+    s.queue.capacity = 2;
+    s.payments.callback_secret = Some(b"callback-secret".to_vec());
+    s.pay.min_latency = Duration::from_millis(10);
+    s.pay.max_latency = Duration::from_millis(20);
+    s
+}
+
+pub fn world() -> World {
+    world_with(settings())
+}
+
+pub fn world_with(settings: Settings) -> World {
+    let faults = Faults::default();
+    let clock = Arc::new(FakeClock::new(Timestamp(T0)));
+    let shop = Arc::new(
+        MemoryShop::new(settings.payments.request_queue.clone()).with_faults(faults.clone()),
+    );
+    let queue = Arc::new(MemoryQueueStore::new().with_faults(faults.clone()));
+    let bus = Arc::new(MemoryBus::new(5));
+    let ports = Ports {
+        clock: clock.clone(),
+        ids: Arc::new(MemoryIds),
+        random: Arc::new(SeededRandom::new(7)),
+        users: Arc::new(MemoryUserStore::new().with_faults(faults.clone())),
+        sessions: Arc::new(MemorySessionStore::new()),
+        limiter: Arc::new(MemoryRateLimiter::new()),
+        queue: queue.clone(),
+        notifier: Arc::new(MemoryQueueNotifier::new()),
+        events: shop.clone(),
+        orders: shop.clone(),
+        payments: shop.clone(),
+        bus: bus.clone(),
+        ledger: Arc::new(MemoryPaymentLedger::new()),
+    };
+    let h = Arc::new(Handlers::new(&ports, settings));
+    World {
+        h,
+        clock,
+        shop,
+        queue,
+        bus,
+        faults,
+        ports,
+    }
+}
+
+pub fn cx() -> Context {
+    Context::new("test")
+}
+
+pub fn as_user(p: &Principal) -> Context {
+    cx().with_principal(p.clone())
+}
+
+pub fn admin() -> Principal {
+    Principal {
+        user: UserId(uuid::Uuid::new_v4()),
+        login: LoginName::trusted("admin01"),
+        role: Role::Admin,
+    }
+}
+
+pub fn buyer() -> Principal {
+    Principal {
+        user: UserId(uuid::Uuid::new_v4()),
+        login: LoginName::trusted(format!(
+            "u{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )),
+        role: Role::User,
+    }
+}
+
+impl World {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn advance(&self, ms: u64) {
+        self.clock.advance(Duration::from_millis(ms));
+    }
+
+    /// An ONSALE event with `total` tickets and a per-user limit.
+    pub async fn onsale_event(&self, total: i64, max_per_user: i64) -> Event {
+        let now = self.now();
+        let e = Event {
+            id: EventId(uuid::Uuid::new_v4()),
+            name: "Concert".into(),
+            starts_at: now,
+            ends_at: now.plus(Duration::from_secs(3600)),
+            total_qty: total,
+            sold_qty: 0,
+            held_qty: 0,
+            max_per_user,
+            price: 50_000,
+            status: EventStatus::Onsale,
+            created_at: now,
+            updated_at: now,
+        };
+        self.shop.create(e.clone()).await.unwrap();
+        e
+    }
+
+    /// Enqueues `p` for `scope`, promotes, and returns the admitted ticket.
+    pub async fn admit(&self, p: &Principal, scope: QueueScope) -> Ticket {
+        let t = self.h.join_queue.handle(&as_user(p), scope).await.unwrap();
+        self.h.promote.handle(&cx()).await.unwrap();
+        let t = self.queue.ticket(t.id, self.now()).await.unwrap().unwrap();
+        assert!(
+            t.state.is_admitted(),
+            "expected an admission, got {:?}",
+            t.state
+        );
+        t
+    }
+
+    /// Admits `p` and places a HOLD of `qty`.
+    pub async fn hold(&self, p: &Principal, event: &Event, qty: i64) -> Order {
+        self.admit(p, QueueScope::Global).await;
+        let mut c = as_user(p);
+        c.idempotency_key = Some(uuid::Uuid::new_v4().to_string());
+        self.h
+            .place_order
+            .handle(
+                &c,
+                flash_handlers::orders::PlaceOrderRequest {
+                    event_id: event.id,
+                    qty,
+                },
+            )
+            .await
+            .unwrap()
+            .order
+    }
+
+    pub async fn event(&self, id: EventId) -> Event {
+        self.shop.get(id).await.unwrap().unwrap()
+    }
+}

@@ -1,0 +1,209 @@
+mod common;
+
+use common::*;
+use flash_core::domain::{EventPatch, EventStatus};
+use flash_core::ports::EventListing;
+use flash_core::{Classify, ErrorKind, EventId, Timestamp};
+use flash_handlers::events::NewEvent;
+
+fn new_event(w: &World) -> NewEvent {
+    NewEvent {
+        name: "Concert".into(),
+        starts_at: w.now(),
+        ends_at: Timestamp(w.now().millis() + 3_600_000),
+        total_qty: 100,
+        max_per_user: 2,
+        price: 100_000,
+    }
+}
+
+#[tokio::test]
+async fn only_admins_create_events_and_they_start_as_drafts() {
+    let w = world();
+    let e =
+        w.h.create_event
+            .handle(&cx(), new_event(&w))
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    let e =
+        w.h.create_event
+            .handle(&as_user(&buyer()), new_event(&w))
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+    assert_eq!(e.public_message(), "Forbidden resource");
+    let ev =
+        w.h.create_event
+            .handle(&as_user(&admin()), new_event(&w))
+            .await
+            .unwrap();
+    assert_eq!(ev.status, EventStatus::Draft);
+    assert_eq!((ev.sold_qty, ev.held_qty), (0, 0));
+}
+
+#[tokio::test]
+async fn an_event_must_start_before_it_ends() {
+    let w = world();
+    let mut req = new_event(&w);
+    req.ends_at = req.starts_at;
+    let e =
+        w.h.create_event
+            .handle(&as_user(&admin()), req)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert_eq!(e.public_message(), "startsAt must be earlier than endsAt");
+}
+
+#[tokio::test]
+async fn status_moves_only_forward() {
+    let w = world();
+    let a = as_user(&admin());
+    let ev = w.h.create_event.handle(&a, new_event(&w)).await.unwrap();
+    let to = |s| EventPatch {
+        status: Some(s),
+        ..Default::default()
+    };
+    let e =
+        w.h.update_event
+            .handle(&a, ev.id, to(EventStatus::Closed))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "Invalid status transition from DRAFT to CLOSED"
+    );
+    let on =
+        w.h.update_event
+            .handle(&a, ev.id, to(EventStatus::Onsale))
+            .await
+            .unwrap();
+    assert_eq!(on.status, EventStatus::Onsale);
+    let e =
+        w.h.update_event
+            .handle(&a, ev.id, to(EventStatus::Draft))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "Invalid status transition from ONSALE to DRAFT"
+    );
+    let closed =
+        w.h.update_event
+            .handle(&a, ev.id, to(EventStatus::Closed))
+            .await
+            .unwrap();
+    assert_eq!(closed.status, EventStatus::Closed);
+}
+
+#[tokio::test]
+async fn total_cannot_drop_below_what_is_sold_and_held() {
+    let w = world();
+    let ev = w.onsale_event(10, 4).await;
+    w.hold(&buyer(), &ev, 3).await;
+    let a = as_user(&admin());
+    let patch = |n| EventPatch {
+        total_qty: Some(n),
+        ..Default::default()
+    };
+    let e =
+        w.h.update_event
+            .handle(&a, ev.id, patch(2))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "totalQty cannot be less than sold quantity"
+    );
+    let ok = w.h.update_event.handle(&a, ev.id, patch(3)).await.unwrap();
+    assert_eq!((ok.total_qty, ok.held_qty), (3, 3));
+}
+
+#[tokio::test]
+async fn an_admin_patch_never_overwrites_stock_counters() {
+    let w = world();
+    let ev = w.onsale_event(10, 4).await;
+    w.hold(&buyer(), &ev, 2).await;
+    let renamed =
+        w.h.update_event
+            .handle(
+                &as_user(&admin()),
+                ev.id,
+                EventPatch {
+                    name: Some("Renamed".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    assert_eq!(renamed.name, "Renamed");
+    assert_eq!(renamed.held_qty, 2);
+}
+
+#[tokio::test]
+async fn an_event_with_orders_cannot_be_deleted() {
+    let w = world();
+    let a = as_user(&admin());
+    let ev = w.onsale_event(10, 4).await;
+    w.hold(&buyer(), &ev, 1).await;
+    let e = w.h.delete_event.handle(&a, ev.id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict);
+    let empty = w.onsale_event(10, 4).await;
+    w.h.delete_event.handle(&a, empty.id).await.unwrap();
+    let e = w.h.delete_event.handle(&a, empty.id).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.public_message(), "Event not found");
+    let e =
+        w.h.delete_event
+            .handle(&as_user(&buyer()), ev.id)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn drafts_are_visible_to_admins_only() {
+    let w = world();
+    let a = as_user(&admin());
+    let draft = w.h.create_event.handle(&a, new_event(&w)).await.unwrap();
+    let live = w.onsale_event(5, 1).await;
+    let public =
+        w.h.list_events
+            .handle(&cx(), EventListing::Public)
+            .await
+            .unwrap();
+    assert_eq!(
+        public.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![live.id]
+    );
+    let all =
+        w.h.list_events
+            .handle(&a, EventListing::Admin)
+            .await
+            .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].id, live.id, "newest first");
+    let e =
+        w.h.list_events
+            .handle(&as_user(&buyer()), EventListing::Admin)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Forbidden);
+    let e =
+        w.h.get_event
+            .handle(&as_user(&buyer()), draft.id)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        w.h.get_event.handle(&a, draft.id).await.unwrap().id,
+        draft.id
+    );
+    let e =
+        w.h.get_event
+            .handle(&cx(), EventId(uuid::Uuid::new_v4()))
+            .await
+            .unwrap_err();
+    assert_eq!(e.public_message(), "Event not found");
+}

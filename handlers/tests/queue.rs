@@ -1,0 +1,308 @@
+mod common;
+
+use common::*;
+use flash_core::domain::{EventPatch, EventStatus, QueueScope, TicketState};
+use flash_core::ports::{EventStore, QueueNotifier, QueueStore};
+use flash_core::{Classify, ErrorKind, EventId, TicketId};
+use flash_handlers::queue::EnterError;
+
+#[tokio::test]
+async fn enqueue_is_idempotent_per_user_and_event() {
+    let w = world();
+    let e = w.onsale_event(10, 2).await;
+    let u = buyer();
+    let a =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Event(e.id))
+            .await
+            .unwrap();
+    let b =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Event(e.id))
+            .await
+            .unwrap();
+    assert_eq!(a.id, b.id);
+    let g =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Global)
+            .await
+            .unwrap();
+    assert_ne!(g.id, a.id, "another scope is another ticket");
+}
+
+#[tokio::test]
+async fn enqueue_refuses_missing_draft_and_closed_events() {
+    let w = world();
+    let u = buyer();
+    let missing =
+        w.h.join_queue
+            .handle(
+                &as_user(&u),
+                QueueScope::Event(EventId(uuid::Uuid::new_v4())),
+            )
+            .await
+            .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    assert_eq!(missing.public_message(), "Event not found");
+
+    let e = w.onsale_event(10, 2).await;
+    let closed = EventPatch {
+        status: Some(EventStatus::Closed),
+        ..Default::default()
+    };
+    w.shop.update(e.id, closed, w.now()).await.unwrap();
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Event(e.id))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert_eq!(err.public_message(), "Event is not on sale");
+}
+
+#[tokio::test]
+async fn enqueue_needs_a_caller() {
+    let w = world();
+    let e =
+        w.h.join_queue
+            .handle(&cx(), QueueScope::Global)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+}
+
+#[tokio::test]
+async fn status_reports_position_queue_size_and_an_estimated_wait() {
+    let w = world();
+    let users: Vec<_> = (0..5).map(|_| buyer()).collect();
+    let mut tickets = Vec::new();
+    for u in &users {
+        tickets.push(
+            w.h.join_queue
+                .handle(&as_user(u), QueueScope::Global)
+                .await
+                .unwrap(),
+        );
+    }
+    let st = w.h.queue_status.handle(&cx(), tickets[3].id).await.unwrap();
+    assert_eq!(st.ticket.state, TicketState::Queued);
+    assert_eq!(st.position, Some(4));
+    assert_eq!(st.queue_size, 5);
+    assert!(st.estimated_wait_seconds.unwrap() > 0);
+    assert!(st.gate_token.is_none());
+}
+
+#[tokio::test]
+async fn promotion_admits_in_arrival_order_up_to_the_capacity() {
+    let w = world();
+    let users: Vec<_> = (0..3).map(|_| buyer()).collect();
+    let mut ids = Vec::new();
+    for u in &users {
+        ids.push(
+            w.h.join_queue
+                .handle(&as_user(u), QueueScope::Global)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let promoted = w.h.promote.handle(&cx()).await.unwrap();
+    assert_eq!(
+        promoted.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+        ids[..2]
+    );
+    let third = w.h.queue_status.handle(&cx(), ids[2]).await.unwrap();
+    assert_eq!(third.ticket.state, TicketState::Queued);
+    assert_eq!(third.position, Some(1));
+    // Promoting again admits nobody: both slots are taken.
+    assert!(w.h.promote.handle(&cx()).await.unwrap().tickets.is_empty());
+}
+
+#[tokio::test]
+async fn a_ready_ticket_carries_a_gate_token_that_only_its_owner_can_enter_with() {
+    let w = world();
+    let (a, b) = (buyer(), buyer());
+    let ta = w.admit(&a, QueueScope::Global).await;
+    let tb = w.admit(&b, QueueScope::Global).await;
+    let sa = w.h.queue_status.handle(&cx(), ta.id).await.unwrap();
+    let gate_a = sa.gate_token.clone().unwrap();
+    let gate_b =
+        w.h.queue_status
+            .handle(&cx(), tb.id)
+            .await
+            .unwrap()
+            .gate_token
+            .unwrap();
+
+    let e =
+        w.h.enter_queue
+            .handle(&as_user(&b), ta.id, &gate_a)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, EnterError::NotOwner));
+    assert_eq!(e.public_message(), "Ticket does not belong to this user");
+    let e =
+        w.h.enter_queue
+            .handle(&as_user(&a), ta.id, &gate_b)
+            .await
+            .unwrap_err();
+    assert!(matches!(e, EnterError::GateMismatch));
+    assert_eq!(e.public_message(), "Gate token mismatch");
+    let e =
+        w.h.enter_queue
+            .handle(&as_user(&a), ta.id, "garbage")
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+
+    let t =
+        w.h.enter_queue
+            .handle(&as_user(&a), ta.id, &gate_a)
+            .await
+            .unwrap();
+    assert_eq!(t.state, TicketState::Used);
+    // Entering twice is harmless.
+    assert_eq!(
+        w.h.enter_queue
+            .handle(&as_user(&a), ta.id, &gate_a)
+            .await
+            .unwrap()
+            .state,
+        TicketState::Used
+    );
+}
+
+#[tokio::test]
+async fn entering_a_queued_or_unknown_ticket_is_refused() {
+    let w = world();
+    let (a, b, c) = (buyer(), buyer(), buyer());
+    w.admit(&a, QueueScope::Global).await;
+    w.admit(&b, QueueScope::Global).await;
+    let tc =
+        w.h.join_queue
+            .handle(&as_user(&c), QueueScope::Global)
+            .await
+            .unwrap();
+    w.h.promote.handle(&cx()).await.unwrap();
+    let e =
+        w.h.enter_queue
+            .handle(&as_user(&c), tc.id, "x")
+            .await
+            .unwrap_err();
+    assert!(matches!(e, EnterError::NotReady));
+    assert_eq!(e.public_message(), "Ticket is not ready to enter");
+    let e =
+        w.h.enter_queue
+            .handle(&as_user(&c), TicketId(uuid::Uuid::new_v4()), "x")
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert_eq!(e.public_message(), "Queue ticket not found");
+}
+
+#[tokio::test]
+async fn an_admission_expires_after_its_ttl_and_its_slot_goes_to_the_next_in_line() {
+    let w = world();
+    let (a, b, c) = (buyer(), buyer(), buyer());
+    let ta = w.admit(&a, QueueScope::Global).await;
+    w.admit(&b, QueueScope::Global).await;
+    let tc =
+        w.h.join_queue
+            .handle(&as_user(&c), QueueScope::Global)
+            .await
+            .unwrap();
+    w.advance(120_000);
+    let st = w.h.queue_status.handle(&cx(), ta.id).await.unwrap();
+    assert_eq!(
+        st.ticket.state,
+        TicketState::Expired,
+        "never READY after expiry"
+    );
+    assert!(st.gate_token.is_none());
+    w.h.promote.handle(&cx()).await.unwrap();
+    let st = w.h.queue_status.handle(&cx(), tc.id).await.unwrap();
+    assert_eq!(st.ticket.state, TicketState::Ready);
+}
+
+#[tokio::test]
+async fn leaving_removes_the_ticket_from_the_line_at_once() {
+    let w = world();
+    let users: Vec<_> = (0..3).map(|_| buyer()).collect();
+    let mut ids = Vec::new();
+    for u in &users {
+        ids.push(
+            w.h.join_queue
+                .handle(&as_user(u), QueueScope::Global)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let left =
+        w.h.leave_queue
+            .handle(&as_user(&users[0]), ids[0])
+            .await
+            .unwrap();
+    assert_eq!(left.state, TicketState::Expired);
+    let st = w.h.queue_status.handle(&cx(), ids[2]).await.unwrap();
+    assert_eq!(st.position, Some(2));
+    assert_eq!(st.queue_size, 2);
+    // Nobody can make someone else leave.
+    let e =
+        w.h.leave_queue
+            .handle(&as_user(&users[2]), ids[1])
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn leaving_an_admission_frees_the_slot() {
+    let w = world();
+    let (a, b, c) = (buyer(), buyer(), buyer());
+    let ta = w.admit(&a, QueueScope::Global).await;
+    w.admit(&b, QueueScope::Global).await;
+    let tc =
+        w.h.join_queue
+            .handle(&as_user(&c), QueueScope::Global)
+            .await
+            .unwrap();
+    w.h.leave_queue.handle(&as_user(&a), ta.id).await.unwrap();
+    w.h.promote.handle(&cx()).await.unwrap();
+    assert_eq!(
+        w.queue.ticket(tc.id, w.now()).await.unwrap().unwrap().state,
+        TicketState::Ready
+    );
+}
+
+#[tokio::test]
+async fn every_admission_is_announced_to_subscribers() {
+    let w = world();
+    let mut sub = w.ports.notifier.subscribe().await.unwrap();
+    let a = buyer();
+    let t =
+        w.h.join_queue
+            .handle(&as_user(&a), QueueScope::Global)
+            .await
+            .unwrap();
+    w.h.promote.handle(&cx()).await.unwrap();
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notice.ticket_id, t.id);
+    assert_eq!(notice.user_id, a.user);
+    assert_eq!(notice.state, TicketState::Ready);
+}
+
+#[tokio::test]
+async fn a_queue_outage_is_reported_as_unavailable() {
+    let w = world();
+    w.faults.set(true);
+    let e =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), QueueScope::Global)
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+}

@@ -1,0 +1,233 @@
+//! The OpenAPI 3.0.3 document served at `GET /openapi.json` (`hosts/http/openapi.json`).
+//!
+//! One document describes both services; each operation's `x-service` says which one serves it
+//! (`gateway`, `api`, or `common` for every service) and [`document_for`] cuts the per-service
+//! view. [`paths`] lets a router test check that every route is documented and vice versa.
+
+use serde_json::{Map, Value};
+use std::sync::OnceLock;
+
+const SOURCE: &str = include_str!("../openapi.json");
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The whole document, parsed once. An unparsable file (caught by the unit tests) yields `null`.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        serde_json::from_str(SOURCE).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "openapi.json does not parse");
+            Value::Null
+        })
+    })
+}
+
+/// Every documented operation as (`METHOD`, path template), e.g. (`GET`, `/events/{id}`), in
+/// document order. Templates use `{name}`, the same syntax as axum 0.8 routes.
+pub fn paths() -> Vec<(String, String)> {
+    operations(document())
+        .map(|(method, path, _)| (method.to_ascii_uppercase(), path.to_owned()))
+        .collect()
+}
+
+/// The document restricted to the operations of `service` (`gateway` or `api`) plus the common
+/// ones; components are kept whole.
+pub fn document_for(service: &str) -> Value {
+    let mut doc = document().clone();
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        for item in paths.values_mut() {
+            if let Value::Object(ops) = item {
+                ops.retain(|method, op| {
+                    !METHODS.contains(&method.as_str())
+                        || matches!(
+                            op.get("x-service").and_then(Value::as_str),
+                            Some(s) if s == service || s == "common"
+                        )
+                });
+            }
+        }
+        paths.retain(|_, item| {
+            item.as_object()
+                .is_some_and(|ops| ops.keys().any(|k| METHODS.contains(&k.as_str())))
+        });
+    }
+    doc
+}
+
+fn operations(doc: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
+    doc.get("paths")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(Map::iter)
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flat_map(Map::iter)
+                .filter(|(method, _)| METHODS.contains(&method.as_str()))
+                .map(move |(method, op)| (method.as_str(), path.as_str(), op))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// SPEC §2: every route of both services and the common ones.
+    const ROUTES: &[(&str, &str)] = &[
+        ("POST", "/auth/register"),
+        ("POST", "/auth/register/admin"),
+        ("POST", "/auth/login"),
+        ("POST", "/auth/refresh"),
+        ("POST", "/auth/logout"),
+        ("POST", "/queue/enqueue"),
+        ("GET", "/queue/status"),
+        ("POST", "/queue/enter"),
+        ("POST", "/queue/leave"),
+        ("GET", "/queue/healthz"),
+        ("GET", "/events"),
+        ("POST", "/events"),
+        ("GET", "/events/admin/all"),
+        ("GET", "/events/{id}"),
+        ("PATCH", "/events/{id}"),
+        ("DELETE", "/events/{id}"),
+        ("POST", "/orders"),
+        ("GET", "/orders"),
+        ("GET", "/orders/{id}"),
+        ("POST", "/payments"),
+        ("POST", "/payments/callback"),
+        ("GET", "/live"),
+        ("GET", "/ready"),
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+    ];
+
+    fn success_status(method: &str, path: &str) -> &'static str {
+        match (method, path) {
+            (
+                "POST",
+                "/auth/register" | "/auth/register/admin" | "/auth/logout" | "/queue/leave",
+            ) => "200",
+            ("POST", _) => "201",
+            _ => "200",
+        }
+    }
+
+    #[test]
+    fn document_is_openapi_3_0_3() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+            "bearer"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented_exactly() {
+        let documented: BTreeSet<(String, String)> = paths().into_iter().collect();
+        let expected: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, expected);
+        assert_eq!(paths().len(), ROUTES.len(), "no duplicates");
+    }
+
+    #[test]
+    fn operations_have_their_status_service_and_error_body() {
+        let ids: Vec<&str> = operations(document())
+            .filter_map(|(_, _, op)| op["operationId"].as_str())
+            .collect();
+        assert_eq!(
+            ids.len(),
+            ROUTES.len(),
+            "every operation has an operationId"
+        );
+        assert_eq!(
+            ids.iter().collect::<BTreeSet<_>>().len(),
+            ids.len(),
+            "unique ids"
+        );
+        for (method, path, op) in operations(document()) {
+            let method = method.to_ascii_uppercase();
+            let expected = success_status(&method, path);
+            let responses = op["responses"].as_object().cloned().unwrap_or_default();
+            let successes: Vec<&String> = responses.keys().filter(|k| k.starts_with('2')).collect();
+            assert_eq!(successes, [expected], "{method} {path}");
+            assert!(
+                matches!(op["x-service"].as_str(), Some("gateway" | "api" | "common")),
+                "{method} {path}"
+            );
+            if op.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("400"),
+                    "{method} {path} documents 400"
+                );
+                assert!(
+                    responses.contains_key("413"),
+                    "{method} {path} documents 413"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn snake_case_bodies_and_special_headers() {
+        let doc = document();
+        let schema = |name: &str| &doc["components"]["schemas"][name]["properties"];
+        assert!(schema("CreateEventRequest").get("starts_at").is_some());
+        assert!(schema("UpdateEventRequest").get("total_qty").is_some());
+        assert!(schema("CreateOrderRequest").get("event_id").is_some());
+        assert!(schema("Event").get("startsAt").is_some());
+        let params = &doc["components"]["parameters"];
+        assert_eq!(params["IdempotencyKey"]["name"], "Idempotency-Key");
+        assert_eq!(params["GateToken"]["name"], "X-Gate-Token");
+        assert_eq!(params["Signature"]["name"], "X-Signature");
+        assert!(
+            doc["paths"]["/orders"]["post"]["responses"]
+                .get("422")
+                .is_some()
+        );
+    }
+
+    /// Every `$ref` points at something that exists.
+    #[test]
+    fn references_resolve() {
+        fn walk<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r);
+                    }
+                    m.values().for_each(|x| walk(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+            }
+        }
+        let doc = document();
+        let mut refs = Vec::new();
+        walk(doc, &mut refs);
+        assert!(refs.len() > 20);
+        for r in refs {
+            let pointer = r.strip_prefix('#').unwrap_or(r);
+            assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+        }
+    }
+
+    #[test]
+    fn per_service_views() {
+        let gateway = document_for("gateway");
+        let api = document_for("api");
+        assert!(gateway["paths"].get("/auth/login").is_some());
+        assert!(gateway["paths"].get("/orders").is_none());
+        assert!(gateway["paths"].get("/metrics").is_some());
+        assert!(api["paths"].get("/orders").is_some());
+        assert!(api["paths"].get("/queue/enqueue").is_none());
+        assert!(api["paths"].get("/health").is_some());
+    }
+}

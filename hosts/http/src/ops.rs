@@ -1,0 +1,177 @@
+//! Operations endpoints of every service: `/live`, `/ready`, `/health`, `/metrics`,
+//! `/openapi.json`.
+
+use crate::metrics::{LegacyText, live_body};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use flash_core::domain::QueueScope;
+use serde_json::{Map, Value, json};
+use std::time::Instant;
+
+pub fn ops_routes() -> Router<AppState> {
+    Router::new()
+        .route("/live", get(|| async { live_body() }))
+        .route("/ready", get(ready))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document().clone()) }),
+        )
+}
+
+/// Pings every dependency in parallel, each bounded by the health timeout.
+async fn checks(s: &AppState) -> (bool, Map<String, Value>) {
+    let pings = s.health.iter().map(|check| async move {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(s.health_timeout, check.ping()).await;
+        let elapsed = started.elapsed().as_millis() as u64;
+        (check.name(), matches!(outcome, Ok(Ok(()))), elapsed)
+    });
+    let results = futures::future::join_all(pings).await;
+    let mut all_up = true;
+    let mut map = Map::new();
+    for (name, up, ms) in results {
+        all_up &= up;
+        let v = if up {
+            json!({"status": "up", "responseTime": ms})
+        } else {
+            json!({"status": "down"})
+        };
+        map.insert(name.to_owned(), v);
+    }
+    (all_up, map)
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    let (up, checks) = checks(&s).await;
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if up { "ready" } else { "not_ready" }, "checks": checks});
+    (status, Json(body)).into_response()
+}
+
+/// The legacy health report; 503 with the same shape when a dependency is down.
+async fn health(State(s): State<AppState>) -> Response {
+    let (up, checks) = checks(&s).await;
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if up { "ok" } else { "error" },
+        "timestamp": s.handlers.now().to_iso(),
+        "uptime": s.started.elapsed().as_secs_f64(),
+        "checks": checks,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// The registry plus the legacy metrics, computed from counters and per-queue figures (no scans).
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut t = LegacyText::new();
+    let now = s.handlers.now();
+    if s.services.gateway || s.services.api {
+        match s.handlers.overview.queues().await {
+            Ok(queues) => {
+                let (mut waiting, mut admitted) = (0u64, 0u64);
+                for q in &queues {
+                    let label = match q.scope {
+                        QueueScope::Global => "global".to_owned(),
+                        QueueScope::Event(e) => e.to_string(),
+                    };
+                    t.gauge_with(
+                        "flash_queue_length",
+                        "Waiting (QUEUED) tickets per queue",
+                        &[("event", &label)],
+                        q.queued as f64,
+                    );
+                    waiting += q.queued;
+                    admitted += q.admitted;
+                }
+                t.gauge("flash_queue_events", "Queues reported", queues.len() as f64);
+                t.gauge(
+                    "queue_waiting_users_total",
+                    "Waiting tickets over every queue",
+                    waiting as f64,
+                );
+                t.gauge(
+                    "queue_ready_users_total",
+                    "Admitted tickets (READY or USED) over every queue",
+                    admitted as f64,
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "queue figures unavailable for /metrics"),
+        }
+        t.gauge(
+            "flash_queue_metrics_collected_at",
+            "Scrape time, epoch seconds",
+            now.unix_seconds() as f64,
+        );
+    }
+    if s.services.api {
+        match s.handlers.overview.shop().await {
+            Ok(c) => {
+                t.counter(
+                    "orders_created_total",
+                    "Orders created",
+                    c.orders_total as f64,
+                );
+                t.gauge("orders_hold_total", "Orders in HOLD", c.orders_hold as f64);
+                t.counter("orders_paid_total", "Orders PAID", c.orders_paid as f64);
+                t.counter(
+                    "orders_cancelled_total",
+                    "Orders CANCELLED",
+                    c.orders_cancelled as f64,
+                );
+                t.counter(
+                    "orders_failed_total",
+                    "Orders whose payment failed (FAIL)",
+                    c.orders_failed as f64,
+                );
+                t.counter(
+                    "orders_expired_total",
+                    "Orders whose hold expired",
+                    c.orders_expired as f64,
+                );
+                t.gauge(
+                    "payments_pending_total",
+                    "Payments awaiting a result (REQ)",
+                    c.payments_pending as f64,
+                );
+                t.counter(
+                    "payments_successful_total",
+                    "Payments OK",
+                    c.payments_ok as f64,
+                );
+                t.counter(
+                    "payments_failed_total",
+                    "Payments FAIL",
+                    c.payments_failed as f64,
+                );
+                s.metrics
+                    .outbox_backlog
+                    .set(i64::try_from(c.outbox_backlog).unwrap_or(i64::MAX));
+            }
+            Err(e) => tracing::warn!(error = %e, "order figures unavailable for /metrics"),
+        }
+        if let Some(db) = &s.db_stats {
+            for (name, help, kind, value) in db.db_stats().await {
+                match kind {
+                    "counter" => t.counter(name, help, value),
+                    _ => t.gauge(name, help, value),
+                };
+            }
+        }
+    }
+    let (headers, body) = s.metrics.render(&t.finish());
+    (headers, body).into_response()
+}

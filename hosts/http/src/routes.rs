@@ -1,0 +1,595 @@
+//! The gateway and api routes: legacy paths, status codes, JSON field names and error texts.
+//! Each route validates its DTO, builds a [`Context`] and calls one handler; nothing else.
+
+use crate::body::{JsonObject, PathUuid, QueryMap, RawBody};
+use crate::error::ApiError;
+use crate::socket::status_json;
+use crate::state::AppState;
+use crate::validate::{LOGIN_NAME_PATTERN, Validator, is_login_name_charset};
+use crate::views::{self, OrderIdField};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use flash_core::domain::{EventPatch, EventStatus, LoginName, QueueScope, Verdict};
+use flash_core::ports::EventListing;
+use flash_core::{Context, EventId, OrderId, PaymentId, Principal, TicketId};
+use flash_handlers::auth::{LoginRequest, RegisterRequest};
+use flash_handlers::events::NewEvent;
+use flash_handlers::orders::PlaceOrderRequest;
+use flash_handlers::payments::{CallbackRequest, PaymentRequest};
+use serde_json::{Value, json};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn created(body: Value) -> Response {
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+fn ok(body: Value) -> Response {
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// Legacy register/logout answer 200 with an empty body.
+fn empty_ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
+fn fail<E: flash_core::Classify + std::fmt::Display>(e: E) -> ApiError {
+    ApiError::from_classified(&e)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request context
+
+/// The request's context: request id, optional caller (a present but invalid token is a 401),
+/// `Idempotency-Key`, `X-Gate-Token`, client address.
+pub struct Cx(pub Context);
+
+/// Like [`Cx`] but a caller is required (legacy guard: 401 `Unauthorized`).
+pub struct AuthedCx(pub Context, pub Principal);
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    let Some(raw) = header(&parts.headers, "authorization") else {
+        return Ok(None);
+    };
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .ok_or_else(ApiError::unauthorized)?;
+    state
+        .handlers
+        .tokens
+        .verify_access(token.trim(), state.handlers.now())
+        .map(Some)
+        .map_err(|_| ApiError::unauthorized())
+}
+
+fn context(parts: &Parts, principal: Option<Principal>) -> Context {
+    let mut cx = Context::new(header(&parts.headers, "x-request-id").unwrap_or_default());
+    cx.principal = principal;
+    cx.idempotency_key = header(&parts.headers, "idempotency-key");
+    cx.gate_token = header(&parts.headers, "x-gate-token");
+    cx.client_addr = crate::layers::client_addr(parts);
+    cx
+}
+
+impl FromRequestParts<AppState> for Cx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let p = principal(parts, state)?;
+        Ok(Cx(context(parts, p)))
+    }
+}
+
+impl FromRequestParts<AppState> for AuthedCx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let p = principal(parts, state)?.ok_or_else(ApiError::unauthorized)?;
+        Ok(AuthedCx(context(parts, Some(p.clone())), p))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router
+
+pub fn gateway_routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/register/admin", post(register_admin))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/queue/enqueue", post(enqueue))
+        .route("/queue/status", get(queue_status))
+        .route("/queue/enter", post(enter))
+        .route("/queue/leave", post(leave))
+        .route(
+            "/queue/healthz",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+}
+
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/events", get(list_events).post(create_event))
+        .route("/events/admin/all", get(list_all_events))
+        .route(
+            "/events/{id}",
+            get(get_event).patch(update_event).delete(delete_event),
+        )
+        .route("/orders", get(list_orders).post(place_order))
+        .route("/orders/{id}", get(get_order))
+        .route("/payments", post(request_payment))
+        .route("/payments/callback", post(payment_callback))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Auth
+
+fn register_fields(v: &mut Validator<'_>) -> (String, String) {
+    let login = v
+        .string("userId")
+        .not_empty()
+        .length(4, 50)
+        .matches(LOGIN_NAME_PATTERN, is_login_name_charset)
+        .get();
+    let password = v.string("password").not_empty().min_len(8).get();
+    (login, password)
+}
+
+async fn register(
+    Cx(cx): Cx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["userId", "password"]);
+    let (login, password) = register_fields(&mut v);
+    v.finish_api()?;
+    let login = LoginName::parse(&login)
+        .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
+    s.handlers
+        .register
+        .handle(
+            &cx,
+            RegisterRequest {
+                login,
+                password,
+                admin_secret: None,
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(empty_ok())
+}
+
+async fn register_admin(
+    Cx(cx): Cx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["userId", "password", "adminSecret"]);
+    let (login, password) = register_fields(&mut v);
+    let secret = v.string("adminSecret").not_empty().get();
+    v.finish_api()?;
+    let login = LoginName::parse(&login)
+        .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
+    s.handlers
+        .register
+        .handle(
+            &cx,
+            RegisterRequest {
+                login,
+                password,
+                admin_secret: Some(secret),
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(empty_ok())
+}
+
+async fn login(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
+    let mut v = Validator::new(&body, &["userId", "password"]);
+    let login = v.string("userId").not_empty().get();
+    let password = v.string("password").not_empty().get();
+    v.finish_api()?;
+    let pair = s
+        .handlers
+        .login
+        .handle(&cx, LoginRequest { login, password })
+        .await
+        .map_err(fail)?;
+    Ok(created(
+        json!({"accessToken": pair.access_token, "refreshToken": pair.refresh_token}),
+    ))
+}
+
+fn refresh_token(body: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+    let mut v = Validator::new(body, &["refreshToken"]);
+    let token = v.string("refreshToken").not_empty().get();
+    v.finish_api()?;
+    Ok(token)
+}
+
+async fn refresh(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
+    let token = refresh_token(&body)?;
+    let pair = s.handlers.refresh.handle(&cx, &token).await.map_err(fail)?;
+    Ok(created(
+        json!({"accessToken": pair.access_token, "refreshToken": pair.refresh_token}),
+    ))
+}
+
+async fn logout(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
+    let token = refresh_token(&body)?;
+    s.handlers.logout.handle(&cx, &token).await.map_err(fail)?;
+    Ok(empty_ok())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue
+
+async fn enqueue(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["eventId"]);
+    let raw = v
+        .string("eventId")
+        .not_empty()
+        .matches("__global__ or a UUID", |s| QueueScope::parse(s).is_some())
+        .get();
+    v.finish_api().map_err(|e| {
+        // Keep the legacy wording for the common mistake.
+        if body.get("eventId").and_then(Value::as_str).is_some() {
+            ApiError::validation(vec!["eventId must be a UUID".into()])
+        } else {
+            e
+        }
+    })?;
+    let scope = QueueScope::parse(&raw)
+        .ok_or_else(|| ApiError::validation(vec!["eventId must be a UUID".into()]))?;
+    let ticket = s
+        .handlers
+        .join_queue
+        .handle(&cx, scope)
+        .await
+        .map_err(fail)?;
+    Ok(created(json!({"ticketId": ticket.id.to_string()})))
+}
+
+async fn queue_status(Cx(cx): Cx, State(s): State<AppState>, QueryMap(q): QueryMap) -> ApiResult {
+    let raw = match q.get("ticketId") {
+        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        Some(Value::Array(_)) => {
+            return Err(ApiError::bad_request("ticketId must be a single value"));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "ticketId query parameter is required",
+            ));
+        }
+    };
+    let id: TicketId = raw
+        .parse()
+        .map_err(|_| ApiError::validation(vec!["ticketId must be a UUID".into()]))?;
+    let st = s
+        .handlers
+        .queue_status
+        .handle(&cx, id)
+        .await
+        .map_err(fail)?;
+    Ok(ok(status_json(&st)))
+}
+
+async fn enter(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["ticketId", "gateToken"]);
+    let ticket = v.uuid("ticketId").get();
+    let gate = v.string("gateToken").not_empty().get();
+    v.finish_api()?;
+    s.handlers
+        .enter_queue
+        .handle(&cx, TicketId(ticket), &gate)
+        .await
+        .map_err(fail)?;
+    Ok(created(json!({"status": "entered"})))
+}
+
+async fn leave(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["ticketId"]);
+    let ticket = v.uuid("ticketId").get();
+    v.finish_api()?;
+    let t = s
+        .handlers
+        .leave_queue
+        .handle(&cx, TicketId(ticket))
+        .await
+        .map_err(fail)?;
+    Ok(ok(
+        json!({"ticketId": t.id.to_string(), "state": t.state.as_str()}),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+const EVENT_FIELDS: [&str; 7] = [
+    "name",
+    "starts_at",
+    "ends_at",
+    "total_qty",
+    "max_per_user",
+    "price",
+    "status",
+];
+
+async fn list_events(Cx(cx): Cx, State(s): State<AppState>) -> ApiResult {
+    let events = s
+        .handlers
+        .list_events
+        .handle(&cx, EventListing::Public)
+        .await
+        .map_err(fail)?;
+    Ok(ok(Value::Array(events.iter().map(views::event).collect())))
+}
+
+async fn list_all_events(AuthedCx(cx, _): AuthedCx, State(s): State<AppState>) -> ApiResult {
+    let events = s
+        .handlers
+        .list_events
+        .handle(&cx, EventListing::Admin)
+        .await
+        .map_err(fail)?;
+    Ok(ok(Value::Array(events.iter().map(views::event).collect())))
+}
+
+async fn get_event(Cx(cx): Cx, State(s): State<AppState>, PathUuid(id): PathUuid) -> ApiResult {
+    let e = s
+        .handlers
+        .get_event
+        .handle(&cx, EventId(id))
+        .await
+        .map_err(fail)?;
+    Ok(ok(views::event(&e)))
+}
+
+async fn create_event(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &EVENT_FIELDS[..6]);
+    let name = v.string("name").length(2, 120).get();
+    let starts_at = v.date("starts_at").get();
+    let ends_at = v.date("ends_at").get();
+    let total_qty = v
+        .int("total_qty")
+        .positive()
+        .max(flash_core::domain::MAX_TOTAL_QTY)
+        .get();
+    let max_per_user = v
+        .int("max_per_user")
+        .positive()
+        .max(flash_core::domain::MAX_PER_USER)
+        .get();
+    let price = v.int("price").min(0).get();
+    v.finish_api()?;
+    let e = s
+        .handlers
+        .create_event
+        .handle(
+            &cx,
+            NewEvent {
+                name,
+                starts_at,
+                ends_at,
+                total_qty,
+                max_per_user,
+                price,
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(created(views::event(&e)))
+}
+
+async fn update_event(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    PathUuid(id): PathUuid,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &EVENT_FIELDS);
+    let patch = EventPatch {
+        name: v.string("name").optional().length(2, 120).opt(),
+        starts_at: v.date("starts_at").optional().opt(),
+        ends_at: v.date("ends_at").optional().opt(),
+        total_qty: v
+            .int("total_qty")
+            .optional()
+            .positive()
+            .max(flash_core::domain::MAX_TOTAL_QTY)
+            .opt(),
+        max_per_user: v
+            .int("max_per_user")
+            .optional()
+            .positive()
+            .max(flash_core::domain::MAX_PER_USER)
+            .opt(),
+        price: v.int("price").optional().min(0).opt(),
+        status: v
+            .string("status")
+            .optional()
+            .one_of(&["DRAFT", "ONSALE", "CLOSED"])
+            .opt()
+            .and_then(|s| EventStatus::parse(&s)),
+    };
+    v.finish_api()?;
+    let e = s
+        .handlers
+        .update_event
+        .handle(&cx, EventId(id), patch)
+        .await
+        .map_err(fail)?;
+    Ok(ok(views::event(&e)))
+}
+
+async fn delete_event(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    PathUuid(id): PathUuid,
+) -> ApiResult {
+    s.handlers
+        .delete_event
+        .handle(&cx, EventId(id))
+        .await
+        .map_err(fail)?;
+    Ok(ok(json!({"message": "Event deleted successfully"})))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+async fn place_order(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    if cx
+        .idempotency_key
+        .as_deref()
+        .is_none_or(|k| k.trim().is_empty())
+    {
+        return Err(ApiError::bad_request("Idempotency-Key header is required"));
+    }
+    let mut v = Validator::new(&body, &["event_id", "qty"]);
+    let event_id = v.uuid("event_id").get();
+    let qty = v
+        .int("qty")
+        .positive()
+        .max(flash_core::domain::MAX_PER_USER)
+        .get();
+    v.finish_api()?;
+    let placed = s
+        .handlers
+        .place_order
+        .handle(
+            &cx,
+            PlaceOrderRequest {
+                event_id: EventId(event_id),
+                qty,
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(created(views::order(&placed.order, OrderIdField::OrderId)))
+}
+
+async fn list_orders(AuthedCx(cx, _): AuthedCx, State(s): State<AppState>) -> ApiResult {
+    let orders = s.handlers.list_orders.handle(&cx).await.map_err(fail)?;
+    Ok(ok(Value::Array(
+        orders
+            .iter()
+            .map(|o| views::order(o, OrderIdField::Id))
+            .collect(),
+    )))
+}
+
+async fn get_order(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    PathUuid(id): PathUuid,
+) -> ApiResult {
+    let o = s
+        .handlers
+        .get_order
+        .handle(&cx, OrderId(id))
+        .await
+        .map_err(fail)?;
+    Ok(ok(views::order(&o, OrderIdField::Id)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payments
+
+async fn request_payment(
+    AuthedCx(cx, _): AuthedCx,
+    State(s): State<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult {
+    let mut v = Validator::new(&body, &["orderId", "method"]);
+    let order_id = v.uuid("orderId").get();
+    let method = v
+        .string("method")
+        .length(1, flash_handlers::payments::MAX_METHOD_LEN)
+        .get();
+    v.finish_api()?;
+    let p = s
+        .handlers
+        .request_payment
+        .handle(
+            &cx,
+            PaymentRequest {
+                order_id: OrderId(order_id),
+                method,
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(created(views::payment(&p)))
+}
+
+async fn payment_callback(
+    Cx(cx): Cx,
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawBody(raw): RawBody,
+) -> ApiResult {
+    let body = crate::body::parse_json_object(&raw)?;
+    let mut v = Validator::new(&body, &["orderId", "paymentId", "status"]);
+    let order_id = v.uuid("orderId").get();
+    let payment_id = v.uuid("paymentId").get();
+    let status = v.string("status").one_of(&["OK", "FAIL"]).get();
+    v.finish_api()?;
+    let verdict = if status == "OK" {
+        Verdict::Ok
+    } else {
+        Verdict::Fail
+    };
+    let p = s
+        .handlers
+        .callback
+        .handle(
+            &cx,
+            CallbackRequest {
+                order_id: OrderId(order_id),
+                payment_id: PaymentId(payment_id),
+                verdict,
+                signature: header(&headers, "x-signature"),
+                signed_body: raw.to_vec(),
+            },
+        )
+        .await
+        .map_err(fail)?;
+    Ok(created(views::payment(&p)))
+}

@@ -1,0 +1,332 @@
+//! Socket.IO namespace `/queue` (legacy event names and payloads), authenticated by access token.
+//!
+//! - On connect the token (handshake `auth.token`, `Authorization` header or `?token=`) is
+//!   verified; the user always comes from it, never from a payload. No token → `connect_error`.
+//! - `queue/join` enqueues (idempotently) and starts tracking; `queue/leave` with
+//!   `clearTicket: true` removes the ticket from the line.
+//! - READY is pushed the moment a promotion happens: every instance subscribes to the queue
+//!   notifier and emits to the room `ticket:<id>`, wherever the socket is connected.
+//! - Positions refresh at most every `QUEUE_WS_REFRESH_MS` per socket; one `queue:summary` per
+//!   room per interval.
+
+use crate::state::AppState;
+use flash_core::domain::{QueueScope, TicketState};
+use flash_core::ports::QueueNotifier;
+use flash_core::{Classify, Context, ErrorKind, Principal, TicketId};
+use flash_handlers::queue::TicketStatus;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::task::JoinHandle;
+
+pub const NAMESPACE: &str = "/queue";
+const JOIN_FAILED: &str = "대기열에 참여하지 못했습니다. 잠시 후 다시 시도해주세요.";
+const STATUS_FAILED: &str = "대기열 상태를 조회하지 못했습니다.";
+
+/// What a socket is tracking; replaced on every join so an older refresh loop stops.
+#[derive(Clone)]
+struct Tracking {
+    ticket: TicketId,
+    scope: QueueScope,
+    generation: u64,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Builds the Socket.IO layer and starts the push tasks (READY notices and room summaries).
+/// The returned handles end with the process; abort them on shutdown.
+pub fn layer(
+    state: AppState,
+    notifier: Arc<dyn QueueNotifier>,
+) -> (SocketIoLayer, SocketIo, Vec<JoinHandle<()>>) {
+    let (layer, io) = SocketIo::builder().with_state(state.clone()).build_layer();
+    io.ns(NAMESPACE, on_connect.with(authenticate));
+    let tasks = vec![
+        tokio::spawn(forward_notices(io.clone(), state.clone(), notifier)),
+        tokio::spawn(broadcast_summaries(io.clone(), state)),
+    ];
+    (layer, io, tasks)
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct HandshakeAuth {
+    token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("Unauthorized")]
+struct Unauthorized;
+
+fn bearer(value: &str) -> &str {
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or(value)
+        .trim()
+}
+
+async fn authenticate(
+    s: SocketRef,
+    State(state): State<AppState>,
+    TryData(auth): TryData<HandshakeAuth>,
+) -> Result<(), Unauthorized> {
+    let parts = s.req_parts();
+    let from_auth = auth.ok().and_then(|a| a.token);
+    let from_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| bearer(v).to_owned());
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v.to_owned())
+    });
+    let token = from_auth
+        .or(from_header)
+        .or(from_query)
+        .ok_or(Unauthorized)?;
+    let now = state.handlers.now();
+    let principal = state
+        .handlers
+        .tokens
+        .verify_access(bearer(&token), now)
+        .map_err(|_| Unauthorized)?;
+    s.extensions.insert(principal);
+    Ok(())
+}
+
+async fn on_connect(s: SocketRef, State(state): State<AppState>) {
+    let capacity = state.handlers.settings.queue.capacity;
+    let _ = s.emit("queue:config", &json!({ "readyCapacity": capacity }));
+    s.on("queue/join", on_join);
+    s.on("queue/leave", on_leave);
+    s.on_disconnect(async |s: SocketRef| {
+        s.extensions.remove::<Tracking>();
+    });
+}
+
+fn context(s: &SocketRef, principal: Principal) -> Context {
+    Context::new(format!("ws-{}", s.id)).with_principal(principal)
+}
+
+fn emit_error(s: &SocketRef, message: &str) {
+    let _ = s.emit("queue:error", &json!({ "message": message }));
+}
+
+/// The public text of a join failure: the reason for a client error, the legacy retry text
+/// when a dependency failed.
+fn join_failure_text(e: &impl Classify) -> String {
+    match e.kind() {
+        ErrorKind::Unavailable | ErrorKind::Internal => JOIN_FAILED.to_owned(),
+        ErrorKind::Invalid
+        | ErrorKind::Unauthorized
+        | ErrorKind::Forbidden
+        | ErrorKind::NotFound
+        | ErrorKind::Conflict
+        | ErrorKind::SoldOut
+        | ErrorKind::RateLimited => e.public_message(),
+    }
+}
+
+pub fn status_json(st: &TicketStatus) -> Value {
+    let mut v = json!({
+        "ticketId": st.ticket.id.to_string(),
+        "eventId": st.ticket.scope.to_string(),
+        "queueSize": st.queue_size,
+        "readyCapacity": st.ready_capacity,
+        "state": st.ticket.state.as_str(),
+    });
+    if let Some(p) = st.position {
+        v["position"] = json!(p);
+    }
+    if let Some(g) = &st.gate_token {
+        v["gateToken"] = json!(g);
+    }
+    if let Some(w) = st.estimated_wait_seconds {
+        v["estimatedWaitSeconds"] = json!(w);
+    }
+    v
+}
+
+async fn on_join(
+    s: SocketRef,
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    TryData(payload): TryData<Value>,
+) {
+    let payload = payload.unwrap_or(Value::Null);
+    let raw_event = payload.get("eventId").cloned();
+    let scope = match &raw_event {
+        None | Some(Value::Null) => Some(QueueScope::Global),
+        Some(Value::String(s)) if s.trim().is_empty() => Some(QueueScope::Global),
+        Some(Value::String(s)) => QueueScope::parse(s.trim()),
+        Some(_) => None,
+    };
+    let Some(scope) = scope else {
+        emit_error(&s, "eventId must be a UUID");
+        return;
+    };
+    let cx = context(&s, principal);
+    let ticket = match state.handlers.join_queue.handle(&cx, scope).await {
+        Ok(t) => t,
+        Err(e) => {
+            emit_error(&s, &join_failure_text(&e));
+            return;
+        }
+    };
+    if let Some(old) = s.extensions.get::<Tracking>() {
+        s.leave(vec![
+            old.scope.to_string(),
+            format!("ticket:{}", old.ticket),
+        ]);
+    }
+    let tracking = Tracking {
+        ticket: ticket.id,
+        scope,
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+    };
+    s.extensions.insert(tracking.clone());
+    s.join(vec![scope.to_string(), format!("ticket:{}", ticket.id)]);
+    let now = state.handlers.now();
+    match state
+        .handlers
+        .queue_status
+        .describe(ticket.clone(), now)
+        .await
+    {
+        Ok(st) => {
+            let _ = s.emit("queue:update", &status_json(&st));
+            let _ = s.emit(
+                "queue:summary",
+                &json!({"eventId": scope.to_string(), "queueSize": st.queue_size, "readyCapacity": st.ready_capacity}),
+            );
+        }
+        Err(_) => emit_error(&s, STATUS_FAILED),
+    }
+    let _ = s.emit(
+        "queue:joined",
+        &json!({ "ticketId": ticket.id.to_string(), "eventId": raw_event }),
+    );
+    tokio::spawn(refresh_loop(s.clone(), state, tracking));
+}
+
+/// Position updates for one socket, at most every refresh period, until the ticket is finished,
+/// the socket joins another queue, or it disconnects.
+async fn refresh_loop(s: SocketRef, state: AppState, tracking: Tracking) {
+    let mut tick = tokio::time::interval(state.ws_refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let current = s.extensions.get::<Tracking>();
+        if !s.connected() || current.map(|t| t.generation) != Some(tracking.generation) {
+            return;
+        }
+        let cx = Context::new(format!("ws-{}", s.id));
+        match state
+            .handlers
+            .queue_status
+            .handle(&cx, tracking.ticket)
+            .await
+        {
+            Ok(st) => {
+                let _ = s.emit("queue:update", &status_json(&st));
+                if matches!(st.ticket.state, TicketState::Expired | TicketState::Ordered) {
+                    return;
+                }
+            }
+            Err(_) => {
+                emit_error(&s, STATUS_FAILED);
+                return;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct LeavePayload {
+    clear_ticket: Option<bool>,
+}
+
+async fn on_leave(
+    s: SocketRef,
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    TryData(payload): TryData<LeavePayload>,
+) {
+    let clear = payload.ok().and_then(|p| p.clear_ticket).unwrap_or(false);
+    if let Some(t) = s.extensions.remove::<Tracking>() {
+        s.leave(vec![t.scope.to_string(), format!("ticket:{}", t.ticket)]);
+        if clear {
+            let cx = context(&s, principal);
+            if let Err(e) = state.handlers.leave_queue.handle(&cx, t.ticket).await {
+                tracing::debug!(error = %e, "leave on socket failed");
+            }
+        }
+    }
+    let _ = s.emit("queue:left", &());
+}
+
+/// Emits a `queue:update` to the owner's sockets the moment their ticket is admitted.
+async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueNotifier>) {
+    loop {
+        let mut sub = match notifier.subscribe().await {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue notices unavailable; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(notice) = sub.next().await {
+            let Some(ns) = io.of(NAMESPACE) else { continue };
+            let room = format!("ticket:{}", notice.ticket_id);
+            let cx = Context::new("notice");
+            // Read the ticket as it is now: the notice may be older than a later change.
+            if let Ok(st) = state
+                .handlers
+                .queue_status
+                .handle(&cx, notice.ticket_id)
+                .await
+                && let Err(e) = ns.to(room).emit("queue:update", &status_json(&st)).await
+            {
+                tracing::debug!(error = %e, "push of an admission failed");
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// One `queue:summary` per room per refresh period.
+async fn broadcast_summaries(io: SocketIo, state: AppState) {
+    let mut tick = tokio::time::interval(state.ws_refresh);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(ns) = io.of(NAMESPACE) else { continue };
+        let Ok(rooms) = ns.rooms().await;
+        for room in rooms {
+            let Some(scope) = QueueScope::parse(&room) else {
+                continue;
+            };
+            if let Ok(summary) = state.handlers.queue_status.summary(scope).await {
+                let body = json!({
+                    "eventId": room.to_string(),
+                    "queueSize": summary.queue_size,
+                    "readyCapacity": summary.ready_capacity,
+                });
+                if let Some(ns) = io.of(NAMESPACE) {
+                    let _ = ns.to(room).emit("queue:summary", &body).await;
+                }
+            }
+        }
+    }
+}

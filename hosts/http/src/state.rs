@@ -1,0 +1,53 @@
+//! What every route and socket handler shares.
+
+use crate::metrics::Metrics;
+use flash_core::ports::HealthCheck;
+use flash_handlers::Handlers;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Which route groups a router serves (the all-in-one host serves both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Services {
+    /// Auth, queue, Socket.IO.
+    pub gateway: bool,
+    /// Events, orders, payments.
+    pub api: bool,
+}
+
+impl Services {
+    pub const ALL: Services = Services {
+        gateway: true,
+        api: true,
+    };
+    pub const GATEWAY: Services = Services {
+        gateway: true,
+        api: false,
+    };
+    pub const API: Services = Services {
+        gateway: false,
+        api: true,
+    };
+}
+
+/// Database statistics for the legacy `db_*` metrics, where a database exists.
+#[async_trait::async_trait]
+pub trait DbStatsSource: Send + Sync {
+    /// `(metric name, help, type, value)` rows, legacy names.
+    async fn db_stats(&self) -> Vec<(&'static str, &'static str, &'static str, f64)>;
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub handlers: Arc<Handlers>,
+    pub metrics: Metrics,
+    /// Dependencies `/ready` and `/health` check.
+    pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
+    pub db_stats: Option<Arc<dyn DbStatsSource>>,
+    pub services: Services,
+    /// Per-check timeout of `/ready` and `/health`.
+    pub health_timeout: Duration,
+    /// Socket.IO position refresh period.
+    pub ws_refresh: Duration,
+    pub started: std::time::Instant,
+}

@@ -1,0 +1,61 @@
+//! Response bodies: legacy camelCase field names, ISO-8601 UTC dates with milliseconds.
+
+use flash_core::domain::{Event, Order, Payment};
+use serde_json::{Value, json};
+
+/// Legacy Event plus `heldQty` / `availableQty` (stock held by unpaid orders, and what is left).
+pub fn event(e: &Event) -> Value {
+    json!({
+        "id": e.id.to_string(),
+        "name": e.name,
+        "startsAt": e.starts_at.to_iso(),
+        "endsAt": e.ends_at.to_iso(),
+        "totalQty": e.total_qty,
+        "soldQty": e.sold_qty,
+        "heldQty": e.held_qty,
+        "availableQty": e.available().max(0),
+        "maxPerUser": e.max_per_user,
+        "price": e.price,
+        "status": e.status.as_str(),
+        "createdAt": e.created_at.to_iso(),
+        "updatedAt": e.updated_at.to_iso(),
+    })
+}
+
+/// Which id field an order body carries: `POST /orders` says `orderId`, reads say `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderIdField {
+    OrderId,
+    Id,
+}
+
+pub fn order(o: &Order, id_field: OrderIdField) -> Value {
+    let key = match id_field {
+        OrderIdField::OrderId => "orderId",
+        OrderIdField::Id => "id",
+    };
+    let mut v = json!({
+        "status": o.status.as_str(),
+        "amount": o.amount,
+        "qty": o.qty,
+        "eventId": o.event_id.to_string(),
+        "eventName": o.event_name,
+        "holdExpiresAt": o.hold_expires_at.to_iso(),
+        "createdAt": o.created_at.to_iso(),
+        "updatedAt": o.updated_at.to_iso(),
+    });
+    v[key] = json!(o.id.to_string());
+    v
+}
+
+pub fn payment(p: &Payment) -> Value {
+    json!({
+        "paymentId": p.id.to_string(),
+        "orderId": p.order_id.to_string(),
+        "status": p.status.as_str(),
+        "method": p.method,
+        "amount": p.amount,
+        "createdAt": p.created_at.to_iso(),
+        "updatedAt": p.updated_at.to_iso(),
+    })
+}

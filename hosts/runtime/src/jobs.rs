@@ -1,0 +1,160 @@
+//! The background work of a host: promotion, hold expiry, payment timeouts, the outbox relay and
+//! the bus consumers, each as a named task that stops on shutdown.
+
+use crate::consumers::{PaymentRequests, PaymentResults};
+use crate::periodic::{spawn_periodic, spawn_periodic_with_kick};
+use crate::shutdown::TaskSet;
+use crate::worker::{relay_outbox_once, run_consumer};
+use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
+use flash_core::{Context, StoreError};
+use flash_handlers::Handlers;
+use flash_http::metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often each sweeper runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    pub promotion: Duration,
+    pub sweep: Duration,
+    pub relay: Duration,
+}
+
+/// Admits queued tickets every interval and at once when kicked (a slot freed, someone joined).
+pub fn spawn_promoter(
+    tasks: &mut TaskSet,
+    handlers: Arc<Handlers>,
+    metrics: Metrics,
+    every: Duration,
+) {
+    let kick = handlers.promotion_kick.notify();
+    let token = tasks.token();
+    let h = spawn_periodic_with_kick("promotion", every, kick, token, move || {
+        let handlers = handlers.clone();
+        let metrics = metrics.clone();
+        async move {
+            let promoted = handlers.promote.handle(&Context::new("promotion")).await?;
+            for t in &promoted.tickets {
+                metrics.queue_admissions_total.inc();
+                if let Some(at) = t.admitted_at {
+                    metrics
+                        .queue_wait_seconds
+                        .observe(t.created_at.until(at).as_secs_f64());
+                }
+            }
+            Ok::<usize, StoreError>(promoted.tickets.len())
+        }
+    });
+    tasks.adopt("promotion", h);
+}
+
+/// Hold expiry and payment timeouts; safe to run in every instance.
+pub fn spawn_sweepers(tasks: &mut TaskSet, handlers: Arc<Handlers>, every: Duration) {
+    let h = handlers.clone();
+    let expiry = spawn_periodic("hold-expiry", every, tasks.token(), move || {
+        let h = h.clone();
+        async move {
+            let expired = h.expire_holds.handle(&Context::new("hold-expiry")).await?;
+            if !expired.is_empty() {
+                // Released stock may let waiting buyers in.
+                h.promotion_kick.kick();
+            }
+            Ok::<usize, StoreError>(expired.len())
+        }
+    });
+    tasks.adopt("hold-expiry", expiry);
+    let timeouts = spawn_periodic("payment-timeouts", every, tasks.token(), move || {
+        let h = handlers.clone();
+        async move {
+            h.time_out_payments
+                .handle(&Context::new("payment-timeouts"))
+                .await
+        }
+    });
+    tasks.adopt("payment-timeouts", timeouts);
+}
+
+/// Publishes outbox messages with confirms; runs every interval and when a payment is written.
+pub fn spawn_relay(
+    tasks: &mut TaskSet,
+    handlers: &Handlers,
+    outbox: Arc<dyn Outbox>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    every: Duration,
+) {
+    let kick = handlers.relay_kick.notify();
+    let queue = handlers.settings.payments.request_queue.clone();
+    let h = spawn_periodic_with_kick("outbox-relay", every, kick, tasks.token(), move || {
+        let (outbox, bus, clock, metrics, queue) = (
+            outbox.clone(),
+            bus.clone(),
+            clock.clone(),
+            metrics.clone(),
+            queue.clone(),
+        );
+        async move {
+            let mut total = 0;
+            // Drain in batches while there is a backlog.
+            loop {
+                let sent =
+                    relay_outbox_once(&*outbox, &*bus, &*clock, 256, Duration::from_secs(30))
+                        .await?;
+                metrics
+                    .bus_published_total
+                    .with_label_values(&[&queue])
+                    .inc_by(sent as u64);
+                total += sent;
+                if sent < 256 {
+                    break;
+                }
+            }
+            metrics
+                .outbox_backlog
+                .set(i64::try_from(outbox.backlog().await?).unwrap_or(i64::MAX));
+            Ok::<usize, StoreError>(total)
+        }
+    });
+    tasks.adopt("outbox-relay", h);
+}
+
+/// Applies payment results from the bus.
+pub fn spawn_result_consumer(
+    tasks: &mut TaskSet,
+    handlers: Arc<Handlers>,
+    metrics: Metrics,
+    consumer: Arc<dyn BusConsumer>,
+    concurrency: usize,
+) {
+    let queue = handlers.settings.payments.result_queue.clone();
+    let handler = Arc::new(PaymentResults {
+        handlers,
+        metrics,
+        queue,
+    });
+    let token = tasks.token();
+    tasks.spawn("payment-results", async move {
+        run_consumer("payment-results", consumer, handler, concurrency, token).await;
+    });
+}
+
+/// Runs the mock payment processor on the request queue.
+pub fn spawn_pay_worker(
+    tasks: &mut TaskSet,
+    handlers: Arc<Handlers>,
+    metrics: Metrics,
+    consumer: Arc<dyn BusConsumer>,
+    concurrency: usize,
+) {
+    let queue = handlers.settings.payments.request_queue.clone();
+    let handler = Arc::new(PaymentRequests {
+        handlers,
+        metrics,
+        queue,
+    });
+    let token = tasks.token();
+    tasks.spawn("pay-worker", async move {
+        run_consumer("pay-worker", consumer, handler, concurrency, token).await;
+    });
+}
