@@ -62,9 +62,10 @@ async fn registering_a_taken_name_is_a_conflict() {
 #[tokio::test]
 async fn concurrent_registrations_of_one_name_create_one_account() {
     let w = world();
+    let c = cx();
     let (a, b) = tokio::join!(
-        w.h.register.handle(&cx(), reg("race01", None)),
-        w.h.register.handle(&cx(), reg("race01", None))
+        w.h.register.handle(&c, reg("race01", None)),
+        w.h.register.handle(&c, reg("race01", None))
     );
     assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1);
 }

@@ -167,6 +167,7 @@ async fn drafts_are_visible_to_admins_only() {
     let w = world();
     let a = as_user(&admin());
     let draft = w.h.create_event.handle(&a, new_event(&w)).await.unwrap();
+    w.advance(1_000);
     let live = w.onsale_event(5, 1).await;
     let public =
         w.h.list_events

@@ -167,7 +167,7 @@ async fn check(case: &Case, paid: &mut HashMap<OrderId, i64>) -> Result<(), Test
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn sales_stay_within_stock_limits_and_capacity_under_concurrency(
@@ -207,7 +207,7 @@ proptest! {
                 }
                 check(&case, &mut paid).await?;
             }
-            Ok(())
+            Ok::<(), TestCaseError>(())
         })?;
     }
 }

@@ -268,10 +268,7 @@ async fn an_unpaid_hold_expires_and_gives_its_stock_back() {
     assert_eq!(expired.iter().map(|o| o.id).collect::<Vec<_>>(), vec![o.id]);
     let now = w.event(ev.id).await;
     assert_eq!(now.held_qty, 0);
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Expired
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Expired);
 }
 
 #[tokio::test]

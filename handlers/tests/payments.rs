@@ -3,7 +3,7 @@ mod common;
 use common::*;
 use flash_core::domain::{OrderStatus, PaymentStatus, ResultApplied, Verdict};
 use flash_core::messages::{PaymentRequestMessage, PaymentResultMessage};
-use flash_core::ports::{OrderStore, Outbox, PaymentStore};
+use flash_core::ports::{Outbox, PaymentStore};
 use flash_core::{Classify, ErrorKind, OrderId, PaymentId};
 use flash_handlers::payments::{CallbackRequest, PaymentError, PaymentRequest};
 use hmac::{Hmac, Mac};
@@ -115,10 +115,7 @@ async fn an_ok_result_makes_the_order_paid_and_moves_stock_to_sold() {
     assert!(matches!(applied, ResultApplied::Paid(_)));
     let now = w.event(ev.id).await;
     assert_eq!((now.sold_qty, now.held_qty), (2, 0));
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
     // Paying again returns the OK payment.
     let again =
         w.h.request_payment
@@ -157,10 +154,7 @@ async fn duplicate_and_late_results_never_change_a_paid_order() {
     assert!(matches!(late, ResultApplied::Unchanged(_)));
     let now = w.event(ev.id).await;
     assert_eq!(now.sold_qty, 1, "sold counted once");
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
 }
 
 #[tokio::test]
@@ -178,10 +172,7 @@ async fn a_failed_payment_keeps_the_stock_and_can_be_retried() {
         .handle(&cx(), &result(&p, Verdict::Fail))
         .await
         .unwrap();
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Fail
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Fail);
     assert_eq!(w.event(ev.id).await.held_qty, 1);
     let retry =
         w.h.request_payment
@@ -189,18 +180,12 @@ async fn a_failed_payment_keeps_the_stock_and_can_be_retried() {
             .await
             .unwrap();
     assert_ne!(retry.id, p.id);
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Hold
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
     w.h.apply_result
         .handle(&cx(), &result(&retry, Verdict::Ok))
         .await
         .unwrap();
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
 }
 
 #[tokio::test]
@@ -229,10 +214,7 @@ async fn money_taken_for_an_expired_order_is_flagged_for_refund() {
     assert_eq!(w.shop.counts().await.unwrap().payments_refund_required, 1);
     let now = w.event(ev.id).await;
     assert_eq!((now.sold_qty, now.held_qty), (0, 0));
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Expired
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Expired);
 }
 
 #[tokio::test]
@@ -254,10 +236,7 @@ async fn a_late_success_after_a_timeout_still_pays_an_order_that_is_held() {
             .await
             .unwrap();
     assert!(matches!(late, ResultApplied::Paid(_)));
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
     assert_eq!(w.event(ev.id).await.sold_qty, 1);
 }
 
@@ -293,10 +272,7 @@ async fn a_second_success_for_a_paid_order_is_flagged_for_refund() {
             .unwrap();
     assert!(matches!(r, ResultApplied::RefundRequired(_)));
     assert_eq!(w.event(ev.id).await.sold_qty, 1);
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
 }
 
 #[tokio::test]
@@ -312,10 +288,7 @@ async fn a_payment_in_flight_keeps_its_order_from_expiring() {
         .unwrap();
     w.advance(20_000);
     assert!(w.h.expire_holds.handle(&cx()).await.unwrap().is_empty());
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Hold
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
 }
 
 fn sign(body: &[u8], key: &[u8]) -> String {
@@ -370,10 +343,7 @@ async fn buyers_cannot_mark_their_own_payment_paid() {
             .await
             .unwrap_err();
     assert_eq!(e.public_message(), "Invalid signature");
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Hold
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
 }
 
 #[tokio::test]
@@ -395,10 +365,7 @@ async fn a_signed_provider_callback_or_an_admin_settles_a_payment() {
             .await
             .unwrap();
     assert_eq!(settled.status, PaymentStatus::Ok);
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Paid
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
     // A FAIL after OK is refused with the legacy text.
     let e =
         w.h.callback
@@ -472,10 +439,7 @@ async fn a_payment_that_times_out_fails_its_order() {
     assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 0);
     w.advance(1_000);
     assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 1);
-    assert_eq!(
-        w.shop.get(o.id).await.unwrap().unwrap().status,
-        OrderStatus::Fail
-    );
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Fail);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@ mod common;
 
 use common::*;
 use flash_core::domain::{EventPatch, EventStatus, QueueScope, TicketState};
-use flash_core::ports::{EventStore, QueueNotifier, QueueStore};
+use flash_core::ports::{EventStore, QueueStore};
 use flash_core::{Classify, ErrorKind, EventId, TicketId};
 use flash_handlers::queue::EnterError;
 

@@ -241,6 +241,22 @@ impl MemoryShop {
         lock(&self.state, "shop store")
     }
 
+    /// The order as stored now. Unlike `get`, which three of the ports define, this name is
+    /// unambiguous on the concrete type (for test assertions).
+    pub fn order(&self, id: OrderId) -> Option<Order> {
+        self.state.lock().ok()?.orders.get(&id).cloned()
+    }
+
+    /// The event as stored now (see [`MemoryShop::order`]).
+    pub fn event(&self, id: EventId) -> Option<Event> {
+        self.state.lock().ok()?.events.get(&id).cloned()
+    }
+
+    /// The payment as stored now (see [`MemoryShop::order`]).
+    pub fn payment(&self, id: PaymentId) -> Option<Payment> {
+        self.state.lock().ok()?.payments.get(&id).cloned()
+    }
+
     /// Inserts or replaces an event as given (demo data, test set-up). Not for events that
     /// already have orders: their counters would no longer match.
     pub fn seed_event(&self, event: Event) {

@@ -368,9 +368,14 @@ async fn the_outbox_message_goes_to_the_configured_queue() {
     let HoldOutcome::Created(o) = shop.place_hold(hold(e.id, uid(), 1, NOW)).await.unwrap() else {
         panic!("hold refused");
     };
-    shop.open(pay(&o, NOW)).await.unwrap().unwrap();
+    let Ok(PaymentOpened::Created(p)) = shop.open(pay(&o, NOW)).await.unwrap() else {
+        panic!("payment refused");
+    };
     let m = shop.claim(1, NOW, Duration::from_secs(10)).await.unwrap();
     assert_eq!(m[0].queue, "custom_requests");
+    assert_eq!(shop.order(o.id).map(|o| o.status), Some(OrderStatus::Hold));
+    assert_eq!(shop.event(e.id).map(|e| e.held_qty), Some(1));
+    assert_eq!(shop.payment(p.id), Some(p));
 }
 
 /// Holds, payments, results and expiry racing on one event keep SPEC §8 (1–3) true.

@@ -160,7 +160,11 @@ impl World {
             .order
     }
 
+    pub async fn order(&self, id: flash_core::OrderId) -> Order {
+        OrderStore::get(&*self.shop, id).await.unwrap().unwrap()
+    }
+
     pub async fn event(&self, id: EventId) -> Event {
-        self.shop.get(id).await.unwrap().unwrap()
+        EventStore::get(&*self.shop, id).await.unwrap().unwrap()
     }
 }

@@ -194,13 +194,9 @@ async fn on_join(
     };
     s.extensions.insert(tracking.clone());
     s.join(vec![scope.to_string(), format!("ticket:{}", ticket.id)]);
-    let now = state.handlers.now();
-    match state
-        .handlers
-        .queue_status
-        .describe(ticket.clone(), now)
-        .await
-    {
+    // Read the ticket only now that the socket is in its room: an admission announced before
+    // the join shows here, one announced after it is pushed to the room.
+    match state.handlers.queue_status.handle(&cx, ticket.id).await {
         Ok(st) => {
             let _ = s.emit("queue:update", &status_json(&st));
             let _ = s.emit(
