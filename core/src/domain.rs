@@ -381,6 +381,8 @@ pub struct QueueStats {
     pub queued: u64,
     /// READY + USED tickets (slots in use).
     pub admitted: u64,
+    /// Of `admitted`, the USED (entered) ones.
+    pub used: u64,
     /// Admissions over the last `window_ms`.
     pub recent_admissions: u64,
     pub window_ms: u64,

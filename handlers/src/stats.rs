@@ -11,7 +11,9 @@ use std::sync::Arc;
 pub struct QueueFigures {
     pub scope: QueueScope,
     pub queued: u64,
+    /// READY + USED.
     pub admitted: u64,
+    pub used: u64,
 }
 
 pub struct Overview {
@@ -44,6 +46,7 @@ impl Overview {
                 scope,
                 queued: s.queued,
                 admitted: s.admitted,
+                used: s.used,
             });
         }
         Ok(out)

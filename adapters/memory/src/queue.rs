@@ -28,6 +28,8 @@ struct Line {
     queued: BTreeMap<u64, TicketId>,
     /// READY/USED tickets by `expires_at`, so stale admissions are found from the front.
     admitted: BTreeSet<(Timestamp, TicketId)>,
+    /// How many of `admitted` are USED (entered).
+    used: u64,
     /// The live ticket of each user, for idempotent enqueue and `admission`.
     live_by_user: HashMap<UserId, TicketId>,
     /// Admission instants within the stats window, oldest first.
@@ -41,6 +43,7 @@ impl Line {
             waiting: Fenwick::new(1),
             queued: BTreeMap::new(),
             admitted: BTreeSet::new(),
+            used: 0,
             live_by_user: HashMap::new(),
             recent: VecDeque::new(),
         }
@@ -115,12 +118,16 @@ impl QueueState {
         let Some(t) = self.tickets.get_mut(&id) else {
             return;
         };
+        let was_used = t.state == TicketState::Used;
         t.state = state;
         t.expires_at = None;
-        if let Some(line) = self.lines.get_mut(&t.scope)
-            && line.live_by_user.get(&t.user) == Some(&id)
-        {
-            line.live_by_user.remove(&t.user);
+        if let Some(line) = self.lines.get_mut(&t.scope) {
+            if was_used {
+                line.used = line.used.saturating_sub(1);
+            }
+            if line.live_by_user.get(&t.user) == Some(&id) {
+                line.live_by_user.remove(&t.user);
+            }
         }
         self.finished.push_back((now, id));
     }
@@ -311,6 +318,7 @@ impl QueueStore for MemoryQueueStore {
         Ok(QueueStats {
             queued: line.queued.len() as u64,
             admitted: line.admitted.len() as u64,
+            used: line.used,
             recent_admissions: line.recent.len() as u64,
             window_ms,
         })
@@ -371,6 +379,7 @@ impl QueueStore for MemoryQueueStore {
                     line.admitted.remove(&(old, id));
                 }
                 line.admitted.insert((expires_at, id));
+                line.used += 1;
             }
             t.state = TicketState::Used;
             t.expires_at = Some(expires_at);

@@ -421,6 +421,22 @@ pub async fn queue_stats_count_queued_admitted_and_recent(q: Arc<dyn QueueStore>
     assert_eq!((later.queued, later.admitted), (2, 2));
 }
 
+/// `used` counts entered admissions only, and drops when they finish.
+pub async fn queue_stats_count_entered_admissions_as_used(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let (a, b) = (user(), user());
+    let ta = join(&q, a, s, now).await;
+    join(&q, b, s, now).await;
+    q.promote(s, 2, now, TTL).await.unwrap();
+    assert_eq!(q.stats(s, now).await.unwrap().used, 0);
+    q.enter(ta.id, a, now, TTL).await.unwrap();
+    let st = q.stats(s, now).await.unwrap();
+    assert_eq!((st.admitted, st.used), (2, 1));
+    q.consume(ta.id, now).await.unwrap();
+    let st = q.stats(s, now).await.unwrap();
+    assert_eq!((st.admitted, st.used), (1, 0));
+}
+
 /// `active_scopes` lists scopes with QUEUED or admitted tickets, and only those.
 pub async fn queue_active_scopes_only_lists_busy_scopes(q: Arc<dyn QueueStore>, now: Timestamp) {
     let s = scope();

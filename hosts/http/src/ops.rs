@@ -82,7 +82,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     if s.services.gateway || s.services.api {
         match s.handlers.overview.queues().await {
             Ok(queues) => {
-                let (mut waiting, mut admitted) = (0u64, 0u64);
+                let (mut waiting, mut ready, mut used) = (0u64, 0u64, 0u64);
                 for q in &queues {
                     let label = match q.scope {
                         QueueScope::Global => "global".to_owned(),
@@ -95,7 +95,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
                         q.queued as f64,
                     );
                     waiting += q.queued;
-                    admitted += q.admitted;
+                    ready += q.admitted - q.used.min(q.admitted);
+                    used += q.used;
                 }
                 t.gauge("flash_queue_events", "Queues reported", queues.len() as f64);
                 t.gauge(
@@ -105,8 +106,13 @@ async fn metrics(State(s): State<AppState>) -> Response {
                 );
                 t.gauge(
                     "queue_ready_users_total",
-                    "Admitted tickets (READY or USED) over every queue",
-                    admitted as f64,
+                    "Admitted tickets not yet entered (READY) over every queue",
+                    ready as f64,
+                );
+                t.gauge(
+                    "queue_used_users_total",
+                    "Entered tickets (USED) still holding a slot over every queue",
+                    used as f64,
                 );
             }
             Err(e) => tracing::warn!(error = %e, "queue figures unavailable for /metrics"),
