@@ -4,3 +4,4 @@
 //! Wiring only: business rules live in `flash-handlers`, HTTP in `flash-http`.
 
 pub mod up;
+pub mod web;

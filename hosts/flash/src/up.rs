@@ -172,6 +172,7 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
     };
     let (router, socket_tasks) =
         flash_http::app_with_socket(state, &layers, ports.notifier.clone());
+    let router = crate::web::mount(router, &layers, &metrics);
 
     let mut tasks = TaskSet::new(&shutdown);
     for (i, t) in socket_tasks.into_iter().enumerate() {

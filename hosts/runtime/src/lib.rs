@@ -22,6 +22,7 @@ pub mod config;
 pub mod consumers;
 pub mod jobs;
 pub mod periodic;
+pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod worker;

@@ -1,0 +1,289 @@
+//! `PaymentStore`: opening a payment with its outbox message, and applying results.
+
+use super::{PgShop, finish, limit_param};
+use crate::error::db;
+use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_status, ts};
+use async_trait::async_trait;
+use flash_core::domain::{
+    OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
+    ResultApplied, ResultCommand, ResultRejection, ShopCounts, Verdict,
+};
+use flash_core::messages::{Envelope, PaymentRequestMessage};
+use flash_core::ports::{PaymentStore, StoreResult};
+use flash_core::{PaymentId, StoreError, Timestamp};
+use uuid::Uuid;
+
+/// The payment, its outbox message and the order's new state, in one statement. A FAIL order
+/// becomes HOLD again; the hold lasts at least until the payment must have settled. Writing
+/// `payment_in_flight` keeps the order out of the expiry sweep while the payment is in flight.
+const OPEN_SQL: &str = "\
+WITH pay AS ( \
+    INSERT INTO payments (id, order_id, status, method, amount, request_id, created_at, \
+                          updated_at) \
+    VALUES ($1, $2, 'REQ', $3, $4, $5, $6, $6)), \
+msg AS ( \
+    INSERT INTO outbox (id, queue, message_id, correlation_id, payload, created_at) \
+    VALUES ($7, $8, $9, $9, $10::text::json, $6)) \
+UPDATE orders SET status = 'HOLD', payment_in_flight = true, \
+    hold_expires_at = greatest(hold_expires_at, $11), \
+    updated_at = CASE WHEN status <> 'HOLD' OR hold_expires_at < $11 THEN $6 ELSE updated_at END \
+WHERE id = $2";
+
+/// A payment's new status and, when the order changes or loses its in-flight payment, the
+/// order's. `$5` is the order's new status or NULL; `$6` whether the payment was the REQ one.
+const SETTLE_SQL: &str = "\
+WITH pay AS ( \
+    UPDATE payments SET status = $2::text::payments_status_enum, updated_at = $3 WHERE id = $1) \
+UPDATE orders SET status = coalesce($5::text::order_status, status), \
+    updated_at = CASE WHEN $5::text IS NULL THEN updated_at ELSE $3 END, \
+    payment_in_flight = payment_in_flight AND NOT $6 \
+WHERE id = $4 AND ($5::text IS NOT NULL OR $6)";
+
+/// PAID: the quantity moves from held to sold on the order's shard. A contended row again, so
+/// last before COMMIT.
+const SELL_SQL: &str = "\
+UPDATE event_stock SET held_qty = held_qty - $3, sold_qty = sold_qty + $3 \
+WHERE event_id = $1 AND shard = $2";
+
+#[async_trait]
+impl PaymentStore for PgShop {
+    async fn open(
+        &self,
+        cmd: PaymentCommand,
+    ) -> StoreResult<Result<PaymentOpened, PaymentRejection>> {
+        let mut tx = self.begin("open payment").await?;
+        // The order row lock serializes everything that can open or settle a payment of this
+        // order; the partial unique index on REQ payments backs it up.
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o JOIN events e ON e.id = o.event_id \
+             WHERE o.id = $1 FOR UPDATE OF o"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cmd.order_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("lock order", e))?;
+        let Some(row) = row else {
+            return finish(tx, Err(PaymentRejection::OrderNotFound)).await;
+        };
+        let order = row::order(&row)?;
+        if order.user != cmd.user {
+            return finish(tx, Err(PaymentRejection::NotOwner)).await;
+        }
+        let existing = |status: &'static str| {
+            format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
+                 WHERE p.order_id = $1 AND p.status = '{status}' \
+                 ORDER BY p.updated_at DESC, p.id LIMIT 1"
+            )
+        };
+        match order.status {
+            OrderStatus::Paid => {
+                let ok = sqlx::query(&existing("OK"))
+                    .bind(order.id.as_uuid())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| db("find OK payment", e))?;
+                let answer = match ok {
+                    Some(p) => Ok(PaymentOpened::Existing(row::payment(&p)?)),
+                    None => Err(PaymentRejection::AlreadyPaid),
+                };
+                return finish(tx, answer).await;
+            }
+            OrderStatus::Expired | OrderStatus::Cancelled => {
+                return finish(tx, Err(PaymentRejection::NotEligible)).await;
+            }
+            OrderStatus::Hold | OrderStatus::Fail => {}
+        }
+        let req = sqlx::query(&existing("REQ"))
+            .bind(order.id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("find REQ payment", e))?;
+        if let Some(p) = req {
+            let existing = row::payment(&p)?;
+            return finish(tx, Ok(PaymentOpened::Existing(existing))).await;
+        }
+
+        let payment = Payment {
+            id: cmd.payment_id,
+            order_id: order.id,
+            user: order.user,
+            status: PaymentStatus::Req,
+            method: cmd.method.clone(),
+            amount: order.amount,
+            created_at: cmd.now,
+            updated_at: cmd.now,
+        };
+        let request_id = cmd.request_id.to_string();
+        let envelope = Envelope::json(
+            request_id.clone(),
+            request_id.clone(),
+            &PaymentRequestMessage {
+                request_id,
+                payment_id: payment.id.to_string(),
+                order_id: order.id.to_string(),
+                user_id: order.user.to_string(),
+                amount: payment.amount,
+                method: payment.method.clone(),
+                metadata: None,
+            },
+        )
+        .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
+        let body = String::from_utf8(envelope.body)
+            .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
+        sqlx::query(OPEN_SQL)
+            .bind(payment.id.as_uuid())
+            .bind(order.id.as_uuid())
+            .bind(&payment.method)
+            .bind(payment.amount)
+            .bind(cmd.request_id)
+            .bind(ts(cmd.now)?)
+            .bind(cmd.outbox_id.as_uuid())
+            .bind(&self.request_queue)
+            .bind(&envelope.message_id)
+            .bind(body)
+            .bind(ts(cmd.settle_by)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("open payment", e))?;
+        tx.commit().await.map_err(|e| db("commit", e))?;
+        Ok(Ok(PaymentOpened::Created(payment)))
+    }
+
+    async fn apply(
+        &self,
+        cmd: ResultCommand,
+    ) -> StoreResult<Result<ResultApplied, ResultRejection>> {
+        let mut tx = self.begin("apply payment result").await?;
+        // Order and payment rows locked together: every other writer of either takes the order
+        // row first, and nothing else locks payments.
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS}, o.status::text AS order_status, o.qty AS order_qty, \
+                    o.event_id AS order_event, o.stock_shard \
+             FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.id = $1 FOR UPDATE OF o, p"
+        );
+        let row = sqlx::query(&sql)
+            .bind(cmd.payment_id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("lock payment", e))?;
+        let Some(row) = row else {
+            return finish(tx, Err(ResultRejection::PaymentNotFound)).await;
+        };
+        let payment = row::payment(&row)?;
+        if payment.order_id != cmd.order_id {
+            return finish(tx, Err(ResultRejection::WrongOrder)).await;
+        }
+        // A success that arrives after the timeout sweeper failed the payment is still money
+        // taken: it pays the order if it can, or is recorded for refund.
+        let settles = match (cmd.verdict, payment.status) {
+            (Verdict::Ok, PaymentStatus::Req | PaymentStatus::Fail)
+            | (Verdict::Fail, PaymentStatus::Req) => true,
+            (Verdict::Ok, PaymentStatus::Ok | PaymentStatus::RefundRequired)
+            | (
+                Verdict::Fail,
+                PaymentStatus::Ok | PaymentStatus::Fail | PaymentStatus::RefundRequired,
+            ) => false,
+        };
+        if !settles {
+            return finish(tx, Ok(ResultApplied::Unchanged(payment))).await;
+        }
+        let order = order_status(&row, "order_status")?;
+        let (to, order_to, applied): (_, _, fn(Payment) -> ResultApplied) =
+            match (cmd.verdict, order) {
+                (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => {
+                    (PaymentStatus::Ok, Some(OrderStatus::Paid), ResultApplied::Paid)
+                }
+                // Charged for an order that can no longer be paid (a PAID order never changes).
+                (
+                    Verdict::Ok,
+                    OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Cancelled,
+                ) => (
+                    PaymentStatus::RefundRequired,
+                    None,
+                    ResultApplied::RefundRequired,
+                ),
+                (Verdict::Fail, OrderStatus::Hold) => {
+                    (PaymentStatus::Fail, Some(OrderStatus::Fail), ResultApplied::Failed)
+                }
+                (
+                    Verdict::Fail,
+                    OrderStatus::Fail
+                    | OrderStatus::Paid
+                    | OrderStatus::Expired
+                    | OrderStatus::Cancelled,
+                ) => (PaymentStatus::Fail, None, ResultApplied::Failed),
+            };
+        sqlx::query(SETTLE_SQL)
+            .bind(payment.id.as_uuid())
+            .bind(to.as_str())
+            .bind(ts(cmd.now)?)
+            .bind(payment.order_id.as_uuid())
+            .bind(order_to.map(OrderStatus::as_str))
+            .bind(payment.status == PaymentStatus::Req)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("settle payment", e))?;
+        if order_to == Some(OrderStatus::Paid) {
+            let shard: Option<i16> = get(&row, "stock_shard")?;
+            let shard = shard.ok_or_else(|| {
+                StoreError::Internal(format!("order {} has no stock shard", payment.order_id))
+            })?;
+            sqlx::query(SELL_SQL)
+                .bind(get::<Uuid>(&row, "order_event")?)
+                .bind(shard)
+                .bind(get_int(&row, "order_qty")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| db("sell stock", e))?;
+        }
+        tx.commit().await.map_err(|e| db("commit", e))?;
+        Ok(Ok(applied(Payment {
+            status: to,
+            updated_at: cmd.now,
+            ..payment
+        })))
+    }
+
+    async fn get(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.id = $1"
+        );
+        sqlx::query(&sql)
+            .bind(id.as_uuid())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| db("get payment", e))?
+            .as_ref()
+            .map(row::payment)
+            .transpose()
+    }
+
+    /// SKIP LOCKED leaves out payments being settled at this moment; the timeout sweepers of
+    /// several pods may still list the same payment, which is harmless because `apply` of a
+    /// settled payment changes nothing.
+    async fn overdue(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Vec<Payment>> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.status = 'REQ' AND p.created_at <= $1 \
+             ORDER BY p.created_at, p.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
+        );
+        sqlx::query(&sql)
+            .bind(ts(cutoff)?)
+            .bind(limit_param(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| db("overdue payments", e))?
+            .iter()
+            .map(row::payment)
+            .collect()
+    }
+
+    /// Sums of the trigger-maintained counters plus an indexed count of unsent messages.
+    async fn counts(&self) -> StoreResult<ShopCounts> {
+        self.shop_counts().await
+    }
+}

@@ -1,0 +1,292 @@
+//! PostgreSQL-specific behaviour beyond the shared contracts: the flash-sale race checked by
+//! SQL, housekeeping, statistics and error translation.
+
+mod common;
+
+use common::{fresh_database, fresh_pool, pool_on};
+use flash_adapter_postgres::{PgHealth, PgSessionStore, PgShop, PoolSettings, lazy_pool, migrate};
+use flash_core::domain::{
+    Event, EventStatus, HoldOutcome, HoldRejection, HoldRequest, PaymentCommand, PaymentOpened,
+    RefreshSession, ResultApplied, ResultCommand, Verdict,
+};
+use flash_core::ports::{
+    EventStore, HealthCheck, OrderStore, Outbox, PaymentStore, SessionStore,
+};
+use flash_core::*;
+use flash_testkit::T0;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+fn on_sale(total: i64, max_per_user: i64) -> Event {
+    Event {
+        id: EventId(Uuid::new_v4()),
+        name: "flash".into(),
+        starts_at: T0,
+        ends_at: T0.plus(Duration::from_secs(86_400)),
+        total_qty: total,
+        sold_qty: 0,
+        held_qty: 0,
+        max_per_user,
+        price: 1500,
+        status: EventStatus::Onsale,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn hold(event: EventId, user: UserId, qty: i64) -> HoldRequest {
+    HoldRequest {
+        order_id: OrderId(Uuid::new_v4()),
+        user,
+        event_id: event,
+        qty,
+        idempotency_key: Uuid::new_v4().to_string(),
+        fingerprint: format!("{event}:{qty}"),
+        now: T0,
+        hold_expires_at: T0.plus(Duration::from_secs(300)),
+        key_expires_at: T0.plus(Duration::from_secs(86_400)),
+    }
+}
+
+fn pay(order: OrderId, user: UserId) -> PaymentCommand {
+    PaymentCommand {
+        payment_id: PaymentId(Uuid::new_v4()),
+        order_id: order,
+        user,
+        method: "MOCK".into(),
+        request_id: Uuid::new_v4(),
+        outbox_id: OutboxId(Uuid::new_v4()),
+        now: T0,
+        settle_by: T0.plus(Duration::from_secs(60)),
+    }
+}
+
+/// SPEC §8 sums, straight from the tables: (held, sold, Σ HOLD+FAIL qty, Σ PAID qty,
+/// largest per-user HOLD+FAIL+PAID quantity).
+async fn sums(shop: &PgShop, event: EventId) -> (i64, i64, i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT e.held_qty::bigint, e.sold_qty::bigint, \
+            (SELECT coalesce(sum(qty), 0)::bigint FROM orders \
+             WHERE event_id = e.id AND status IN ('HOLD', 'FAIL')), \
+            (SELECT coalesce(sum(qty), 0)::bigint FROM orders \
+             WHERE event_id = e.id AND status = 'PAID'), \
+            (SELECT coalesce(max(s), 0)::bigint FROM ( \
+                SELECT sum(qty) AS s FROM orders \
+                WHERE event_id = e.id AND status IN ('HOLD', 'FAIL', 'PAID') \
+                GROUP BY user_id) per_user) \
+         FROM events_with_stock e WHERE e.id = $1",
+    )
+    .bind(event.as_uuid())
+    .fetch_one(shop.pool())
+    .await
+    .expect("sums")
+}
+
+/// 500 concurrent holds of 1–3 tickets by 250 buyers (two requests each) for 100 tickets with a
+/// limit of 2 per buyer: exactly the stock is held, nobody is over the limit, and the sums of
+/// SPEC §8 hold — also after paying, failing and expiring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_buyers_race_for_a_hundred_tickets() {
+    let shop = Arc::new(PgShop::with_default_queue(fresh_pool(24).await));
+    let e = on_sale(100, 2);
+    shop.create(e.clone()).await.unwrap();
+    let buyers: Vec<UserId> = (0..250).map(|_| UserId(Uuid::new_v4())).collect();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let (shop, user) = (Arc::clone(&shop), buyers[i % 250]);
+            // Quantities 1, 2, 3, 1, 2, 3, …: a third ask for more than the limit.
+            let qty = i64::try_from(i % 3 + 1).unwrap();
+            let req = hold(e.id, user, qty);
+            tokio::spawn(async move { (user, qty, shop.place_hold(req).await.unwrap()) })
+        })
+        .collect();
+    let mut held_by: HashMap<UserId, i64> = HashMap::new();
+    let mut held = 0;
+    let mut orders = Vec::new();
+    for t in tasks {
+        let (user, qty, outcome) = t.await.expect("task panicked");
+        match outcome {
+            HoldOutcome::Created(o) => {
+                assert!(qty <= 2, "a hold of {qty} passed a limit of 2");
+                held += qty;
+                *held_by.entry(user).or_default() += qty;
+                orders.push(o);
+            }
+            HoldOutcome::Rejected(HoldRejection::SoldOut | HoldRejection::OverUserLimit) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(held, 100, "the holds took {held} of 100 tickets");
+    assert!(held_by.values().all(|&q| q <= 2), "a buyer is over the limit");
+    assert_eq!(sums(&shop, e.id).await, (100, 0, 100, 0, 2));
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+
+    // Pay a third, fail a third, let the rest expire.
+    let mut sold = 0;
+    for (i, o) in orders.iter().enumerate() {
+        let Ok(PaymentOpened::Created(p)) = shop.open(pay(o.id, o.user)).await.unwrap() else {
+            panic!("payment not opened");
+        };
+        let verdict = if i % 3 == 0 { Verdict::Ok } else { Verdict::Fail };
+        let cmd = ResultCommand {
+            payment_id: p.id,
+            order_id: o.id,
+            verdict,
+            now: T0,
+        };
+        match shop.apply(cmd).await.unwrap() {
+            Ok(ResultApplied::Paid(_)) => sold += o.qty,
+            Ok(ResultApplied::Failed(_)) => {}
+            other => panic!("unexpected result {other:?}"),
+        }
+    }
+    let expired = shop
+        .expire_holds(T0.plus(Duration::from_secs(3600)), 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        expired.iter().map(|o| o.qty).sum::<i64>(),
+        100 - sold,
+        "every unpaid ticket comes back"
+    );
+    let (h, s, hf, paid, top) = sums(&shop, e.id).await;
+    assert_eq!((h, s, hf, paid), (0, sold, 0, sold));
+    assert!(top <= 2);
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+    let c = shop.counts().await.unwrap();
+    assert_eq!(c.orders_total, orders.len() as u64);
+    assert_eq!(c.orders_paid + c.orders_expired, orders.len() as u64);
+    assert_eq!(c.outbox_backlog, orders.len() as u64);
+}
+
+/// Purge forgets expired idempotency records and old sent messages, and folding the counters
+/// of ended connections keeps the totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_forgets_what_expired_and_keeps_the_counts() {
+    let url = fresh_database().await;
+    let pool = pool_on(&url, 4);
+    let shop = PgShop::with_default_queue(pool.clone());
+    let e = on_sale(10, 2);
+    shop.create(e.clone()).await.unwrap();
+    let user = UserId(Uuid::new_v4());
+    let req = hold(e.id, user, 1);
+    let key = req.idempotency_key.clone();
+    let HoldOutcome::Created(o) = shop.place_hold(req).await.unwrap() else {
+        panic!("hold refused");
+    };
+    shop.open(pay(o.id, user)).await.unwrap().unwrap();
+    let claimed = shop.claim(10, T0, Duration::from_secs(30)).await.unwrap();
+    shop.mark_sent(&[claimed[0].id], T0).await.unwrap();
+    let before = shop.counts().await.unwrap();
+    assert_eq!((before.orders_total, before.payments_pending), (1, 1));
+    // The connections end, so their counter rows can be folded.
+    pool.close().await;
+    let shop = PgShop::with_default_queue(pool_on(&url, 1));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(shop.pool())
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "old connections linger");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let early = shop
+        .purge(T0.plus(Duration::from_secs(60)), Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
+    assert_eq!((early.idempotency_keys, early.sent_messages), (0, 0));
+    let day = T0.plus(Duration::from_secs(86_400));
+    let report = shop.purge(day, Duration::from_secs(3600), 100).await.unwrap();
+    assert_eq!((report.idempotency_keys, report.sent_messages), (1, 1));
+    assert_eq!(report.counter_rows, 0, "folded by the first purge already");
+    assert!(early.counter_rows > 0, "{early:?}");
+    assert_eq!(shop.counts().await.unwrap(), before);
+    assert!(shop.keyed(user, &key, T0).await.unwrap().is_none());
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let pool = fresh_pool(2).await;
+    migrate(&pool).await.expect("a second run must be a no-op");
+}
+
+#[tokio::test]
+async fn sessions_purge_forgets_expired_tokens() {
+    let sessions = PgSessionStore::new(fresh_pool(2).await);
+    let s = RefreshSession {
+        jti: TokenId(Uuid::new_v4()),
+        family: FamilyId(Uuid::new_v4()),
+        user: UserId(Uuid::new_v4()),
+        expires_at: T0.plus(Duration::from_secs(60)),
+    };
+    sessions.issue(s.clone()).await.unwrap();
+    assert_eq!(sessions.purge(T0).await.unwrap(), 0);
+    assert_eq!(
+        sessions.purge(T0.plus(Duration::from_secs(60))).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        sessions.rotate(s.jti, T0).await.unwrap(),
+        flash_core::domain::Rotation::Unknown
+    );
+}
+
+#[tokio::test]
+async fn db_stats_report_the_legacy_metric_names() {
+    let health = PgHealth::new(fresh_pool(2).await);
+    health.ping().await.unwrap();
+    let stats = health.db_stats().await.unwrap();
+    let names: Vec<&str> = stats.iter().map(|s| s.0).collect();
+    for name in [
+        "db_connections_active",
+        "db_transactions_committed_total",
+        "db_rows_inserted_total",
+        "db_bgwriter_checkpoints_timed_total",
+        "db_bgwriter_buffers_alloc_total",
+    ] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert!(
+        stats
+            .iter()
+            .all(|(_, help, kind, v)| !help.is_empty()
+                && (*kind == "counter" || *kind == "gauge")
+                && v.is_finite()
+                && *v >= 0.0)
+    );
+    let committed = stats
+        .iter()
+        .find(|s| s.0 == "db_transactions_committed_total")
+        .map(|s| s.3);
+    assert!(committed.is_some_and(|v| v > 0.0));
+    assert!(health.pool_size() >= 1);
+    assert!(health.pool_idle() <= health.pool_size() as usize);
+}
+
+/// Nothing listens on the port: requests fail fast as `Unavailable`, never `Internal`.
+#[tokio::test]
+async fn an_unreachable_server_is_unavailable() {
+    let settings = PoolSettings {
+        acquire_timeout: Duration::from_millis(500),
+        ..PoolSettings::default()
+    };
+    let pool = lazy_pool("postgres://postgres@127.0.0.1:9/none", &settings).unwrap();
+    let err = PgHealth::new(pool.clone()).ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = PgShop::with_default_queue(pool)
+        .place_hold(hold(EventId(Uuid::new_v4()), UserId(Uuid::new_v4()), 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(lazy_pool("not a url", &settings).is_err());
+}

@@ -1,0 +1,30 @@
+-- enqueue: ARGV[5] ticket id, ARGV[6] user id.
+-- Reply {1, ticket} when created, {0, ticket} for the user's live ticket, {-1} when the id exists.
+local id, user = ARGV[5], ARGV[6]
+local cur = redis.call('HGET', live, user)
+if cur then
+  local f = read(cur)
+  if f then
+    f = refresh(cur, f)
+    if is_live(f[2]) then
+      extend(tkey(cur), live_ttl)
+      redis.call('HSET', meta, 'listed', '1')
+      touch(live_ttl)
+      return {0, reply(cur, f)}
+    end
+  else
+    redis.call('HDEL', live, user)
+  end
+end
+local k = tkey(id)
+if redis.call('EXISTS', k) == 1 then
+  return {-1}
+end
+local seq = redis.call('HINCRBY', meta, 'seq', 1)
+redis.call('HSET', k, 'user', user, 'state', 'QUEUED', 'seq', seq, 'created', now_s)
+redis.call('PEXPIRE', k, live_ttl)
+redis.call('ZADD', queued, seq, id)
+redis.call('HSET', live, user, id)
+redis.call('HSET', meta, 'listed', '1')
+touch(live_ttl)
+return {1, {id, user, 'QUEUED', seq, now_s, '', ''}}

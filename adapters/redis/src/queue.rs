@@ -1,0 +1,662 @@
+//! The waiting queue in Redis.
+//!
+//! # Keys (`P` = prefix, `S` = scope: `__global__` or an event UUID)
+//!
+//! | key | type | content | TTL |
+//! |---|---|---|---|
+//! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed` | live |
+//! | `P q:{S}:queued` | ZSET | QUEUED ticket id → seq (ZRANK + 1 = position) | live |
+//! | `P q:{S}:admitted` | ZSET | READY/USED ticket id → expires_at | live + admission |
+//! | `P q:{S}:live` | HASH | user id → live ticket id (idempotent enqueue) | live |
+//! | `P q:{S}:recent` | ZSET | ticket id → admitted_at, trimmed to the stats window | live |
+//! | `P q:{S}:t:<id>` | HASH | `user state seq created admitted expires` | live; retention once finished |
+//! | `P q:ticket:<id>` | STRING | the ticket's scope (ids alone do not name a slot) | live; retention once finished |
+//! | `P q:active` | SET | scopes with QUEUED or admitted tickets | live |
+//!
+//! "live" is [`QueueTuning::live_ttl`] (24 h), renewed by activity; "retention" is
+//! [`QueueTuning::retention`] (1 h). Every per-scope key carries the `{S}` hash tag, and every
+//! mutation is one Lua script over those keys only, so it is atomic and Cluster-safe.
+//!
+//! # The two global keys
+//!
+//! `q:ticket:<id>` and `q:active` live in other slots, so scripts cannot write them; the adapter
+//! does, in an order that keeps them right:
+//! - enqueue runs its script first, then writes the ticket's index entry and adds the scope to
+//!   `q:active`. The id is returned only after both, so nobody can look it up earlier; a crash in
+//!   between is healed by the user's next enqueue, which rewrites both.
+//! - a script that sees its scope become idle clears the scope's `listed` flag and reports it; the
+//!   adapter then removes the scope from `q:active` and, in the same pipeline, re-checks the scope
+//!   and puts it back if it got busy meanwhile. Every enqueue adds the scope after its script, so
+//!   a busy scope always ends up listed, and an idle one is removed by whoever saw it go idle (the
+//!   promoter also removes idle scopes it visits).
+
+use crate::conn::Redis;
+use crate::reply::{array, at, count, int, malformed, opt_text, text};
+use async_trait::async_trait;
+use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState};
+use flash_core::ports::{QueueStore, StoreResult};
+use flash_core::{StoreError, TicketId, Timestamp, UserId};
+use redis::{Script, Value};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// Lifetimes of queue keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueTuning {
+    /// TTL of live keys, renewed when a scope or ticket is touched and less than half of it is
+    /// left (so hot reads rarely write). Half of it must exceed the longest admission
+    /// (`QUEUE_GATE_TOKEN_TTL_MS`) and the longest wait anyone is expected to sit out.
+    pub live_ttl: Duration,
+    /// How long a finished (ORDERED/EXPIRED) ticket stays readable.
+    pub retention: Duration,
+    /// The window of [`QueueStats::recent_admissions`].
+    pub stats_window: Duration,
+}
+
+impl Default for QueueTuning {
+    fn default() -> Self {
+        QueueTuning {
+            live_ttl: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(3600),
+            stats_window: Duration::from_secs(60),
+        }
+    }
+}
+
+macro_rules! queue_script {
+    ($file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/queue_common.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        })
+    };
+}
+
+static ENQUEUE: LazyLock<Script> = queue_script!("queue_enqueue.lua");
+static TICKET: LazyLock<Script> = queue_script!("queue_ticket.lua");
+static PROMOTE: LazyLock<Script> = queue_script!("queue_promote.lua");
+static ENTER: LazyLock<Script> = queue_script!("queue_enter.lua");
+static LEAVE: LazyLock<Script> = queue_script!("queue_leave.lua");
+static ADMISSION: LazyLock<Script> = queue_script!("queue_admission.lua");
+static CONSUME: LazyLock<Script> = queue_script!("queue_consume.lua");
+static STATS: LazyLock<Script> = queue_script!("queue_stats.lua");
+/// Sent as plain `EVAL` inside a pipeline (scripts cannot be pipelined by hash in the driver);
+/// it only runs when a scope goes idle.
+const RELIST: &str = concat!(
+    include_str!("lua/queue_common.lua"),
+    include_str!("lua/queue_relist.lua")
+);
+
+/// The keys of one scope; see the module docs.
+struct ScopeKeys {
+    scope: String,
+    meta: String,
+    queued: String,
+    admitted: String,
+    live: String,
+    recent: String,
+    tickets: String,
+}
+
+/// What an operation found out beyond its reply, to settle the global keys afterwards.
+#[derive(Debug, Default)]
+struct Aftermath {
+    /// The scope went idle while listed: take it out of the active set.
+    went_idle: bool,
+    /// The ticket's index entry can go now (`Some(retention)`), or at once (`Some(ZERO)`).
+    shorten_index: Option<(TicketId, Duration)>,
+}
+
+/// [`QueueStore`] on Redis. Cheap to clone; share one [`Redis`] between all adapters.
+#[derive(Debug, Clone)]
+pub struct RedisQueueStore {
+    redis: Redis,
+    tuning: QueueTuning,
+}
+
+impl RedisQueueStore {
+    pub fn new(redis: Redis) -> Self {
+        Self::with_tuning(redis, QueueTuning::default())
+    }
+
+    pub fn with_tuning(redis: Redis, tuning: QueueTuning) -> Self {
+        RedisQueueStore { redis, tuning }
+    }
+
+    fn keys(&self, scope: QueueScope) -> ScopeKeys {
+        let p = self.redis.prefix();
+        let s = scope.to_string();
+        ScopeKeys {
+            meta: format!("{p}q:{{{s}}}:meta"),
+            queued: format!("{p}q:{{{s}}}:queued"),
+            admitted: format!("{p}q:{{{s}}}:admitted"),
+            live: format!("{p}q:{{{s}}}:live"),
+            recent: format!("{p}q:{{{s}}}:recent"),
+            tickets: format!("{p}q:{{{s}}}:t:"),
+            scope: s,
+        }
+    }
+
+    fn index_key(&self, id: TicketId) -> String {
+        format!("{}q:ticket:{id}", self.redis.prefix())
+    }
+
+    fn active_key(&self) -> String {
+        format!("{}q:active", self.redis.prefix())
+    }
+
+    fn live_ms(&self) -> u64 {
+        millis(self.tuning.live_ttl)
+    }
+
+    /// Runs a queue script over `scope`'s keys with the common arguments and `extra` ones.
+    async fn call(
+        &self,
+        what: &'static str,
+        script: &Script,
+        scope: QueueScope,
+        now: Timestamp,
+        extra: &[String],
+    ) -> StoreResult<Value> {
+        let k = self.keys(scope);
+        let mut inv = script.prepare_invoke();
+        inv.key(&k.meta)
+            .key(&k.queued)
+            .key(&k.admitted)
+            .key(&k.live)
+            .key(&k.recent)
+            .arg(&k.tickets)
+            .arg(now.millis())
+            .arg(self.live_ms())
+            .arg(millis(self.tuning.retention));
+        for a in extra {
+            inv.arg(a);
+        }
+        self.redis
+            .run(what, |mut c| async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+
+    /// The scope of ticket `id`, renewing its index entry once half its TTL is gone (like the
+    /// keys it points to); `None` when unknown.
+    async fn scope_of(&self, id: TicketId) -> StoreResult<Option<QueueScope>> {
+        let key = self.index_key(id);
+        let live = self.live_ms();
+        let (found, pttl): (Option<String>, i64) = self
+            .redis
+            .run("ticket index", |mut c| async move {
+                redis::pipe()
+                    .cmd("GET")
+                    .arg(&key)
+                    .cmd("PTTL")
+                    .arg(&key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let Some(s) = found else {
+            return Ok(None);
+        };
+        let scope = QueueScope::parse(&s)
+            .ok_or_else(|| malformed("ticket index", format!("scope {s:?}")))?;
+        if pttl == -1 || u64::try_from(pttl).is_ok_and(|left| left.saturating_mul(2) < live) {
+            let key = self.index_key(id);
+            self.redis
+                .run("ticket index", |mut c| async move {
+                    redis::cmd("PEXPIRE")
+                        .arg(&key)
+                        .arg(live)
+                        .exec_async(&mut c)
+                        .await
+                })
+                .await?;
+        }
+        Ok(Some(scope))
+    }
+
+    /// Settles the global keys after a script (see the module docs).
+    async fn settle(&self, scope: QueueScope, after: Aftermath) -> StoreResult<()> {
+        if !after.went_idle && after.shorten_index.is_none() {
+            return Ok(());
+        }
+        let k = self.keys(scope);
+        let active = self.active_key();
+        let mut pipe = redis::pipe();
+        if let Some((id, ttl)) = after.shorten_index {
+            let key = self.index_key(id);
+            if ttl.is_zero() {
+                pipe.cmd("DEL").arg(key).ignore();
+            } else {
+                pipe.cmd("PEXPIRE").arg(key).arg(millis(ttl)).ignore();
+            }
+        }
+        if after.went_idle {
+            pipe.cmd("SREM").arg(&active).arg(&k.scope).ignore();
+            pipe.cmd("EVAL")
+                .arg(RELIST)
+                .arg(5)
+                .arg(&k.meta)
+                .arg(&k.queued)
+                .arg(&k.admitted)
+                .arg(&k.live)
+                .arg(&k.recent)
+                .arg(&k.tickets)
+                .arg(0)
+                .arg(self.live_ms())
+                .arg(millis(self.tuning.retention));
+        }
+        let replies: Vec<Value> = self
+            .redis
+            .run("queue settle", |mut c| async move {
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let busy_again = match replies.first() {
+            Some(v) if after.went_idle => int(v, "queue relist")? == 1,
+            Some(_) | None => false,
+        };
+        if busy_again {
+            self.list(&k.scope).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds `scope` to the active set.
+    async fn list(&self, scope: &str) -> StoreResult<()> {
+        let active = self.active_key();
+        let live = self.live_ms();
+        self.redis
+            .run("queue list scope", |mut c| async move {
+                redis::pipe()
+                    .cmd("SADD")
+                    .arg(&active)
+                    .arg(scope)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&active)
+                    .arg(live)
+                    .ignore()
+                    .exec_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Reads `{went_idle, ticket|nil}` replies.
+    fn flagged_ticket(
+        &self,
+        v: Value,
+        scope: QueueScope,
+        what: &str,
+    ) -> StoreResult<(bool, Option<Ticket>)> {
+        let items = array(v, what)?;
+        let idle = int(at(&items, 0, what)?, what)? == 1;
+        let ticket = match at(&items, 1, what)? {
+            Value::Nil => None,
+            t => Some(parse_ticket(t, scope, what)?),
+        };
+        Ok((idle, ticket))
+    }
+
+    /// The index entry of a ticket that just finished (or vanished) need not outlive it.
+    fn index_after(&self, id: TicketId, ticket: Option<&Ticket>) -> Option<(TicketId, Duration)> {
+        match ticket {
+            None => Some((id, Duration::ZERO)),
+            Some(t) if !t.state.is_live() => Some((id, self.tuning.retention)),
+            Some(_) => None,
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `[id, user, state, seq, created, admitted|"", expires|""]`.
+fn parse_ticket(v: &Value, scope: QueueScope, what: &str) -> StoreResult<Ticket> {
+    let Value::Array(f) = v else {
+        return Err(malformed(what, format!("expected a ticket, got {v:?}")));
+    };
+    let id = text(at(f, 0, what)?, what)?;
+    let user = text(at(f, 1, what)?, what)?;
+    let state = text(at(f, 2, what)?, what)?;
+    let optional_ms = |i: usize| -> StoreResult<Option<Timestamp>> {
+        match opt_text(at(f, i, what)?, what)?.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => s
+                .parse::<i64>()
+                .map(|ms| Some(Timestamp::from_millis(ms)))
+                .map_err(|_| malformed(what, format!("timestamp {s:?}"))),
+        }
+    };
+    Ok(Ticket {
+        id: id
+            .parse()
+            .map_err(|_| malformed(what, format!("ticket id {id:?}")))?,
+        user: user
+            .parse()
+            .map_err(|_| malformed(what, format!("user id {user:?}")))?,
+        scope,
+        state: TicketState::parse(&state)
+            .ok_or_else(|| malformed(what, format!("state {state:?}")))?,
+        seq: count(at(f, 3, what)?, what)?,
+        created_at: Timestamp::from_millis(int(at(f, 4, what)?, what)?),
+        admitted_at: optional_ms(5)?,
+        expires_at: optional_ms(6)?,
+    })
+}
+
+#[async_trait]
+impl QueueStore for RedisQueueStore {
+    async fn enqueue(
+        &self,
+        ticket: TicketId,
+        user: UserId,
+        scope: QueueScope,
+        now: Timestamp,
+    ) -> StoreResult<Enqueued> {
+        const WHAT: &str = "queue enqueue";
+        let v = self
+            .call(
+                WHAT,
+                &ENQUEUE,
+                scope,
+                now,
+                &[ticket.to_string(), user.to_string()],
+            )
+            .await?;
+        let items = array(v, WHAT)?;
+        let created = match int(at(&items, 0, WHAT)?, WHAT)? {
+            1 => true,
+            0 => false,
+            -1 => {
+                return Err(StoreError::Conflict(format!(
+                    "ticket {ticket} already exists"
+                )));
+            }
+            n => return Err(malformed(WHAT, format!("status {n}"))),
+        };
+        let t = parse_ticket(at(&items, 1, WHAT)?, scope, WHAT)?;
+        // Index and active set after the script (module docs): rewritten on every enqueue, so a
+        // replay also repairs what a crash may have left out.
+        let index = self.index_key(t.id);
+        let active = self.active_key();
+        let scope_s = scope.to_string();
+        let live = self.live_ms();
+        self.redis
+            .run(WHAT, |mut c| async move {
+                redis::pipe()
+                    .cmd("SET")
+                    .arg(&index)
+                    .arg(&scope_s)
+                    .arg("PX")
+                    .arg(live)
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(&active)
+                    .arg(&scope_s)
+                    .ignore()
+                    .cmd("PEXPIRE")
+                    .arg(&active)
+                    .arg(live)
+                    .ignore()
+                    .exec_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(Enqueued { ticket: t, created })
+    }
+
+    async fn ticket(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<Ticket>> {
+        const WHAT: &str = "queue ticket";
+        let Some(scope) = self.scope_of(id).await? else {
+            return Ok(None);
+        };
+        let v = self
+            .call(WHAT, &TICKET, scope, now, &[id.to_string()])
+            .await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
+        let after = Aftermath {
+            went_idle,
+            shorten_index: self.index_after(id, ticket.as_ref()),
+        };
+        self.settle(scope, after).await?;
+        Ok(ticket)
+    }
+
+    async fn position(&self, ticket: &Ticket) -> StoreResult<Option<u64>> {
+        let queued = self.keys(ticket.scope).queued;
+        let id = ticket.id.to_string();
+        // Only QUEUED tickets are in the set, so the rank counts exactly the QUEUED ones ahead.
+        let rank: Option<i64> = self
+            .redis
+            .run("queue position", |mut c| async move {
+                redis::cmd("ZRANK")
+                    .arg(&queued)
+                    .arg(&id)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        rank.map(|r| {
+            u64::try_from(r)
+                .map(|r| r + 1)
+                .map_err(|_| malformed("queue position", format!("rank {r}")))
+        })
+        .transpose()
+    }
+
+    async fn stats(&self, scope: QueueScope, now: Timestamp) -> StoreResult<QueueStats> {
+        const WHAT: &str = "queue stats";
+        let cutoff = now.minus(self.tuning.stats_window).millis().to_string();
+        let v = self.call(WHAT, &STATS, scope, now, &[cutoff]).await?;
+        let items = array(v, WHAT)?;
+        let went_idle = int(at(&items, 0, WHAT)?, WHAT)? == 1;
+        let stats = QueueStats {
+            queued: count(at(&items, 1, WHAT)?, WHAT)?,
+            admitted: count(at(&items, 2, WHAT)?, WHAT)?,
+            used: count(at(&items, 3, WHAT)?, WHAT)?,
+            recent_admissions: count(at(&items, 4, WHAT)?, WHAT)?,
+            window_ms: millis(self.tuning.stats_window),
+        };
+        self.settle(
+            scope,
+            Aftermath {
+                went_idle,
+                shorten_index: None,
+            },
+        )
+        .await?;
+        Ok(stats)
+    }
+
+    async fn promote(
+        &self,
+        scope: QueueScope,
+        capacity: u64,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Vec<Ticket>> {
+        const WHAT: &str = "queue promote";
+        let expires = now.plus(ttl);
+        let span = self.live_ms().saturating_add(millis(ttl));
+        let cutoff = now.minus(self.tuning.stats_window);
+        let v = self
+            .call(
+                WHAT,
+                &PROMOTE,
+                scope,
+                now,
+                &[
+                    capacity.to_string(),
+                    expires.millis().to_string(),
+                    span.to_string(),
+                    cutoff.millis().to_string(),
+                ],
+            )
+            .await?;
+        let items = array(v, WHAT)?;
+        let idle = int(at(&items, 0, WHAT)?, WHAT)? == 1;
+        let admitted = match at(&items, 1, WHAT)? {
+            Value::Array(ts) => ts
+                .iter()
+                .map(|t| parse_ticket(t, scope, WHAT))
+                .collect::<StoreResult<Vec<_>>>()?,
+            other => return Err(malformed(WHAT, format!("admitted {other:?}"))),
+        };
+        // The promoter only visits listed scopes, so an idle one it sees is taken out even if
+        // another call cleared its flag first (that caller may have lost a race with an enqueue).
+        self.settle(
+            scope,
+            Aftermath {
+                went_idle: idle,
+                shorten_index: None,
+            },
+        )
+        .await?;
+        Ok(admitted)
+    }
+
+    async fn enter(
+        &self,
+        id: TicketId,
+        user: UserId,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<Option<Ticket>> {
+        const WHAT: &str = "queue enter";
+        let Some(scope) = self.scope_of(id).await? else {
+            return Ok(None);
+        };
+        let expires = now.plus(ttl);
+        let span = self.live_ms().saturating_add(millis(ttl));
+        let v = self
+            .call(
+                WHAT,
+                &ENTER,
+                scope,
+                now,
+                &[
+                    id.to_string(),
+                    user.to_string(),
+                    expires.millis().to_string(),
+                    span.to_string(),
+                ],
+            )
+            .await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
+        let after = Aftermath {
+            went_idle,
+            shorten_index: self.index_after(id, ticket.as_ref()),
+        };
+        self.settle(scope, after).await?;
+        Ok(ticket)
+    }
+
+    async fn leave(
+        &self,
+        id: TicketId,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ticket>> {
+        const WHAT: &str = "queue leave";
+        let Some(scope) = self.scope_of(id).await? else {
+            return Ok(None);
+        };
+        let v = self
+            .call(
+                WHAT,
+                &LEAVE,
+                scope,
+                now,
+                &[id.to_string(), user.to_string()],
+            )
+            .await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
+        // `None` here may just mean "another user's": keep the index unless the ticket finished.
+        let shorten_index = ticket
+            .as_ref()
+            .filter(|t| !t.state.is_live())
+            .map(|_| (id, self.tuning.retention));
+        self.settle(
+            scope,
+            Aftermath {
+                went_idle,
+                shorten_index,
+            },
+        )
+        .await?;
+        Ok(ticket)
+    }
+
+    async fn admission(
+        &self,
+        user: UserId,
+        scope: QueueScope,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ticket>> {
+        const WHAT: &str = "queue admission";
+        let v = self
+            .call(WHAT, &ADMISSION, scope, now, &[user.to_string()])
+            .await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
+        self.settle(
+            scope,
+            Aftermath {
+                went_idle,
+                shorten_index: None,
+            },
+        )
+        .await?;
+        Ok(ticket)
+    }
+
+    async fn consume(&self, id: TicketId, now: Timestamp) -> StoreResult<bool> {
+        const WHAT: &str = "queue consume";
+        let Some(scope) = self.scope_of(id).await? else {
+            return Ok(false);
+        };
+        let v = self
+            .call(WHAT, &CONSUME, scope, now, &[id.to_string()])
+            .await?;
+        let items = array(v, WHAT)?;
+        let went_idle = int(at(&items, 0, WHAT)?, WHAT)? == 1;
+        let changed = int(at(&items, 1, WHAT)?, WHAT)? == 1;
+        self.settle(
+            scope,
+            Aftermath {
+                went_idle,
+                shorten_index: changed.then_some((id, self.tuning.retention)),
+            },
+        )
+        .await?;
+        Ok(changed)
+    }
+
+    async fn active_scopes(&self) -> StoreResult<Vec<QueueScope>> {
+        const WHAT: &str = "queue active scopes";
+        let active = self.active_key();
+        let live = self.live_ms();
+        let (members, _): (Vec<String>, i64) = self
+            .redis
+            .run(WHAT, |mut c| async move {
+                redis::pipe()
+                    .cmd("SMEMBERS")
+                    .arg(&active)
+                    .cmd("PEXPIRE")
+                    .arg(&active)
+                    .arg(live)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut scopes = members
+            .iter()
+            .map(|s| QueueScope::parse(s).ok_or_else(|| malformed(WHAT, format!("scope {s:?}"))))
+            .collect::<StoreResult<Vec<_>>>()?;
+        scopes.sort();
+        Ok(scopes)
+    }
+}

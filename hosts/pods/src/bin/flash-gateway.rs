@@ -1,0 +1,5 @@
+//! The `flash-gateway` pod binary; see [`flash_pods`].
+
+fn main() {
+    flash_pods::serve::main_for(flash_pods::serve::Role::Gateway);
+}

@@ -1,0 +1,352 @@
+//! What a rehearsal measures while it runs: one HDR histogram per step, failures grouped by
+//! step + status + message, and the live counters the progress display reads.
+
+use hdrhistogram::Histogram;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A measured step of the journey. HTTP steps time one request; `QueueWait`, `PaymentWait` and
+/// `Journey` time a stretch of the journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Step {
+    Register,
+    Login,
+    Events,
+    SocketConnect,
+    Enqueue,
+    Status,
+    QueueWait,
+    Enter,
+    Order,
+    Pay,
+    OrderStatus,
+    PaymentWait,
+    Leave,
+    Journey,
+    Audit,
+}
+
+impl Step {
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Register => "register",
+            Step::Login => "login",
+            Step::Events => "events",
+            Step::SocketConnect => "socket connect",
+            Step::Enqueue => "enqueue",
+            Step::Status => "queue status",
+            Step::QueueWait => "wait for READY",
+            Step::Enter => "enter",
+            Step::Order => "order",
+            Step::Pay => "pay",
+            Step::OrderStatus => "order status",
+            Step::PaymentWait => "wait for PAID/FAIL",
+            Step::Leave => "leave",
+            Step::Journey => "journey (arrival to PAID)",
+            Step::Audit => "audit reads",
+        }
+    }
+
+    /// Stretches of a journey rather than single requests.
+    pub fn is_span(self) -> bool {
+        matches!(self, Step::QueueWait | Step::PaymentWait | Step::Journey)
+    }
+}
+
+/// Stage counters for the live display; each is a count of buyers who reached that stage.
+#[derive(Default)]
+pub struct Stages {
+    pub arrived: AtomicU64,
+    pub queued: AtomicU64,
+    pub admitted: AtomicU64,
+    pub ordered: AtomicU64,
+    pub paid: AtomicU64,
+    pub sold_out: AtomicU64,
+    pub failed: AtomicU64,
+    pub finished: AtomicU64,
+}
+
+/// Relative times (ms since the sale clock started) of notable moments; 0 = not yet.
+#[derive(Default)]
+pub struct Moments {
+    pub first_admission: AtomicU64,
+    pub last_admission: AtomicU64,
+    pub first_paid: AtomicU64,
+    pub last_paid: AtomicU64,
+    pub first_sold_out_reply: AtomicU64,
+    /// The event reads said nothing is available.
+    pub sold_out: AtomicU64,
+    /// The event reads said every ticket is sold.
+    pub all_paid: AtomicU64,
+}
+
+fn mark_first(slot: &AtomicU64, ms: u64) {
+    let ms = ms.max(1);
+    let _ = slot.compare_exchange(0, ms, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+fn mark_last(slot: &AtomicU64, ms: u64) {
+    slot.fetch_max(ms.max(1), Ordering::Relaxed);
+}
+
+/// Key of a failure group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailureKey {
+    pub step: Step,
+    /// HTTP status, or `transport` / `socket` / `deadline` / `protocol`.
+    pub status: String,
+    pub message: String,
+}
+
+pub struct Recorder {
+    started: Instant,
+    histograms: Mutex<HashMap<Step, Histogram<u64>>>,
+    errors: Mutex<BTreeMap<FailureKey, u64>>,
+    retries: Mutex<BTreeMap<FailureKey, u64>>,
+    pub requests: AtomicU64,
+    pub error_count: AtomicU64,
+    pub stages: Stages,
+    pub moments: Moments,
+    /// `readyCapacity` as the server reported it (0 = not seen).
+    pub capacity_seen: AtomicU64,
+}
+
+/// Histograms keep microseconds up to one hour, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+impl Recorder {
+    pub fn new(started: Instant) -> Self {
+        Recorder {
+            started,
+            histograms: Mutex::new(HashMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            retries: Mutex::new(BTreeMap::new()),
+            requests: AtomicU64::new(0),
+            error_count: AtomicU64::new(0),
+            stages: Stages::default(),
+            moments: Moments::default(),
+            capacity_seen: AtomicU64::new(0),
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Milliseconds since the sale clock started (at least 1 once it has started).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn ms_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    pub fn time(&self, step: Step, took: Duration) {
+        let us = (took.as_micros() as u64).clamp(1, 3_600_000_000);
+        if let Ok(mut h) = self.histograms.lock() {
+            let _ = h.entry(step).or_insert_with(histogram).record(us);
+        }
+    }
+
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn error(&self, step: Step, status: impl Into<String>, message: impl Into<String>) {
+        self.error_count.fetch_add(1, Ordering::Relaxed);
+        let key = FailureKey {
+            step,
+            status: status.into(),
+            message: clip(message.into()),
+        };
+        if let Ok(mut e) = self.errors.lock() {
+            *e.entry(key).or_default() += 1;
+        }
+    }
+
+    pub fn retry(&self, step: Step, status: impl Into<String>, message: impl Into<String>) {
+        let key = FailureKey {
+            step,
+            status: status.into(),
+            message: clip(message.into()),
+        };
+        if let Ok(mut e) = self.retries.lock() {
+            *e.entry(key).or_default() += 1;
+        }
+    }
+
+    pub fn admitted(&self, at: Instant) {
+        let ms = self.ms_at(at);
+        mark_first(&self.moments.first_admission, ms);
+        mark_last(&self.moments.last_admission, ms);
+        self.stages.admitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn paid(&self) {
+        let ms = self.now_ms();
+        mark_first(&self.moments.first_paid, ms);
+        mark_last(&self.moments.last_paid, ms);
+        self.stages.paid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sold_out_reply(&self) {
+        mark_first(&self.moments.first_sold_out_reply, self.now_ms());
+        self.stages.sold_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn saw_sold_out(&self) {
+        mark_first(&self.moments.sold_out, self.now_ms());
+    }
+
+    pub fn saw_all_paid(&self) {
+        mark_first(&self.moments.all_paid, self.now_ms());
+    }
+
+    pub fn saw_capacity(&self, capacity: u64) {
+        if capacity > 0 {
+            let _ = self.capacity_seen.compare_exchange(
+                0,
+                capacity,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    pub fn step_summaries(&self) -> Vec<StepSummary> {
+        let Ok(h) = self.histograms.lock() else {
+            return Vec::new();
+        };
+        let mut steps: Vec<_> = h
+            .iter()
+            .map(|(step, h)| StepSummary::of(*step, h))
+            .collect();
+        steps.sort_by_key(|s| s.step);
+        steps
+    }
+
+    pub fn errors(&self) -> Vec<FailureGroup> {
+        groups(&self.errors)
+    }
+
+    pub fn retries(&self) -> Vec<FailureGroup> {
+        groups(&self.retries)
+    }
+}
+
+fn groups(map: &Mutex<BTreeMap<FailureKey, u64>>) -> Vec<FailureGroup> {
+    let Ok(m) = map.lock() else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = m
+        .iter()
+        .map(|(k, n)| FailureGroup {
+            step: k.step.name().to_owned(),
+            status: k.status.clone(),
+            message: k.message.clone(),
+            count: *n,
+        })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.step.cmp(&b.step)));
+    v
+}
+
+fn clip(mut s: String) -> String {
+    const MAX: usize = 160;
+    if s.len() > MAX {
+        let mut cut = MAX;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// Latency percentiles of one step, in milliseconds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepSummary {
+    #[serde(skip)]
+    pub step: Option<Step>,
+    pub name: String,
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl StepSummary {
+    fn of(step: Step, h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        StepSummary {
+            step: Some(step),
+            name: step.name().to_owned(),
+            count: h.len(),
+            mean_ms: h.mean() / 1000.0,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailureGroup {
+    pub step: String,
+    pub status: String,
+    pub message: String,
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_the_recorded_latencies() {
+        let r = Recorder::new(Instant::now());
+        for ms in 1..=100 {
+            r.time(Step::Order, Duration::from_millis(ms));
+        }
+        let s = r.step_summaries();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].count, 100);
+        assert!((s[0].p50_ms - 50.0).abs() < 0.1, "{:?}", s[0]);
+        assert!((s[0].p99_ms - 99.0).abs() < 0.1, "{:?}", s[0]);
+        assert!((s[0].max_ms - 100.0).abs() < 0.1, "{:?}", s[0]);
+    }
+
+    #[test]
+    fn failures_are_grouped_by_step_status_and_message() {
+        let r = Recorder::new(Instant::now());
+        r.error(Step::Order, "500", "Internal server error");
+        r.error(Step::Order, "500", "Internal server error");
+        r.error(Step::Pay, "400", "Order is not eligible for payment");
+        let e = r.errors();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].count, 2);
+        assert_eq!(e[0].step, "order");
+        assert_eq!(r.error_count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn first_and_last_moments_are_kept() {
+        let r = Recorder::new(Instant::now());
+        r.admitted(r.started() + Duration::from_millis(5));
+        r.admitted(r.started() + Duration::from_millis(50));
+        r.admitted(r.started() + Duration::from_millis(20));
+        assert_eq!(r.moments.first_admission.load(Ordering::Relaxed), 5);
+        assert_eq!(r.moments.last_admission.load(Ordering::Relaxed), 50);
+    }
+}

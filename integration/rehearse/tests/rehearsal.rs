@@ -1,0 +1,226 @@
+//! The rehearsal against the real system: `flash up` started in this process on port 0, a small
+//! sale (more buyers than tickets, failing payments retried), all three report forms, and a
+//! clean audit.
+
+use clap::Parser;
+use flash::up::{Running, UpConfig, start};
+use flash_rehearse::{Plan, RehearseArgs, rehearse};
+use flash_runtime::config::parse_args_ignoring_env;
+use flash_runtime::shutdown::Shutdown;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+async fn system(tickets: &str, capacity: &str) -> Running {
+    let cfg: UpConfig = parse_args_ignoring_env(&[
+        "--port",
+        "0",
+        "--demo-users",
+        "24",
+        "--demo-event-qty",
+        tickets,
+        "--bcrypt-cost",
+        "4",
+        "--queue-ready-capacity",
+        capacity,
+        "--queue-promotion-interval-ms",
+        "50",
+        "--payment-processing-min-ms",
+        "5",
+        "--payment-processing-max-ms",
+        "40",
+        "--payment-success-rate",
+        "0.6",
+        "--shutdown-grace-ms",
+        "1000",
+    ])
+    .expect("test configuration parses");
+    start(cfg, Shutdown::new()).await.expect("system starts")
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: RehearseArgs,
+}
+
+fn plan(base: &str, out: &Path, extra: &[&str]) -> Plan {
+    let out = out.to_string_lossy().into_owned();
+    let mut argv = vec![
+        "flash-rehearse",
+        "--url",
+        base,
+        "--out",
+        &out,
+        "--deadline",
+        "60s",
+        "--settle",
+        "10s",
+        "--order-poll-interval",
+        "20ms",
+        "--poll-interval",
+        "20ms",
+        "--no-progress",
+    ];
+    argv.extend_from_slice(extra);
+    let mut args = Cli::try_parse_from(argv).expect("arguments parse").args;
+    // The in-memory system has no database, whatever this machine's environment says.
+    args.database_url = None;
+    args.plan().expect("plan is valid")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "flash-rehearse-{name}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ))
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["audit"]["checks"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no check named {name:?} in {}", report["audit"]))
+}
+
+async fn rehearse_and_read(plan: Plan) -> (flash_rehearse::Report, Value, String, String) {
+    let out = plan.out.clone();
+    let report = rehearse(plan).await.expect("the rehearsal runs");
+    let terminal = report.terminal();
+    eprintln!("{terminal}");
+    let (json_path, md_path) = report.write(&out).expect("reports are written");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).expect("valid JSON");
+    let md = std::fs::read_to_string(md_path).unwrap();
+    let _ = std::fs::remove_dir_all(&out);
+    (report, json, terminal, md)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_buyers_than_tickets_sell_out_without_oversell_and_the_audit_is_clean() {
+    let sys = system("10", "3").await;
+    let base = format!("http://{}", sys.addr);
+    let out = out_dir("socket");
+    let plan = plan(
+        &base,
+        &out,
+        &["-n", "16", "--qty", "1..2", "--payment-retries", "4"],
+    );
+    let (report, json, terminal, md) = rehearse_and_read(plan).await;
+
+    assert!(
+        report.verdict.passed,
+        "verdict failed:\n{terminal}\n{:#?}",
+        report.verdict
+    );
+    assert_eq!(report.verdict.exit_code, 0);
+    assert!(report.errors.is_empty(), "{terminal}");
+    let o = &report.sale.outcomes;
+    assert_eq!(
+        o.paid + o.sold_out + o.payment_failed + o.limit_reached,
+        16,
+        "every buyer reached a business outcome:\n{terminal}"
+    );
+    assert!(o.paid > 0, "{terminal}");
+    // 16 buyers of 1–2 tickets for 10 tickets: someone was told it is sold out.
+    assert!(
+        o.sold_out > 0 || report.sale.paid_tickets == 10,
+        "{terminal}"
+    );
+    assert_eq!(report.sale.capacity_seen, Some(3));
+    assert!(report.audit.settled, "{terminal}");
+
+    // The three forms say the same thing.
+    assert!(terminal.contains("PASSED"), "{terminal}");
+    assert!(terminal.contains("wait for READY"), "{terminal}");
+    assert_eq!(json["verdict"]["passed"], true);
+    assert_eq!(json["sale"]["outcomes"]["paid"], o.paid);
+    for name in [
+        "no oversell: sold + held ≤ total",
+        "sold = Σ qty of PAID orders",
+        "held = Σ qty of HOLD and FAIL orders",
+        "per-user limit respected",
+        "every order has an admission",
+        "admitted ≤ capacity",
+        "every requested payment settled",
+        "no order lost, PAID is final",
+    ] {
+        assert_eq!(
+            check(&json, name)["passed"],
+            true,
+            "{name}: {}",
+            check(&json, name)
+        );
+    }
+    let steps: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for step in [
+        "login",
+        "enqueue",
+        "enter",
+        "order",
+        "pay",
+        "wait for READY",
+    ] {
+        assert!(steps.contains(&step), "{step} missing from {steps:?}");
+    }
+    let order = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "order")
+        .unwrap();
+    assert!(order["p99Ms"].as_f64().unwrap() >= order["p50Ms"].as_f64().unwrap());
+    assert!(md.contains("# Sale rehearsal — PASSED"), "{md}");
+    assert!(md.contains("## Audit through the API — PASS"), "{md}");
+    assert!(md.contains("| order |"), "{md}");
+
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_buyers_in_the_site_wide_queue_are_admitted_and_paid() {
+    let sys = system("100", "2").await;
+    let base = format!("http://{}", sys.addr);
+    let out = out_dir("poll");
+    let plan = plan(
+        &base,
+        &out,
+        &[
+            "-n",
+            "8",
+            "--wait",
+            "poll",
+            "--queue",
+            "global",
+            "--login",
+            "inline",
+            "--ramp",
+            "200ms",
+            "--think",
+            "1ms..5ms",
+            "--payment-retries",
+            "10",
+        ],
+    );
+    let (report, json, terminal, _) = rehearse_and_read(plan).await;
+    assert!(report.verdict.passed, "{terminal}");
+    assert_eq!(report.sale.outcomes.paid, 8, "{terminal}");
+    assert_eq!(report.sale.admissions, 8);
+    assert_eq!(report.sale.paid_tickets, 8);
+    assert_eq!(check(&json, "admitted ≤ capacity")["passed"], true);
+    assert!(
+        check(&json, "admitted ≤ capacity")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("__global__")
+    );
+
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}

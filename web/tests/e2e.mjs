@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// Browser tests of the Flash Tickets page, driving Debian's Chromium headless with
+// playwright-core. Run by `cargo test -p flash --test browser` (hosts/flash/tests/browser.rs),
+// which starts the system on an ephemeral port with a ready capacity of 2, payments that always
+// succeed, 12-second access tokens and demo users test0000…test0005.
+//
+//   node web/tests/e2e.mjs http://127.0.0.1:PORT
+//
+// Environment: FLASH_ADMIN_SECRET (the server's ADMIN_REGISTER_SECRET, required),
+// FLASH_FAILING_BASE_URL (a system started with PAYMENT_SUCCESS_RATE=0, required),
+// CHROMIUM_PATH (default /usr/bin/chromium), FLASH_SCREENSHOTS (default
+// integration/artifacts/screenshots at the repository root).
+//
+// Scenarios:
+//   1. a buyer logs in, waits in the queue (live over Socket.IO), buys and sees PAID; their
+//      access token is refreshed while they shop;
+//   2. with the socket blocked, a buyer still moves through the queue by polling;
+//   3. two buyers race for the last ticket on phone-sized screens: exactly one gets it;
+//   4. an admin registers, creates an event, puts it on sale, edits it and checks monitoring;
+//   5. on a second system whose payments always fail (FLASH_FAILING_BASE_URL), a buyer sees
+//      FAIL, retries, and sees the retry's own outcome.
+// Every page is screenshotted; any console error or uncaught exception fails its scenario.
+
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BASE = (process.argv[2] ?? process.env.FLASH_BASE_URL ?? '').replace(/\/+$/, '');
+const ADMIN_SECRET = process.env.FLASH_ADMIN_SECRET ?? '';
+const FAILING = (process.env.FLASH_FAILING_BASE_URL ?? '').replace(/\/+$/, '');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = path.resolve(process.env.FLASH_SCREENSHOTS ?? path.join(here, '../../integration/artifacts/screenshots'));
+const TOTAL_TIMEOUT_MS = 240_000;
+const DESKTOP = { viewport: { width: 1280, height: 860 } };
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+
+if (!BASE || !ADMIN_SECRET || !FAILING) {
+  console.error('usage: FLASH_ADMIN_SECRET=… FLASH_FAILING_BASE_URL=http://127.0.0.1:PORT2 node web/tests/e2e.mjs http://127.0.0.1:PORT');
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`error: ${CHROMIUM} not found. Install Debian's Chromium: apt-get install -y chromium`);
+  process.exit(1);
+}
+setTimeout(() => {
+  console.error(`error: the browser tests did not finish within ${TOTAL_TIMEOUT_MS / 1000} s`);
+  process.exit(1);
+}, TOTAL_TIMEOUT_MS).unref();
+
+// ---------------------------------------------------------------------------------------------
+// The API, for setting the scene and checking the outcome.
+
+async function call(method, urlPath, { token, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${BASE}${urlPath}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let data = text;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON.
+  }
+  if (!res.ok) throw new Error(`${method} ${urlPath} → ${res.status}: ${text}`);
+  return data;
+}
+
+/** A fresh access token (the server under test issues 12-second ones). */
+async function login(userId, password = 'testtest') {
+  const pair = await call('POST', '/auth/login', { body: { userId, password } });
+  return pair.accessToken;
+}
+
+async function waitFor(what, check, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
+}
+
+/** Two other buyers take both admission slots, so the next buyer really waits. */
+async function occupySlots() {
+  const holders = [];
+  for (const user of ['test0001', 'test0002']) {
+    const token = await login(user);
+    const { ticketId } = await call('POST', '/queue/enqueue', { token, body: { eventId: '__global__' } });
+    holders.push({ token, ticketId });
+  }
+  await waitFor('both slots taken', async () => {
+    const states = await Promise.all(holders.map((h) => call('GET', `/queue/status?ticketId=${h.ticketId}`)));
+    return states.every((s) => s.state === 'READY');
+  });
+  return {
+    async release() {
+      for (const h of holders) await call('POST', '/queue/leave', { token: h.token, body: { ticketId: h.ticketId } });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+let shotCount = 0;
+/** Pages still open, screenshotted when a scenario fails. */
+const openPages = new Set();
+async function shot(page, name) {
+  shotCount += 1;
+  const file = path.join(SHOTS, `${String(shotCount).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`  screenshot ${path.relative(process.cwd(), file)}`);
+}
+
+/**
+ * A page whose console errors and uncaught exceptions are recorded. `allowStatus`: HTTP error
+ * statuses the scenario provokes on purpose (Chromium logs each failed request as a console
+ * error, "Failed to load resource: … status of 400").
+ */
+async function openPage(browser, options, allowStatus = []) {
+  const context = await browser.newContext({ ...options, locale: 'en-US', timezoneId: 'Asia/Seoul' });
+  const page = await context.newPage();
+  openPages.add(page);
+  page.on('close', () => openPages.delete(page));
+  page.setDefaultTimeout(15_000);
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const text = m.text();
+    const status = text.match(/status of (\d{3})/);
+    if (status && allowStatus.includes(Number(status[1]))) return;
+    problems.push(`console error: ${text} (${m.location()?.url ?? ''})`);
+  });
+  page.on('pageerror', (e) => problems.push(`uncaught exception: ${e.message}`));
+  page.assertClean = () => assert.deepEqual(problems, [], `the page reported errors:\n${problems.join('\n')}`);
+  return { context, page };
+}
+
+async function text(locator) {
+  return (await locator.textContent())?.replace(/\s+/g, ' ').trim() ?? '';
+}
+
+async function loginThroughPage(page, userId, password = 'testtest', base = BASE) {
+  await page.goto(`${base}/`);
+  await page.waitForURL('**/login');
+  await page.getByLabel('User ID').fill(userId);
+  await page.getByLabel('Password').fill(password);
+  // The keyboard submits the form.
+  await page.getByLabel('Password').press('Enter');
+}
+
+async function storedAccessToken(page) {
+  return page.evaluate(() => JSON.parse(localStorage.getItem('flash-tickets-auth') ?? '{}').accessToken);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+async function buyerWaitsBuysAndSeesPaid(browser) {
+  const slots = await occupySlots();
+  const { context, page } = await openPage(browser, DESKTOP, [401]);
+
+  await page.goto(`${BASE}/`);
+  await page.waitForURL('**/login');
+  await page.getByRole('heading', { name: 'Log in' }).waitFor();
+  await shot(page, 'login');
+
+  // A wrong password: the server's message is shown.
+  await page.getByLabel('User ID').fill('test0000');
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.match(await text(alert), /Invalid credentials/);
+  await shot(page, 'login-error');
+
+  await page.getByLabel('Password').fill('testtest');
+  await page.getByLabel('Password').press('Enter');
+  await page.waitForURL('**/waiting');
+  const position = page.getByTestId('queue-position');
+  await position.waitFor();
+  assert.equal(await text(position), '#1');
+  await page.getByText('Live updates').waitFor();
+  assert.match(await text(page.locator('.stats')), /People in the queue\s*1/);
+  assert.match(await text(page.locator('.stats')), /Estimated wait/);
+  const firstToken = await storedAccessToken(page);
+  await shot(page, 'waiting-room');
+
+  // The two slot holders leave: the admission is pushed and the shop opens.
+  await slots.release();
+  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.getByText('You are in!').waitFor();
+  await page.getByRole('link', { name: 'Buy tickets for Flash Tickets Live' }).waitFor();
+  assert.match(await text(page.locator('.event-card').first()), /1,000 of 1,000 left/);
+  await shot(page, 'shop');
+
+  await page.getByRole('link', { name: 'Buy tickets for Flash Tickets Live' }).click();
+  await page.waitForURL('**/shop/*');
+  const qty = page.getByLabel('Number of tickets');
+  await page.getByRole('button', { name: 'Buy 1 ticket' }).waitFor();
+  assert.equal(await qty.getAttribute('max'), '4', 'quantity limited by the per-user limit');
+  await qty.fill('5');
+  await page.getByRole('button', { name: 'Buy 5 tickets' }).click();
+  assert.match(await text(page.locator('.field-error')), /from 1 to 4/);
+  await qty.fill('2');
+  assert.match(await text(page.locator('.total')), /₩100,000/);
+  await shot(page, 'purchase');
+  await qty.press('Enter');
+
+  await page.waitForURL('**/checkout/*');
+  await page.getByRole('button', { name: 'Pay ₩100,000' }).waitFor();
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'HOLD');
+  await shot(page, 'checkout');
+  await page.getByRole('button', { name: 'Pay ₩100,000' }).click();
+  await page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'PAID');
+  await shot(page, 'paid');
+
+  await page.getByRole('link', { name: 'See my orders' }).click();
+  await page.waitForURL('**/my-orders');
+  const row = page.locator('tbody tr').first();
+  await row.waitFor();
+  assert.match(await text(row), /Flash Tickets Live.*2.*₩100,000.*Paid/);
+  await shot(page, 'my-orders');
+
+  // The access token lives 12 s: the page rotates it before it expires and keeps working.
+  await waitFor('the access token to be refreshed', async () => (await storedAccessToken(page)) !== firstToken, 20_000);
+  const claims = JSON.parse(Buffer.from(firstToken.split('.')[1], 'base64url').toString());
+  const expiredIn = claims.exp * 1000 - Date.now();
+  if (expiredIn > -1000) await page.waitForTimeout(expiredIn + 1000);
+  await page.reload();
+  await page.locator('tbody tr').first().waitFor();
+  assert.equal(await page.getByRole('alert').count(), 0, 'no error after the first token expired');
+  const events = await call('GET', '/events');
+  const demo = events.find((e) => e.name === 'Flash Tickets Live');
+  assert.equal(demo.soldQty, 2);
+
+  page.assertClean();
+  await context.close();
+}
+
+async function queuePollingWithoutTheSocket(browser) {
+  const slots = await occupySlots();
+  const { context, page } = await openPage(browser, PHONE);
+  // No WebSocket and no Socket.IO long-polling: only the REST fallback is left.
+  await context.routeWebSocket(/\/socket\.io\//, (ws) => ws.close());
+  await context.route('**/socket.io/**', (route) => route.abort());
+
+  await loginThroughPage(page, 'test0005');
+  await page.waitForURL('**/waiting');
+  await page.getByText(/Updating every \d+ s/).waitFor({ timeout: 10_000 });
+  assert.equal(await text(page.getByTestId('queue-position')), '#1');
+  await shot(page, 'waiting-room-polling-phone');
+
+  await slots.release();
+  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.getByText('You are in!').waitFor();
+  // Log out: the admission is given back at once.
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL('**/login');
+  await page.getByText('You have logged out.').waitFor();
+  page.assertClean();
+  await context.close();
+}
+
+async function twoBuyersRaceForTheLastTicket(browser) {
+  // An admin puts an event with one ticket on sale.
+  await call('POST', '/auth/register/admin', { body: { userId: 'race-admin', password: 'race-admin-pw', adminSecret: ADMIN_SECRET } });
+  const admin = await login('race-admin', 'race-admin-pw');
+  const now = Date.now();
+  const event = await call('POST', '/events', {
+    token: admin,
+    body: {
+      name: 'Last Seat Standing',
+      starts_at: new Date(now - 60_000).toISOString(),
+      ends_at: new Date(now + 86_400_000).toISOString(),
+      total_qty: 1,
+      max_per_user: 1,
+      price: 77000,
+    },
+  });
+  await call('PATCH', `/events/${event.id}`, { token: admin, body: { status: 'ONSALE' } });
+
+  const buyers = [];
+  for (const user of ['test0003', 'test0004']) {
+    const b = await openPage(browser, PHONE, [400]);
+    await loginThroughPage(b.page, user);
+    buyers.push({ user, ...b });
+  }
+  for (const b of buyers) {
+    await b.page.waitForURL('**/shop', { timeout: 10_000 });
+    await b.page.getByRole('link', { name: 'Buy tickets for Last Seat Standing' }).click();
+    await b.page.waitForURL(`**/shop/${event.id}`);
+    await b.page.getByRole('button', { name: 'Buy 1 ticket' }).waitFor();
+    assert.equal(await b.page.getByLabel('Number of tickets').getAttribute('max'), '1');
+  }
+  await shot(buyers[0].page, 'race-purchase-phone');
+
+  // Both press Buy at the same moment.
+  await Promise.all(buyers.map((b) => b.page.getByRole('button', { name: 'Buy 1 ticket' }).click()));
+  const outcomes = await Promise.all(
+    buyers.map(async (b) => {
+      // The other wait is left to time out quietly.
+      const won = b.page.waitForURL('**/checkout/*', { timeout: 15_000 }).then(() => 'won', () => 'timeout');
+      const lost = b.page.getByText('Not enough tickets remaining').waitFor({ timeout: 15_000 }).then(() => 'lost', () => 'timeout');
+      return Promise.race([won, lost]);
+    }),
+  );
+  assert.deepEqual([...outcomes].sort(), ['lost', 'won'], `exactly one buyer gets the ticket (got ${outcomes})`);
+  const winner = buyers[outcomes.indexOf('won')];
+  const loser = buyers[outcomes.indexOf('lost')];
+  assert.match(await text(loser.page.getByRole('alert')), /Could not place the order: Not enough tickets remaining/);
+  await loser.page.getByText('Sold out: there are no tickets left.').waitFor();
+  await shot(loser.page, 'race-loser-phone');
+  await winner.page.getByRole('button', { name: 'Pay ₩77,000' }).click();
+  await winner.page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 20_000 });
+  await shot(winner.page, 'race-winner-paid-phone');
+
+  const after = await call('GET', `/events/${event.id}`);
+  assert.equal(after.soldQty, 1);
+  assert.equal(after.availableQty, 0);
+  const loserOrders = await call('GET', '/orders', { token: await login(loser.user) });
+  assert.equal(loserOrders.filter((o) => o.eventId === event.id).length, 0, 'the loser has no order');
+
+  await loser.page.getByRole('button', { name: 'Log out' }).click();
+  await loser.page.waitForURL('**/login');
+  for (const b of buyers) {
+    b.page.assertClean();
+    await b.context.close();
+  }
+}
+
+async function adminCreatesAnEventAndPutsItOnSale(browser) {
+  const { context, page } = await openPage(browser, DESKTOP, [401]);
+  await page.goto(`${BASE}/register`);
+  await page.getByLabel('User ID').fill('admin-e2e');
+  await page.getByLabel('Password', { exact: true }).fill('admin-e2e-password');
+  await page.getByLabel('Repeat the password').fill('admin-e2e-password');
+  await page.getByLabel('Register as an administrator').check();
+  await page.getByLabel('Administrator secret').fill('not-the-secret');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('alert').waitFor();
+  assert.match(await text(page.getByRole('alert')), /Invalid admin secret/);
+  await shot(page, 'admin-register-error');
+  await page.getByLabel('Administrator secret').fill(ADMIN_SECRET);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL('**/admin');
+  await page.getByRole('cell', { name: 'Flash Tickets Live', exact: true }).waitFor();
+
+  await page.getByRole('link', { name: 'New event' }).click();
+  await page.waitForURL('**/admin/new');
+  await page.getByLabel('Name').fill('Spring Festival');
+  await page.getByLabel('Tickets in total').fill('50');
+  await page.getByLabel('Limit per person').fill('3');
+  await page.getByLabel('Price per ticket (KRW)').fill('30000');
+  await shot(page, 'admin-new-event');
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.waitForURL('**/admin');
+  await page.getByText('Created “Spring Festival” as a draft.').waitFor();
+  const row = page.locator('tr', { has: page.getByRole('cell', { name: 'Spring Festival', exact: true }) });
+  assert.equal(await row.locator('td[data-status]').getAttribute('data-status'), 'DRAFT');
+  let listed = await call('GET', '/events');
+  assert.ok(!listed.some((e) => e.name === 'Spring Festival'), 'a draft is not public');
+
+  await page.getByRole('button', { name: 'Put Spring Festival on sale' }).click();
+  await page.getByText('“Spring Festival” is now on sale.').waitFor();
+  await row.locator('td[data-status="ONSALE"]').waitFor();
+  listed = await call('GET', '/events');
+  const festival = listed.find((e) => e.name === 'Spring Festival');
+  assert.equal(festival?.status, 'ONSALE');
+  assert.equal(festival.totalQty, 50);
+  assert.equal(festival.maxPerUser, 3);
+  await shot(page, 'admin-events');
+
+  await page.getByRole('link', { name: 'Edit Spring Festival' }).click();
+  await page.waitForURL('**/admin/edit/*');
+  await page.getByRole('heading', { name: 'Edit “Spring Festival”' }).waitFor();
+  await page.getByLabel('Price per ticket (KRW)').fill('35000');
+  await shot(page, 'admin-edit-event');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByText('Saved “Spring Festival”.').waitFor();
+  assert.equal((await call('GET', `/events/${festival.id}`)).price, 35000);
+
+  await page.getByRole('link', { name: 'Monitoring' }).first().click();
+  await page.waitForURL('**/admin/monitoring');
+  await page.getByText('All systems up').waitFor();
+  const paid = page.locator('.tile[data-metric="orders_paid_total"] dd');
+  await waitFor('paid orders on the monitoring page', async () => Number((await text(paid)).replace(/,/g, '')) >= 2);
+  await shot(page, 'admin-monitoring');
+
+  page.assertClean();
+  await context.close();
+}
+
+async function adminPagesOnAPhone(browser) {
+  const { context, page } = await openPage(browser, PHONE);
+  await loginThroughPage(page, 'admin-e2e', 'admin-e2e-password');
+  await page.waitForURL('**/admin');
+  await page.getByRole('cell', { name: 'Spring Festival', exact: true }).waitFor();
+  await shot(page, 'admin-events-phone');
+  page.assertClean();
+  await context.close();
+}
+
+async function aFailedPaymentCanBeRetried(browser) {
+  const { context, page } = await openPage(browser, PHONE);
+  await loginThroughPage(page, 'test0000', 'testtest', FAILING);
+  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.getByRole('link', { name: 'Buy tickets for Flash Tickets Live' }).click();
+  await page.getByRole('button', { name: 'Buy 1 ticket' }).click();
+  await page.waitForURL('**/checkout/*');
+  await page.getByRole('button', { name: 'Pay ₩50,000' }).click();
+  await page.getByText('The payment failed.').waitFor({ timeout: 20_000 });
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'FAIL');
+  assert.match(await text(page.getByRole('alert')), /declined/);
+  await shot(page, 'payment-failed-phone');
+
+  // The retry is a new payment; the page waits for its own result, not the old FAIL.
+  const retried = page.waitForResponse((r) => r.url().endsWith('/payments') && r.request().method() === 'POST');
+  await page.getByRole('button', { name: 'Try the payment again' }).click();
+  const payment = await (await retried).json();
+  assert.equal(payment.status, 'REQ');
+  await page.getByText('Processing your payment…').waitFor();
+  await page.getByText('The payment failed.').waitFor({ timeout: 20_000 });
+
+  await page.getByRole('link', { name: 'My orders' }).first().click();
+  await page.getByRole('link', { name: 'Retry the payment for Flash Tickets Live' }).waitFor();
+  page.assertClean();
+  await context.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const scenarios = [
+  ['a buyer logs in, waits in the queue, buys and sees PAID', buyerWaitsBuysAndSeesPaid],
+  ['without the socket, the queue still moves by polling', queuePollingWithoutTheSocket],
+  ['two buyers race for the last ticket and exactly one gets it', twoBuyersRaceForTheLastTicket],
+  ['an admin creates an event and puts it on sale', adminCreatesAnEventAndPutsItOnSale],
+  ['the admin pages fit a phone', adminPagesOnAPhone],
+  ['a failed payment can be retried', aFailedPaymentCanBeRetried],
+];
+
+await mkdir(SHOTS, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let passed = 0;
+let failed = 0;
+for (const [name, run] of scenarios) {
+  const started = Date.now();
+  console.log(`- ${name}`);
+  try {
+    await run(browser);
+    passed += 1;
+    console.log(`ok: ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAILED: ${name}\n${e.stack ?? e}`);
+    for (const page of openPages) {
+      console.log(`  page at ${page.url()}`);
+      await shot(page, 'failure').catch(() => {});
+    }
+    // Later scenarios depend on the earlier ones' data; stop at the first failure.
+    break;
+  }
+}
+await browser.close();
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed || passed !== scenarios.length ? 1 : 0);
