@@ -15,7 +15,12 @@ async fn socket(base: &str, token: &str) -> (Client, mpsc::UnboundedReceiver<(St
     let mut builder = ClientBuilder::new(base)
         .namespace("/queue")
         .auth(json!({ "token": token }));
-    for name in ["queue:config", "queue:update", "queue:joined", "queue:error"] {
+    for name in [
+        "queue:config",
+        "queue:update",
+        "queue:joined",
+        "queue:error",
+    ] {
         let tx = tx.clone();
         builder = builder.on(name, move |payload: Payload, _c: Client| {
             let tx = tx.clone();
@@ -32,7 +37,11 @@ async fn socket(base: &str, token: &str) -> (Client, mpsc::UnboundedReceiver<(St
     (builder.connect().await.expect("socket connects"), rx)
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>, what: &str, f: impl Fn(&str, &Value) -> bool) -> Value {
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    what: &str,
+    f: impl Fn(&str, &Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -50,7 +59,13 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
     // Gateway A promotes; gateway B only serves sockets (its own promoter sleeps), so an
     // admission it pushes must have come from A through Redis.
     let a = Pod::gateway(&env, &[]);
-    let b = Pod::gateway(&env, &[("QUEUE_PROMOTION_INTERVAL_MS", "3600000"), ("QUEUE_WS_REFRESH_MS", "3600000")]);
+    let b = Pod::gateway(
+        &env,
+        &[
+            ("QUEUE_PROMOTION_INTERVAL_MS", "3600000"),
+            ("QUEUE_WS_REFRESH_MS", "3600000"),
+        ],
+    );
     let api = Pod::api(&env, &[]);
     let _pay = Pod::pay(&env, &[]);
     let http = Http::new();
@@ -58,11 +73,22 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
 
     // The first buyer takes the only admission slot, over REST on gateway A.
     let first = http.register(&a.url, "first01").await;
-    let (s, t) = http.post(format!("{}/queue/enqueue", a.url), Some(&first), json!({"eventId": event})).await;
+    let (s, t) = http
+        .post(
+            format!("{}/queue/enqueue", a.url),
+            Some(&first),
+            json!({"eventId": event}),
+        )
+        .await;
     assert_eq!(s, 201, "{t}");
     let first_ticket = t["ticketId"].as_str().unwrap().to_owned();
     let gate = eventually("first admission", Duration::from_secs(10), || async {
-        let (_, st) = http.get(format!("{}/queue/status?ticketId={first_ticket}", a.url), None).await;
+        let (_, st) = http
+            .get(
+                format!("{}/queue/status?ticketId={first_ticket}", a.url),
+                None,
+            )
+            .await;
         (st["state"] == "READY").then(|| st["gateToken"].as_str().unwrap().to_owned())
     })
     .await;
@@ -71,14 +97,23 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
     let second = http.register(&a.url, "second01").await;
     let (sock, mut rx) = socket(&b.url, &second).await;
     next(&mut rx, "queue:config", |n, _| n == "queue:config").await;
-    sock.emit("queue/join", json!({"eventId": event})).await.unwrap();
-    let queued = next(&mut rx, "queued", |n, v| n == "queue:update" && v["state"] == "QUEUED").await;
+    sock.emit("queue/join", json!({"eventId": event}))
+        .await
+        .unwrap();
+    let queued = next(&mut rx, "queued", |n, v| {
+        n == "queue:update" && v["state"] == "QUEUED"
+    })
+    .await;
     assert_eq!(queued["position"], 1);
 
     // The first buyer enters, orders (which frees the slot: gateway A promotes the second),
     // pays, and is PAID through the outbox, RabbitMQ and the pay worker.
     let (s, v) = http
-        .post(format!("{}/queue/enter", a.url), Some(&first), json!({"ticketId": first_ticket, "gateToken": gate}))
+        .post(
+            format!("{}/queue/enter", a.url),
+            Some(&first),
+            json!({"ticketId": first_ticket, "gateToken": gate}),
+        )
         .await;
     assert_eq!((s, v["status"].as_str()), (201, Some("entered")));
     let (s, order) = http
@@ -94,23 +129,42 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
     assert_eq!(order["status"], "HOLD");
     let order_id = order["orderId"].as_str().unwrap().to_owned();
 
-    let pushed = next(&mut rx, "READY pushed by gateway B", |n, v| n == "queue:update" && v["state"] == "READY").await;
-    assert!(pushed["gateToken"].as_str().is_some_and(|g| g.starts_with("g1.")));
+    let pushed = next(&mut rx, "READY pushed by gateway B", |n, v| {
+        n == "queue:update" && v["state"] == "READY"
+    })
+    .await;
+    assert!(
+        pushed["gateToken"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("g1."))
+    );
 
     let (s, p) = http
-        .post(format!("{}/payments", api.url), Some(&first), json!({"orderId": order_id, "method": "MOCK"}))
+        .post(
+            format!("{}/payments", api.url),
+            Some(&first),
+            json!({"orderId": order_id, "method": "MOCK"}),
+        )
         .await;
     assert_eq!((s, p["status"].as_str()), (201, Some("REQ")), "{p}");
     eventually("PAID", Duration::from_secs(20), || async {
-        let (_, o) = http.get(format!("{}/orders/{order_id}", api.url), Some(&first)).await;
+        let (_, o) = http
+            .get(format!("{}/orders/{order_id}", api.url), Some(&first))
+            .await;
         (o["status"] == "PAID").then_some(())
     })
     .await;
     let (_, e) = http.get(format!("{}/events/{event}", api.url), None).await;
-    assert_eq!((e["soldQty"].as_i64(), e["heldQty"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(
+        (e["soldQty"].as_i64(), e["heldQty"].as_i64()),
+        (Some(2), Some(0))
+    );
     let (_, m) = http.get(format!("{}/metrics", api.url), None).await;
     let m = m.as_str().unwrap_or_default().to_owned();
     assert!(m.contains("orders_paid_total 1"), "{m}");
-    assert!(m.contains("db_connections_active"), "legacy db metrics from PostgreSQL");
+    assert!(
+        m.contains("db_connections_active"),
+        "legacy db metrics from PostgreSQL"
+    );
     let _ = sock.disconnect().await;
 }

@@ -19,20 +19,35 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let mut out = Outcome::default();
     let user = format!("buyer{n:04}");
     let token = http.register(&gw, &user).await;
-    let (s, t) = http.post(format!("{gw}/queue/enqueue"), Some(&token), json!({"eventId": event})).await;
+    let (s, t) = http
+        .post(
+            format!("{gw}/queue/enqueue"),
+            Some(&token),
+            json!({"eventId": event}),
+        )
+        .await;
     assert_eq!(s, 201, "enqueue: {t}");
     let ticket = t["ticketId"].as_str().unwrap().to_owned();
     // Wait for an admission, or give up once the event is sold out.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let gate = loop {
-        let (_, st) = http.get(format!("{gw}/queue/status?ticketId={ticket}"), None).await;
+        let (_, st) = http
+            .get(format!("{gw}/queue/status?ticketId={ticket}"), None)
+            .await;
         if st["state"] == "READY" {
             break st["gateToken"].as_str().map(str::to_owned);
         }
         let (_, e) = http.get(format!("{api}/events/{event}"), None).await;
-        if e["soldQty"].as_i64() == e["totalQty"].as_i64() || tokio::time::Instant::now() > deadline {
+        if e["soldQty"].as_i64() == e["totalQty"].as_i64() || tokio::time::Instant::now() > deadline
+        {
             // Sold out: leave the line so the slot count stays honest.
-            let _ = http.post(format!("{gw}/queue/leave"), Some(&token), json!({"ticketId": ticket})).await;
+            let _ = http
+                .post(
+                    format!("{gw}/queue/leave"),
+                    Some(&token),
+                    json!({"ticketId": ticket}),
+                )
+                .await;
             break None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -40,7 +55,13 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let Some(gate) = gate else {
         // A buyer without an admission must be refused.
         let (s, _) = http
-            .call(reqwest::Method::POST, format!("{api}/orders"), Some(&token), &[("Idempotency-Key", "k")], Some(json!({"event_id": event, "qty": 1})))
+            .call(
+                reqwest::Method::POST,
+                format!("{api}/orders"),
+                Some(&token),
+                &[("Idempotency-Key", "k")],
+                Some(json!({"event_id": event, "qty": 1})),
+            )
             .await;
         out.ordered_without_admission = s == 201;
         return out;
@@ -58,14 +79,28 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
         .await;
     if s != 201 {
         assert_eq!(s, 400, "order: {o}");
-        let _ = http.post(format!("{gw}/queue/leave"), Some(&token), json!({"ticketId": ticket})).await;
+        let _ = http
+            .post(
+                format!("{gw}/queue/leave"),
+                Some(&token),
+                json!({"ticketId": ticket}),
+            )
+            .await;
         return out;
     }
     let order = o["orderId"].as_str().unwrap().to_owned();
-    let (s, p) = http.post(format!("{api}/payments"), Some(&token), json!({"orderId": order, "method": "MOCK"})).await;
+    let (s, p) = http
+        .post(
+            format!("{api}/payments"),
+            Some(&token),
+            json!({"orderId": order, "method": "MOCK"}),
+        )
+        .await;
     assert_eq!(s, 201, "payment: {p}");
     let status = eventually("a payment result", Duration::from_secs(60), || async {
-        let (_, o) = http.get(format!("{api}/orders/{order}"), Some(&token)).await;
+        let (_, o) = http
+            .get(format!("{api}/orders/{order}"), Some(&token))
+            .await;
         (o["status"] != "HOLD").then(|| o["status"].as_str().unwrap_or_default().to_owned())
     })
     .await;
@@ -77,7 +112,8 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     let mut env = Env::new("sale");
-    env.set("QUEUE_READY_CAPACITY", "50").set("ENQUEUE_RATE_LIMIT_PER_USER", "1000/min");
+    env.set("QUEUE_READY_CAPACITY", "50")
+        .set("ENQUEUE_RATE_LIMIT_PER_USER", "1000/min");
     let gw = Pod::gateway(&env, &[]);
     let api = Pod::api(&env, &[]);
     let _pay = Pod::pay(&env, &[]);
@@ -87,7 +123,13 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     let limit = Arc::new(tokio::sync::Semaphore::new(128));
     let mut tasks = Vec::new();
     for n in 0..500 {
-        let (http, gw, api, event, limit) = (http.clone(), gw.url.clone(), api.url.clone(), event.clone(), limit.clone());
+        let (http, gw, api, event, limit) = (
+            http.clone(),
+            gw.url.clone(),
+            api.url.clone(),
+            event.clone(),
+            limit.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let _p = limit.acquire_owned().await.unwrap();
             buyer(http, gw, api, event, n).await
@@ -99,23 +141,43 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     }
     let paid: i64 = outcomes.iter().map(|o| o.paid).sum();
     assert_eq!(paid, 100, "exactly the stock is sold");
-    assert!(outcomes.iter().all(|o| !o.ordered_without_admission), "an order without admission");
+    assert!(
+        outcomes.iter().all(|o| !o.ordered_without_admission),
+        "an order without admission"
+    );
     assert!(outcomes.iter().filter(|o| o.paid > 0).all(|o| o.admitted));
 
     // SPEC §8 in the database: sold = Σ PAID, sold + held ≤ total, per-user limit, one OK payment
     // per PAID order.
     let db = &env.database;
-    let sold = psql_value(db, &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"));
-    let held = psql_value(db, &format!("SELECT held_qty FROM events_with_stock WHERE id = '{event}'"));
+    let sold = psql_value(
+        db,
+        &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"),
+    );
+    let held = psql_value(
+        db,
+        &format!("SELECT held_qty FROM events_with_stock WHERE id = '{event}'"),
+    );
     assert_eq!((sold.as_str(), held.as_str()), ("100", "0"));
-    let paid_sum = psql_value(db, &format!("SELECT COALESCE(SUM(qty),0) FROM orders WHERE event_id = '{event}' AND status = 'PAID'"));
+    let paid_sum = psql_value(
+        db,
+        &format!(
+            "SELECT COALESCE(SUM(qty),0) FROM orders WHERE event_id = '{event}' AND status = 'PAID'"
+        ),
+    );
     assert_eq!(paid_sum, "100");
-    let over = psql_value(db, &format!(
-        "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE event_id = '{event}' AND status IN ('HOLD','FAIL','PAID') GROUP BY user_id HAVING SUM(qty) > 2) x"
-    ));
+    let over = psql_value(
+        db,
+        &format!(
+            "SELECT COUNT(*) FROM (SELECT user_id FROM orders WHERE event_id = '{event}' AND status IN ('HOLD','FAIL','PAID') GROUP BY user_id HAVING SUM(qty) > 2) x"
+        ),
+    );
     assert_eq!(over, "0", "nobody over the per-user limit");
-    let bad = psql_value(db, &format!(
-        "SELECT COUNT(*) FROM orders o WHERE o.event_id = '{event}' AND o.status = 'PAID' AND (SELECT COUNT(*) FROM payments p WHERE p.order_id = o.id AND p.status = 'OK') <> 1"
-    ));
+    let bad = psql_value(
+        db,
+        &format!(
+            "SELECT COUNT(*) FROM orders o WHERE o.event_id = '{event}' AND o.status = 'PAID' AND (SELECT COUNT(*) FROM payments p WHERE p.order_id = o.id AND p.status = 'OK') <> 1"
+        ),
+    );
     assert_eq!(bad, "0", "every PAID order has exactly one OK payment");
 }

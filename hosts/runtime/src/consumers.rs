@@ -43,6 +43,13 @@ fn record(metrics: &Metrics, queue: &str, d: &Disposition) {
         .bus_consumed_total
         .with_label_values(&[queue, outcome])
         .inc();
+    if let Disposition::DeadLetter { reason } = d {
+        tracing::warn!(queue, %reason, "message dead-lettered");
+        metrics
+            .bus_dead_lettered_total
+            .with_label_values(&[queue])
+            .inc();
+    }
 }
 
 fn context(envelope: &Envelope, attempt: u32) -> Context {

@@ -26,7 +26,10 @@ impl Env {
             ("DATABASE_URL", format!("{PG}/{database}")),
             ("REDIS_URL", "redis://127.0.0.1:6379".into()),
             ("REDIS_KEY_PREFIX", format!("it{id}:")),
-            ("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            (
+                "RABBITMQ_URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            ),
             ("PAYMENT_REQUEST_QUEUE", format!("req_{id}")),
             ("PAYMENT_RESULT_QUEUE", format!("res_{id}")),
             ("JWT_ACCESS_SECRET", format!("access-{id}")),
@@ -66,25 +69,56 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database));
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.database
+        ));
     }
 }
 
 pub fn psql(sql: &str) {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-q",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A psql query's single value.
 pub fn psql_value(database: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tA", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-tA",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -193,11 +227,15 @@ impl Http {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, url, token, &[], Some(body)).await
+        self.call(reqwest::Method::POST, url, token, &[], Some(body))
+            .await
     }
 
     pub async fn get(&self, url: String, token: Option<&str>) -> (u16, Value) {
@@ -206,7 +244,11 @@ impl Http {
 
     pub async fn login(&self, gateway: &str, user: &str) -> String {
         let (s, v) = self
-            .post(format!("{gateway}/auth/login"), None, json!({"userId": user, "password": "testtest"}))
+            .post(
+                format!("{gateway}/auth/login"),
+                None,
+                json!({"userId": user, "password": "testtest"}),
+            )
             .await;
         assert_eq!(s, 201, "login {user}: {v}");
         v["accessToken"].as_str().unwrap().to_owned()
@@ -214,14 +256,24 @@ impl Http {
 
     pub async fn register(&self, gateway: &str, user: &str) -> String {
         let (s, v) = self
-            .post(format!("{gateway}/auth/register"), None, json!({"userId": user, "password": "testtest"}))
+            .post(
+                format!("{gateway}/auth/register"),
+                None,
+                json!({"userId": user, "password": "testtest"}),
+            )
             .await;
         assert_eq!(s, 200, "register {user}: {v}");
         self.login(gateway, user).await
     }
 
     /// Registers an admin and creates an ONSALE event; returns (admin token, event id).
-    pub async fn onsale_event(&self, gateway: &str, api: &str, total: i64, max: i64) -> (String, String) {
+    pub async fn onsale_event(
+        &self,
+        gateway: &str,
+        api: &str,
+        total: i64,
+        max: i64,
+    ) -> (String, String) {
         let (s, v) = self
             .post(
                 format!("{gateway}/auth/register/admin"),
@@ -243,7 +295,13 @@ impl Http {
         assert_eq!(s, 201, "create event: {e}");
         let id = e["id"].as_str().unwrap().to_owned();
         let (s, v) = self
-            .call(reqwest::Method::PATCH, format!("{api}/events/{id}"), Some(&admin), &[], Some(json!({"status": "ONSALE"})))
+            .call(
+                reqwest::Method::PATCH,
+                format!("{api}/events/{id}"),
+                Some(&admin),
+                &[],
+                Some(json!({"status": "ONSALE"})),
+            )
             .await;
         assert_eq!(s, 200, "on sale: {v}");
         (admin, id)

@@ -1,0 +1,184 @@
+//! Crashes on the real services: nothing is lost, nothing is applied twice.
+
+mod common;
+
+use common::*;
+use flash_adapter_rabbitmq::{AmqpBus, AmqpConfig};
+use flash_core::messages::Envelope;
+use flash_core::ports::Bus;
+use serde_json::json;
+use std::time::Duration;
+
+/// Registers `n` buyers, admits each, and has each place a 1-ticket order; returns
+/// (token, order id) pairs.
+async fn orders(
+    http: &Http,
+    gw: &str,
+    api: &str,
+    event: &str,
+    prefix: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let token = http.register(gw, &format!("{prefix}{i:03}")).await;
+        let (s, t) = http
+            .post(
+                format!("{gw}/queue/enqueue"),
+                Some(&token),
+                json!({"eventId": event}),
+            )
+            .await;
+        assert_eq!(s, 201, "{t}");
+        let ticket = t["ticketId"].as_str().unwrap().to_owned();
+        eventually("admission", Duration::from_secs(20), || async {
+            let (_, st) = http
+                .get(format!("{gw}/queue/status?ticketId={ticket}"), None)
+                .await;
+            (st["state"] == "READY").then_some(())
+        })
+        .await;
+        let (s, o) = http
+            .call(
+                reqwest::Method::POST,
+                format!("{api}/orders"),
+                Some(&token),
+                &[("Idempotency-Key", "k")],
+                Some(json!({"event_id": event, "qty": 1})),
+            )
+            .await;
+        assert_eq!(s, 201, "{o}");
+        out.push((token, o["orderId"].as_str().unwrap().to_owned()));
+    }
+    out
+}
+
+async fn pay_all(http: &Http, api: &str, orders: &[(String, String)]) {
+    for (token, order) in orders {
+        let (s, p) = http
+            .post(
+                format!("{api}/payments"),
+                Some(token),
+                json!({"orderId": order, "method": "MOCK"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+    }
+}
+
+async fn all_paid(http: &Http, api: &str, orders: &[(String, String)], limit: Duration) {
+    for (token, order) in orders {
+        eventually("PAID", limit, || async {
+            let (_, o) = http.get(format!("{api}/orders/{order}"), Some(token)).await;
+            (o["status"] == "PAID").then_some(())
+        })
+        .await;
+    }
+}
+
+fn exactly_one_ok_payment_each(env: &Env, n: usize) {
+    let db = &env.database;
+    assert_eq!(
+        psql_value(db, "SELECT COUNT(*) FROM orders WHERE status = 'PAID'"),
+        n.to_string()
+    );
+    let wrong = psql_value(
+        db,
+        "SELECT COUNT(*) FROM orders o WHERE (SELECT COUNT(*) FROM payments p WHERE p.order_id = o.id) <> 1 \
+         OR (SELECT COUNT(*) FROM payments p WHERE p.order_id = o.id AND p.status = 'OK') <> 1",
+    );
+    assert_eq!(
+        wrong, "0",
+        "every order has exactly one payment, and it is OK"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pay_worker_killed_mid_stream_loses_no_payment_and_pays_none_twice() {
+    let mut env = Env::new("paykill");
+    env.set("PAYMENT_PROCESSING_MIN_MS", "300")
+        .set("PAYMENT_PROCESSING_MAX_MS", "600");
+    let gw = Pod::gateway(&env, &[]);
+    let api = Pod::api(&env, &[]);
+    let mut pay = Pod::pay(&env, &[]);
+    let http = Http::new();
+    let (_a, event) = http.onsale_event(&gw.url, &api.url, 100, 1).await;
+    let orders = orders(&http, &gw.url, &api.url, &event, "pk", 30).await;
+    pay_all(&http, &api.url, &orders).await;
+    // Kill the processor while requests are in flight (processing takes 300–600 ms each).
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pay.kill();
+    let _pay = Pod::pay(&env, &[]);
+    all_paid(&http, &api.url, &orders, Duration::from_secs(60)).await;
+    exactly_one_ok_payment_each(&env, 30);
+    let sold = psql_value(
+        &env.database,
+        &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"),
+    );
+    assert_eq!(sold, "30");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_killed_after_committing_a_payment_still_sends_its_message_once() {
+    let env = Env::new("apikill");
+    let gw = Pod::gateway(&env, &[]);
+    let _pay = Pod::pay(&env, &[]);
+    let http = Http::new();
+    // This api commits payments but never publishes: the crash comes before the relay.
+    let mut silent = Pod::api(&env, &[("OUTBOX_RELAY", "false")]);
+    let (_a, event) = http.onsale_event(&gw.url, &silent.url, 10, 1).await;
+    let orders = orders(&http, &gw.url, &silent.url, &event, "ak", 3).await;
+    pay_all(&http, &silent.url, &orders).await;
+    assert_eq!(
+        psql_value(
+            &env.database,
+            "SELECT COUNT(*) FROM payments WHERE status = 'REQ'"
+        ),
+        "3"
+    );
+    silent.kill();
+    // A fresh api (relay on) finds the committed messages in the outbox and sends them.
+    let api = Pod::api(&env, &[]);
+    all_paid(&http, &api.url, &orders, Duration::from_secs(30)).await;
+    exactly_one_ok_payment_each(&env, 3);
+    let unsent = psql_value(
+        &env.database,
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+    );
+    assert_eq!(unsent, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_result_goes_to_the_dead_letter_queue_and_nothing_else_stalls() {
+    let env = Env::new("poison");
+    let gw = Pod::gateway(&env, &[]);
+    let api = Pod::api(&env, &[]);
+    let _pay = Pod::pay(&env, &[]);
+    let http = Http::new();
+    let result_queue = env.vars["PAYMENT_RESULT_QUEUE"].clone();
+    let bus = AmqpBus::new(AmqpConfig::new(env.vars["RABBITMQ_URL"].clone()));
+    bus.publish(
+        &result_queue,
+        Envelope {
+            message_id: "poison-1".into(),
+            correlation_id: "poison-1".into(),
+            body: b"{ this is not json".to_vec(),
+        },
+    )
+    .await
+    .expect("poison published");
+    eventually("the poison in the DLQ", Duration::from_secs(20), || async {
+        (bus.dlq_len(&result_queue).await.ok() == Some(1)).then_some(())
+    })
+    .await;
+    // Payments keep flowing.
+    let (_a, event) = http.onsale_event(&gw.url, &api.url, 10, 1).await;
+    let orders = orders(&http, &gw.url, &api.url, &event, "pz", 2).await;
+    pay_all(&http, &api.url, &orders).await;
+    all_paid(&http, &api.url, &orders, Duration::from_secs(30)).await;
+    let (_, m) = http.get(format!("{}/metrics", api.url), None).await;
+    let m = m.as_str().unwrap_or_default().to_owned();
+    let line = format!("bus_dead_lettered_total{{queue=\"{result_queue}\"}} 1");
+    assert!(m.contains(&line), "expected {line} in\n{m}");
+    let _ = bus.delete_topology(&result_queue).await;
+}
