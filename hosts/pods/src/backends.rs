@@ -150,12 +150,35 @@ struct PgStats(pg::PgHealth);
 impl DbStatsSource for PgStats {
     async fn db_stats(&self) -> Vec<(&'static str, &'static str, &'static str, f64)> {
         match self.0.db_stats().await {
-            Ok(rows) => rows,
+            Ok(rows) => rows.into_iter().map(seconds_not_ms).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "database statistics unavailable");
                 Vec::new()
             }
         }
+    }
+}
+
+/// The legacy api reported four PostgreSQL timings as `…_time_ms_total`; Prometheus's linter
+/// (`promtool check metrics`) refuses abbreviated units, so they are served in seconds as
+/// `…_time_seconds_total`. Every other legacy name is kept as it was.
+fn seconds_not_ms(
+    (name, help, kind, value): (&'static str, &'static str, &'static str, f64),
+) -> (&'static str, &'static str, &'static str, f64) {
+    let renamed = match name {
+        "db_block_read_time_ms_total" => Some("db_block_read_time_seconds_total"),
+        "db_block_write_time_ms_total" => Some("db_block_write_time_seconds_total"),
+        "db_bgwriter_checkpoint_write_time_ms_total" => {
+            Some("db_bgwriter_checkpoint_write_time_seconds_total")
+        }
+        "db_bgwriter_checkpoint_sync_time_ms_total" => {
+            Some("db_bgwriter_checkpoint_sync_time_seconds_total")
+        }
+        _ => None,
+    };
+    match renamed {
+        Some(n) => (n, help, kind, value / 1000.0),
+        None => (name, help, kind, value),
     }
 }
 
