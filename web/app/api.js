@@ -27,6 +27,7 @@ export function messageOf(body, response) {
   else text = `The server answered ${response.status} ${response.statusText || ''}`.trim();
   if (response.status === 429) {
     const after = Number(response.headers.get('Retry-After'));
+    text = text.replace(/[.!]?$/, '.');
     text += after > 0 ? ` Please try again in ${after} s.` : ' Please try again shortly.';
   }
   return text;

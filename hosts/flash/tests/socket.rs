@@ -91,7 +91,8 @@ async fn expect(
     what: &str,
     pred: impl Fn(&str, &Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Generous: CI machines are small and busy; a pushed READY normally arrives in milliseconds.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some((name, v))) if pred(&name, &v) => return v,

@@ -330,6 +330,9 @@ async fn leave(
 // ---------------------------------------------------------------------------------------------
 // Events
 
+/// Prices are PostgreSQL `integer`s (legacy schema): larger values are refused, not truncated.
+const MAX_PRICE: i64 = i32::MAX as i64;
+
 const EVENT_FIELDS: [&str; 7] = [
     "name",
     "starts_at",
@@ -399,7 +402,7 @@ async fn create_event(
         .positive()
         .max(flash_core::domain::MAX_PER_USER)
         .get();
-    let price = v.int("price").min(0).get();
+    let price = v.int("price").min(0).max(MAX_PRICE).get();
     v.finish_api()?;
     let e = s
         .handlers
@@ -444,7 +447,7 @@ async fn update_event(
             .positive()
             .max(flash_core::domain::MAX_PER_USER)
             .opt(),
-        price: v.int("price").optional().min(0).opt(),
+        price: v.int("price").optional().min(0).max(MAX_PRICE).opt(),
         status: v
             .string("status")
             .optional()

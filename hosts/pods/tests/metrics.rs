@@ -44,17 +44,25 @@ async fn every_pod_serves_metrics_that_promtool_accepts() {
         ("api", &api, "orders_created_total"),
         ("pay", &pay, "service_live"),
     ] {
-        let resp = reqwest::get(format!("{}/metrics", pod.url)).await.expect("scrape");
+        let resp = reqwest::get(format!("{}/metrics", pod.url))
+            .await
+            .expect("scrape");
         assert_eq!(
             resp.headers()["content-type"],
             "text/plain; version=0.0.4; charset=utf-8"
         );
         let text = resp.text().await.expect("body");
         let (ok, report) = promtool(&text);
-        assert!(ok, "{name}: promtool check metrics failed:\n{report}\n{text}");
+        assert!(
+            ok,
+            "{name}: promtool check metrics failed:\n{report}\n{text}"
+        );
         if expected != "service_live" {
             assert!(text.contains(expected), "{name}: no {expected} in\n{text}");
         }
-        assert!(text.contains("http_requests_total"), "{name}: no request metrics");
+        assert!(
+            text.contains("http_requests_total"),
+            "{name}: no request metrics"
+        );
     }
 }

@@ -148,6 +148,13 @@ impl Api {
         })
     }
 
+    /// A slot of the request concurrency bound, for work that is not an HTTP request of this
+    /// client (a Socket.IO handshake): opening thousands of connections at once only
+    /// overflows the server's accept backlog.
+    pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.limit.acquire().await.ok()
+    }
+
     pub fn gw(&self, path: &str) -> String {
         format!("{}{path}", self.gateway)
     }

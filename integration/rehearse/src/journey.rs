@@ -502,6 +502,7 @@ async fn connect_socket(api: &Api, plan: &Plan, token: &str) -> Result<QueueSock
         }
         let t0 = Instant::now();
         rec.request();
+        let permit = api.permit().await;
         let mut socket = match QueueSocket::connect(&api.gateway, token).await {
             Ok(s) => s,
             Err(e) => {
@@ -510,7 +511,9 @@ async fn connect_socket(api: &Api, plan: &Plan, token: &str) -> Result<QueueSock
             }
         };
         // The namespace is ours once the server greets the socket with `queue:config`.
-        match tokio::time::timeout(plan.request_timeout, socket.events.recv()).await {
+        let greeted = tokio::time::timeout(plan.request_timeout, socket.events.recv()).await;
+        drop(permit);
+        match greeted {
             Ok(Some(Heard::Config(v))) => {
                 rec.time(Step::SocketConnect, t0.elapsed());
                 if let Some(c) = v.get("readyCapacity").and_then(Value::as_u64) {

@@ -81,7 +81,8 @@ impl QueueSocket {
                 .boxed()
             });
         }
-        let client = builder.connect().await.map_err(|e| e.to_string())?;
+        // The Debug form names the engine.io cause the Display form hides.
+        let client = builder.connect().await.map_err(|e| format!("{e:?}"))?;
         Ok(QueueSocket {
             client: Some(client),
             events: rx,

@@ -221,7 +221,7 @@ export function eventFormPage(ctx) {
       [ends, !values.ends_at ? 'Enter when the sale ends.' : values.starts_at && values.ends_at <= values.starts_at ? 'The sale must end after it starts.' : ''],
       [total, !Number.isInteger(values.total_qty) || values.total_qty < 1 || values.total_qty > MAX_TOTAL_QTY ? `Enter a whole number from 1 to ${formatNumber(MAX_TOTAL_QTY)}.` : ''],
       [perUser, !Number.isInteger(values.max_per_user) || values.max_per_user < 1 || values.max_per_user > MAX_PER_USER ? `Enter a whole number from 1 to ${MAX_PER_USER}.` : ''],
-      [price, !Number.isInteger(values.price) || values.price < 0 ? 'Enter a whole number of won, 0 or more.' : ''],
+      [price, !Number.isSafeInteger(values.price) || values.price < 0 ? 'Enter a whole number of won, 0 or more.' : ''],
     ];
     let first = null;
     for (const [f, message] of checks) {

@@ -37,7 +37,10 @@ impl EventStore for PgShop {
         .bind(ts(e.created_at)?)
         .bind(ts(e.updated_at)?)
         .bind(&shards)
-        .bind(split(e.total_qty - e.sold_qty - e.held_qty, self.stock_shards))
+        .bind(split(
+            e.total_qty - e.sold_qty - e.held_qty,
+            self.stock_shards,
+        ))
         .bind(e.sold_qty)
         .bind(e.held_qty)
         .execute(self.pool())

@@ -74,7 +74,6 @@ impl PgShop {
         self.pool.begin().await.map_err(|e| db(what, e))
     }
 
-
     /// Puts an order in `status` outside the normal flow (an operator cancelling an order, or a
     /// test reaching a state the ports only reach through races), keeping stock, the per-user
     /// quantity and the counters consistent. A REQ payment is left as it is. Returns whether

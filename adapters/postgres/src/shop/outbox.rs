@@ -49,9 +49,8 @@ impl Outbox for PgShop {
                         correlation_id: get(row, "correlation_id")?,
                         body: get::<String>(row, "payload")?.into_bytes(),
                     },
-                    attempts: u32::try_from(attempts).map_err(|_| {
-                        StoreError::Internal(format!("outbox attempts {attempts}"))
-                    })?,
+                    attempts: u32::try_from(attempts)
+                        .map_err(|_| StoreError::Internal(format!("outbox attempts {attempts}")))?,
                 },
             ));
         }

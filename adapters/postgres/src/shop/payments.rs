@@ -193,9 +193,11 @@ impl PaymentStore for PgShop {
         let order = order_status(&row, "order_status")?;
         let (to, order_to, applied): (_, _, fn(Payment) -> ResultApplied) =
             match (cmd.verdict, order) {
-                (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => {
-                    (PaymentStatus::Ok, Some(OrderStatus::Paid), ResultApplied::Paid)
-                }
+                (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => (
+                    PaymentStatus::Ok,
+                    Some(OrderStatus::Paid),
+                    ResultApplied::Paid,
+                ),
                 // Charged for an order that can no longer be paid (a PAID order never changes).
                 (
                     Verdict::Ok,
@@ -205,9 +207,11 @@ impl PaymentStore for PgShop {
                     None,
                     ResultApplied::RefundRequired,
                 ),
-                (Verdict::Fail, OrderStatus::Hold) => {
-                    (PaymentStatus::Fail, Some(OrderStatus::Fail), ResultApplied::Failed)
-                }
+                (Verdict::Fail, OrderStatus::Hold) => (
+                    PaymentStatus::Fail,
+                    Some(OrderStatus::Fail),
+                    ResultApplied::Failed,
+                ),
                 (
                     Verdict::Fail,
                     OrderStatus::Fail

@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// Test databases are named `fpt_<unix seconds>_<random>`; ones older than this are left over
-/// from runs that ended before dropping them, and are dropped by later runs.
-const STALE_AFTER: Duration = Duration::from_secs(3600);
+/// Test databases are named `fpt_<unix seconds>_<random>`. A test cannot drop its own (the
+/// contract macros own the test function), so later runs drop those older than this: far longer
+/// than a test binary runs (seconds), short enough that a busy machine does not fill its disk.
+const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 pub fn admin_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
