@@ -3,7 +3,8 @@
 # row's settings, runs `flash-rehearse` against it, and keeps the report and the server's RSS.
 # Loopback only; every rehearsal stops at its --deadline.
 #
-# Usage: integration/bench/run-rehearsals.sh [ROW...]   rows: sale10k admission pay-legacy pay-zero
+# Usage: integration/bench/run-rehearsals.sh [ROW...]
+#   rows: sale10k admission pay-legacy pay-legacy-256 pay-zero (default: all)
 # (after `cargo build --release -p flash -p flash-rehearse`). Env: CARGO_TARGET_DIR, PORT (18180).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -43,7 +44,7 @@ rehearse() {
 }
 
 rows=("$@")
-[[ ${#rows[@]} -eq 0 ]] && rows=(sale10k admission pay-legacy pay-zero)
+[[ ${#rows[@]} -eq 0 ]] && rows=(sale10k admission pay-legacy pay-legacy-256 pay-zero)
 for row in "${rows[@]}"; do
     case "$row" in
     sale10k)
@@ -55,12 +56,17 @@ for row in "${rows[@]}"; do
         # Admission through the queue at capacity 50: stock never runs out, so every buyer is
         # admitted, orders and frees the slot.
         rehearse admission "DEMO_USERS=5000 DEMO_EVENT_QTY=1000000 QUEUE_READY_CAPACITY=50 PAYMENT_PROCESSING_MIN_MS=0 PAYMENT_PROCESSING_MAX_MS=0 PAYMENT_SUCCESS_RATE=1 BCRYPT_COST=4" \
-            -n 5000 --login before --wait socket --concurrency 512 --deadline 120s
+            -n 5000 --login before --wait socket --socket-handshakes 256 --concurrency 512 --deadline 120s
         ;;
     pay-legacy)
         # Payments with the legacy 1–4 s processor latency, one process (default PAY_CONCURRENCY).
         rehearse pay-legacy "DEMO_USERS=1000 DEMO_EVENT_QTY=1000000 QUEUE_READY_CAPACITY=1000 PAYMENT_PROCESSING_MIN_MS=1000 PAYMENT_PROCESSING_MAX_MS=4000 PAYMENT_SUCCESS_RATE=1 BCRYPT_COST=4" \
             -n 1000 --login before --wait poll --poll-interval 100ms --order-poll-interval 500ms --concurrency 512 --deadline 180s --settle 30s
+        ;;
+    pay-legacy-256)
+        # The same with 256 payments in flight in the one pay process (PAY_CONCURRENCY).
+        rehearse pay-legacy-256 "DEMO_USERS=2000 DEMO_EVENT_QTY=1000000 QUEUE_READY_CAPACITY=2000 PAYMENT_PROCESSING_MIN_MS=1000 PAYMENT_PROCESSING_MAX_MS=4000 PAYMENT_SUCCESS_RATE=1 PAY_CONCURRENCY=256 BCRYPT_COST=4" \
+            -n 2000 --login before --wait poll --poll-interval 100ms --order-poll-interval 500ms --concurrency 512 --deadline 180s --settle 30s
         ;;
     pay-zero)
         # Payments end to end with processor latency 0 (in-process bus, not RabbitMQ).

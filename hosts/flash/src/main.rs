@@ -25,9 +25,15 @@ struct Cli {
 enum Command {
     /// Run the whole system in one process on 127.0.0.1:8080 (the default).
     Up,
+    /// Rehearse a sale against a running deployment and audit it (`flash rehearse --help`).
+    Rehearse,
 }
 
 fn main() {
+    // `flash rehearse …` has its own options and none of `flash up`'s.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "rehearse") {
+        std::process::exit(flash_rehearse::main_with_args(std::env::args_os().skip(1)));
+    }
     // `flash up --port 9000` and `flash --port 9000` both work; the embedded default promotes
     // often and pays fast so a walk-through takes seconds.
     let cmd = Cli::command()
@@ -48,6 +54,7 @@ fn main() {
     };
     let result = match cli.command.unwrap_or(Command::Up) {
         Command::Up => runtime.block_on(up::run(cli.up)),
+        Command::Rehearse => std::process::exit(flash_rehearse::main_with_args(["rehearse"])),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

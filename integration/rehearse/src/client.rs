@@ -117,6 +117,7 @@ pub struct Api {
     pub gateway: String,
     pub api: String,
     limit: Arc<Semaphore>,
+    handshakes: Arc<Semaphore>,
     pub rec: Arc<Recorder>,
     retries: u32,
 }
@@ -128,6 +129,7 @@ impl Api {
         gateway: String,
         api: String,
         concurrency: usize,
+        handshakes: usize,
         timeout: Duration,
         retries: u32,
         rec: Arc<Recorder>,
@@ -143,16 +145,16 @@ impl Api {
             gateway,
             api,
             limit: Arc::new(Semaphore::new(concurrency)),
+            handshakes: Arc::new(Semaphore::new(handshakes.max(1))),
             rec,
             retries,
         })
     }
 
-    /// A slot of the request concurrency bound, for work that is not an HTTP request of this
-    /// client (a Socket.IO handshake): opening thousands of connections at once only
-    /// overflows the server's accept backlog.
-    pub async fn permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.limit.acquire().await.ok()
+    /// A slot for one Socket.IO handshake. Handshakes have their own, smaller bound: thousands
+    /// at once only overflow the server's accept backlog and time out handshakes.
+    pub async fn handshake_permit(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.handshakes.acquire().await.ok()
     }
 
     pub fn gw(&self, path: &str) -> String {

@@ -166,6 +166,9 @@ pub struct RehearseArgs {
     /// Most HTTP requests in flight at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
+    /// Most Socket.IO handshakes in flight at once (each also counts as a request).
+    #[arg(long, default_value_t = 64)]
+    pub socket_handshakes: usize,
     /// Retries of a request refused with 429/503 or (idempotent requests only) lost in transit.
     #[arg(long, default_value_t = 3)]
     pub http_retries: u32,
@@ -227,6 +230,7 @@ pub struct Plan {
     #[serde(with = "ms")]
     pub payment_retry_delay: Duration,
     pub concurrency: usize,
+    pub socket_handshakes: usize,
     pub http_retries: u32,
     #[serde(with = "ms")]
     pub request_timeout: Duration,
@@ -269,7 +273,7 @@ pub enum PlanError {
     NoUsers,
     #[error("--qty must be at least 1")]
     ZeroQty,
-    #[error("--concurrency must be at least 1")]
+    #[error("--concurrency and --socket-handshakes must be at least 1")]
     NoConcurrency,
     #[error("--event {0}: not a UUID")]
     BadEvent(String),
@@ -316,7 +320,7 @@ impl RehearseArgs {
         if self.qty.min == 0 {
             return Err(PlanError::ZeroQty);
         }
-        if self.concurrency == 0 {
+        if self.concurrency == 0 || self.socket_handshakes == 0 {
             return Err(PlanError::NoConcurrency);
         }
         if !(0.0..=1.0).contains(&self.max_error_rate) {
@@ -358,6 +362,7 @@ impl RehearseArgs {
             payment_retries: self.payment_retries,
             payment_retry_delay: self.payment_retry_delay,
             concurrency: self.concurrency,
+            socket_handshakes: self.socket_handshakes,
             http_retries: self.http_retries,
             request_timeout: self.request_timeout,
             deadline: self.deadline,

@@ -500,9 +500,9 @@ async fn connect_socket(api: &Api, plan: &Plan, token: &str) -> Result<QueueSock
             rec.retry(Step::SocketConnect, "socket", last.clone());
             tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
         }
+        let permit = api.handshake_permit().await;
         let t0 = Instant::now();
         rec.request();
-        let permit = api.permit().await;
         let mut socket = match QueueSocket::connect(&api.gateway, token).await {
             Ok(s) => s,
             Err(e) => {

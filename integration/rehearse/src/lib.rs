@@ -206,6 +206,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         plan.gateway_url.clone(),
         plan.api_url.clone(),
         plan.concurrency,
+        plan.socket_handshakes,
         plan.request_timeout,
         plan.http_retries,
         setup_rec.clone(),
@@ -266,6 +267,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         plan.gateway_url.clone(),
         plan.api_url.clone(),
         plan.concurrency,
+        plan.socket_handshakes,
         plan.request_timeout,
         plan.http_retries,
         rec.clone(),
@@ -277,6 +279,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         plan.gateway_url.clone(),
         plan.api_url.clone(),
         4,
+        1,
         plan.request_timeout,
         0,
         monitor_rec,
@@ -368,6 +371,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         plan.gateway_url.clone(),
         plan.api_url.clone(),
         plan.concurrency,
+        plan.socket_handshakes,
         plan.request_timeout,
         plan.http_retries,
         audit_rec,
@@ -433,6 +437,15 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         paid_orders: api_audit.paid_orders as u64,
         paid_tickets: api_audit.paid_tickets,
         paid_per_second: rec.stages.paid.load(Ordering::Relaxed) as f64 / sale_seconds.max(0.001),
+        paid_per_second_while_paying: {
+            let paid = rec.stages.paid.load(Ordering::Relaxed);
+            let span = ms(&m.last_paid).saturating_sub(ms(&m.first_paid)) as f64 / 1000.0;
+            if paid > 1 && span > 0.0 {
+                paid as f64 / span
+            } else {
+                0.0
+            }
+        },
         errors,
         error_rate,
         capacity_seen: Some(rec.capacity_seen.load(Ordering::Relaxed)).filter(|c| *c > 0),

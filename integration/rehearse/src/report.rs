@@ -63,6 +63,8 @@ pub struct Sale {
     pub paid_tickets: i64,
     /// Paid orders per second of the sale.
     pub paid_per_second: f64,
+    /// Paid orders per second between the first and the last PAID a buyer saw.
+    pub paid_per_second_while_paying: f64,
     pub errors: u64,
     pub error_rate: f64,
     pub capacity_seen: Option<u64>,
@@ -143,12 +145,13 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "admissions {} ({:.0}/s)  paid orders {} / {} tickets ({:.1}/s)  capacity seen {}",
+            "admissions {} ({:.0}/s)  paid orders {} / {} tickets ({:.1}/s over the sale, {:.1}/s while paying)  capacity seen {}",
             s.admissions,
             s.admissions_per_second,
             s.paid_orders,
             s.paid_tickets,
             s.paid_per_second,
+            s.paid_per_second_while_paying,
             s.capacity_seen.map_or("—".into(), |c| c.to_string())
         );
         let t = &self.timeline;
@@ -255,8 +258,11 @@ impl Report {
             (
                 "paid orders / tickets",
                 format!(
-                    "{} / {} ({:.1} orders/s)",
-                    s.paid_orders, s.paid_tickets, s.paid_per_second
+                    "{} / {} ({:.1} orders/s over the sale, {:.1}/s while paying)",
+                    s.paid_orders,
+                    s.paid_tickets,
+                    s.paid_per_second,
+                    s.paid_per_second_while_paying
                 ),
             ),
             (
