@@ -86,10 +86,16 @@ pub struct Running {
 pub async fn run(c: UpConfig) -> Result<(), BoxError> {
     flash_runtime::telemetry::init(&c.telemetry);
     let started = Instant::now();
+    let demo_users = c.demo_users;
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signal();
     let running = start(c, shutdown).await?;
-    print_banner(running.addr, running.demo_event, started.elapsed());
+    print_banner(
+        running.addr,
+        demo_users,
+        running.demo_event,
+        started.elapsed(),
+    );
     running.done.await?;
     Ok(())
 }
@@ -248,12 +254,17 @@ fn bcrypt_hash(password: &str, cost: u32) -> Result<String, BoxError> {
     Ok(flash_handlers::auth::hash_password(password, cost)?)
 }
 
-fn print_banner(addr: SocketAddr, event: Option<EventId>, took: Duration) {
+fn print_banner(addr: SocketAddr, demo_users: u32, event: Option<EventId>, took: Duration) {
     println!(
         "Flash Tickets is up in {} ms on http://{addr}",
         took.as_millis()
     );
-    println!("  demo accounts: test0000 … test0999, password testtest");
+    if demo_users > 0 {
+        println!(
+            "  demo accounts: test0000 … test{:04}, password testtest",
+            demo_users - 1
+        );
+    }
     if let Some(e) = event {
         println!("  demo event:    {e} (ONSALE)");
     }

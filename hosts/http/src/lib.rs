@@ -28,9 +28,8 @@ use tokio::task::JoinHandle;
 /// (request id, logging, metrics, CORS, body limit, security headers) and legacy 404s.
 pub fn app(state: AppState, layers: &HttpLayersConfig) -> Router {
     let metrics = state.metrics.clone();
-    routes_for(&state)
-        .with_state(state)
-        .pipe(|r| layers::apply_common_layers(r, layers, &metrics))
+    let router = routes_for(&state).with_state(state);
+    layers::apply_common_layers(router, layers, &metrics)
 }
 
 /// [`app`] plus the Socket.IO namespace `/queue` (gateway instances). The returned tasks push
@@ -57,11 +56,3 @@ fn routes_for(state: &AppState) -> Router<AppState> {
     r.fallback(error::route_fallback)
         .method_not_allowed_fallback(error::route_fallback)
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-
-impl<T> Pipe for T {}
