@@ -12,7 +12,7 @@ Every fenced block of shell in a runbook carries a tag after the language:
 
 An untagged shell block fails the check: each command is either run or marked. The `ci`
 blocks of one runbook run in order in one bash process (set -euo pipefail) with the
-repository's deploy/ and docs/ copied to DIR, so a runbook may edit files (an image tag bump)
+repository's deploy/ and docs/ copied to DIR/<runbook>, so a runbook may edit files (an image tag bump)
 without touching the working tree. Blocks in other languages (text, promql) are not commands.
 """
 
@@ -27,7 +27,8 @@ import sys
 
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 SHELLS = {"sh", "bash", "shell", "console"}
-REF = re.compile(r"\b(deployment|deploy|hpa|pdb|job|svc|service|nodepool|ec2nodeclass|application|app|networkpolicy|externalsecret|ingress|configmap|cm)/([a-z0-9][a-z0-9.-]*)")
+# kind/name as kubectl takes it; not a path (deploy/k8s/…): nothing path-like around it.
+REF = re.compile(r"(?<![\w/.-])(deployment|deploy|hpa|pdb|job|svc|service|nodepool|ec2nodeclass|application|app|networkpolicy|externalsecret|ingress|configmap|cm)/([a-z0-9][a-z0-9.-]*)(?![\w/])")
 KIND = {"deploy": "deployment", "svc": "service", "app": "application", "cm": "configmap"}
 
 
@@ -42,8 +43,6 @@ def main() -> int:
 
     if args.scratch.exists():
         shutil.rmtree(args.scratch)
-    for part in ("deploy", "docs"):
-        shutil.copytree(root / part, args.scratch / part, ignore=shutil.ignore_patterns("node_modules"), symlinks=True)
 
     failures = 0
     for rb in args.runbooks:
@@ -76,7 +75,11 @@ def main() -> int:
             script.append(f"printf '\\n--- {rb.name}:{line}\\n'")
             script.append(body)
         print(f"== {rb}: {len(ci_blocks)} block(s) run here, {len(cluster_blocks)} marked cluster")
-        r = subprocess.run(["bash", "-c", "\n".join(script)], cwd=args.scratch, text=True)
+        # A fresh copy per runbook: one runbook's edits never change what the next one sees.
+        scratch = args.scratch / rb.stem
+        for part in ("deploy", "docs"):
+            shutil.copytree(root / part, scratch / part, ignore=shutil.ignore_patterns("node_modules"), symlinks=True)
+        r = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, text=True)
         if r.returncode != 0:
             print(f"FAIL {rb}: a ci block exited with {r.returncode}")
             failures += 1
