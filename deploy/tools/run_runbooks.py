@@ -29,7 +29,8 @@ FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 SHELLS = {"sh", "bash", "shell", "console"}
 # kind/name as kubectl takes it; not a path (deploy/k8s/…): nothing path-like around it.
 REF = re.compile(r"(?<![\w/.-])(deployment|deploy|hpa|pdb|job|svc|service|nodepool|ec2nodeclass|application|app|networkpolicy|externalsecret|ingress|configmap|cm)/([a-z0-9][a-z0-9.-]*)(?![\w/])")
-KIND = {"deploy": "deployment", "svc": "service", "app": "application", "cm": "configmap"}
+KIND = {"deploy": "deployment", "svc": "service", "app": "application", "cm": "configmap",
+        "hpa": "horizontalpodautoscaler", "pdb": "poddisruptionbudget"}
 
 
 def main() -> int:
