@@ -554,7 +554,7 @@ def main() -> int:
     scan_files()
     print("no secret data in rendered manifests:")
     before = len(problems)
-    for env, docs in {**envs, **envs_argo}.items():
+    for env, docs in {**{f"overlays/{k}": v for k, v in envs.items()}, **{f"argocd/{k}": v for k, v in envs_argo.items()}}.items():
         check_rendered_secrets(env, docs)
     if len(problems) == before:
         ok("no Secret, no secret-looking ConfigMap key or value, no literal secret env")
