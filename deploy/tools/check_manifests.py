@@ -5,8 +5,9 @@
 
 1. Every kustomization under deploy/k8s/overlays and deploy/k8s/argocd builds.
 2. Every rendered resource validates: Kubernetes kinds with kubernetes-validate --strict,
-   custom resources against their operators' schemas (validate-crs.mjs); a kind with neither
-   fails unless it is in SKIPPED_KINDS (printed).
+   custom resources against their operators' schemas, strictly too (validate-crs.mjs: the
+   kubernetes-models validators, then their TypeScript types for unknown fields); a kind with
+   neither fails unless it is in SKIPPED_KINDS (printed).
 3. No secret data: no Secret, no secret-looking key or value in a ConfigMap or env, nothing
    that looks like a credential in any file under deploy/k8s, deploy/docker or .github.
 4. The environment contract (deploy/k8s/env-contract.yaml): every variable each binary reads
@@ -124,7 +125,7 @@ def build_all(kubectl: str) -> dict[pathlib.Path, list[dict]]:
 
 
 def validate(envs: dict[str, list[dict]]) -> None:
-    print(f"schemas (Kubernetes {KUBERNETES_VERSION} strict; custom resources: kubernetes-models):")
+    print(f"schemas (Kubernetes {KUBERNETES_VERSION} strict; custom resources: kubernetes-models, strict):")
     custom: list[tuple[str, dict]] = []
     native = 0
     for env, docs in envs.items():
