@@ -395,6 +395,17 @@ pub struct Enqueued {
     pub created: bool,
 }
 
+/// Everything a status read needs about one ticket, read in one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketView {
+    /// The ticket as of the read (an overdue admission already EXPIRED).
+    pub ticket: Ticket,
+    /// QUEUED only: QUEUED tickets ahead + 1.
+    pub position: Option<u64>,
+    /// Counters of the ticket's queue.
+    pub stats: QueueStats,
+}
+
 /// Pushed when a ticket changes state on its own (promotion), so hosts can tell the owner now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

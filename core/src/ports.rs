@@ -99,6 +99,26 @@ pub trait QueueStore: Send + Sync {
     /// Counters of one queue as of `now`.
     async fn stats(&self, scope: QueueScope, now: Timestamp) -> StoreResult<QueueStats>;
 
+    /// [`QueueStore::ticket`], then [`QueueStore::stats`] of its queue and, when QUEUED, its
+    /// [`QueueStore::position`], as of `now`; `None` if unknown. The default makes those three
+    /// calls; a networked store SHOULD answer in one round trip (it is the polled hot path).
+    async fn status(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<TicketView>> {
+        let Some(ticket) = self.ticket(id, now).await? else {
+            return Ok(None);
+        };
+        let stats = self.stats(ticket.scope, now).await?;
+        let position = if ticket.state == TicketState::Queued {
+            self.position(&ticket).await?
+        } else {
+            None
+        };
+        Ok(Some(TicketView {
+            ticket,
+            position,
+            stats,
+        }))
+    }
+
     /// Expires admissions past their `expires_at`, then admits QUEUED tickets in sequence order
     /// until `capacity` tickets are admitted (READY + USED), setting `expires_at = now + ttl`.
     /// MUST be one atomic step: with any number of concurrent promoters the admitted count never

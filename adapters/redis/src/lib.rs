@@ -25,6 +25,7 @@ mod ledger;
 mod notifier;
 pub mod queue;
 mod reply;
+mod scopes;
 mod sessions;
 
 pub use config::{RedisConfig, RedisConfigError};

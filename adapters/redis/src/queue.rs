@@ -32,12 +32,13 @@
 
 use crate::conn::Redis;
 use crate::reply::{array, at, count, int, malformed, opt_text, text};
+use crate::scopes::ScopeCache;
 use async_trait::async_trait;
-use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState};
+use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState, TicketView};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
 use redis::{Script, Value};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 /// Lifetimes of queue keys.
@@ -82,6 +83,7 @@ static LEAVE: LazyLock<Script> = queue_script!("queue_leave.lua");
 static ADMISSION: LazyLock<Script> = queue_script!("queue_admission.lua");
 static CONSUME: LazyLock<Script> = queue_script!("queue_consume.lua");
 static STATS: LazyLock<Script> = queue_script!("queue_stats.lua");
+static STATUS: LazyLock<Script> = queue_script!("queue_status.lua");
 /// Sent as plain `EVAL` inside a pipeline (scripts cannot be pipelined by hash in the driver);
 /// it only runs when a scope goes idle.
 const RELIST: &str = concat!(
@@ -109,11 +111,14 @@ struct Aftermath {
     shorten_index: Option<(TicketId, Duration)>,
 }
 
-/// [`QueueStore`] on Redis. Cheap to clone; share one [`Redis`] between all adapters.
+/// [`QueueStore`] on Redis. Cheap to clone (clones share the ticket-scope cache); share one
+/// [`Redis`] between all adapters.
 #[derive(Debug, Clone)]
 pub struct RedisQueueStore {
     redis: Redis,
     tuning: QueueTuning,
+    /// Ticket id → scope for [`QueueStore::status`], so that a poll is one round trip.
+    scopes: Arc<ScopeCache>,
 }
 
 impl RedisQueueStore {
@@ -122,7 +127,11 @@ impl RedisQueueStore {
     }
 
     pub fn with_tuning(redis: Redis, tuning: QueueTuning) -> Self {
-        RedisQueueStore { redis, tuning }
+        RedisQueueStore {
+            redis,
+            tuning,
+            scopes: Arc::default(),
+        }
     }
 
     fn keys(&self, scope: QueueScope) -> ScopeKeys {
@@ -181,7 +190,7 @@ impl RedisQueueStore {
 
     /// The scope of ticket `id`, renewing its index entry once half its TTL is gone (like the
     /// keys it points to); `None` when unknown.
-    async fn scope_of(&self, id: TicketId) -> StoreResult<Option<QueueScope>> {
+    async fn scope_of(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<QueueScope>> {
         let key = self.index_key(id);
         let live = self.live_ms();
         let (found, pttl): (Option<String>, i64) = self
@@ -201,6 +210,7 @@ impl RedisQueueStore {
         };
         let scope = QueueScope::parse(&s)
             .ok_or_else(|| malformed("ticket index", format!("scope {s:?}")))?;
+        self.scopes.put(id, scope, now);
         if pttl == -1 || u64::try_from(pttl).is_ok_and(|left| left.saturating_mul(2) < live) {
             let key = self.index_key(id);
             self.redis
@@ -406,12 +416,13 @@ impl QueueStore for RedisQueueStore {
                     .await
             })
             .await?;
+        self.scopes.put(t.id, scope, now);
         Ok(Enqueued { ticket: t, created })
     }
 
     async fn ticket(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<Ticket>> {
         const WHAT: &str = "queue ticket";
-        let Some(scope) = self.scope_of(id).await? else {
+        let Some(scope) = self.scope_of(id, now).await? else {
             return Ok(None);
         };
         let v = self
@@ -472,6 +483,53 @@ impl QueueStore for RedisQueueStore {
         Ok(stats)
     }
 
+    async fn status(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<TicketView>> {
+        const WHAT: &str = "queue status";
+        // The index is read (and renewed) at least every quarter of its TTL by someone polling.
+        let fresh_since = now.minus(self.tuning.live_ttl / 4);
+        let scope = match self.scopes.get(id, fresh_since) {
+            Some(scope) => scope,
+            None => match self.scope_of(id, now).await? {
+                Some(scope) => scope,
+                None => return Ok(None),
+            },
+        };
+        let cutoff = now.minus(self.tuning.stats_window).millis().to_string();
+        let v = self
+            .call(WHAT, &STATUS, scope, now, &[id.to_string(), cutoff])
+            .await?;
+        let items = array(v, WHAT)?;
+        let went_idle = int(at(&items, 0, WHAT)?, WHAT)? == 1;
+        let view = match at(&items, 1, WHAT)? {
+            Value::Nil => None,
+            t => {
+                let ticket = parse_ticket(t, scope, WHAT)?;
+                let rank = int(at(&items, 6, WHAT)?, WHAT)?;
+                let position = u64::try_from(rank).ok().map(|r| r + 1);
+                Some(TicketView {
+                    ticket,
+                    position,
+                    stats: QueueStats {
+                        queued: count(at(&items, 2, WHAT)?, WHAT)?,
+                        admitted: count(at(&items, 3, WHAT)?, WHAT)?,
+                        used: count(at(&items, 4, WHAT)?, WHAT)?,
+                        recent_admissions: count(at(&items, 5, WHAT)?, WHAT)?,
+                        window_ms: millis(self.tuning.stats_window),
+                    },
+                })
+            }
+        };
+        if view.is_none() {
+            self.scopes.forget(id);
+        }
+        let after = Aftermath {
+            went_idle,
+            shorten_index: self.index_after(id, view.as_ref().map(|v| &v.ticket)),
+        };
+        self.settle(scope, after).await?;
+        Ok(view)
+    }
+
     async fn promote(
         &self,
         scope: QueueScope,
@@ -527,7 +585,7 @@ impl QueueStore for RedisQueueStore {
         ttl: Duration,
     ) -> StoreResult<Option<Ticket>> {
         const WHAT: &str = "queue enter";
-        let Some(scope) = self.scope_of(id).await? else {
+        let Some(scope) = self.scope_of(id, now).await? else {
             return Ok(None);
         };
         let expires = now.plus(ttl);
@@ -562,7 +620,7 @@ impl QueueStore for RedisQueueStore {
         now: Timestamp,
     ) -> StoreResult<Option<Ticket>> {
         const WHAT: &str = "queue leave";
-        let Some(scope) = self.scope_of(id).await? else {
+        let Some(scope) = self.scope_of(id, now).await? else {
             return Ok(None);
         };
         let v = self
@@ -615,7 +673,7 @@ impl QueueStore for RedisQueueStore {
 
     async fn consume(&self, id: TicketId, now: Timestamp) -> StoreResult<bool> {
         const WHAT: &str = "queue consume";
-        let Some(scope) = self.scope_of(id).await? else {
+        let Some(scope) = self.scope_of(id, now).await? else {
             return Ok(false);
         };
         let v = self

@@ -145,14 +145,20 @@ async fn every_key_written_has_a_ttl() {
         step!("consume", q.consume(admitted[1].id, now));
         step!("leave", q.leave(tickets[4].id, tickets[4].user, now));
         step!("position", q.position(&tickets[5]));
+        step!("status", q.status(tickets[5].id, now));
         step!("admission", q.admission(admitted[0].user, scope, now));
         step!("stats", q.stats(scope, now));
         step!("a lapsed read", q.ticket(admitted[2].id, later));
+        step!("a lapsed status", q.status(admitted[0].id, later));
         step!("promote", q.promote(scope, 10, later, ttl));
         for t in &tickets {
             step!("leave", q.leave(t.id, t.user, later));
         }
         step!("read a finished ticket", q.ticket(tickets[4].id, later));
+        step!(
+            "status of a finished ticket",
+            q.status(tickets[3].id, later)
+        );
         step!("stats of an idle scope", q.stats(scope, later));
         step!("promote an idle scope", q.promote(scope, 10, later, ttl));
         step!("active scopes", q.active_scopes());
@@ -187,6 +193,54 @@ async fn every_key_written_has_a_ttl() {
         keys >= 20,
         "expected the workload to write keys, found {keys}"
     );
+}
+
+/// A status read on an instance that never saw the ticket finds its scope through the index;
+/// a ticket whose data is gone reads as unknown on every instance and its index entry goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
+    let (config, prefix) = config();
+    let here = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let there = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let scope = QueueScope::Event(EventId(Uuid::new_v4()));
+    let first = here
+        .enqueue(ticket_id(), user(), scope, T0)
+        .await
+        .unwrap()
+        .ticket;
+    let second = here
+        .enqueue(ticket_id(), user(), scope, T0)
+        .await
+        .unwrap()
+        .ticket;
+    for q in [&here, &there] {
+        let v = q
+            .status(second.id, T0)
+            .await
+            .unwrap()
+            .expect("known everywhere");
+        assert_eq!(
+            (v.ticket.id, v.position, v.stats.queued),
+            (second.id, Some(2), 2)
+        );
+    }
+    let mut conn = inspector().await;
+    let hash = format!("{prefix}q:{{{scope}}}:t:{}", first.id);
+    let index = format!("{prefix}q:ticket:{}", first.id);
+    let _: () = redis::cmd("DEL")
+        .arg(&hash)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for q in [&here, &there] {
+        assert_eq!(q.status(first.id, T0).await.unwrap(), None);
+    }
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the index entry of a vanished ticket stayed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

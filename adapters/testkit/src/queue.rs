@@ -437,6 +437,83 @@ pub async fn queue_stats_count_entered_admissions_as_used(q: Arc<dyn QueueStore>
     assert_eq!((st.admitted, st.used), (1, 0));
 }
 
+/// `status` answers what `ticket`, `stats` and `position` answer, in every state: QUEUED with
+/// its position, READY and USED without one, an overdue admission EXPIRED with its slot freed,
+/// and `None` for an unknown ticket.
+pub async fn queue_status_reads_ticket_stats_and_position(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    let (a, b, c) = (user(), user(), user());
+    let ta = join(&q, a, s, now).await;
+    let tb = join(&q, b, s, now).await;
+    let tc = join(&q, c, s, now).await;
+    let v = q
+        .status(tc.id, now)
+        .await
+        .unwrap()
+        .expect("a queued ticket");
+    assert_eq!((v.ticket.id, v.ticket.state), (tc.id, TicketState::Queued));
+    assert_eq!(v.ticket.seq, tc.seq);
+    assert_eq!(v.position, Some(3), "two QUEUED tickets ahead");
+    assert_eq!((v.stats.queued, v.stats.admitted, v.stats.used), (3, 0, 0));
+
+    q.promote(s, 2, now, TTL).await.unwrap();
+    q.enter(ta.id, a, now, TTL).await.unwrap();
+    let v = q.status(tc.id, now).await.unwrap().expect("still queued");
+    assert_eq!(v.position, Some(1));
+    assert_eq!(
+        (
+            v.stats.queued,
+            v.stats.admitted,
+            v.stats.used,
+            v.stats.recent_admissions
+        ),
+        (1, 2, 1, 2)
+    );
+    assert_eq!(
+        v.stats,
+        q.stats(s, now).await.unwrap(),
+        "status and stats disagree"
+    );
+    let ready = q.status(tb.id, now).await.unwrap().expect("an admission");
+    assert_eq!(
+        ready.ticket,
+        read(&q, &tb, now).await,
+        "status and ticket disagree"
+    );
+    assert_eq!(
+        (ready.ticket.state, ready.position),
+        (TicketState::Ready, None)
+    );
+    assert_eq!(ready.ticket.expires_at, Some(now.plus(TTL)));
+    let used = q
+        .status(ta.id, now)
+        .await
+        .unwrap()
+        .expect("an entered admission");
+    assert_eq!(
+        (used.ticket.state, used.position),
+        (TicketState::Used, None)
+    );
+
+    let end = now.plus(TTL);
+    let lapsed = q
+        .status(tb.id, end)
+        .await
+        .unwrap()
+        .expect("kept once expired");
+    assert_eq!(
+        lapsed.ticket.state,
+        TicketState::Expired,
+        "a lapsed admission read as live"
+    );
+    assert_eq!(lapsed.position, None);
+    assert_eq!(
+        lapsed.stats.admitted, 0,
+        "lapsed admissions kept their slots"
+    );
+    assert_eq!(q.status(ticket_id(), now).await.unwrap(), None);
+}
+
 /// `active_scopes` lists scopes with QUEUED or admitted tickets, and only those.
 pub async fn queue_active_scopes_only_lists_busy_scopes(q: Arc<dyn QueueStore>, now: Timestamp) {
     let s = scope();

@@ -124,3 +124,17 @@ local function went_idle()
   end
   return 0
 end
+
+-- A reader's look at ticket `id`: its fields as of now (an overdue admission EXPIRED), its TTL
+-- renewed while it is live; nil when unknown.
+local function look(id)
+  local f = read(id)
+  if not f then
+    return nil
+  end
+  f = refresh(id, f)
+  if is_live(f[2]) then
+    extend(tkey(id), live_ttl)
+  end
+  return f
+end
