@@ -66,19 +66,21 @@ impl Handlers {
         let gate = queue::GateTokens::new(&settings.queue.gate_secret);
         let hasher =
             auth::PasswordHasher::new(settings.auth.bcrypt_cost, settings.auth.hash_concurrency);
+        let join_queue = queue::JoinQueue::new(ports, &settings.queue, promotion_kick.clone());
+        let event_statuses = join_queue.event_statuses();
         Handlers {
             register: auth::Register::new(ports, &settings.auth, hasher.clone()),
             login: auth::Login::new(ports, &settings.auth, tokens.clone(), hasher.clone()),
             refresh: auth::Refresh::new(ports, tokens.clone()),
             logout: auth::Logout::new(ports, tokens.clone()),
-            join_queue: queue::JoinQueue::new(ports, &settings.queue, promotion_kick.clone()),
+            join_queue,
             queue_status: queue::QueueStatus::new(ports, &settings.queue, gate.clone()),
             enter_queue: queue::EnterQueue::new(ports, &settings.queue, gate.clone()),
             leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
             promote: queue::PromoteQueues::new(ports, &settings.queue),
             create_event: events::CreateEvent::new(ports),
-            update_event: events::UpdateEvent::new(ports),
-            delete_event: events::DeleteEvent::new(ports),
+            update_event: events::UpdateEvent::new(ports).invalidating(event_statuses.clone()),
+            delete_event: events::DeleteEvent::new(ports).invalidating(event_statuses),
             get_event: events::GetEvent::new(ports),
             list_events: events::ListEvents::new(ports),
             place_order: orders::PlaceOrder::new(

@@ -4,6 +4,7 @@ use common::*;
 use flash_core::domain::{EventPatch, EventStatus, QueueScope, TicketState};
 use flash_core::ports::{EventStore, QueueStore};
 use flash_core::{Classify, ErrorKind, EventId, TicketId};
+use flash_handlers::events::EVENT_STATUS_TTL;
 use flash_handlers::queue::EnterError;
 
 #[tokio::test]
@@ -58,6 +59,114 @@ async fn enqueue_refuses_missing_draft_and_closed_events() {
             .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert_eq!(err.public_message(), "Event is not on sale");
+}
+
+fn closing() -> EventPatch {
+    EventPatch {
+        status: Some(EventStatus::Closed),
+        ..Default::default()
+    }
+}
+
+/// Another instance closes the event (straight through the store): joins here keep being accepted
+/// only while the remembered status is younger than the TTL.
+#[tokio::test]
+async fn an_event_closed_elsewhere_stops_accepting_joins_within_the_ttl() {
+    let w = world();
+    let e = w.onsale_event(10, 2).await;
+    let scope = QueueScope::Event(e.id);
+    w.h.join_queue
+        .handle(&as_user(&buyer()), scope)
+        .await
+        .unwrap();
+    let closed = closing();
+    w.shop.update(e.id, closed, w.now()).await.unwrap();
+    let ttl = u64::try_from(EVENT_STATUS_TTL.as_millis()).unwrap();
+    w.advance(ttl - 1);
+    w.h.join_queue
+        .handle(&as_user(&buyer()), scope)
+        .await
+        .expect("still remembered as ONSALE just before the TTL");
+    w.advance(1);
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap_err();
+    assert_eq!(err.public_message(), "Event is not on sale");
+}
+
+/// Closing or deleting through this instance's handlers is seen at once.
+#[tokio::test]
+async fn an_event_closed_or_deleted_here_refuses_joins_at_once() {
+    let w = world();
+    let e = w.onsale_event(10, 2).await;
+    let scope = QueueScope::Event(e.id);
+    w.h.join_queue
+        .handle(&as_user(&buyer()), scope)
+        .await
+        .unwrap();
+    let closed = closing();
+    w.h.update_event
+        .handle(&as_user(&admin()), e.id, closed)
+        .await
+        .unwrap();
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap_err();
+    assert_eq!(err.public_message(), "Event is not on sale");
+
+    let other = w.onsale_event(10, 2).await;
+    let scope = QueueScope::Event(other.id);
+    w.h.join_queue
+        .handle(&as_user(&buyer()), scope)
+        .await
+        .unwrap();
+    w.h.delete_event
+        .handle(&as_user(&admin()), other.id)
+        .await
+        .unwrap();
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+/// A missing event is remembered too (unknown ids cannot flood the store), for the TTL only.
+#[tokio::test]
+async fn a_missing_event_is_remembered_for_the_ttl_only() {
+    let w = world();
+    let id = EventId(uuid::Uuid::new_v4());
+    let u = buyer();
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Event(id))
+            .await
+            .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let mut event = w.onsale_event(10, 2).await;
+    w.shop.delete(event.id).await.unwrap();
+    event.id = id;
+    w.shop.create(event).await.unwrap();
+    let err =
+        w.h.join_queue
+            .handle(&as_user(&u), QueueScope::Event(id))
+            .await
+            .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "still remembered as missing"
+    );
+    w.advance(u64::try_from(EVENT_STATUS_TTL.as_millis()).unwrap());
+    w.h.join_queue
+        .handle(&as_user(&u), QueueScope::Event(id))
+        .await
+        .expect("seen once the TTL is over");
 }
 
 #[tokio::test]

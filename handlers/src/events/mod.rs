@@ -1,5 +1,9 @@
 //! Events: admin CRUD with the DRAFT → ONSALE → CLOSED status model; public reads.
 
+mod cache;
+
+pub use cache::{EVENT_STATUS_TTL, EventStatusCache};
+
 use crate::common::{AccessDenied, admin};
 use crate::{Ports, classify};
 use flash_core::domain::{Event, EventPatch, EventStatus};
@@ -88,6 +92,7 @@ impl CreateEvent {
 pub struct UpdateEvent {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventStore>,
+    cache: Option<Arc<EventStatusCache>>,
 }
 
 impl UpdateEvent {
@@ -95,6 +100,15 @@ impl UpdateEvent {
         UpdateEvent {
             clock: p.clock.clone(),
             events: p.events.clone(),
+            cache: None,
+        }
+    }
+
+    /// Forgets a changed event in `cache`, so this instance sees the change at once.
+    pub fn invalidating(self, cache: Arc<EventStatusCache>) -> Self {
+        UpdateEvent {
+            cache: Some(cache),
+            ..self
         }
     }
 
@@ -106,12 +120,15 @@ impl UpdateEvent {
         patch: EventPatch,
     ) -> Result<Event, EventError> {
         admin(cx).map_err(EventError::Access)?;
-        match self
+        let updated = self
             .events
             .update(id, patch, self.clock.now())
             .await
-            .map_err(EventError::Store)?
-        {
+            .map_err(EventError::Store);
+        if let Some(cache) = &self.cache {
+            cache.invalidate(id);
+        }
+        match updated? {
             EventUpdate::Updated(e) => Ok(e),
             EventUpdate::NotFound => Err(EventError::NotFound),
             EventUpdate::Rejected(r) => Err(EventError::Rejected(r.to_string())),
@@ -121,19 +138,33 @@ impl UpdateEvent {
 
 pub struct DeleteEvent {
     events: Arc<dyn EventStore>,
+    cache: Option<Arc<EventStatusCache>>,
 }
 
 impl DeleteEvent {
     pub fn new(p: &Ports) -> Self {
         DeleteEvent {
             events: p.events.clone(),
+            cache: None,
+        }
+    }
+
+    /// Forgets a deleted event in `cache`, so this instance sees the deletion at once.
+    pub fn invalidating(self, cache: Arc<EventStatusCache>) -> Self {
+        DeleteEvent {
+            cache: Some(cache),
+            ..self
         }
     }
 
     /// Deletes an event without orders; financial records are never cascaded away.
     pub async fn handle(&self, cx: &Context, id: EventId) -> Result<(), EventError> {
         admin(cx).map_err(EventError::Access)?;
-        match self.events.delete(id).await.map_err(EventError::Store)? {
+        let deleted = self.events.delete(id).await.map_err(EventError::Store);
+        if let Some(cache) = &self.cache {
+            cache.invalidate(id);
+        }
+        match deleted? {
             EventDeletion::Deleted => Ok(()),
             EventDeletion::NotFound => Err(EventError::NotFound),
             EventDeletion::HasOrders => Err(EventError::HasOrders),

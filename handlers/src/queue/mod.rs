@@ -4,9 +4,12 @@ mod gate;
 
 pub use gate::{GateError, GatePass, GateTokens};
 
+use crate::events::{EVENT_STATUS_TTL, EventStatusCache};
 use crate::settings::QueueSettings;
 use crate::{Kick, Ports, classify};
-use flash_core::domain::{EventStatus, QueueNotice, QueueScope, RateDecision, Ticket, TicketState};
+use flash_core::domain::{
+    EventStatus, QueueNotice, QueueScope, RateDecision, Ticket, TicketState, TicketView,
+};
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore, RateLimiter};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
 use std::sync::Arc;
@@ -46,6 +49,8 @@ pub struct JoinQueue {
     limit: u32,
     window: Duration,
     kick: Kick,
+    /// Event statuses for [`EVENT_STATUS_TTL`], so a join does not read the event store.
+    event_statuses: Arc<EventStatusCache>,
 }
 
 impl JoinQueue {
@@ -59,7 +64,13 @@ impl JoinQueue {
             limit: s.enqueue_limit_per_user,
             window: s.enqueue_window,
             kick,
+            event_statuses: Arc::new(EventStatusCache::new(p.clock.clone(), EVENT_STATUS_TTL)),
         }
+    }
+
+    /// The event-status memory of this handler, for the event handlers to invalidate.
+    pub fn event_statuses(&self) -> Arc<EventStatusCache> {
+        self.event_statuses.clone()
     }
 
     /// Puts the caller in line for `scope`, or returns their live ticket there.
@@ -67,13 +78,13 @@ impl JoinQueue {
         let user = caller(cx).map_err(JoinError::Access)?.user;
         let now = self.clock.now();
         if let QueueScope::Event(id) = scope {
-            let event = self
-                .events
-                .get(id)
+            let status = self
+                .event_statuses
+                .status(self.events.as_ref(), id)
                 .await
                 .map_err(JoinError::Store)?
                 .ok_or(JoinError::EventNotFound)?;
-            match event.status {
+            match status {
                 EventStatus::Onsale => {}
                 // Unreleased events are invisible to buyers.
                 EventStatus::Draft => return Err(JoinError::EventNotFound),
@@ -157,14 +168,14 @@ impl QueueStatus {
     }
 
     pub async fn handle(&self, _cx: &Context, id: TicketId) -> Result<TicketStatus, StatusError> {
-        let now = self.clock.now();
-        let ticket = self
+        // One store call: on Redis, one script instead of ticket + stats + position.
+        let view = self
             .queue
-            .ticket(id, now)
+            .status(id, self.clock.now())
             .await
             .map_err(StatusError::Store)?
             .ok_or(StatusError::NotFound)?;
-        self.describe(ticket, now).await
+        Ok(self.status_of(view))
     }
 
     /// Size and capacity of one queue (the socket room summary).
@@ -192,18 +203,30 @@ impl QueueStatus {
             .stats(ticket.scope, now)
             .await
             .map_err(StatusError::Store)?;
-        let (position, estimated_wait_seconds) = if ticket.state == TicketState::Queued {
-            let position = self
-                .queue
+        let position = if ticket.state == TicketState::Queued {
+            self.queue
                 .position(&ticket)
                 .await
-                .map_err(StatusError::Store)?;
-            let wait =
-                position.map(|p| self.estimate_wait(p, stats.recent_admissions, stats.window_ms));
-            (position, wait)
+                .map_err(StatusError::Store)?
         } else {
-            (None, None)
+            None
         };
+        Ok(self.status_of(TicketView {
+            ticket,
+            position,
+            stats,
+        }))
+    }
+
+    fn status_of(&self, view: TicketView) -> TicketStatus {
+        let TicketView {
+            ticket,
+            position,
+            stats,
+        } = view;
+        let position = position.filter(|_| ticket.state == TicketState::Queued);
+        let estimated_wait_seconds =
+            position.map(|p| self.estimate_wait(p, stats.recent_admissions, stats.window_ms));
         let gate_token = match (ticket.state, ticket.expires_at) {
             (TicketState::Ready, Some(expires_at)) => Some(self.gate.sign(&GatePass {
                 ticket: ticket.id,
@@ -217,14 +240,14 @@ impl QueueStatus {
             | (TicketState::Ordered, _)
             | (TicketState::Expired, _) => None,
         };
-        Ok(TicketStatus {
+        TicketStatus {
             ticket,
             position,
             gate_token,
             queue_size: stats.queued,
             estimated_wait_seconds,
             ready_capacity: self.capacity,
-        })
+        }
     }
 
     /// Seconds until `position` is admitted at the measured admission rate, never assuming a
