@@ -17,16 +17,14 @@
 //! security headers) and add a `Content-Security-Policy` that allows only this origin.
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use flash_http::layers::{HttpLayersConfig, apply_common_layers};
 use flash_http::metrics::Metrics;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
-use tower::ServiceExt;
 
 /// One embedded file of the page, addressed as `/assets/<version>/<path>`.
 #[derive(Debug)]
@@ -205,19 +203,40 @@ pub fn routes() -> Router {
 
 /// Puts the page in front of `api`: web requests go to [`routes`] (wrapped in the common
 /// layers), everything else to `api` untouched.
+///
+/// The dispatcher is the one fallback of an otherwise empty router, not a layer on `api`: a
+/// layer is applied to every route and cloned with it on every request (an API request then
+/// paid for a second middleware stack); this costs two pointer copies.
 pub fn mount(api: Router, layers: &HttpLayersConfig, metrics: &Metrics) -> Router {
     let web = apply_common_layers(routes(), layers, metrics);
-    api.layer(middleware::from_fn_with_state(web, dispatch))
+    Router::new().fallback_service(Dispatch { web, api })
 }
 
-async fn dispatch(State(web): State<Router>, req: Request, next: Next) -> Response {
-    if is_web_request(req.method(), req.uri().path(), req.headers()) {
-        match web.oneshot(req).await {
-            Ok(response) => response,
-            Err(never) => match never {},
+#[derive(Clone)]
+struct Dispatch {
+    web: Router,
+    api: Router,
+}
+
+impl tower::Service<Request> for Dispatch {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<Request>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Routers are always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        if is_web_request(req.method(), req.uri().path(), req.headers()) {
+            self.web.call(req)
+        } else {
+            self.api.call(req)
         }
-    } else {
-        next.run(req).await
     }
 }
 
@@ -306,6 +325,7 @@ mod tests {
     use super::*;
     use axum::body::{Body, to_bytes};
     use std::path::{Path, PathBuf};
+    use tower::ServiceExt;
 
     fn web_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web")

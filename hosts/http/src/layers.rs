@@ -8,20 +8,22 @@
 
 use crate::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 use crate::error::ApiError;
-use crate::metrics::{HttpMetrics, Metrics, UNMATCHED_ROUTE, track_http};
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tracing::Instrument;
 
 /// `x-request-id`.
@@ -90,6 +92,12 @@ fn is_origin(s: &str) -> bool {
 /// Wraps every route (and the fallbacks) of `router` in the common middleware. Call it last:
 /// routes added afterwards are not wrapped. Set [`crate::error::route_fallback`] as both
 /// `fallback` and `method_not_allowed_fallback` first, so unknown routes get the legacy 404.
+///
+/// axum clones a route's whole middleware stack for every request, and each `from_fn` layer
+/// clones (and boxes) everything beneath it again. So the common work is one hand-written
+/// service over one shared [`Common`]: a clone is a pointer copy, whatever the configuration.
+/// CORS runs through tower-http's layer only for requests that have an `Origin` header or are
+/// `OPTIONS`; every other response gets the constant headers that layer would have added.
 pub fn apply_common_layers<S>(
     router: Router<S>,
     cfg: &HttpLayersConfig,
@@ -98,23 +106,16 @@ pub fn apply_common_layers<S>(
 where
     S: Clone + Send + Sync + 'static,
 {
-    let http_metrics = HttpMetrics {
-        metrics: metrics.clone(),
+    let common = Arc::new(Common {
         service: cfg.service.clone(),
-    };
-    let service: ServiceName = ServiceName(cfg.service.clone());
-    let limit = cfg.body_limit;
+        metrics: metrics.clone(),
+        cors: cors_layer(&cfg.cors_origins),
+        limit: cfg.body_limit,
+    });
     router.layer(
         ServiceBuilder::new()
-            .layer(middleware::from_fn(sanitize_request_id))
-            .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-            .layer(middleware::from_fn_with_state(service, trace_request))
-            .layer(middleware::from_fn_with_state(http_metrics, track_http))
-            .layer(middleware::from_fn(security_headers))
-            .layer(cors_layer(&cfg.cors_origins))
-            .layer(DefaultBodyLimit::max(limit))
-            .layer(middleware::from_fn_with_state(limit, enforce_body_limit)),
+            .layer(CommonLayer(common))
+            .layer(DefaultBodyLimit::max(cfg.body_limit)),
     )
 }
 
@@ -152,89 +153,218 @@ pub fn cors_layer(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-#[derive(Clone, Debug)]
-struct ServiceName(String);
-
-/// Drops a client request id that is too long or not printable ASCII, so a new one is generated
-/// (keeps logs clean and bounded).
-async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
-    let bad = req.headers().get(&REQUEST_ID_HEADER).is_some_and(|v| {
-        let b = v.as_bytes();
-        b.is_empty() || b.len() > MAX_REQUEST_ID_LEN || !b.iter().all(|c| c.is_ascii_graphic())
-    });
-    if bad {
-        req.headers_mut().remove(&REQUEST_ID_HEADER);
-    }
-    next.run(req).await
+/// What the common middleware shares between all requests of one router.
+struct Common {
+    /// `service` label and log field.
+    service: String,
+    metrics: Metrics,
+    cors: CorsLayer,
+    /// Request body limit in bytes.
+    limit: usize,
 }
 
-/// One span per request (request id, method, route) and one log line when it completes.
-async fn trace_request(State(service): State<ServiceName>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
-    let method = req.method().clone();
-    let span = tracing::info_span!(
-        "request",
-        service = %service.0,
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-    );
-    async move {
-        let path = req.uri().path().to_owned();
-        let response = next.run(req).await;
-        let status = response.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status >= 500 {
-            tracing::warn!(status, latency_ms, path = %path, "request finished");
-        } else {
-            tracing::info!(status, latency_ms, path = %path, "request finished");
+#[derive(Clone)]
+struct CommonLayer(Arc<Common>);
+
+impl<I> Layer<I> for CommonLayer {
+    type Service = CommonService<I>;
+
+    fn layer(&self, inner: I) -> CommonService<I> {
+        CommonService {
+            common: self.0.clone(),
+            inner,
         }
-        response
     }
-    .instrument(span)
-    .await
 }
 
-/// `nosniff`, `DENY`, `no-referrer` unless a handler set its own.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
-    ] {
-        headers
-            .entry(name)
-            .or_insert(HeaderValue::from_static(value));
+/// The common middleware, outermost first: request id (sanitised, generated when missing,
+/// echoed on the response) → request span + log line → metrics → security headers → CORS →
+/// body limit → the route. Everything a request can meet — including a CORS preflight, a 413 or
+/// an unknown route — is therefore logged and counted with its request id.
+#[derive(Clone)]
+struct CommonService<I> {
+    common: Arc<Common>,
+    inner: I,
+}
+
+impl<I> Service<Request> for CommonService<I>
+where
+    I: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    I::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        // The inner service is cloned per call and driven with `oneshot`, which polls it.
+        Poll::Ready(Ok(()))
     }
-    response
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request_id(req.headers_mut());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        let method = req.method().clone();
+        let common = self.common.clone();
+        let inner = self.inner.clone();
+        let span = tracing::info_span!(
+            "request",
+            service = %common.service,
+            request_id = request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+            method = %method,
+            route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+        );
+        Box::pin(
+            async move {
+                let path =
+                    tracing::enabled!(tracing::Level::WARN).then(|| req.uri().path().to_owned());
+                let limited = LimitBody {
+                    limit: common.limit,
+                    inner,
+                };
+                let through_cors =
+                    req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN);
+                let mut response = if through_cors {
+                    common.cors.layer(limited).oneshot(req).await?
+                } else {
+                    let mut response = limited.oneshot(req).await?;
+                    add_no_origin_cors_headers(response.headers_mut());
+                    response
+                };
+                let status = response.status().as_u16();
+                let headers = response.headers_mut();
+                for (name, value) in [
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    (header::X_FRAME_OPTIONS, "DENY"),
+                    (header::REFERRER_POLICY, "no-referrer"),
+                ] {
+                    headers
+                        .entry(name)
+                        .or_insert(HeaderValue::from_static(value));
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                common.metrics.observe_http(
+                    &common.service,
+                    route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str),
+                    &method,
+                    status,
+                    seconds,
+                );
+                if let Some(path) = path {
+                    let latency_ms = seconds * 1000.0;
+                    if status >= 500 {
+                        tracing::warn!(status, latency_ms, path = %path, "request finished");
+                    } else {
+                        tracing::info!(status, latency_ms, path = %path, "request finished");
+                    }
+                }
+                if let Some(id) = request_id {
+                    response
+                        .headers_mut()
+                        .entry(REQUEST_ID_HEADER)
+                        .or_insert(id);
+                }
+                Ok(response)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// The request's id: the client's when it is printable ASCII of a sane length, else a fresh
+/// UUID written into the request (so extractors and handlers see it).
+fn request_id(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    if let Some(v) = headers.get(&REQUEST_ID_HEADER) {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(u8::is_ascii_graphic) {
+            return Some(v.clone());
+        }
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = HeaderValue::from_str(fresh_request_id().hyphenated().encode_lower(&mut buf)).ok()?;
+    headers.insert(REQUEST_ID_HEADER, id.clone());
+    Some(id)
+}
+
+/// A version-4 UUID without a system call per request: a per-process random key mixed with a
+/// counter (request ids must be unique, not unpredictable).
+fn fresh_request_id() -> uuid::Uuid {
+    static KEY: LazyLock<u64> = LazyLock::new(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mix = |mut z: u64| {
+        // splitmix64: a bijection, so distinct counters give distinct ids.
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let hi = mix(*KEY);
+    let lo = mix(n ^ *KEY);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Adds the headers [`cors_layer`] puts on a response to a request without `Origin`
+/// (credentials, `Vary`, exposed headers), all constant.
+fn add_no_origin_cors_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static(
+            "origin, access-control-request-method, access-control-request-headers",
+        ),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-request-id,retry-after"),
+    );
 }
 
 /// Refuses a declared `Content-Length` over the limit at once (legacy JSON 413) and tells the
 /// body extractors the limit for streamed bodies.
-async fn enforce_body_limit(State(limit): State<usize>, mut req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::payload_too_large().into_response();
+#[derive(Clone)]
+struct LimitBody<I> {
+    limit: usize,
+    inner: I,
+}
+
+impl<I> Service<Request> for LimitBody<I>
+where
+    I: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    I::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future =
+        futures::future::Either<std::future::Ready<Result<Response, Infallible>>, I::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
-    req.extensions_mut().insert(BodyLimit(limit));
-    next.run(req).await
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limit as u64) {
+            return futures::future::Either::Left(std::future::ready(Ok(
+                ApiError::payload_too_large().into_response(),
+            )));
+        }
+        req.extensions_mut().insert(BodyLimit(self.limit));
+        futures::future::Either::Right(self.inner.call(req))
+    }
 }
 
 /// The client's address for rate limiting: the socket peer when the server was started with
@@ -465,6 +595,48 @@ mod tests {
             h["access-control-allow-headers"],
             "authorization,content-type,idempotency-key"
         );
+    }
+
+    /// The fast path for requests without `Origin` answers exactly what tower-http's CORS layer
+    /// (still used for browser requests) would have answered.
+    #[tokio::test]
+    async fn requests_without_origin_get_the_cors_layers_headers() {
+        let (fast, _) = send(
+            req(Method::GET, "/events/1")
+                .body(Body::empty())
+                .unwrap_or_default(),
+        )
+        .await;
+        let reference = Router::new()
+            .route("/events/{id}", get(|| async { "" }))
+            .layer(cors_layer(&HttpLayersConfig::new("api").cors_origins))
+            .oneshot(
+                req(Method::GET, "/events/1")
+                    .body(Body::empty())
+                    .unwrap_or_default(),
+            )
+            .await
+            .unwrap_or_else(|e| match e {});
+        let cors_headers = |r: &Response| {
+            let mut v: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .filter(|(k, _)| k.as_str().starts_with("access-control-") || *k == header::VARY)
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(!cors_headers(&reference).is_empty());
+        assert_eq!(cors_headers(&fast), cors_headers(&reference));
+    }
+
+    #[test]
+    fn generated_request_ids_are_distinct_v4_uuids() {
+        let ids: std::collections::HashSet<uuid::Uuid> =
+            (0..10_000).map(|_| fresh_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert!(ids.iter().all(|u| u.get_version_num() == 4));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 //! the two parts: the registry holds only names the legacy system never had.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
@@ -15,6 +15,7 @@ use prometheus::{
 };
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The Prometheus text exposition content type (legacy `/metrics` and `/live`).
@@ -32,9 +33,27 @@ pub const QUEUE_WAIT_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0,
 ];
 
-/// The process's metrics. Cheap to clone (every metric is a shared handle).
+/// Buckets for the READY push: the target is 250 ms at p99.
+pub const READY_PUSH_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process's metrics. Cheap to clone: one shared pointer (it is cloned with the router
+/// state on every request); the metrics are reached through [`MetricSet`].
 #[derive(Clone, Debug)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// Every metric of [`Metrics`].
+#[derive(Debug)]
+pub struct MetricSet {
     registry: Registry,
     /// `http_requests_total{service,route,method,status}`.
     pub http_requests_total: IntCounterVec,
@@ -44,6 +63,8 @@ pub struct Metrics {
     pub queue_wait_seconds: Histogram,
     /// Tickets admitted (QUEUED → READY).
     pub queue_admissions_total: IntCounter,
+    /// Time from a promotion to the READY push on a socket of this instance.
+    pub queue_ready_push_seconds: Histogram,
     /// `bus_published_total{queue}`: messages confirmed by the broker.
     pub bus_published_total: IntCounterVec,
     /// `bus_consumed_total{queue,outcome}`, outcome = `ack` | `retry` | `dead_letter`.
@@ -64,7 +85,7 @@ impl Metrics {
     /// A fresh registry with every metric above registered.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let m = Metrics {
+        let m = MetricSet {
             http_requests_total: register_counter_vec(
                 &registry,
                 "http_requests_total",
@@ -83,6 +104,12 @@ impl Metrics {
                 "queue_wait_seconds",
                 "Time a ticket waited in the queue before admission, in seconds",
                 QUEUE_WAIT_BUCKETS,
+            )?,
+            queue_ready_push_seconds: register_histogram(
+                &registry,
+                "queue_ready_push_seconds",
+                "Time from a promotion to the READY push on a socket of this instance, in seconds",
+                READY_PUSH_BUCKETS,
             )?,
             queue_admissions_total: register_counter(
                 &registry,
@@ -131,9 +158,11 @@ impl Metrics {
             )?,
             registry,
         };
-        Ok(m)
+        Ok(Metrics(Arc::new(m)))
     }
+}
 
+impl MetricSet {
     /// The registry, to register further metrics with the helpers below.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -149,8 +178,10 @@ impl Metrics {
         seconds: f64,
     ) {
         let method = method_label(method);
+        let code = StatusCode::from_u16(status).ok();
+        let status_label = code.as_ref().map_or("000", StatusCode::as_str);
         self.http_requests_total
-            .with_label_values(&[service, route, method, status.to_string().as_str()])
+            .with_label_values(&[service, route, method, status_label])
             .inc();
         self.http_request_duration_seconds
             .with_label_values(&[service, route, method])
