@@ -271,8 +271,14 @@ async fn on_leave(
     let _ = s.emit("queue:left", &());
 }
 
-/// Emits a `queue:update` to the owner's sockets the moment their ticket is admitted.
+/// Notices pushed at once: a promotion admits many tickets together, and each push waits for a
+/// status read.
+const PUSHES_IN_FLIGHT: usize = 64;
+
+/// Emits a `queue:update` to the owner's sockets the moment their ticket is admitted, and
+/// records in `queue_ready_push_seconds` how long after the promotion that was.
 async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueNotifier>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PUSHES_IN_FLIGHT));
     loop {
         let mut sub = match notifier.subscribe().await {
             Ok(sub) => sub,
@@ -285,19 +291,58 @@ async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueN
         while let Some(notice) = sub.next().await {
             let Some(ns) = io.of(NAMESPACE) else { continue };
             let room = format!("ticket:{}", notice.ticket_id);
-            let cx = Context::new("notice");
-            // Read the ticket as it is now: the notice may be older than a later change.
-            if let Ok(st) = state
-                .handlers
-                .queue_status
-                .handle(&cx, notice.ticket_id)
-                .await
-                && let Err(e) = ns.to(room).emit("queue:update", &status_json(&st)).await
-            {
-                tracing::debug!(error = %e, "push of an admission failed");
+            // The owner's socket may be on another instance: nothing to read or push here.
+            if ns.to(room.clone()).sockets().is_empty() {
+                continue;
             }
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                continue;
+            };
+            let (io, state) = (io.clone(), state.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                push_notice(io, state, room, notice).await;
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn push_notice(
+    io: SocketIo,
+    state: AppState,
+    room: String,
+    notice: flash_core::domain::QueueNotice,
+) {
+    let cx = Context::new("notice");
+    // Read the ticket as it is now: the notice may be older than a later change.
+    let Ok(st) = state
+        .handlers
+        .queue_status
+        .handle(&cx, notice.ticket_id)
+        .await
+    else {
+        return;
+    };
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    if let Err(e) = ns.to(room).emit("queue:update", &status_json(&st)).await {
+        tracing::debug!(error = %e, "push of an admission failed");
+        return;
+    }
+    // A promotion sets expires_at = promoted_at + gate TTL.
+    if let Some(expires) = notice.expires_at {
+        let ttl = i64::try_from(state.handlers.settings.queue.gate_ttl.as_millis()).unwrap_or(0);
+        let promoted_at = expires.saturating_sub(ttl);
+        let late_ms = state
+            .handlers
+            .now()
+            .millis()
+            .saturating_sub(promoted_at)
+            .max(0);
+        state
+            .metrics
+            .queue_ready_push_seconds
+            .observe(late_ms as f64 / 1000.0);
     }
 }
 
