@@ -52,7 +52,7 @@ for path in / /login /shop/00000000-0000-0000-0000-000000000000 /admin/monitorin
     done
 done
 count=0
-for asset in $(grep -o '/assets/[^"]*' web/index.html | sort -u) $(cd web && ls app/*.js app/pages/*.js | sed 's#^#/assets/#'); do
+for asset in $(grep -o '/assets/[^"]*' web/index.html | sort -u) $(cd web && printf '/assets/%s\n' app/*.js app/pages/*.js); do
     curl -fsS -o /dev/null "$base$asset" || fail "GET $asset (referenced by the page)"
     count=$((count + 1))
 done
