@@ -316,6 +316,12 @@ pub trait Outbox: Send + Sync {
 pub trait Bus: Send + Sync {
     /// Publishes persistently to `queue` and returns once the broker has confirmed it.
     async fn publish(&self, queue: &str, envelope: Envelope) -> StoreResult<()>;
+
+    /// Publishes several messages to `queue`; one result per envelope, in order. Adapters whose
+    /// broker takes batches (SQS) override it; the default publishes them concurrently.
+    async fn publish_batch(&self, queue: &str, envelopes: Vec<Envelope>) -> Vec<StoreResult<()>> {
+        futures::future::join_all(envelopes.into_iter().map(|e| self.publish(queue, e))).await
+    }
 }
 
 /// How a consumer settles a delivery (vector's three-way outcome).

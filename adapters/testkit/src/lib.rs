@@ -19,6 +19,7 @@ pub mod basics;
 pub mod bus;
 pub mod fixtures;
 pub mod ledger;
+pub mod moto;
 pub mod queue;
 pub mod shop;
 

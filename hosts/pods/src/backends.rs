@@ -1,63 +1,28 @@
-//! Picks an adapter for every port from the legacy environment variables: PostgreSQL when
-//! `DATABASE_URL` is set, Redis when `REDIS_URL` / `REDIS_HOST` is set, RabbitMQ when
-//! `RABBITMQ_URL` is set, and the in-memory adapter otherwise. Connections are lazy: a process
-//! starts while a dependency is down and reports not ready until it is back.
+//! The pods' backends: the stores from `flash-wiring` (PostgreSQL when `DATABASE_URL` is set,
+//! Redis when `REDIS_URL` / `REDIS_HOST` is set) plus RabbitMQ when `RABBITMQ_URL` is set, and
+//! the in-memory adapters otherwise. Connections are lazy: a process starts while a dependency
+//! is down and reports not ready until it is back.
 
-use async_trait::async_trait;
 use clap::Args;
 use flash_adapter_memory as memory;
-use flash_adapter_postgres as pg;
 use flash_adapter_rabbitmq as amqp;
-use flash_adapter_redis as redis;
 use flash_core::ports::*;
 use flash_handlers::Ports;
 use flash_http::state::DbStatsSource;
 use flash_runtime::config::parse_secret;
+use flash_wiring::{StoreConfig, StoreNeeds};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
-use std::time::Duration;
+
+pub use flash_wiring::{HEALTH_TIMEOUT, WiringError as BackendError};
 
 /// Where the backends are. Every field is optional: what is unset runs in memory.
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Backends")]
 pub struct BackendConfig {
-    /// PostgreSQL URL (users, events, orders, payments, outbox); unset: in memory.
-    #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_secret)]
-    pub database_url: Option<SecretString>,
-    /// Most connections of the PostgreSQL pool.
-    #[arg(
-        long = "database-pool-max",
-        env = "DATABASE_POOL_MAX",
-        value_name = "DATABASE_POOL_MAX",
-        default_value_t = 20
-    )]
-    pub database_pool_max: u32,
-    /// Redis URL (`redis://` or `rediss://`); the legacy REDIS_HOST / REDIS_PORT /
-    /// REDIS_PASSWORD / REDIS_TLS work too. Unset (both): queue, limits and sessions in memory.
-    #[arg(long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse_secret)]
-    pub redis_url: Option<SecretString>,
-    /// Legacy Redis host (used when REDIS_URL is unset).
-    #[arg(long = "redis-host", env = "REDIS_HOST", value_name = "REDIS_HOST")]
-    pub redis_host: Option<String>,
-    /// Legacy Redis port.
-    #[arg(long = "redis-port", env = "REDIS_PORT", value_name = "REDIS_PORT")]
-    pub redis_port: Option<String>,
-    /// Legacy Redis password.
-    #[arg(long = "redis-password", env = "REDIS_PASSWORD", value_name = "REDIS_PASSWORD", value_parser = parse_secret)]
-    pub redis_password: Option<SecretString>,
-    /// Legacy: exactly `true` enables TLS to Redis.
-    #[arg(long = "redis-tls", env = "REDIS_TLS", value_name = "REDIS_TLS")]
-    pub redis_tls: Option<String>,
-    /// Prefix of every Redis key and channel (several systems can share one Redis).
-    #[arg(
-        long = "redis-key-prefix",
-        env = "REDIS_KEY_PREFIX",
-        value_name = "REDIS_KEY_PREFIX",
-        default_value = "flash:"
-    )]
-    pub redis_key_prefix: String,
+    #[command(flatten)]
+    pub stores: StoreConfig,
     /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`); unset: an in-process bus.
-    #[arg(long = "rabbitmq-url", env = "RABBITMQ_URL", value_name = "RABBITMQ_URL", value_parser = parse_secret)]
+    #[arg(long = "rabbitmq-url", env = "RABBITMQ_URL", value_name = "RABBITMQ_URL", value_parser = parse_secret, help_heading = "Backends")]
     pub rabbitmq_url: Option<SecretString>,
 }
 
@@ -112,103 +77,7 @@ impl Backends {
     }
 }
 
-/// A start-up failure that names the variable at fault.
-#[derive(Debug)]
-pub struct BackendError(pub String);
-
-impl std::fmt::Display for BackendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BackendError {}
-
-/// The ports PostgreSQL serves (or memory stands in for).
-struct Durable {
-    users: Arc<dyn UserStore>,
-    sessions: Option<Arc<dyn SessionStore>>,
-    events: Arc<dyn EventStore>,
-    orders: Arc<dyn OrderStore>,
-    payments: Arc<dyn PaymentStore>,
-    outbox: Arc<dyn Outbox>,
-    db_stats: Option<Arc<dyn DbStatsSource>>,
-}
-
-/// The ports Redis serves (or memory stands in for).
-struct Fast {
-    queue: Arc<dyn QueueStore>,
-    notifier: Arc<dyn QueueNotifier>,
-    limiter: Arc<dyn RateLimiter>,
-    ledger: Arc<dyn PaymentLedger>,
-    sessions: Arc<dyn SessionStore>,
-}
-
-struct PgStats(pg::PgHealth);
-
-#[async_trait]
-impl DbStatsSource for PgStats {
-    async fn db_stats(&self) -> Vec<(&'static str, &'static str, &'static str, f64)> {
-        match self.0.db_stats().await {
-            Ok(rows) => rows.into_iter().map(seconds_not_ms).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "database statistics unavailable");
-                Vec::new()
-            }
-        }
-    }
-}
-
-/// The legacy api reported four PostgreSQL timings as `…_time_ms_total`; Prometheus's linter
-/// (`promtool check metrics`) refuses abbreviated units, so they are served in seconds as
-/// `…_time_seconds_total`. Every other legacy name is kept as it was.
-fn seconds_not_ms(
-    (name, help, kind, value): (&'static str, &'static str, &'static str, f64),
-) -> (&'static str, &'static str, &'static str, f64) {
-    let renamed = match name {
-        "db_block_read_time_ms_total" => Some("db_block_read_time_seconds_total"),
-        "db_block_write_time_ms_total" => Some("db_block_write_time_seconds_total"),
-        "db_bgwriter_checkpoint_write_time_ms_total" => {
-            Some("db_bgwriter_checkpoint_write_time_seconds_total")
-        }
-        "db_bgwriter_checkpoint_sync_time_ms_total" => {
-            Some("db_bgwriter_checkpoint_sync_time_seconds_total")
-        }
-        _ => None,
-    };
-    match renamed {
-        Some(n) => (n, help, kind, value / 1000.0),
-        None => (name, help, kind, value),
-    }
-}
-
 impl BackendConfig {
-    fn redis_config(&self) -> Result<Option<redis::RedisConfig>, BackendError> {
-        let bad = |e: redis::RedisConfigError| BackendError(e.to_string());
-        let config = if let Some(url) = &self.redis_url {
-            redis::RedisConfig::from_url(url.expose_secret()).map_err(bad)?
-        } else if self.redis_host.is_some() {
-            let password = self
-                .redis_password
-                .as_ref()
-                .map(|p| p.expose_secret().to_owned());
-            redis::RedisConfig::from_vars(|name| match name {
-                "REDIS_HOST" => self.redis_host.clone(),
-                "REDIS_PORT" => self.redis_port.clone(),
-                "REDIS_PASSWORD" => password.clone(),
-                "REDIS_TLS" => self.redis_tls.clone(),
-                _ => None,
-            })
-            .map_err(bad)?
-        } else {
-            return Ok(None);
-        };
-        config
-            .with_prefix(self.redis_key_prefix.clone())
-            .map(Some)
-            .map_err(bad)
-    }
-
     /// Wires every port. `request_queue` names the outbox's queue; `max_attempts` the bus's
     /// redelivery limit. Must run inside a Tokio runtime (connections are prepared lazily).
     pub fn connect(
@@ -217,110 +86,24 @@ impl BackendConfig {
         request_queue: &str,
         max_attempts: u32,
     ) -> Result<Backends, BackendError> {
-        let missing = |what: &str, var: &str| {
-            BackendError(format!("{var}: this service needs {what}; set {var}"))
+        let store_needs = StoreNeeds {
+            database: needs.database,
+            redis: needs.redis,
+            required: needs.required,
         };
-        let redis_config = self.redis_config()?.filter(|_| needs.redis);
-        let database_url = self.database_url.as_ref().filter(|_| needs.database);
         let rabbitmq_url = self.rabbitmq_url.as_ref().filter(|_| needs.bus);
-        if needs.required {
-            if needs.database && database_url.is_none() {
-                return Err(missing("PostgreSQL", "DATABASE_URL"));
-            }
-            if needs.redis && redis_config.is_none() {
-                return Err(missing("Redis", "REDIS_URL"));
-            }
-            if needs.bus && rabbitmq_url.is_none() {
-                return Err(missing("RabbitMQ", "RABBITMQ_URL"));
-            }
+        if needs.required && needs.bus && rabbitmq_url.is_none() {
+            return Err(BackendError::missing("RabbitMQ", "RABBITMQ_URL"));
         }
-        let mut health: Vec<Arc<dyn HealthCheck>> = Vec::new();
-        let mut described = Vec::new();
-        let clock: Arc<dyn Clock> = Arc::new(memory::MemoryClock);
-
-        // PostgreSQL: accounts, the shop and the outbox.
-        let Durable {
-            users,
-            sessions: sessions_pg,
-            events,
-            orders,
-            payments,
-            outbox,
-            db_stats,
-        } = match database_url {
-            Some(url) => {
-                let settings = pg::PoolSettings {
-                    max_connections: self.database_pool_max.max(1),
-                    ..pg::PoolSettings::default()
-                };
-                let pool = pg::lazy_pool(url.expose_secret(), &settings)
-                    .map_err(|e| BackendError(format!("DATABASE_URL: {e}")))?;
-                let shop = Arc::new(pg::PgShop::new(pool.clone(), request_queue));
-                let pg_health = pg::PgHealth::new(pool.clone());
-                health.push(Arc::new(pg_health.clone()));
-                described.push("postgresql");
-                Durable {
-                    users: Arc::new(pg::PgUserStore::new(pool.clone())),
-                    sessions: Some(Arc::new(pg::PgSessionStore::new(pool))),
-                    events: shop.clone(),
-                    orders: shop.clone(),
-                    payments: shop.clone(),
-                    outbox: shop,
-                    db_stats: Some(Arc::new(PgStats(pg_health))),
-                }
-            }
-            None => {
-                let shop = Arc::new(memory::MemoryShop::new(request_queue.to_owned()));
-                Durable {
-                    users: Arc::new(memory::MemoryUserStore::new()),
-                    sessions: None,
-                    events: shop.clone(),
-                    orders: shop.clone(),
-                    payments: shop.clone(),
-                    outbox: shop,
-                    db_stats: None,
-                }
-            }
-        };
-
-        // Redis: the queue, its notices, limits, the processor ledger (and sessions without a DB).
-        let Fast {
-            queue,
-            notifier,
-            limiter,
-            ledger,
-            sessions: sessions_redis,
-        } = match &redis_config {
-            Some(config) => {
-                let r = redis::Redis::open(config).map_err(|e| BackendError(e.to_string()))?;
-                health.push(Arc::new(redis::RedisHealth::new(r.clone())));
-                described.push("redis");
-                Fast {
-                    queue: Arc::new(redis::RedisQueueStore::new(r.clone())),
-                    notifier: Arc::new(redis::RedisQueueNotifier::new(r.clone())),
-                    limiter: Arc::new(redis::RedisRateLimiter::new(r.clone())),
-                    ledger: Arc::new(redis::RedisPaymentLedger::new(r.clone())),
-                    sessions: Arc::new(redis::RedisSessionStore::new(r)),
-                }
-            }
-            None => Fast {
-                queue: Arc::new(memory::MemoryQueueStore::new()),
-                notifier: Arc::new(memory::MemoryQueueNotifier::new()),
-                limiter: Arc::new(memory::MemoryRateLimiter::new()),
-                ledger: Arc::new(memory::MemoryPaymentLedger::new()),
-                sessions: Arc::new(memory::MemorySessionStore::new()),
-            },
-        };
-        // Refresh tokens are durable in PostgreSQL when there is one.
-        let sessions = sessions_pg.unwrap_or(sessions_redis);
+        let mut stores = self.stores.connect(store_needs, request_queue)?;
 
         let (bus, bus_port): (BusKind, Arc<dyn Bus>) = match rabbitmq_url {
             Some(url) => {
                 let config = amqp::AmqpConfig::new(url.expose_secret().to_owned())
                     .with_max_attempts(max_attempts);
                 let b = amqp::AmqpBus::new(config);
-                health.push(Arc::new(b.health()));
-                described.push("rabbitmq");
+                stores.health.push(Arc::new(b.health()));
+                stores.described.push("rabbitmq");
                 (BusKind::Amqp(b.clone()), Arc::new(b))
             }
             None => {
@@ -328,33 +111,13 @@ impl BackendConfig {
                 (BusKind::Memory(b.clone()), Arc::new(b))
             }
         };
-        if health.is_empty() {
-            health.push(Arc::new(memory::MemoryHealth));
-        }
         Ok(Backends {
-            ports: Ports {
-                clock,
-                ids: Arc::new(memory::MemoryIds),
-                random: Arc::new(memory::ThreadRandom),
-                users,
-                sessions,
-                limiter,
-                queue,
-                notifier,
-                events,
-                orders,
-                payments,
-                bus: bus_port,
-                ledger,
-            },
-            outbox,
-            health,
-            db_stats,
+            ports: stores.ports(bus_port),
+            outbox: stores.outbox.clone(),
+            health: stores.health_or_memory(),
+            db_stats: stores.db_stats.clone(),
             bus,
-            described,
+            described: stores.described,
         })
     }
 }
-
-/// How long `/ready` and `/health` wait for each dependency.
-pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);

@@ -20,6 +20,20 @@ pub struct Intervals {
     pub relay: Duration,
 }
 
+/// One promotion pass: admits what capacity allows and records admissions and waits.
+pub async fn promote_once(handlers: &Handlers, metrics: &Metrics) -> Result<usize, StoreError> {
+    let promoted = handlers.promote.handle(&Context::new("promotion")).await?;
+    for t in &promoted.tickets {
+        metrics.queue_admissions_total.inc();
+        if let Some(at) = t.admitted_at {
+            metrics
+                .queue_wait_seconds
+                .observe(t.created_at.until(at).as_secs_f64());
+        }
+    }
+    Ok(promoted.tickets.len())
+}
+
 /// Admits queued tickets every interval and at once when kicked (a slot freed, someone joined).
 pub fn spawn_promoter(
     tasks: &mut TaskSet,
@@ -32,20 +46,30 @@ pub fn spawn_promoter(
     let h = spawn_periodic_with_kick("promotion", every, kick, token, move || {
         let handlers = handlers.clone();
         let metrics = metrics.clone();
-        async move {
-            let promoted = handlers.promote.handle(&Context::new("promotion")).await?;
-            for t in &promoted.tickets {
-                metrics.queue_admissions_total.inc();
-                if let Some(at) = t.admitted_at {
-                    metrics
-                        .queue_wait_seconds
-                        .observe(t.created_at.until(at).as_secs_f64());
-                }
-            }
-            Ok::<usize, StoreError>(promoted.tickets.len())
-        }
+        async move { promote_once(&handlers, &metrics).await }
     });
     tasks.adopt("promotion", h);
+}
+
+/// One hold-expiry pass; kicks the promoter when stock came back.
+pub async fn expire_holds_once(handlers: &Handlers) -> Result<usize, StoreError> {
+    let expired = handlers
+        .expire_holds
+        .handle(&Context::new("hold-expiry"))
+        .await?;
+    if !expired.is_empty() {
+        // Released stock may let waiting buyers in.
+        handlers.promotion_kick.kick();
+    }
+    Ok(expired.len())
+}
+
+/// One payment-timeout pass.
+pub async fn time_out_payments_once(handlers: &Handlers) -> Result<usize, StoreError> {
+    handlers
+        .time_out_payments
+        .handle(&Context::new("payment-timeouts"))
+        .await
 }
 
 /// Hold expiry and payment timeouts; safe to run in every instance.
@@ -53,25 +77,41 @@ pub fn spawn_sweepers(tasks: &mut TaskSet, handlers: Arc<Handlers>, every: Durat
     let h = handlers.clone();
     let expiry = spawn_periodic("hold-expiry", every, tasks.token(), move || {
         let h = h.clone();
-        async move {
-            let expired = h.expire_holds.handle(&Context::new("hold-expiry")).await?;
-            if !expired.is_empty() {
-                // Released stock may let waiting buyers in.
-                h.promotion_kick.kick();
-            }
-            Ok::<usize, StoreError>(expired.len())
-        }
+        async move { expire_holds_once(&h).await }
     });
     tasks.adopt("hold-expiry", expiry);
     let timeouts = spawn_periodic("payment-timeouts", every, tasks.token(), move || {
         let h = handlers.clone();
-        async move {
-            h.time_out_payments
-                .handle(&Context::new("payment-timeouts"))
-                .await
-        }
+        async move { time_out_payments_once(&h).await }
     });
     tasks.adopt("payment-timeouts", timeouts);
+}
+
+/// Drains the outbox: publishes in batches of 256 while there is a backlog, then records the
+/// backlog left.
+pub async fn relay_outbox(
+    outbox: &dyn Outbox,
+    bus: &dyn Bus,
+    clock: &dyn Clock,
+    metrics: &Metrics,
+    queue: &str,
+) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let sent = relay_outbox_once(outbox, bus, clock, 256, Duration::from_secs(30)).await?;
+        metrics
+            .bus_published_total
+            .with_label_values(&[queue])
+            .inc_by(sent as u64);
+        total += sent;
+        if sent < 256 {
+            break;
+        }
+    }
+    metrics
+        .outbox_backlog
+        .set(i64::try_from(outbox.backlog().await?).unwrap_or(i64::MAX));
+    Ok(total)
 }
 
 /// Publishes outbox messages with confirms; runs every interval and when a payment is written.
@@ -94,27 +134,7 @@ pub fn spawn_relay(
             metrics.clone(),
             queue.clone(),
         );
-        async move {
-            let mut total = 0;
-            // Drain in batches while there is a backlog.
-            loop {
-                let sent =
-                    relay_outbox_once(&*outbox, &*bus, &*clock, 256, Duration::from_secs(30))
-                        .await?;
-                metrics
-                    .bus_published_total
-                    .with_label_values(&[&queue])
-                    .inc_by(sent as u64);
-                total += sent;
-                if sent < 256 {
-                    break;
-                }
-            }
-            metrics
-                .outbox_backlog
-                .set(i64::try_from(outbox.backlog().await?).unwrap_or(i64::MAX));
-            Ok::<usize, StoreError>(total)
-        }
+        async move { relay_outbox(&*outbox, &*bus, &*clock, &metrics, &queue).await }
     });
     tasks.adopt("outbox-relay", h);
 }

@@ -199,12 +199,37 @@ pub async fn relay_outbox_once(
     if claimed.is_empty() {
         return Ok(0);
     }
-    let results = futures::future::join_all(
-        claimed
+    // One batch per queue (the outbox holds one queue today, but a row names its own).
+    let mut by_queue: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, m) in claimed.iter().enumerate() {
+        match by_queue.iter_mut().find(|(q, _)| *q == m.queue) {
+            Some((_, indexes)) => indexes.push(i),
+            None => by_queue.push((&m.queue, vec![i])),
+        }
+    }
+    let mut results: Vec<Option<Result<(), StoreError>>> = vec![None; claimed.len()];
+    let batches = by_queue.iter().map(|(queue, indexes)| {
+        let envelopes = indexes
             .iter()
-            .map(|m| bus.publish(&m.queue, m.envelope.clone())),
-    )
-    .await;
+            .map(|&i| claimed[i].envelope.clone())
+            .collect();
+        bus.publish_batch(queue, envelopes)
+    });
+    for ((_, indexes), outcomes) in by_queue
+        .iter()
+        .zip(futures::future::join_all(batches).await)
+    {
+        for (&i, outcome) in indexes.iter().zip(outcomes) {
+            results[i] = Some(outcome);
+        }
+    }
+    let results = results.into_iter().map(|r| {
+        r.unwrap_or_else(|| {
+            Err(StoreError::Internal(
+                "the bus gave no result for a message".into(),
+            ))
+        })
+    });
 
     let mut sent = Vec::with_capacity(claimed.len());
     let mut first_error = None;

@@ -1,0 +1,102 @@
+//! SQS-triggered functions: each record of a batch goes through one bus message handler (the same
+//! ones the pods' consumers use) and is settled on SQS; the records to deliver again are reported
+//! in `batchItemFailures`, so one bad record never re-drives the rest of its batch.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use flash_adapter_sqs::{Received, Settled, SqsBus, queue_name_from_arn};
+use flash_runtime::worker::MessageHandler;
+use futures::StreamExt;
+
+/// What became of one record.
+enum Outcome {
+    /// Handled or dead-lettered: Lambda deletes it.
+    Done,
+    /// To be delivered again: reported by its message id.
+    Failed(String),
+    /// No message id to report it by (never sent by SQS); logged.
+    Unreportable,
+}
+
+fn received(record: &SqsMessage) -> Result<Received, String> {
+    let queue = record
+        .event_source_arn
+        .as_deref()
+        .and_then(queue_name_from_arn)
+        .ok_or("record without an eventSourceARN naming its queue")?;
+    let receipt_handle = record
+        .receipt_handle
+        .clone()
+        .ok_or("record without a receiptHandle")?;
+    let envelope = Received::envelope(
+        record.message_id.as_deref().unwrap_or_default(),
+        record.body.as_deref().unwrap_or_default(),
+        |name| {
+            record
+                .message_attributes
+                .get(name)
+                .and_then(|a| a.string_value.clone())
+        },
+    );
+    Ok(Received {
+        queue: queue.to_owned(),
+        receipt_handle,
+        envelope,
+        attempt: Received::attempt_from(
+            record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .map(String::as_str),
+        ),
+    })
+}
+
+async fn one(bus: &SqsBus, handler: &dyn MessageHandler, record: &SqsMessage) -> Outcome {
+    let Some(id) = record.message_id.clone() else {
+        tracing::error!("SQS record without a messageId: cannot be reported, left to Lambda");
+        return Outcome::Unreportable;
+    };
+    let r = match received(record) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(message_id = %id, error = e, "unusable SQS record");
+            return Outcome::Failed(id);
+        }
+    };
+    let disposition = handler.handle(&r.envelope, r.attempt).await;
+    match bus.settle(&r, disposition).await {
+        Ok(Settled::Done) => Outcome::Done,
+        Ok(Settled::Redeliver) => Outcome::Failed(id),
+        Err(e) => {
+            // Could not dead-letter or delay it: SQS delivers it again after its visibility
+            // timeout, and the redrive policy bounds how often.
+            tracing::warn!(message_id = %id, error = %e, "could not settle an SQS record");
+            Outcome::Failed(id)
+        }
+    }
+}
+
+/// Handles a batch, `concurrency` records at a time, and reports the records to deliver again.
+pub async fn handle_batch(
+    bus: &SqsBus,
+    handler: &dyn MessageHandler,
+    event: &SqsEvent,
+    concurrency: usize,
+) -> SqsBatchResponse {
+    let outcomes: Vec<Outcome> = futures::stream::iter(&event.records)
+        .map(|record| one(bus, handler, record))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Failed(id) => {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+            Outcome::Done | Outcome::Unreportable => {}
+        }
+    }
+    response
+}

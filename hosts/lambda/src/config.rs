@@ -1,0 +1,94 @@
+//! The functions' configuration: the legacy variables of the pods (same names, same defaults)
+//! plus the SQS settings, from the function's environment.
+
+use clap::{Args, Parser};
+use flash_adapter_sqs::SqsConfig;
+use flash_runtime::config::{
+    AuthConfig, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig, TelemetryConfig,
+    parse_bool, parse_positive_usize,
+};
+use flash_wiring::StoreConfig;
+
+/// Where the bus is. Credentials and region come from the function's role and `AWS_REGION`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "SQS")]
+pub struct SqsSettings {
+    /// Endpoint of a local SQS (moto, ElasticMQ) for development; unset in AWS.
+    #[arg(
+        long = "sqs-endpoint-url",
+        env = "SQS_ENDPOINT_URL",
+        value_name = "SQS_ENDPOINT_URL"
+    )]
+    pub endpoint_url: Option<String>,
+    /// Create missing queues with a dead-letter queue and redrive policy (local runs; in AWS the
+    /// SAM template owns the queues and the role may not create any).
+    #[arg(
+        long = "sqs-create-queues",
+        env = "SQS_CREATE_QUEUES",
+        value_name = "SQS_CREATE_QUEUES",
+        default_value = "false",
+        action = clap::ArgAction::Set,
+        value_parser = parse_bool
+    )]
+    pub create_queues: bool,
+    /// Records of one SQS batch handled at once (the batch size is the event source mapping's).
+    #[arg(
+        long = "sqs-batch-concurrency",
+        env = "SQS_BATCH_CONCURRENCY",
+        value_name = "SQS_BATCH_CONCURRENCY",
+        default_value = "10",
+        value_parser = parse_positive_usize
+    )]
+    pub batch_concurrency: usize,
+}
+
+/// Every option of every function (each uses what it needs).
+#[derive(Debug, Clone, Args)]
+pub struct LambdaConfig {
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub queue: QueueConfig,
+    #[command(flatten)]
+    pub orders: OrderConfig,
+    #[command(flatten)]
+    pub payments: PaymentConfig,
+    #[command(flatten)]
+    pub pay: PayConfig,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub stores: StoreConfig,
+    #[command(flatten)]
+    pub sqs: SqsSettings,
+}
+
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    config: LambdaConfig,
+}
+
+impl LambdaConfig {
+    /// Parses the function's environment; a bad value ends the process (Lambda reports an init
+    /// error) with a message naming the variable.
+    pub fn from_env(binary: &'static str) -> LambdaConfig {
+        let cmd = <Cli as clap::CommandFactory>::command()
+            .name(binary)
+            .about(format!("Flash Tickets Lambda function {binary}"));
+        let cli: Cli = flash_runtime::config::parse_command_from_env(cmd);
+        cli.config
+    }
+
+    /// The SQS bus settings.
+    pub fn sqs_config(&self) -> SqsConfig {
+        let mut c = SqsConfig::default()
+            .with_max_attempts(self.payments.bus_max_attempts)
+            .with_create_queues(self.sqs.create_queues);
+        c.endpoint_url = self.sqs.endpoint_url.clone();
+        c
+    }
+}
