@@ -24,7 +24,7 @@ impl MotoServer {
         // A watchdog shell owns the server: it stops it when the test process is gone (a server
         // kept in a `static` is never dropped) or when told to (SIGTERM from `drop`).
         let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} & m=$!; trap 'kill $m 2>/dev/null; exit' TERM INT EXIT; \
+            "\"$0\" -H 127.0.0.1 -p {port} & m=$!; trap 'kill $m 2>/dev/null; wait $m; exit' TERM INT EXIT; \
              while kill -0 {parent} 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 0.5; done",
             parent = std::process::id()
         );
