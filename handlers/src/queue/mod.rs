@@ -395,6 +395,9 @@ pub struct Promoted {
     pub tickets: Vec<Ticket>,
 }
 
+/// Admission notices sent at once by the promoter.
+const ANNOUNCE_IN_FLIGHT: usize = 64;
+
 pub struct PromoteQueues {
     clock: Arc<dyn Clock>,
     queue: Arc<dyn QueueStore>,
@@ -425,17 +428,23 @@ impl PromoteQueues {
                 .queue
                 .promote(scope, self.capacity, now, self.gate_ttl)
                 .await?;
-            for t in &tickets {
-                let notice = QueueNotice {
-                    ticket_id: t.id,
-                    user_id: t.user,
-                    scope: t.scope.to_string(),
-                    state: t.state,
-                    expires_at: t.expires_at.map(Timestamp::millis),
-                };
-                if let Err(e) = self.notifier.announce(notice).await {
-                    // Owners still learn of it on their next status read.
-                    tracing::warn!(error = %e, "could not announce an admission");
+            // A promotion may admit thousands at once: announce them a batch at a time, not
+            // one round trip after another.
+            for batch in tickets.chunks(ANNOUNCE_IN_FLIGHT) {
+                let sent = batch.iter().map(|t| {
+                    self.notifier.announce(QueueNotice {
+                        ticket_id: t.id,
+                        user_id: t.user,
+                        scope: t.scope.to_string(),
+                        state: t.state,
+                        expires_at: t.expires_at.map(Timestamp::millis),
+                    })
+                });
+                for r in futures::future::join_all(sent).await {
+                    if let Err(e) = r {
+                        // Owners still learn of it on their next status read.
+                        tracing::warn!(error = %e, "could not announce an admission");
+                    }
                 }
             }
             promoted.tickets.extend(tickets);
