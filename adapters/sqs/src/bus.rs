@@ -69,6 +69,25 @@ impl Received {
         }
     }
 
+    /// A received message from its parts as SQS hands them out (a `ReceiveMessage` answer or a
+    /// Lambda event record): `attribute` reads a String message attribute, `receive_count` is
+    /// `ApproximateReceiveCount`.
+    pub fn from_parts(
+        queue: &str,
+        sqs_message_id: &str,
+        receipt_handle: String,
+        body: &str,
+        attribute: impl Fn(&str) -> Option<String>,
+        receive_count: Option<&str>,
+    ) -> Received {
+        Received {
+            queue: queue.to_owned(),
+            receipt_handle,
+            envelope: Received::envelope(sqs_message_id, body, attribute),
+            attempt: Received::attempt_from(receive_count),
+        }
+    }
+
     /// `ApproximateReceiveCount` as an attempt number (1 when missing or unreadable).
     pub fn attempt_from(receive_count: Option<&str>) -> u32 {
         receive_count

@@ -29,25 +29,18 @@ impl SqsBus {
 }
 
 fn received(queue: &str, m: Message) -> Option<Received> {
-    let receipt_handle = m.receipt_handle?;
     let attributes = m.message_attributes.unwrap_or_default();
-    let envelope = Received::envelope(
+    Some(Received::from_parts(
+        queue,
         m.message_id.as_deref().unwrap_or_default(),
+        m.receipt_handle?,
         m.body.as_deref().unwrap_or_default(),
         |name| attributes.get(name).and_then(|v| v.string_value.clone()),
-    );
-    let attempt = Received::attempt_from(
         m.attributes
             .as_ref()
             .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
             .map(String::as_str),
-    );
-    Some(Received {
-        queue: queue.to_owned(),
-        receipt_handle,
-        envelope,
-        attempt,
-    })
+    ))
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ enum Outcome {
     Done,
     /// To be delivered again: reported by its message id.
     Failed(String),
-    /// No message id to report it by (never sent by SQS); logged.
+    /// No message id to report it by (SQS always sends one): the whole batch must fail.
     Unreportable,
 }
 
@@ -27,8 +27,10 @@ fn received(record: &SqsMessage) -> Result<Received, String> {
         .receipt_handle
         .clone()
         .ok_or("record without a receiptHandle")?;
-    let envelope = Received::envelope(
+    Ok(Received::from_parts(
+        queue,
         record.message_id.as_deref().unwrap_or_default(),
+        receipt_handle,
         record.body.as_deref().unwrap_or_default(),
         |name| {
             record
@@ -36,23 +38,16 @@ fn received(record: &SqsMessage) -> Result<Received, String> {
                 .get(name)
                 .and_then(|a| a.string_value.clone())
         },
-    );
-    Ok(Received {
-        queue: queue.to_owned(),
-        receipt_handle,
-        envelope,
-        attempt: Received::attempt_from(
-            record
-                .attributes
-                .get("ApproximateReceiveCount")
-                .map(String::as_str),
-        ),
-    })
+        record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .map(String::as_str),
+    ))
 }
 
 async fn one(bus: &SqsBus, handler: &dyn MessageHandler, record: &SqsMessage) -> Outcome {
     let Some(id) = record.message_id.clone() else {
-        tracing::error!("SQS record without a messageId: cannot be reported, left to Lambda");
+        tracing::error!("SQS record without a messageId: failing the whole batch");
         return Outcome::Unreportable;
     };
     let r = match received(record) {
@@ -76,12 +71,14 @@ async fn one(bus: &SqsBus, handler: &dyn MessageHandler, record: &SqsMessage) ->
 }
 
 /// Handles a batch, `concurrency` records at a time, and reports the records to deliver again.
+/// A record that cannot be reported (no `messageId`) fails the whole invocation instead, so that
+/// Lambda delivers the batch again rather than deleting a record nobody handled.
 pub async fn handle_batch(
     bus: &SqsBus,
     handler: &dyn MessageHandler,
     event: &SqsEvent,
     concurrency: usize,
-) -> SqsBatchResponse {
+) -> Result<SqsBatchResponse, String> {
     let outcomes: Vec<Outcome> = futures::stream::iter(&event.records)
         .map(|record| one(bus, handler, record))
         .buffered(concurrency.max(1))
@@ -95,8 +92,11 @@ pub async fn handle_batch(
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);
             }
-            Outcome::Done | Outcome::Unreportable => {}
+            Outcome::Unreportable => {
+                return Err("an SQS record without a messageId cannot be reported".into());
+            }
+            Outcome::Done => {}
         }
     }
-    response
+    Ok(response)
 }

@@ -5,9 +5,10 @@ use clap::{Args, Parser};
 use flash_adapter_sqs::SqsConfig;
 use flash_runtime::config::{
     AuthConfig, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig, TelemetryConfig,
-    parse_bool, parse_positive_usize,
+    parse_bool, parse_millis, parse_positive_millis, parse_positive_usize,
 };
 use flash_wiring::StoreConfig;
+use std::time::Duration;
 
 /// Where the bus is. Credentials and region come from the function's role and `AWS_REGION`.
 #[derive(Debug, Clone, Args)]
@@ -42,6 +43,31 @@ pub struct SqsSettings {
     pub batch_concurrency: usize,
 }
 
+/// The scheduled function's pace: the schedule fires once a minute, so one invocation keeps
+/// sweeping for a window to bound how late a hold expires or a payment times out.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Sweeper")]
+pub struct SweepSettings {
+    /// How long one scheduled invocation keeps sweeping (0: one pass).
+    #[arg(
+        long = "sweep-window-ms",
+        env = "SWEEP_WINDOW_MS",
+        value_name = "SWEEP_WINDOW_MS",
+        default_value = "0",
+        value_parser = parse_millis
+    )]
+    pub window: Duration,
+    /// Pause between two passes within the window.
+    #[arg(
+        long = "sweep-every-ms",
+        env = "SWEEP_EVERY_MS",
+        value_name = "SWEEP_EVERY_MS",
+        default_value = "5000",
+        value_parser = parse_positive_millis
+    )]
+    pub every: Duration,
+}
+
 /// Every option of every function (each uses what it needs).
 #[derive(Debug, Clone, Args)]
 pub struct LambdaConfig {
@@ -63,6 +89,8 @@ pub struct LambdaConfig {
     pub stores: StoreConfig,
     #[command(flatten)]
     pub sqs: SqsSettings,
+    #[command(flatten)]
+    pub sweep: SweepSettings,
 }
 
 #[derive(Debug, Parser)]

@@ -4,9 +4,11 @@
 use crate::function::Function;
 use axum::Router;
 use axum::body::Body;
-use axum::response::Response;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flash_core::domain::RateDecision;
+use flash_http::error::ApiError;
 use flash_http::layers::HttpLayersConfig;
 use flash_http::state::{AppState, Services};
 use flash_runtime::jobs::{promote_once, relay_outbox};
@@ -15,6 +17,7 @@ use http::Uri;
 use lambda_http::request::RequestContext;
 use lambda_http::{RequestExt, aws_lambda_events::encodings::Body as LambdaBody};
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
@@ -61,6 +64,13 @@ impl HttpFunction {
     /// Answers one event, as the pods' router would answer the same request.
     pub async fn handle(&self, request: lambda_http::Request) -> Result<Response, Infallible> {
         let request = into_axum(request);
+        // Per-instance counters mean nothing behind Lambda, and the pods' ingress keeps
+        // /metrics private: the public API does not serve it.
+        if request.uri().path() == "/metrics" {
+            return Ok(
+                ApiError::route_not_found(request.method(), request.uri().path()).into_response(),
+            );
+        }
         let status_read =
             request.method() == http::Method::GET && request.uri().path() == "/queue/status";
         if status_read {
@@ -123,41 +133,72 @@ fn taken(kick: &flash_handlers::Kick) -> bool {
     kick.notify().notified().now_or_never().is_some()
 }
 
-/// The API Gateway stage of a v1 / v2 event (`$default` has no path prefix).
-fn stage(request: &lambda_http::Request) -> Option<String> {
-    let stage = match request.request_context_ref()? {
-        RequestContext::ApiGatewayV1(c) => c.stage.clone(),
-        RequestContext::ApiGatewayV2(c) => c.stage.clone(),
-        _ => None,
-    }?;
-    (stage != "$default" && !stage.is_empty()).then_some(stage)
-}
-
-/// `/prod/events?x` → `/events?x` for stage `prod` (lambda_http puts the stage in the path;
-/// the router's routes do not have it).
-fn strip_stage(uri: &Uri, stage: &str) -> Option<Uri> {
-    let path = uri.path();
-    let prefix = format!("/{stage}");
-    let rest = path.strip_prefix(&prefix)?;
-    if !(rest.is_empty() || rest.starts_with('/')) {
+/// The path the router must see. lambda_http puts an API Gateway stage in front of the path;
+/// the event's own path does not have it for REST APIs (v1) and ALBs, and has it for HTTP APIs
+/// (v2) on a named stage, whose `rawPath` is `/{stage}/…` (`$default` has no prefix).
+fn route_path(request: &lambda_http::Request) -> Option<String> {
+    let raw = request.raw_http_path();
+    if raw.is_empty() {
         return None;
     }
-    let rest = if rest.is_empty() { "/" } else { rest };
-    let path_and_query = match uri.query() {
-        Some(q) => format!("{rest}?{q}"),
-        None => rest.to_owned(),
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone().filter(|s| s != "$default"),
+        _ => None,
     };
-    let mut parts = uri.clone().into_parts();
-    parts.path_and_query = Some(path_and_query.parse().ok()?);
-    Uri::from_parts(parts).ok()
+    Some(match stage {
+        Some(stage) => strip_stage(raw, &stage).to_owned(),
+        None => raw.to_owned(),
+    })
 }
 
-/// The Lambda request as the router's request: the stage prefix removed, the body as bytes.
+/// `/prod/events` → `/events`, `/prod` → `/`; anything else unchanged.
+fn strip_stage<'a>(path: &'a str, stage: &str) -> &'a str {
+    match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => path,
+    }
+}
+
+/// The client's address as API Gateway saw it (the `X-Forwarded-For` header's first entry is
+/// the client's to write, so it must not decide rate limits): the event's `sourceIp`, or for an
+/// ALB the last `X-Forwarded-For` hop, which the load balancer appends.
+fn source_ip(request: &lambda_http::Request) -> Option<IpAddr> {
+    let ip = match request.request_context_ref()? {
+        RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
+        RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
+        RequestContext::Alb(_) => request
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_owned()),
+        _ => None,
+    }?;
+    ip.parse().ok()
+}
+
+/// The Lambda request as the router's request: the path without the stage, the client address
+/// as connection info, the body as bytes.
 pub fn into_axum(request: lambda_http::Request) -> http::Request<Body> {
-    let stage = stage(&request);
+    let path = route_path(&request);
+    let ip = source_ip(&request);
     let (mut parts, body) = request.into_parts();
-    if let Some(uri) = stage.and_then(|s| strip_stage(&parts.uri, &s)) {
-        parts.uri = uri;
+    if let Some(path) = path {
+        let path_and_query = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            uri.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(uri) {
+                parts.uri = uri;
+            }
+        }
+    }
+    if let Some(ip) = ip {
+        parts.extensions.insert(ConnectInfo(SocketAddr::new(ip, 0)));
     }
     let bytes = match body {
         LambdaBody::Empty => Bytes::new(),
@@ -176,18 +217,53 @@ mod tests {
 
     #[test]
     fn the_stage_prefix_is_removed_once_and_only_as_a_whole_segment() {
-        let uri: Uri = "https://api.example.com/prod/events?limit=5"
-            .parse()
-            .unwrap();
+        assert_eq!(strip_stage("/prod/events", "prod"), "/events");
+        assert_eq!(strip_stage("/prod", "prod"), "/");
         assert_eq!(
-            strip_stage(&uri, "prod").unwrap().to_string(),
-            "https://api.example.com/events?limit=5"
+            strip_stage("/production/events", "prod"),
+            "/production/events"
         );
-        let root: Uri = "/prod".parse().unwrap();
-        assert_eq!(strip_stage(&root, "prod").unwrap().path(), "/");
-        let other: Uri = "/production/events".parse().unwrap();
-        assert!(strip_stage(&other, "prod").is_none());
-        let plain: Uri = "/events".parse().unwrap();
-        assert!(strip_stage(&plain, "prod").is_none());
+        assert_eq!(strip_stage("/events", "prod"), "/events");
+        assert_eq!(strip_stage("/prod/prod/x", "prod"), "/prod/x");
+    }
+
+    fn fixture(name: &str, spoofed: &str) -> lambda_http::Request {
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        // What a client can write itself goes first; the real address is what AWS saw.
+        let forwarded = format!("{spoofed}, 203.0.113.9");
+        for key in ["X-Forwarded-For", "x-forwarded-for"] {
+            if event["headers"].get(key).is_some() {
+                event["headers"][key] = serde_json::json!(forwarded);
+            }
+            if event["multiValueHeaders"].get(key).is_some() {
+                event["multiValueHeaders"][key] = serde_json::json!([forwarded]);
+            }
+        }
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    fn connect_ip(request: &http::Request<Body>) -> Option<IpAddr> {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    }
+
+    #[test]
+    fn the_client_address_is_the_one_aws_saw_not_a_forwarded_for_header() {
+        let spoofed = "198.51.100.66";
+        let v1 = into_axum(fixture("apigw_v1.json", spoofed));
+        assert_eq!(connect_ip(&v1), "203.0.113.7".parse().ok());
+        let v2 = into_axum(fixture("apigw_v2.json", spoofed));
+        assert_eq!(connect_ip(&v2), "203.0.113.8".parse().ok());
+        let alb = into_axum(fixture("alb.json", spoofed));
+        assert_eq!(connect_ip(&alb), "203.0.113.9".parse().ok());
+        let parts = v1.into_parts().0;
+        assert_eq!(
+            flash_http::layers::client_ip(&parts),
+            "203.0.113.7".parse().ok()
+        );
     }
 }

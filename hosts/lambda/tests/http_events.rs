@@ -336,3 +336,25 @@ async fn a_buyer_registers_by_alb_logs_in_by_rest_api_and_reads_orders_by_http_a
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_does_not_serve_metrics_publicly() {
+    let world = World::new("metrics").await;
+    let app = HttpFunction::new(world.function(Kind::Http));
+    let metrics = Req {
+        method: "GET",
+        path: "/metrics",
+        query: &[],
+        headers: &[],
+        body: None,
+    };
+    assert_eq!(
+        via_router(&app, &metrics).await.status,
+        200,
+        "the router has it"
+    );
+    for format in FORMATS {
+        let got = via_lambda(&app, format, &metrics).await;
+        assert_eq!(got.status, 404, "{format:?}: {got:?}");
+    }
+}

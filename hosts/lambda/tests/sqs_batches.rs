@@ -49,7 +49,7 @@ async fn one_failing_record_is_the_only_one_reported() {
     let queue = world.request_queue().to_owned();
     bus.declare(&queue).await.unwrap();
     let event = fixture(&queue);
-    let response = handle_batch(&bus, &Scripted, &event, 10).await;
+    let response = handle_batch(&bus, &Scripted, &event, 10).await.unwrap();
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -72,7 +72,7 @@ async fn a_poison_record_goes_to_the_dead_letter_queue_and_is_not_redriven() {
     bus.declare(&queue).await.unwrap();
     let mut event = fixture(&queue);
     event.records[1].body = Some("poison".into());
-    let response = handle_batch(&bus, &Scripted, &event, 10).await;
+    let response = handle_batch(&bus, &Scripted, &event, 10).await.unwrap();
     assert!(
         response.batch_item_failures.is_empty(),
         "a dead-lettered record is done: {response:?}"
@@ -135,7 +135,9 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
     let dead = loop {
         if let Some((event, receipts)) = esm.receive(Duration::from_secs(1)).await {
             let event: SqsEvent = serde_json::from_value(event).unwrap();
-            let response = handle_batch(&function.bus, &handler, &event, 10).await;
+            let response = handle_batch(&function.bus, &handler, &event, 10)
+                .await
+                .unwrap();
             invocations += 1;
             reported += esm
                 .settle(&receipts, &serde_json::to_value(&response).unwrap())
@@ -161,4 +163,45 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
         "out of attempts"
     );
     assert_eq!(EventSourceMapping::depth(&function.bus, &queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reported_record_comes_back_after_its_back_off_not_before() {
+    let world = World::new("backoff").await;
+    let bus = world.bus();
+    let queue = world.request_queue().to_owned();
+    bus.declare(&queue).await.unwrap();
+    let message = Envelope {
+        message_id: "req-transient".into(),
+        correlation_id: "req-transient".into(),
+        body: b"transient".to_vec(),
+    };
+    bus.publish(&queue, message).await.unwrap();
+    let esm = EventSourceMapping::new(bus.clone(), &queue);
+    let (event, receipts) = esm
+        .receive(Duration::from_secs(2))
+        .await
+        .expect("the message");
+    let event: SqsEvent = serde_json::from_value(event).unwrap();
+    let response = handle_batch(&bus, &Scripted, &event, 10).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let wire = serde_json::to_value(&response).unwrap();
+    assert_eq!(
+        esm.settle(&receipts, &wire).await,
+        1,
+        "reported, so not deleted"
+    );
+    // The back-off (1 s) became its visibility timeout: invisible now, delivered again after
+    // it as attempt 2 (the queue's own visibility timeout is 30 s, so this is the function's).
+    assert!(
+        esm.receive(Duration::ZERO).await.is_none(),
+        "redelivered before its back-off"
+    );
+    let (again, _) = esm
+        .receive(Duration::from_secs(5))
+        .await
+        .expect("redelivered after its back-off");
+    let record = &again["Records"][0];
+    assert_eq!(record["body"], "transient");
+    assert_eq!(record["attributes"]["ApproximateReceiveCount"], "2");
 }

@@ -1,6 +1,6 @@
 //! The SQS-triggered mock payment processor on `payments_request`.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::SqsEvent;
 use flash_lambda::batch::handle_batch;
 use flash_lambda::{BoxError, Function, Kind};
 use flash_runtime::consumers::PaymentRequests;
@@ -20,9 +20,9 @@ async fn main() -> Result<(), BoxError> {
         let (function, handler) = (function.clone(), handler.clone());
         async move {
             let concurrency = function.config.sqs.batch_concurrency;
-            Ok::<SqsBatchResponse, BoxError>(
-                handle_batch(&function.bus, &*handler, &event.payload, concurrency).await,
-            )
+            handle_batch(&function.bus, &*handler, &event.payload, concurrency)
+                .await
+                .map_err(BoxError::from)
         }
     }))
     .await

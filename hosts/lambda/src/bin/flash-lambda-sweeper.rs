@@ -1,6 +1,6 @@
 //! The scheduled function (EventBridge): hold expiry, payment timeouts, outbox relay, promotion.
 
-use flash_lambda::sweep::{SweepReport, sweep};
+use flash_lambda::sweep::{SweepReport, sweep_window};
 use flash_lambda::{BoxError, Function, Kind};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
@@ -12,7 +12,7 @@ async fn main() -> Result<(), BoxError> {
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
         let function = function.clone();
         async move {
-            let report = sweep(&function).await;
+            let report = sweep_window(&function).await;
             // A failed step is an invocation error, so the errors alarm sees it; the steps that
             // succeeded are kept (each is idempotent and the next tick retries the rest).
             if report.errors.is_empty() {
