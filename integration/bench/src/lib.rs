@@ -3,8 +3,10 @@
 //! - [`Bench`]: every port on its in-memory adapter and the handlers over them, built the way
 //!   `flash up` builds them, for the criterion micro-benchmarks in `benches/handlers.rs`.
 //! - `flash-bench-hello`: an axum hello-world server, the same-run reference of the HTTP rows.
-//! - `flash-bench-tokens`: mints access tokens for fresh users, so `wrk` can enqueue as many
-//!   distinct buyers as it sends requests.
+//! - `flash-bench-tokens`: mints access tokens for fresh users ([`Minter`]), so `wrk` can
+//!   enqueue as many distinct buyers as it sends requests.
+//! - `flash-bench-drive`: creates events, admits buyers, fills queues, drives payments and holds
+//!   Socket.IO connections for the pod rows (`run-pods.sh`).
 //! - `wrk/*.lua`: the request scripts of the `wrk` rows.
 //!
 //! It measures the system from outside or through its public crates; nothing here is used by
@@ -133,4 +135,57 @@ pub fn buyer() -> Context {
 /// The queue of an event.
 pub fn scope(event: EventId) -> QueueScope {
     QueueScope::Event(event)
+}
+
+/// Mints access tokens of fresh users (random ids, login `benchNNNNNN`), signed as a server with
+/// `--jwt-access-secret SECRET` signs them; access tokens are verified without a store read, so
+/// the users need not exist.
+pub struct Minter {
+    tokens: flash_handlers::auth::Tokens,
+    now: flash_core::Timestamp,
+}
+
+impl Minter {
+    pub fn new(secret: &str) -> Result<Minter, String> {
+        let cfg = bench_config(&["--jwt-access-secret", secret])?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or_default();
+        Ok(Minter {
+            tokens: flash_handlers::auth::Tokens::new(&flash::up::settings(&cfg).auth),
+            now: flash_core::Timestamp::from_millis(now_ms),
+        })
+    }
+
+    /// The access token of a new user numbered `i`.
+    pub fn token(&self, i: usize) -> Result<String, String> {
+        self.issue(format!("bench{i:06}"), Role::User)
+    }
+
+    /// The access token of an administrator.
+    pub fn admin_token(&self) -> Result<String, String> {
+        self.issue("benchadmin".to_owned(), Role::Admin)
+    }
+
+    fn issue(&self, login: String, role: Role) -> Result<String, String> {
+        let user = User {
+            id: UserId(uuid::Uuid::new_v4()),
+            login: LoginName::trusted(login),
+            password_hash: String::new(),
+            role,
+            created_at: self.now,
+        };
+        let id = || flash_core::TokenId(uuid::Uuid::new_v4());
+        self.tokens
+            .issue(
+                &user,
+                flash_core::FamilyId(uuid::Uuid::new_v4()),
+                id(),
+                id(),
+                self.now,
+            )
+            .map(|(pair, _)| pair.access_token)
+            .map_err(|e| e.to_string())
+    }
 }

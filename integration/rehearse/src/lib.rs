@@ -21,7 +21,7 @@ mod database;
 pub mod journey;
 mod progress;
 pub mod report;
-mod socket;
+pub mod socket;
 pub mod stats;
 
 pub use config::{Plan, PlanError, RehearseArgs};
