@@ -8,6 +8,7 @@
 # Usage: integration/bench/run-pods.sh [SECTION…]   (default: all sections)
 #   status    GET /queue/status and POST /queue/enqueue on real Redis; with BASE_BIN=<dir of an
 #             older release build> the same wrk runs alternate between that build and this one
+#   events    GET /events on flash-api (PostgreSQL)
 #   orders    POST /orders over HTTP on real PostgreSQL, admitted buyers, one hot event
 #   payments  payments end to end over RabbitMQ, processor latency 0
 #   legacy    payments with the legacy 1–4 s latency on one pay process (PAY_CONCURRENCY 32, 256)
@@ -178,6 +179,20 @@ section_status() {
     CPU=
     local p=(api gateway); [ -n "$BASE_BIN" ] && p+=(base_gateway)
     peaks "${p[@]}"
+    stop_all
+}
+
+section_events() {
+    say "== GET /events on flash-api and PostgreSQL (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    world events
+    start api "$BIN/flash-api" 14000 OUTBOX_RELAY=false
+    drive event --api "$API" --qty 1000 > /dev/null
+    CPU="api=$PID_api"
+    cpu_mark
+    run events "$API/events"
+    cpu_report
+    CPU=
+    peaks api
     stop_all
 }
 
@@ -377,7 +392,7 @@ PY
     echo "load before: $(cat /proc/loadavg)"
 } > "$OUT/machine.txt"
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(status orders payments legacy rehearse million sockets)
+[ ${#sections[@]} -eq 0 ] && sections=(status events orders payments legacy rehearse million sockets)
 for s in "${sections[@]}"; do "section_$s"; done
 echo "load after: $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"
