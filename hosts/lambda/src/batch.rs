@@ -100,3 +100,23 @@ pub async fn handle_batch(
     }
     Ok(response)
 }
+
+/// Runs an SQS-triggered function: every batch Lambda hands over goes through `handler`.
+pub async fn run(
+    function: std::sync::Arc<crate::Function>,
+    handler: std::sync::Arc<dyn MessageHandler>,
+) -> Result<(), crate::BoxError> {
+    function.log_ready();
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let (function, handler) = (function.clone(), handler.clone());
+            async move {
+                let concurrency = function.config.sqs.batch_concurrency;
+                handle_batch(&function.bus, &*handler, &event.payload, concurrency)
+                    .await
+                    .map_err(crate::BoxError::from)
+            }
+        },
+    ))
+    .await
+}

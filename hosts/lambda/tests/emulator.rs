@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{EventSourceMapping, World, eventually};
+use common::{EventSourceMapping, World, eventually, psql_value};
 use flash_adapter_sqs::dlq_name;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -417,7 +417,7 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
     let (_, o) = api.get(&format!("/orders/{order_id}"), Some(&buyer)).await;
     assert_eq!(o["status"], "PAID");
     let payments = psql_value(
-        &world,
+        &world.database,
         &format!(
             "SELECT count(*) || ':' || string_agg(status::text, ',') FROM payments WHERE order_id = '{order_id}'"
         ),
@@ -481,26 +481,4 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
     .await;
     assert_eq!(report["errors"], json!([]), "{report}");
     assert_eq!(report["messagesRelayed"], 0, "{report}");
-}
-
-fn psql_value(world: &World, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            &world.database,
-            "-tAc",
-            sql,
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

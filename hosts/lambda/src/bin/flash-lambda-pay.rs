@@ -1,10 +1,7 @@
 //! The SQS-triggered mock payment processor on `payments_request`.
 
-use aws_lambda_events::sqs::SqsEvent;
-use flash_lambda::batch::handle_batch;
-use flash_lambda::{BoxError, Function, Kind};
+use flash_lambda::{BoxError, Function, Kind, batch};
 use flash_runtime::consumers::PaymentRequests;
-use lambda_runtime::{LambdaEvent, service_fn};
 use std::sync::Arc;
 
 #[tokio::main]
@@ -15,15 +12,5 @@ async fn main() -> Result<(), BoxError> {
         metrics: function.metrics.clone(),
         queue: function.config.payments.request_queue.clone(),
     });
-    function.log_ready();
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let (function, handler) = (function.clone(), handler.clone());
-        async move {
-            let concurrency = function.config.sqs.batch_concurrency;
-            handle_batch(&function.bus, &*handler, &event.payload, concurrency)
-                .await
-                .map_err(BoxError::from)
-        }
-    }))
-    .await
+    batch::run(function, handler).await
 }

@@ -17,20 +17,10 @@ pub struct World {
     pub sqs_endpoint: String,
 }
 
-fn psql(sql: &str) {
+fn psql_in(database: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            sql,
-        ])
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
+        .args(["-v", "ON_ERROR_STOP=1", "-tAqc", sql])
         .output()
         .expect("psql runs");
     assert!(
@@ -38,6 +28,16 @@ fn psql(sql: &str) {
         "psql {sql}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn psql(sql: &str) {
+    psql_in("postgres", sql);
+}
+
+/// The single value `sql` returns in `database`.
+pub fn psql_value(database: &str, sql: &str) -> String {
+    psql_in(database, sql)
 }
 
 impl World {
