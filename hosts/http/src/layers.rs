@@ -368,8 +368,8 @@ where
 }
 
 /// The client's address for rate limiting: the socket peer when the server was started with
-/// `into_make_service_with_connect_info::<SocketAddr>()`, else the first hop of
-/// `X-Forwarded-For` (API Gateway, or a pod served without connect info behind a load balancer).
+/// `into_make_service_with_connect_info::<SocketAddr>()` (or the Lambda host's event source
+/// address), else the last hop of `X-Forwarded-For` (a pod behind the ALB).
 pub fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
@@ -383,19 +383,20 @@ pub fn client_addr(parts: &Parts) -> Option<String> {
     client_ip(parts).map(|ip| ip.to_string())
 }
 
-/// The first address of `X-Forwarded-For`, if it parses.
+/// The last address of `X-Forwarded-For`, if it parses: the one the load balancer in front of
+/// the pods appended (the ALB's default `append` mode). Earlier entries are whatever the client
+/// sent, so they must not decide a per-address rate limit.
 pub fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let first = headers
+    let last = headers
         .get("x-forwarded-for")?
         .to_str()
         .ok()?
-        .split(',')
+        .rsplit(',')
         .next()?
         .trim();
-    first
-        .parse::<IpAddr>()
+    last.parse::<IpAddr>()
         .ok()
-        .or_else(|| first.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// Extractor for [`client_ip`]; `None` when neither source is present.
@@ -683,7 +684,8 @@ mod tests {
     #[tokio::test]
     async fn client_addr_prefers_connect_info_then_forwarded_for() {
         let r = req(Method::GET, "/addr")
-            .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
+            // A client-written entry first, the address the load balancer saw last.
+            .header("x-forwarded-for", "198.51.100.66, 203.0.113.7")
             .body(Body::empty())
             .unwrap_or_default();
         let (response, _) = send(r).await;

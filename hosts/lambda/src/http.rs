@@ -167,12 +167,7 @@ fn source_ip(request: &lambda_http::Request) -> Option<IpAddr> {
     let ip = match request.request_context_ref()? {
         RequestContext::ApiGatewayV1(c) => c.identity.source_ip.clone(),
         RequestContext::ApiGatewayV2(c) => c.http.source_ip.clone(),
-        RequestContext::Alb(_) => request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_owned()),
+        RequestContext::Alb(_) => return flash_http::layers::forwarded_for(request.headers()),
         _ => None,
     }?;
     ip.parse().ok()
