@@ -108,10 +108,6 @@ pub enum Settled {
     Redeliver,
 }
 
-fn unavailable(what: &str) -> impl Fn(String) -> StoreError + '_ {
-    move |e| StoreError::Unavailable(format!("sqs {what}: {e}"))
-}
-
 /// Throttling and server faults are worth retrying; a missing queue or a refused request is not.
 fn store_error<E>(what: &str) -> impl Fn(SdkError<E>) -> StoreError + '_
 where
@@ -519,7 +515,11 @@ impl SqsBus {
         results
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Err(unavailable("send batch")("no answer for an entry".into())))
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Unavailable(
+                        "sqs send batch: no answer for an entry".into(),
+                    ))
+                })
             })
             .collect()
     }

@@ -1,14 +1,11 @@
-//! Prometheus metrics: the in-process registry, the HTTP middleware that feeds it, and a writer
-//! for the legacy metrics that are computed at scrape time.
+//! Prometheus metrics: the in-process registry (fed by the common HTTP service in `layers`), and
+//! a writer for the legacy metrics that are computed at scrape time.
 //!
 //! `/metrics` = [`Metrics::render`] of the registry followed by the legacy text the host computes
 //! (queue lengths, order and payment counts…) with [`LegacyText`]. Names must not collide between
 //! the two parts: the registry holds only names the legacy system never had.
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -16,7 +13,6 @@ use prometheus::{
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The Prometheus text exposition content type (legacy `/metrics` and `/live`).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -314,33 +310,6 @@ pub fn register_histogram_vec(
     Ok(h)
 }
 
-/// State of [`track_http`]: the metrics and the `service` label of this router.
-#[derive(Clone, Debug)]
-pub struct HttpMetrics {
-    pub metrics: Metrics,
-    pub service: String,
-}
-
-/// Middleware (`axum::middleware::from_fn_with_state`) recording `http_requests_total` and
-/// `http_request_duration_seconds` with the matched route template, or `unmatched`.
-pub async fn track_http(State(state): State<HttpMetrics>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    state.metrics.observe_http(
-        &state.service,
-        &route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
 #[derive(Debug)]
 struct Family {
     help: String,
@@ -534,11 +503,6 @@ pub fn lint_exposition(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::Router;
-    use axum::body::Body;
-    use axum::http::Request as HttpRequest;
-    use axum::routing::get;
-    use tower::ServiceExt;
 
     #[test]
     fn legacy_text_writes_one_header_per_family() {
@@ -649,32 +613,5 @@ mod tests {
             method_label(&Method::from_bytes(b"BREW").unwrap_or_default()),
             "OTHER"
         );
-    }
-
-    #[tokio::test]
-    async fn middleware_labels_by_route_template() {
-        let m = Metrics::new().unwrap_or_else(|e| panic!("{e}"));
-        let state = HttpMetrics {
-            metrics: m.clone(),
-            service: "api".into(),
-        };
-        let app = Router::new()
-            .route("/events/{id}", get(|| async { "ok" }))
-            .layer(axum::middleware::from_fn_with_state(state, track_http));
-        for uri in ["/events/1", "/events/2", "/nope"] {
-            let req = HttpRequest::get(uri)
-                .body(Body::empty())
-                .unwrap_or_default();
-            let _ = app.clone().oneshot(req).await;
-        }
-        let ok = m
-            .http_requests_total
-            .with_label_values(&["api", "/events/{id}", "GET", "200"])
-            .get();
-        let missing = m
-            .http_requests_total
-            .with_label_values(&["api", "unmatched", "GET", "404"])
-            .get();
-        assert_eq!((ok, missing), (2, 1));
     }
 }

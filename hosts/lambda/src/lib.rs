@@ -18,7 +18,8 @@
 //! - SQS batches report partial failures (`batchItemFailures`): one bad record never re-drives
 //!   the others.
 //!
-//! No dependency path to lapin: `.ci/run` checks `cargo tree -p flash-lambda -i lapin` is empty.
+//! No dependency path to lapin: `deploy/lambda/check` (in `.ci/run`) lists `cargo tree -p flash-lambda`
+//! for x86_64 and aarch64 and fails on lapin, amq-protocol, flash-adapter-rabbitmq or flash-pods.
 
 pub mod batch;
 pub mod config;

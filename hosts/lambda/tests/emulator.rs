@@ -204,6 +204,29 @@ fn map_queue(
     })
 }
 
+/// The two mappings of the SAM template: requests → pay, results → results.
+fn map_payment_queues(
+    world: &World,
+    port: u16,
+    stop: &Arc<AtomicBool>,
+) -> (
+    tokio::task::JoinHandle<Vec<Value>>,
+    tokio::task::JoinHandle<Vec<Value>>,
+) {
+    let request_queue = world.request_queue().to_owned();
+    let result_queue = world.result_queue().to_owned();
+    (
+        map_queue(world, port, request_queue, "flash-lambda-pay", stop.clone()),
+        map_queue(
+            world,
+            port,
+            result_queue,
+            "flash-lambda-results",
+            stop.clone(),
+        ),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
     let world = World::new("emulator").await;
@@ -219,54 +242,30 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
         },
     )
     .await;
-    let (_http_fn, http_init) = function(
-        &world,
-        port,
-        "flash-lambda-http",
-        env!("CARGO_BIN_EXE_flash-lambda-http"),
-    );
-    let (_pay_fn, pay_init) = function(
-        &world,
-        port,
-        "flash-lambda-pay",
-        env!("CARGO_BIN_EXE_flash-lambda-pay"),
-    );
-    let (_results_fn, results_init) = function(
-        &world,
-        port,
-        "flash-lambda-results",
-        env!("CARGO_BIN_EXE_flash-lambda-results"),
-    );
-    let (_sweeper_fn, sweeper_init) = function(
-        &world,
-        port,
-        "flash-lambda-sweeper",
-        env!("CARGO_BIN_EXE_flash-lambda-sweeper"),
-    );
-    eprintln!(
-        "init under the emulator (debug build): http {http_init:.1} ms, pay {pay_init:.1} ms, \
-         results {results_init:.1} ms, sweeper {sweeper_init:.1} ms"
-    );
+    let mut running = Vec::new();
+    for (name, binary) in [
+        ("flash-lambda-http", env!("CARGO_BIN_EXE_flash-lambda-http")),
+        ("flash-lambda-pay", env!("CARGO_BIN_EXE_flash-lambda-pay")),
+        (
+            "flash-lambda-results",
+            env!("CARGO_BIN_EXE_flash-lambda-results"),
+        ),
+        (
+            "flash-lambda-sweeper",
+            env!("CARGO_BIN_EXE_flash-lambda-sweeper"),
+        ),
+    ] {
+        let (proc, init_ms) = function(&world, port, name, binary);
+        eprintln!("{name}: init under the emulator (debug build) {init_ms:.1} ms");
+        running.push(proc);
+    }
 
     // The queues exist before the mappings poll them (in AWS the template creates them).
     let bus = world.bus();
     bus.declare(world.request_queue()).await.unwrap();
     bus.declare(world.result_queue()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let requests = map_queue(
-        &world,
-        port,
-        world.request_queue().to_owned(),
-        "flash-lambda-pay",
-        stop.clone(),
-    );
-    let results = map_queue(
-        &world,
-        port,
-        world.result_queue().to_owned(),
-        "flash-lambda-results",
-        stop.clone(),
-    );
+    let (requests, results) = map_payment_queues(&world, port, &stop);
 
     let api = Client {
         http: reqwest::Client::new(),
@@ -387,20 +386,7 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
         "one payment result: {delivered_results:?}"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let requests = map_queue(
-        &world,
-        port,
-        world.request_queue().to_owned(),
-        "flash-lambda-pay",
-        stop.clone(),
-    );
-    let results = map_queue(
-        &world,
-        port,
-        world.result_queue().to_owned(),
-        "flash-lambda-results",
-        stop.clone(),
-    );
+    let (requests, results) = map_payment_queues(&world, port, &stop);
     let http = reqwest::Client::new();
     for (function, records) in [
         ("flash-lambda-pay", &delivered_requests),
