@@ -7,10 +7,12 @@
 //!
 //! This crate performs no I/O and must not depend on tokio, HTTP, database or broker crates.
 
+pub mod budget;
 pub mod context;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod messages;
 pub mod ports;
 pub mod time;

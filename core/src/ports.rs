@@ -7,6 +7,7 @@
 use crate::domain::*;
 use crate::error::StoreError;
 use crate::ids::*;
+use crate::limits::RateKey;
 use crate::messages::Envelope;
 use crate::time::Timestamp;
 use async_trait::async_trait;
@@ -67,7 +68,7 @@ pub trait RateLimiter: Send + Sync {
     /// until the window ends when refusing. Counters MUST expire on their own.
     async fn hit(
         &self,
-        key: &str,
+        key: &RateKey,
         limit: u32,
         window: Duration,
         now: Timestamp,

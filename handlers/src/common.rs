@@ -1,7 +1,9 @@
 //! What every handler shares: the port bundle, the wake-up signal, and access checks.
 
+use flash_core::domain::RateDecision;
+use flash_core::limits::{Door, Rate, RateKey};
 use flash_core::ports::*;
-use flash_core::{Classify, Context, ErrorKind, Principal, StoreError};
+use flash_core::{Classify, Context, ErrorKind, Principal, StoreError, Timestamp, UserId};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -34,6 +36,74 @@ impl Kick {
 
     pub fn notify(&self) -> Arc<Notify> {
         self.0.clone()
+    }
+}
+
+/// Counts a request at one door against its per-address limit, then its per-user limit.
+///
+/// The address is counted first, so a client refused there leaves no per-user counter behind;
+/// the keys are [`RateKey`]s, built from the parsed address and a verified user id only.
+#[derive(Clone)]
+pub struct Doorman {
+    limiter: Arc<dyn RateLimiter>,
+    door: Door,
+    per_addr: Rate,
+    per_user: Rate,
+}
+
+impl Doorman {
+    pub fn new(limiter: Arc<dyn RateLimiter>, door: Door, per_addr: Rate, per_user: Rate) -> Self {
+        Doorman {
+            limiter,
+            door,
+            per_addr,
+            per_user,
+        }
+    }
+
+    /// `Some(retry_after_ms)` when a limit refuses: the client's address, then `user` if given.
+    pub async fn check(
+        &self,
+        cx: &Context,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let by_addr = RateKey::addr(self.door, cx.client_addr.as_deref());
+        if let Some(wait) = self.hit(&by_addr, self.per_addr, now).await? {
+            return Ok(Some(wait));
+        }
+        match user {
+            Some(user) => {
+                self.hit(&RateKey::user(self.door, user), self.per_user, now)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Counts `user` only (a door whose address was counted already, or that has no address
+    /// limit of its own).
+    pub async fn check_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        self.hit(&RateKey::user(self.door, user), self.per_user, now)
+            .await
+    }
+
+    async fn hit(
+        &self,
+        key: &RateKey,
+        rate: Rate,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(
+            match self.limiter.hit(key, rate.limit, rate.window, now).await? {
+                RateDecision::Allowed => None,
+                RateDecision::Limited { retry_after_ms } => Some(retry_after_ms),
+            },
+        )
     }
 }
 
@@ -99,7 +169,7 @@ pub fn store_code(e: &StoreError) -> &'static str {
 /// message; a `Store(StoreError)` variant and an `Access(AccessDenied)` variant are delegated.
 #[macro_export]
 macro_rules! classify {
-    ($ty:ident { $($var:ident $( ( $($pat:tt)* ) )? => $kind:ident, $code:literal;)* } $(store: $store:ident)? $(access: $access:ident)?) => {
+    ($ty:ident { $($var:ident $( ( $($pat:tt)* ) )? => $kind:ident, $code:literal;)* } $(store: $store:ident)? $(access: $access:ident)? $(retry: $retry:ident)?) => {
         impl flash_core::Classify for $ty {
             fn kind(&self) -> flash_core::ErrorKind {
                 match self {
@@ -121,6 +191,14 @@ macro_rules! classify {
                     other => other.to_string(),
                 }
             }
+            $(
+            fn retry_after_ms(&self) -> Option<u64> {
+                match self {
+                    $ty::$retry(ms) => Some(*ms),
+                    _ => None,
+                }
+            }
+            )?
         }
     };
 }

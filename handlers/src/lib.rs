@@ -15,7 +15,8 @@ pub mod queue;
 pub mod settings;
 pub mod stats;
 
-pub use common::{Kick, Ports};
+pub use common::{Doorman, Kick, Ports};
+use flash_core::limits::Door;
 pub use settings::Settings;
 
 /// Every handler, built once from the ports and settings; hosts share it behind an `Arc`.
@@ -66,11 +67,30 @@ impl Handlers {
         let gate = queue::GateTokens::new(&settings.queue.gate_secret);
         let hasher =
             auth::PasswordHasher::new(settings.auth.bcrypt_cost, settings.auth.hash_concurrency);
-        let join_queue = queue::JoinQueue::new(ports, &settings.queue, promotion_kick.clone());
+        let l = &settings.limits;
+        let door = |door, per_addr, per_user| {
+            Doorman::new(ports.limiter.clone(), door, per_addr, per_user)
+        };
+        let join_queue = queue::JoinQueue::new(
+            ports,
+            promotion_kick.clone(),
+            door(Door::Enqueue, l.enqueue_per_addr, l.enqueue_per_user),
+        );
         let event_statuses = join_queue.event_statuses();
         Handlers {
-            register: auth::Register::new(ports, &settings.auth, hasher.clone()),
-            login: auth::Login::new(ports, &settings.auth, tokens.clone(), hasher.clone()),
+            register: auth::Register::new(
+                ports,
+                &settings.auth,
+                hasher.clone(),
+                // Registration has no user yet: only the address limit applies.
+                door(Door::Register, l.register_per_addr, l.register_per_addr),
+            ),
+            login: auth::Login::new(
+                ports,
+                tokens.clone(),
+                hasher.clone(),
+                door(Door::Login, l.login_per_addr, l.login_per_user),
+            ),
             refresh: auth::Refresh::new(ports, tokens.clone()),
             logout: auth::Logout::new(ports, tokens.clone()),
             join_queue,
@@ -89,6 +109,7 @@ impl Handlers {
                 &settings.queue,
                 gate.clone(),
                 promotion_kick.clone(),
+                door(Door::Order, l.order_per_addr, l.order_per_user),
             ),
             get_order: orders::GetOrder::new(ports),
             list_orders: orders::ListOrders::new(ports),
@@ -97,6 +118,7 @@ impl Handlers {
                 ports,
                 &settings.payments,
                 relay_kick.clone(),
+                door(Door::Payment, l.payment_per_addr, l.payment_per_user),
             ),
             apply_result: payments::ApplyPaymentResult::new(ports),
             callback: payments::PaymentCallback::new(ports, &settings.payments),

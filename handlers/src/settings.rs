@@ -1,5 +1,6 @@
 //! Business settings handed to the handlers (parsed and validated by the host's configuration).
 
+use flash_core::limits::DoorLimits;
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -9,6 +10,8 @@ pub struct Settings {
     pub orders: OrderSettings,
     pub payments: PaymentSettings,
     pub pay: PaySettings,
+    /// Hits allowed per user and per client address on each door (SPEC §11).
+    pub limits: DoorLimits,
 }
 
 #[derive(Clone)]
@@ -22,9 +25,6 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     /// Concurrent bcrypt computations (the bounded blocking pool).
     pub hash_concurrency: usize,
-    pub login_limit_per_user: u32,
-    pub login_limit_per_addr: u32,
-    pub login_window: Duration,
 }
 
 #[derive(Clone)]
@@ -33,8 +33,6 @@ pub struct QueueSettings {
     pub gate_ttl: Duration,
     pub gate_secret: Vec<u8>,
     pub enforce_admission: bool,
-    pub enqueue_limit_per_user: u32,
-    pub enqueue_window: Duration,
 }
 
 #[derive(Clone)]
@@ -74,17 +72,12 @@ impl Settings {
                 admin_secret: None,
                 bcrypt_cost: 10,
                 hash_concurrency: 2,
-                login_limit_per_user: 10,
-                login_limit_per_addr: 300,
-                login_window: Duration::from_secs(60),
             },
             queue: QueueSettings {
                 capacity: 50,
                 gate_ttl: Duration::from_millis(120_000),
                 gate_secret: gate.to_vec(),
                 enforce_admission: true,
-                enqueue_limit_per_user: 30,
-                enqueue_window: Duration::from_secs(60),
             },
             orders: OrderSettings {
                 hold_ttl: Duration::from_millis(300_000),
@@ -103,6 +96,7 @@ impl Settings {
                 max_latency: Duration::from_millis(4000),
                 result_queue: flash_core::messages::DEFAULT_RESULT_QUEUE.to_owned(),
             },
+            limits: DoorLimits::default(),
         }
     }
 }

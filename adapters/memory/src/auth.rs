@@ -2,11 +2,13 @@
 
 use crate::{Faults, lock};
 use async_trait::async_trait;
+use flash_core::budget::Budget;
 use flash_core::domain::{LoginName, RateDecision, RefreshSession, Rotation, User};
+use flash_core::limits::RateKey;
 use flash_core::ports::{RateLimiter, SessionStore, StoreResult, UserStore};
 use flash_core::{FamilyId, StoreError, Timestamp, TokenId, UserId};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -230,26 +232,53 @@ struct Window {
 
 #[derive(Debug, Default)]
 struct Windows {
-    by_key: HashMap<String, Window>,
+    by_key: HashMap<RateKey, Window>,
     /// (ends_at, key) of every open window, so ended ones are dropped without a scan.
-    ends: BTreeSet<(Timestamp, String)>,
+    ends: BTreeSet<(Timestamp, RateKey)>,
 }
 
+/// Most windows kept at once unless configured: ~200 B each, so ~20 MiB at most.
+pub const DEFAULT_RATE_LIMIT_MAX_KEYS: usize = 100_000;
+
 /// Fixed windows per key; a window is forgotten once it has ended.
-#[derive(Debug, Default)]
+///
+/// Bounded (SPEC §11) by its [`Budget`]: when a new key arrives with the budget full, the window
+/// closest to its end is forgotten first — the one with the least protection left to give — and
+/// counted as evicted. Its key then starts a fresh window when it comes back.
+#[derive(Debug)]
 pub struct MemoryRateLimiter {
     state: Mutex<Windows>,
+    budget: Arc<Budget>,
     faults: Faults,
+}
+
+impl Default for MemoryRateLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryRateLimiter {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_budget(Budget::new("rate_limit_keys", DEFAULT_RATE_LIMIT_MAX_KEYS))
+    }
+
+    /// A limiter keeping at most `budget.max()` windows.
+    pub fn with_budget(budget: Arc<Budget>) -> Self {
+        MemoryRateLimiter {
+            state: Mutex::default(),
+            budget,
+            faults: Faults::default(),
+        }
     }
 
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
+    }
+
+    pub fn budget(&self) -> Arc<Budget> {
+        self.budget.clone()
     }
 
     /// Open windows (for tests of expiry).
@@ -265,7 +294,7 @@ impl MemoryRateLimiter {
 impl RateLimiter for MemoryRateLimiter {
     async fn hit(
         &self,
-        key: &str,
+        key: &RateKey,
         limit: u32,
         window: Duration,
         now: Timestamp,
@@ -280,6 +309,16 @@ impl RateLimiter for MemoryRateLimiter {
                 s.by_key.remove(&k);
             }
         }
+        self.budget.set_used(s.by_key.len());
+        if !s.by_key.contains_key(key) {
+            while self.budget.is_full(s.by_key.len()) {
+                let Some((_, k)) = s.ends.pop_first() else {
+                    break;
+                };
+                s.by_key.remove(&k);
+                self.budget.count_evicted(1);
+            }
+        }
         let ends_at = match s.by_key.get_mut(key) {
             Some(w) => {
                 w.hits = w.hits.saturating_add(1);
@@ -290,8 +329,9 @@ impl RateLimiter for MemoryRateLimiter {
             }
             None => {
                 let ends_at = now.plus(window);
-                s.by_key.insert(key.to_owned(), Window { ends_at, hits: 1 });
-                s.ends.insert((ends_at, key.to_owned()));
+                s.by_key.insert(key.clone(), Window { ends_at, hits: 1 });
+                s.ends.insert((ends_at, key.clone()));
+                self.budget.set_used(s.by_key.len());
                 if limit >= 1 {
                     return Ok(RateDecision::Allowed);
                 }

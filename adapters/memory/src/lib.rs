@@ -20,14 +20,16 @@ mod notifier;
 mod queue;
 mod shop;
 
-pub use auth::{MemoryRateLimiter, MemorySessionStore, MemoryUserStore};
+pub use auth::{
+    DEFAULT_RATE_LIMIT_MAX_KEYS, MemoryRateLimiter, MemorySessionStore, MemoryUserStore,
+};
 pub use bus::{BusCounters, DEFAULT_MAX_ATTEMPTS, MemoryBus, MemoryConsumer, dlq_name};
 pub use clock::{FakeClock, MemoryClock, MemoryIds, SeededRandom, ThreadRandom};
 pub use fault::Faults;
 pub use ledger::{MemoryHealth, MemoryPaymentLedger};
 pub use notifier::MemoryQueueNotifier;
 pub use queue::{DEFAULT_TICKET_RETENTION, MemoryQueueStore, RECENT_ADMISSIONS_WINDOW};
-pub use shop::MemoryShop;
+pub use shop::{DEFAULT_IDEMPOTENCY_MAX_RECORDS, MemoryShop};
 
 use flash_core::StoreError;
 use std::sync::{Mutex, MutexGuard};

@@ -2,6 +2,7 @@
 
 use crate::{Faults, lock};
 use async_trait::async_trait;
+use flash_core::budget::Budget;
 use flash_core::domain::{
     Event, EventPatch, HoldOutcome, HoldRejection, HoldRequest, IdempotencyRecord, KeyedOutcome,
     Order, OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
@@ -14,20 +15,15 @@ use flash_core::ports::{
 };
 use flash_core::{EventId, OrderId, OutboxId, PaymentId, StoreError, Timestamp, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
-enum StoredOutcome {
-    /// The order is read back as it is now, so a replay shows its current status.
-    Order(OrderId),
-    Rejected(HoldRejection),
-}
-
+/// What an idempotency key stands for: a placed order (refusals are not kept, SPEC §11). The
+/// order is read back as it is now, so a replay shows its current status.
 #[derive(Debug, Clone)]
 struct KeyRecord {
     fingerprint: String,
-    outcome: StoredOutcome,
+    order: OrderId,
     expires_at: Timestamp,
 }
 
@@ -101,10 +97,24 @@ impl ShopState {
         }
     }
 
-    fn remember(&mut self, req: &HoldRequest, outcome: StoredOutcome) {
+    /// Keeps the key's record, within `budget`: when it is full the record closest to its
+    /// expiry is forgotten first (a retry of that request would place a new order, still within
+    /// the event's per-user limit, so nothing is oversold).
+    fn remember(&mut self, req: &HoldRequest, order: OrderId, budget: &Budget) {
         let k = (req.user, req.idempotency_key.clone());
         if let Some(old) = self.keys.get(&k) {
             self.key_expiry.remove(&(old.expires_at, k.0, k.1.clone()));
+        } else {
+            while budget.is_full(self.keys.len()) {
+                let Some((at, user, key)) = self.key_expiry.pop_first() else {
+                    break;
+                };
+                let old = (user, key);
+                if self.keys.get(&old).is_some_and(|r| r.expires_at == at) {
+                    self.keys.remove(&old);
+                    budget.count_evicted(1);
+                }
+            }
         }
         self.key_expiry
             .insert((req.key_expires_at, req.user, req.idempotency_key.clone()));
@@ -112,22 +122,19 @@ impl ShopState {
             k,
             KeyRecord {
                 fingerprint: req.fingerprint.clone(),
-                outcome,
+                order,
                 expires_at: req.key_expires_at,
             },
         );
+        budget.set_used(self.keys.len());
     }
 
-    fn materialize(&self, outcome: &StoredOutcome) -> StoreResult<KeyedOutcome> {
-        match outcome {
-            StoredOutcome::Order(id) => self
-                .orders
-                .get(id)
-                .cloned()
-                .map(KeyedOutcome::Order)
-                .ok_or_else(|| StoreError::Internal(format!("keyed order {id} is missing"))),
-            StoredOutcome::Rejected(r) => Ok(KeyedOutcome::Rejected(*r)),
-        }
+    fn materialize(&self, id: OrderId) -> StoreResult<KeyedOutcome> {
+        self.orders
+            .get(&id)
+            .cloned()
+            .map(KeyedOutcome::Order)
+            .ok_or_else(|| StoreError::Internal(format!("keyed order {id} is missing")))
     }
 
     /// Keeps `hold_deadlines` equal to "HOLD/FAIL without a REQ payment" for one order.
@@ -211,8 +218,13 @@ impl ShopState {
 pub struct MemoryShop {
     state: Mutex<ShopState>,
     request_queue: String,
+    /// Idempotency records kept at once (SPEC §11).
+    key_budget: Arc<Budget>,
     faults: Faults,
 }
+
+/// Idempotency records kept at once unless configured: ~300 B each with its key, ~30 MiB.
+pub const DEFAULT_IDEMPOTENCY_MAX_RECORDS: usize = 100_000;
 
 /// Outbox messages go to [`DEFAULT_REQUEST_QUEUE`].
 impl Default for MemoryShop {
@@ -227,6 +239,7 @@ impl MemoryShop {
         MemoryShop {
             state: Mutex::new(ShopState::default()),
             request_queue: request_queue.into(),
+            key_budget: Budget::new("idempotency_records", DEFAULT_IDEMPOTENCY_MAX_RECORDS),
             faults: Faults::default(),
         }
     }
@@ -234,6 +247,16 @@ impl MemoryShop {
     pub fn with_faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// Keeps at most `budget.max()` idempotency records.
+    pub fn with_key_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.key_budget = budget;
+        self
+    }
+
+    pub fn key_budget(&self) -> Arc<Budget> {
+        self.key_budget.clone()
     }
 
     fn state(&self) -> StoreResult<std::sync::MutexGuard<'_, ShopState>> {
@@ -423,12 +446,13 @@ impl OrderStore for MemoryShop {
         }
         let mut s = self.state()?;
         s.sweep_keys(req.now);
+        self.key_budget.set_used(s.keys.len());
         if let Some(r) = s.keys.get(&(req.user, req.idempotency_key.clone())) {
             if r.fingerprint != req.fingerprint {
                 return Ok(HoldOutcome::KeyMismatch);
             }
-            let outcome = r.outcome.clone();
-            return s.materialize(&outcome).map(HoldOutcome::Replayed);
+            let order = r.order;
+            return s.materialize(order).map(HoldOutcome::Replayed);
         }
         if s.orders.contains_key(&req.order_id) {
             return Err(StoreError::Conflict(format!(
@@ -437,7 +461,6 @@ impl OrderStore for MemoryShop {
             )));
         }
         let Some(event) = s.events.get(&req.event_id) else {
-            s.remember(&req, StoredOutcome::Rejected(HoldRejection::EventNotFound));
             return Ok(HoldOutcome::Rejected(HoldRejection::EventNotFound));
         };
         let committed = s
@@ -446,7 +469,6 @@ impl OrderStore for MemoryShop {
             .copied()
             .unwrap_or(0);
         if let Err(r) = check_hold(event, req.qty, committed) {
-            s.remember(&req, StoredOutcome::Rejected(r));
             return Ok(HoldOutcome::Rejected(r));
         }
         let order = Order {
@@ -471,7 +493,7 @@ impl OrderStore for MemoryShop {
         s.counts.orders_hold += 1;
         s.orders.insert(order.id, order.clone());
         s.reschedule(order.id);
-        s.remember(&req, StoredOutcome::Order(order.id));
+        s.remember(&req, order.id, &self.key_budget);
         Ok(HoldOutcome::Created(order))
     }
 
@@ -490,7 +512,7 @@ impl OrderStore for MemoryShop {
         }
         Ok(Some(IdempotencyRecord {
             fingerprint: r.fingerprint.clone(),
-            outcome: s.materialize(&r.outcome)?,
+            outcome: s.materialize(r.order)?,
         }))
     }
 

@@ -3,6 +3,7 @@
 
 use flash_adapter_memory::*;
 use flash_core::domain::*;
+use flash_core::limits::{Door, RateKey};
 use flash_core::messages::Envelope;
 use flash_core::ports::*;
 use flash_core::*;
@@ -338,19 +339,23 @@ async fn shutdown_wakes_waiting_consumers_with_none() {
     assert!(unavailable(bus.publish("q", envelope("late")).await));
 }
 
+fn addr_key(i: u32) -> RateKey {
+    RateKey::addr(Door::Login, Some(&std::net::Ipv4Addr::from(i).to_string()))
+}
+
 #[tokio::test]
 async fn rate_limit_windows_are_forgotten_once_ended() {
     let limiter = MemoryRateLimiter::new();
     for i in 0..50 {
         limiter
-            .hit(&format!("ip:{i}"), 5, Duration::from_secs(1), NOW)
+            .hit(&addr_key(i), 5, Duration::from_secs(1), NOW)
             .await
             .unwrap();
     }
     assert_eq!(limiter.tracked_keys(), 50);
     limiter
         .hit(
-            "ip:new",
+            &addr_key(1_000),
             5,
             Duration::from_secs(1),
             NOW.plus(Duration::from_secs(1)),
@@ -358,6 +363,39 @@ async fn rate_limit_windows_are_forgotten_once_ended() {
         .await
         .unwrap();
     assert_eq!(limiter.tracked_keys(), 1);
+}
+
+/// SPEC §11: a flood of distinct keys keeps at most the budget; the windows closest to their
+/// end go first, and a key that keeps knocking is still limited.
+#[tokio::test]
+async fn rate_limit_windows_stay_within_their_budget() {
+    let limiter = MemoryRateLimiter::with_budget(budget::Budget::new("rate_limit_keys", 100));
+    let window = Duration::from_secs(60);
+    let busy = addr_key(u32::MAX);
+    for n in 0..3 {
+        limiter
+            .hit(&busy, 3, window, NOW.plus(Duration::from_secs(30)))
+            .await
+            .unwrap();
+        assert_eq!(limiter.tracked_keys(), 1, "hit {n}");
+    }
+    for i in 0..10_000 {
+        let at = NOW.plus(Duration::from_millis(u64::from(i)));
+        limiter.hit(&addr_key(i), 3, window, at).await.unwrap();
+        assert!(limiter.tracked_keys() <= 100);
+    }
+    assert_eq!(limiter.tracked_keys(), 100);
+    assert_eq!(limiter.budget().evicted(), 9_901);
+    assert_eq!(limiter.budget().used(), 100);
+    // The busy key's window ends after every flood key's, so the flood evicted its own keys
+    // first and the busy key is still counted: its fourth hit is refused.
+    assert!(matches!(
+        limiter
+            .hit(&busy, 3, window, NOW.plus(Duration::from_secs(31)))
+            .await
+            .unwrap(),
+        RateDecision::Limited { .. }
+    ));
 }
 
 #[tokio::test]
@@ -455,4 +493,33 @@ async fn the_audit_reports_a_broken_invariant() {
     shop.seed_event(e);
     let broken = shop.audit().unwrap_err();
     assert_eq!(broken.len(), 1, "{broken:?}");
+}
+
+/// SPEC §11: a flood of distinct idempotency keys keeps at most the budget's records; the
+/// records closest to their expiry go first, and the newest still replays.
+#[tokio::test]
+async fn idempotency_records_stay_within_their_budget() {
+    let budget = budget::Budget::new("idempotency_records", 50);
+    let shop = MemoryShop::new("requests").with_key_budget(budget.clone());
+    let e = on_sale(10_000, 10_000);
+    shop.seed_event(e.clone());
+    let mut last = None;
+    for i in 0..1_000 {
+        let at = NOW.plus(Duration::from_millis(i));
+        let req = hold(e.id, uid(), 1, at);
+        assert!(matches!(
+            shop.place_hold(req.clone()).await.unwrap(),
+            HoldOutcome::Created(_)
+        ));
+        assert!(budget.used() <= 50);
+        last = Some(req);
+    }
+    assert_eq!((budget.used(), budget.evicted()), (50, 950));
+    let last = last.unwrap();
+    let mut again = last.clone();
+    again.order_id = OrderId(Uuid::new_v4());
+    assert!(matches!(
+        shop.place_hold(again).await.unwrap(),
+        HoldOutcome::Replayed(KeyedOutcome::Order(_))
+    ));
 }

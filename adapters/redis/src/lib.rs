@@ -33,4 +33,5 @@ pub use conn::Redis;
 pub use ledger::{RedisHealth, RedisPaymentLedger};
 pub use notifier::RedisQueueNotifier;
 pub use queue::{QueueTuning, RedisQueueStore};
+pub use scopes::DEFAULT_SCOPE_CACHE_MAX;
 pub use sessions::{RedisRateLimiter, RedisSessionStore};

@@ -34,6 +34,7 @@ use crate::conn::Redis;
 use crate::reply::{array, at, count, int, malformed, opt_text, text};
 use crate::scopes::ScopeCache;
 use async_trait::async_trait;
+use flash_core::budget::Budget;
 use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState, TicketView};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
@@ -132,6 +133,16 @@ impl RedisQueueStore {
             tuning,
             scopes: Arc::default(),
         }
+    }
+
+    /// Remembers at most `budget.max()` ticket scopes in process (SPEC §11).
+    pub fn with_scope_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.scopes = Arc::new(ScopeCache::new(budget));
+        self
+    }
+
+    pub fn scope_budget(&self) -> Arc<Budget> {
+        self.scopes.budget()
     }
 
     fn keys(&self, scope: QueueScope) -> ScopeKeys {

@@ -6,17 +6,19 @@
 //! on a miss, or once an entry is older than a quarter of the live TTL (that read renews the
 //! index entry, as every reader's does).
 //!
-//! Bounded: two generations of at most [`GENERATION`] entries; when the young one is full the old
-//! one is dropped (a cheap approximation of least-recently-used). A forgotten entry only costs
+//! Bounded by its [`Budget`] (SPEC §11: ticket ids come from clients): two generations of at most
+//! half the budget each; when the young one is full the old one is dropped (a cheap
+//! approximation of least-recently-used) and counted as evicted. A forgotten entry only costs
 //! the index read again.
 
+use flash_core::budget::Budget;
 use flash_core::domain::QueueScope;
 use flash_core::{TicketId, Timestamp};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-/// Entries per generation: a table of 32,768 slots of ~50 bytes, so both stay under ~4 MiB.
-pub(crate) const GENERATION: usize = 16_384;
+/// Entries remembered unless configured: tables of ~50-byte slots, so both stay under ~4 MiB.
+pub const DEFAULT_SCOPE_CACHE_MAX: usize = 32_768;
 
 #[derive(Debug, Default)]
 struct Generations {
@@ -24,12 +26,34 @@ struct Generations {
     old: HashMap<TicketId, (QueueScope, Timestamp)>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ScopeCache {
     inner: Mutex<Generations>,
+    budget: Arc<Budget>,
+}
+
+impl Default for ScopeCache {
+    fn default() -> Self {
+        Self::new(Budget::new("queue_ticket_scopes", DEFAULT_SCOPE_CACHE_MAX))
+    }
 }
 
 impl ScopeCache {
+    pub(crate) fn new(budget: Arc<Budget>) -> Self {
+        ScopeCache {
+            inner: Mutex::default(),
+            budget,
+        }
+    }
+
+    pub(crate) fn budget(&self) -> Arc<Budget> {
+        self.budget.clone()
+    }
+
+    fn generation(&self) -> usize {
+        (self.budget.max() / 2).max(1)
+    }
+
     /// The scope of `id` if it was remembered at or after `fresh_since`.
     pub(crate) fn get(&self, id: TicketId, fresh_since: Timestamp) -> Option<QueueScope> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -42,10 +66,14 @@ impl ScopeCache {
 
     pub(crate) fn put(&self, id: TicketId, scope: QueueScope, at: Timestamp) {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if g.young.len() >= GENERATION && !g.young.contains_key(&id) {
-            g.old = std::mem::take(&mut g.young);
+        if g.young.len() >= self.generation() && !g.young.contains_key(&id) {
+            let young = std::mem::take(&mut g.young);
+            let dropped = std::mem::replace(&mut g.old, young);
+            self.budget
+                .count_evicted(u64::try_from(dropped.len()).unwrap_or(u64::MAX));
         }
         g.young.insert(id, (scope, at));
+        self.budget.set_used(g.young.len() + g.old.len());
     }
 
     pub(crate) fn forget(&self, id: TicketId) {
@@ -77,17 +105,19 @@ mod tests {
     }
 
     #[test]
-    fn stays_bounded_and_keeps_the_recent_generation() {
-        let c = ScopeCache::default();
+    fn stays_within_its_budget_and_keeps_the_recent_generation() {
+        let c = ScopeCache::new(Budget::new("queue_ticket_scopes", 1_000));
         let t0 = Timestamp::from_millis(0);
-        let n = u128::try_from(GENERATION).unwrap_or(u128::MAX);
-        for i in 0..(2 * n + 10) {
+        // A flood of distinct ticket ids, as from clients polling made-up ids.
+        for i in 0..100_010 {
             c.put(id(i), QueueScope::Global, t0);
+            assert!(c.budget.used() <= 1_000);
         }
         let g = c.inner.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(g.young.len() + g.old.len() <= 2 * GENERATION);
+        assert!(g.young.len() + g.old.len() <= 1_000);
         drop(g);
-        assert_eq!(c.get(id(2 * n + 9), t0), Some(QueueScope::Global));
+        assert!(c.budget.evicted() >= 99_000, "{}", c.budget.evicted());
+        assert_eq!(c.get(id(100_009), t0), Some(QueueScope::Global));
         assert_eq!(c.get(id(0), t0), None, "the oldest generation was dropped");
     }
 }

@@ -4,6 +4,7 @@ use crate::conn::Redis;
 use crate::reply::{array, at, int, malformed, text};
 use async_trait::async_trait;
 use flash_core::domain::{RateDecision, RefreshSession, Rotation};
+use flash_core::limits::RateKey;
 use flash_core::ports::{RateLimiter, SessionStore, StoreResult};
 use flash_core::{FamilyId, StoreError, Timestamp, TokenId};
 use redis::Script;
@@ -156,7 +157,7 @@ impl RedisRateLimiter {
 impl RateLimiter for RedisRateLimiter {
     async fn hit(
         &self,
-        key: &str,
+        key: &RateKey,
         limit: u32,
         window: Duration,
         now: Timestamp,

@@ -6,6 +6,7 @@
 
 use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, RefreshSession, TicketState, Verdict};
+use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{
     HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
 };
@@ -167,7 +168,12 @@ async fn every_key_written_has_a_ttl() {
     for _ in 0..3 {
         step!(
             "rate limit",
-            limiter.hit("login:ip:127.0.0.1", 2, Duration::from_secs(10), now)
+            limiter.hit(
+                &RateKey::addr(Door::Login, Some("127.0.0.1")),
+                2,
+                Duration::from_secs(10),
+                now
+            )
         );
     }
     let sessions = RedisSessionStore::new(redis.clone());
@@ -413,7 +419,12 @@ async fn an_unreachable_redis_is_unavailable_within_the_timeout() {
     let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     let err = RedisRateLimiter::new(redis.clone())
-        .hit("k", 1, Duration::from_secs(1), T0)
+        .hit(
+            &RateKey::global(Door::Promotion),
+            1,
+            Duration::from_secs(1),
+            T0,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");

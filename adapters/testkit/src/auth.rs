@@ -2,8 +2,9 @@
 
 use crate::fixtures::{race, unique, user};
 use flash_core::domain::{LoginName, RateDecision, RefreshSession, Role, Rotation, User};
+use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{RateLimiter, SessionStore, UserStore};
-use flash_core::{FamilyId, StoreError, Timestamp, TokenId};
+use flash_core::{FamilyId, StoreError, Timestamp, TokenId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -200,9 +201,14 @@ pub async fn sessions_revoked_token_counts_as_reuse(
     assert!(!sessions.family_alive(s.family).await.unwrap());
 }
 
+/// A key no other test uses.
+fn unique_key(door: Door) -> RateKey {
+    RateKey::user(door, UserId(Uuid::new_v4()))
+}
+
 /// At most `limit` hits per window, and how long until the window ends when refusing.
 pub async fn rate_limiter_refuses_over_limit(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
-    let key = unique("login:");
+    let key = unique_key(Door::Login);
     let window = Duration::from_secs(10);
     for i in 0..3 {
         assert_eq!(
@@ -232,7 +238,7 @@ pub async fn rate_limiter_refuses_over_limit(limiter: Arc<dyn RateLimiter>, now:
 
 /// Counters MUST expire on their own: the next window starts afresh.
 pub async fn rate_limiter_window_ends_on_its_own(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
-    let key = unique("enqueue:");
+    let key = unique_key(Door::Enqueue);
     let window = Duration::from_secs(1);
     for _ in 0..2 {
         limiter.hit(&key, 2, window, now).await.unwrap();
@@ -252,7 +258,7 @@ pub async fn rate_limiter_window_ends_on_its_own(limiter: Arc<dyn RateLimiter>, 
 }
 
 pub async fn rate_limiter_keys_are_counted_apart(limiter: Arc<dyn RateLimiter>, now: Timestamp) {
-    let (a, b) = (unique("a:"), unique("b:"));
+    let (a, b) = (unique_key(Door::Order), unique_key(Door::Order));
     let window = Duration::from_secs(10);
     limiter.hit(&a, 1, window, now).await.unwrap();
     assert!(matches!(
@@ -270,7 +276,7 @@ pub async fn rate_limiter_concurrent_hits_never_exceed_limit(
     limiter: Arc<dyn RateLimiter>,
     now: Timestamp,
 ) {
-    let key = unique("race:");
+    let key = unique_key(Door::Payment);
     let results = race(
         (0..64)
             .map(|_| {

@@ -149,7 +149,7 @@ macro_rules! shop_contracts {
             orders_per_user_limit_holds_under_concurrency,
             orders_same_key_concurrently_yields_one_order,
             orders_key_with_other_fingerprint_is_mismatch,
-            orders_rejection_is_remembered_under_the_key,
+            orders_rejection_is_not_kept_under_the_key,
             orders_key_is_forgotten_after_it_expires,
             orders_list_for_user_is_newest_first,
             orders_expire_holds_releases_stock,

@@ -7,14 +7,13 @@ mod tokens;
 pub use password::{HashFailed, PasswordHasher};
 pub use tokens::{Claims, RefreshClaims, TokenError, TokenPair, TokenType, Tokens};
 
-use crate::Ports;
 use crate::classify;
 use crate::settings::AuthSettings;
-use flash_core::domain::{LoginName, RateDecision, Role, Rotation, User};
-use flash_core::ports::{Clock, Ids, RateLimiter, SessionStore, UserStore};
+use crate::{Doorman, Ports};
+use flash_core::domain::{LoginName, Role, Rotation, User};
+use flash_core::ports::{Clock, Ids, SessionStore, UserStore};
 use flash_core::{Context, FamilyId, StoreError, TokenId, UserId};
 use std::sync::Arc;
-use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 // ---------------------------------------------------------------------------------------------
@@ -50,51 +49,44 @@ classify!(RegisterError {
     AdminDisabled => Forbidden, "admin_registration_disabled";
     RateLimited(_) => RateLimited, "rate_limited";
     Hash(_) => Internal, "internal";
-} store: Store);
+} store: Store retry: RateLimited);
 
 pub struct Register {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
     users: Arc<dyn UserStore>,
-    limiter: Arc<dyn RateLimiter>,
+    door: Doorman,
     hasher: PasswordHasher,
     admin_secret: Option<Vec<u8>>,
-    limit_per_addr: u32,
-    window: Duration,
 }
 
 impl Register {
-    pub fn new(p: &Ports, s: &AuthSettings, hasher: PasswordHasher) -> Self {
+    /// `door` counts registrations per client address (each costs a password hash).
+    pub fn new(p: &Ports, s: &AuthSettings, hasher: PasswordHasher, door: Doorman) -> Self {
         Register {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
             users: p.users.clone(),
-            limiter: p.limiter.clone(),
+            door,
             hasher,
             admin_secret: s.admin_secret.clone(),
-            limit_per_addr: s.login_limit_per_addr,
-            window: s.login_window,
         }
     }
 
     pub async fn handle(&self, cx: &Context, req: RegisterRequest) -> Result<(), RegisterError> {
         let now = self.clock.now();
+        // Every registration (and every guess at the admin secret) counts for its address.
+        if let Some(wait) = self
+            .door
+            .check(cx, None, now)
+            .await
+            .map_err(RegisterError::Store)?
+        {
+            return Err(RegisterError::RateLimited(wait));
+        }
         let role = match &req.admin_secret {
             None => Role::User,
             Some(given) => {
-                // Guessing the admin secret is throttled per client address.
-                let key = format!(
-                    "register-admin:{}",
-                    cx.client_addr.as_deref().unwrap_or("?")
-                );
-                if let RateDecision::Limited { retry_after_ms } = self
-                    .limiter
-                    .hit(&key, self.limit_per_addr, self.window, now)
-                    .await
-                    .map_err(RegisterError::Store)?
-                {
-                    return Err(RegisterError::RateLimited(retry_after_ms));
-                }
                 let expected = self
                     .admin_secret
                     .as_ref()
@@ -201,47 +193,37 @@ pub struct Login {
     ids: Arc<dyn Ids>,
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
-    limiter: Arc<dyn RateLimiter>,
+    door: Doorman,
     tokens: Tokens,
     hasher: PasswordHasher,
-    limit_per_user: u32,
-    limit_per_addr: u32,
-    window: Duration,
 }
 
 impl Login {
-    pub fn new(p: &Ports, s: &AuthSettings, tokens: Tokens, hasher: PasswordHasher) -> Self {
+    /// `door` counts attempts per client address, then per account.
+    pub fn new(p: &Ports, tokens: Tokens, hasher: PasswordHasher, door: Doorman) -> Self {
         Login {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
             users: p.users.clone(),
             sessions: p.sessions.clone(),
-            limiter: p.limiter.clone(),
+            door,
             tokens,
             hasher,
-            limit_per_user: s.login_limit_per_user,
-            limit_per_addr: s.login_limit_per_addr,
-            window: s.login_window,
         }
     }
 
+    /// Attempts are counted per client address first; only attempts at an account that exists
+    /// count for that account (by its id), so names that are invalid or unknown — a flood of
+    /// distinct ones included — leave nothing behind but their address's counter.
     pub async fn handle(&self, cx: &Context, req: LoginRequest) -> Result<TokenPair, LoginError> {
         let now = self.clock.now();
-        for (key, limit) in [
-            (format!("login:user:{}", req.login), self.limit_per_user),
-            (
-                format!("login:addr:{}", cx.client_addr.as_deref().unwrap_or("?")),
-                self.limit_per_addr,
-            ),
-        ] {
-            if let RateDecision::Limited { retry_after_ms } = self
-                .limiter
-                .hit(&key, limit, self.window, now)
-                .await
-                .map_err(LoginError::Store)?
-            {
-                return Err(LoginError::RateLimited(retry_after_ms));
-            }
+        if let Some(wait) = self
+            .door
+            .check(cx, None, now)
+            .await
+            .map_err(LoginError::Store)?
+        {
+            return Err(LoginError::RateLimited(wait));
         }
         let user = match LoginName::parse(&req.login) {
             Ok(name) => self
@@ -251,6 +233,15 @@ impl Login {
                 .map_err(LoginError::Store)?,
             Err(_) => None,
         };
+        if let Some(u) = &user
+            && let Some(wait) = self
+                .door
+                .check_user(u.id, now)
+                .await
+                .map_err(LoginError::Store)?
+        {
+            return Err(LoginError::RateLimited(wait));
+        }
         let ok = self
             .hasher
             .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))

@@ -4,7 +4,7 @@
 use crate::common::{AccessDenied, caller};
 use crate::queue::GateTokens;
 use crate::settings::{OrderSettings, QueueSettings};
-use crate::{Kick, Ports};
+use crate::{Doorman, Kick, Ports};
 use flash_core::domain::{
     HoldOutcome, HoldRejection, HoldRequest, KeyedOutcome, Order, QueueScope, Ticket,
 };
@@ -37,6 +37,8 @@ pub enum OrderError {
     OverUserLimit,
     #[error("Order not found")]
     NotFound,
+    #[error("Too many orders, retry later")]
+    RateLimited(u64),
     #[error(transparent)]
     Access(AccessDenied),
     #[error(transparent)]
@@ -65,6 +67,7 @@ impl Classify for OrderError {
             OrderError::KeyMismatch => ErrorKind::Conflict,
             OrderError::NotAdmitted => ErrorKind::Forbidden,
             OrderError::EventNotFound | OrderError::NotFound => ErrorKind::NotFound,
+            OrderError::RateLimited(_) => ErrorKind::RateLimited,
             OrderError::Access(e) => e.kind(),
             OrderError::Store(e) => e.kind(),
         }
@@ -80,6 +83,7 @@ impl Classify for OrderError {
             OrderError::SoldOut => "sold_out",
             OrderError::OverUserLimit => "per_user_limit",
             OrderError::NotFound => "order_not_found",
+            OrderError::RateLimited(_) => "rate_limited",
             OrderError::Access(e) => e.code(),
             OrderError::Store(e) => crate::common::store_code(e),
         }
@@ -96,11 +100,18 @@ impl Classify for OrderError {
             | OrderError::SoldOut
             | OrderError::OverUserLimit
             | OrderError::NotFound
+            | OrderError::RateLimited(_)
             | OrderError::Access(_) => self.to_string(),
         }
     }
     fn unprocessable(&self) -> bool {
         matches!(self, OrderError::KeyMismatch)
+    }
+    fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            OrderError::RateLimited(ms) => Some(*ms),
+            _ => None,
+        }
     }
 }
 
@@ -129,6 +140,7 @@ pub struct PlaceOrder {
     hold_ttl: Duration,
     key_ttl: Duration,
     kick: Kick,
+    door: Doorman,
 }
 
 impl PlaceOrder {
@@ -138,6 +150,7 @@ impl PlaceOrder {
         q: &QueueSettings,
         gate: GateTokens,
         kick: Kick,
+        door: Doorman,
     ) -> Self {
         PlaceOrder {
             clock: p.clock.clone(),
@@ -150,13 +163,23 @@ impl PlaceOrder {
             hold_ttl: s.hold_ttl,
             key_ttl: s.idempotency_ttl,
             kick,
+            door,
         }
     }
 
-    /// Places a HOLD. Order of checks: key present → replay of the same key → event exists →
-    /// admission → atomic reservation (on sale, per-user limit, stock).
+    /// Places a HOLD. Order of checks: rate limits (address, user) → key present → replay of
+    /// the same key → event exists → admission → atomic reservation (on sale, per-user limit,
+    /// stock). Only a placed order is remembered under its key.
     pub async fn handle(&self, cx: &Context, req: PlaceOrderRequest) -> Result<Placed, OrderError> {
         let user = caller(cx).map_err(OrderError::Access)?.user;
+        if let Some(wait) = self
+            .door
+            .check(cx, Some(user), self.clock.now())
+            .await
+            .map_err(OrderError::Store)?
+        {
+            return Err(OrderError::RateLimited(wait));
+        }
         let key = cx
             .idempotency_key
             .as_deref()

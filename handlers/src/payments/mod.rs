@@ -3,7 +3,7 @@
 
 use crate::common::{AccessDenied, caller};
 use crate::settings::PaymentSettings;
-use crate::{Kick, Ports, classify};
+use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
     Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus, ResultApplied,
     ResultCommand, ResultRejection, Verdict,
@@ -39,6 +39,8 @@ pub enum PaymentError {
     CallbackForbidden,
     #[error("Malformed payment result: {0}")]
     Malformed(String),
+    #[error("Too many payment requests, retry later")]
+    RateLimited(u64),
     #[error(transparent)]
     Access(AccessDenied),
     #[error(transparent)]
@@ -55,7 +57,8 @@ classify!(PaymentError {
     BadSignature => Unauthorized, "invalid_signature";
     CallbackForbidden => Forbidden, "callback_forbidden";
     Malformed(_) => Invalid, "malformed_message";
-} store: Store access: Access);
+    RateLimited(_) => RateLimited, "rate_limited";
+} store: Store access: Access retry: RateLimited);
 
 impl From<ResultRejection> for PaymentError {
     fn from(r: ResultRejection) -> Self {
@@ -81,16 +84,19 @@ pub struct RequestPayment {
     payments: Arc<dyn PaymentStore>,
     timeout: Duration,
     kick: Kick,
+    door: Doorman,
 }
 
 impl RequestPayment {
-    pub fn new(p: &Ports, s: &PaymentSettings, kick: Kick) -> Self {
+    /// `door` counts payment requests per client address and per user.
+    pub fn new(p: &Ports, s: &PaymentSettings, kick: Kick, door: Doorman) -> Self {
         RequestPayment {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
             payments: p.payments.clone(),
             timeout: s.timeout,
             kick,
+            door,
         }
     }
 
@@ -99,6 +105,14 @@ impl RequestPayment {
     pub async fn handle(&self, cx: &Context, req: PaymentRequest) -> Result<Payment, PaymentError> {
         let user = caller(cx).map_err(PaymentError::Access)?.user;
         let now = self.clock.now();
+        if let Some(wait) = self
+            .door
+            .check(cx, Some(user), now)
+            .await
+            .map_err(PaymentError::Store)?
+        {
+            return Err(PaymentError::RateLimited(wait));
+        }
         let opened = self
             .payments
             .open(PaymentCommand {

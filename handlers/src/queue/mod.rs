@@ -6,11 +6,9 @@ pub use gate::{GateError, GatePass, GateTokens};
 
 use crate::events::{EVENT_STATUS_TTL, EventStatusCache};
 use crate::settings::QueueSettings;
-use crate::{Kick, Ports, classify};
-use flash_core::domain::{
-    EventStatus, QueueNotice, QueueScope, RateDecision, Ticket, TicketState, TicketView,
-};
-use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore, RateLimiter};
+use crate::{Doorman, Kick, Ports, classify};
+use flash_core::domain::{EventStatus, QueueNotice, QueueScope, Ticket, TicketState, TicketView};
+use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,31 +36,28 @@ classify!(JoinError {
     EventNotFound => NotFound, "event_not_found";
     EventClosed => Invalid, "event_not_on_sale";
     RateLimited(_) => RateLimited, "rate_limited";
-} store: Store access: Access);
+} store: Store access: Access retry: RateLimited);
 
 pub struct JoinQueue {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
     queue: Arc<dyn QueueStore>,
     events: Arc<dyn EventStore>,
-    limiter: Arc<dyn RateLimiter>,
-    limit: u32,
-    window: Duration,
+    door: Doorman,
     kick: Kick,
     /// Event statuses for [`EVENT_STATUS_TTL`], so a join does not read the event store.
     event_statuses: Arc<EventStatusCache>,
 }
 
 impl JoinQueue {
-    pub fn new(p: &Ports, s: &QueueSettings, kick: Kick) -> Self {
+    /// `door` counts joins per client address and per user.
+    pub fn new(p: &Ports, kick: Kick, door: Doorman) -> Self {
         JoinQueue {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
             queue: p.queue.clone(),
             events: p.events.clone(),
-            limiter: p.limiter.clone(),
-            limit: s.enqueue_limit_per_user,
-            window: s.enqueue_window,
+            door,
             kick,
             event_statuses: Arc::new(EventStatusCache::new(p.clock.clone(), EVENT_STATUS_TTL)),
         }
@@ -91,13 +86,13 @@ impl JoinQueue {
                 EventStatus::Closed => return Err(JoinError::EventClosed),
             }
         }
-        if let RateDecision::Limited { retry_after_ms } = self
-            .limiter
-            .hit(&format!("enqueue:{user}"), self.limit, self.window, now)
+        if let Some(wait) = self
+            .door
+            .check(cx, Some(user), now)
             .await
             .map_err(JoinError::Store)?
         {
-            return Err(JoinError::RateLimited(retry_after_ms));
+            return Err(JoinError::RateLimited(wait));
         }
         let enqueued = self
             .queue

@@ -16,6 +16,7 @@ pub struct World {
     pub queue: Arc<MemoryQueueStore>,
     pub bus: Arc<MemoryBus>,
     pub faults: Faults,
+    pub limiter: Arc<MemoryRateLimiter>,
     pub ports: Ports,
 }
 
@@ -44,13 +45,14 @@ pub fn world_with(settings: Settings) -> World {
     );
     let queue = Arc::new(MemoryQueueStore::new().with_faults(faults.clone()));
     let bus = Arc::new(MemoryBus::new(5));
+    let limiter = Arc::new(MemoryRateLimiter::new());
     let ports = Ports {
         clock: clock.clone(),
         ids: Arc::new(MemoryIds),
         random: Arc::new(SeededRandom::new(7)),
         users: Arc::new(MemoryUserStore::new().with_faults(faults.clone())),
         sessions: Arc::new(MemorySessionStore::new()),
-        limiter: Arc::new(MemoryRateLimiter::new()),
+        limiter: limiter.clone(),
         queue: queue.clone(),
         notifier: Arc::new(MemoryQueueNotifier::new()),
         events: shop.clone(),
@@ -67,6 +69,7 @@ pub fn world_with(settings: Settings) -> World {
         queue,
         bus,
         faults,
+        limiter,
         ports,
     }
 }

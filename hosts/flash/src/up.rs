@@ -120,6 +120,7 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
         metrics: metrics.clone(),
         health: Arc::new(backends.health.clone()),
         db_stats: backends.db_stats.clone(),
+        budgets: backends.budgets.clone(),
         services: Services::ALL,
         health_timeout: Duration::from_secs(2),
         ws_refresh: c.queue.ws_refresh,

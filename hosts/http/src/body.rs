@@ -6,6 +6,8 @@
 //! whatever the `Content-Type` (legacy clients are not consistent about it).
 
 use crate::error::ApiError;
+use axum::extract::path::ErrorKind as PathErrorKind;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -129,19 +131,34 @@ impl<S: Send + Sync> FromRequestParts<S> for PathUuid {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|rej| {
-                // A route without parameters using this extractor is a wiring bug.
-                tracing::error!(rejection = %rej.body_text(), "PathUuid on a route without a path parameter");
-                ApiError::internal()
-            })?;
+        let params = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => params,
+            Err(rej) => return Err(path_rejection(rej)),
+        };
         match params.last() {
             Some((name, raw)) => parse_path_uuid(name, raw).map(PathUuid),
             None => {
                 tracing::error!("PathUuid on a route without a path parameter");
                 Err(ApiError::internal())
             }
+        }
+    }
+}
+
+/// The one mapping of a path rejection: what a client sent (a percent-decoded id that is not
+/// UTF-8, say `%ff`) is the 400 any other malformed id gets; only a route wired without a path
+/// parameter is a server error.
+fn path_rejection(rej: PathRejection) -> ApiError {
+    match rej {
+        PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+            PathErrorKind::InvalidUtf8InPathParam { key } => {
+                ApiError::validation(vec![format!("{key} must be a UUID")])
+            }
+            kind => ApiError::validation(vec![format!("Invalid URL: {kind}")]),
+        },
+        other => {
+            tracing::error!(rejection = %other.body_text(), "PathUuid on a route without a path parameter");
+            ApiError::internal()
         }
     }
 }
@@ -309,6 +326,15 @@ mod tests {
         let (status, body, _) = send(get_req("/events/not-a-uuid")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["message"], json!(["id must be a UUID"]));
+    }
+
+    #[tokio::test]
+    async fn a_path_id_that_is_not_utf8_is_400_not_500() {
+        for raw in ["%ff", "%C3%28", "abc%80def"] {
+            let (status, body, _) = send(get_req(&format!("/events/{raw}"))).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}");
+            assert_eq!(body["message"], json!(["id must be a UUID"]), "{raw}");
+        }
     }
 
     #[tokio::test]

@@ -178,6 +178,27 @@ async fn metrics(State(s): State<AppState>) -> Response {
             }
         }
     }
+    for b in s.budgets.all() {
+        let labels = [("budget", b.name())];
+        t.gauge_with(
+            "flash_budget_used",
+            "Entries kept for clients, per budget (SPEC §11)",
+            &labels,
+            b.used() as f64,
+        );
+        t.gauge_with(
+            "flash_budget_max",
+            "Most entries a budget keeps",
+            &labels,
+            b.max() as f64,
+        );
+        t.counter_with(
+            "flash_budget_evicted_total",
+            "Entries forgotten early because their budget was full",
+            &labels,
+            b.evicted() as f64,
+        );
+    }
     let (headers, body) = s.metrics.render(&t.finish());
     (headers, body).into_response()
 }

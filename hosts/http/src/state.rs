@@ -1,6 +1,7 @@
 //! What every route and socket handler shares.
 
 use crate::metrics::Metrics;
+use flash_core::budget::Budgets;
 use flash_core::ports::HealthCheck;
 use flash_handlers::Handlers;
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppState {
     /// Dependencies `/ready` and `/health` check.
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
     pub db_stats: Option<Arc<dyn DbStatsSource>>,
+    /// What the process keeps for clients, within its budgets (SPEC §11), for `/metrics`.
+    pub budgets: Budgets,
     pub services: Services,
     /// Per-check timeout of `/ready` and `/health`.
     pub health_timeout: Duration,

@@ -66,8 +66,16 @@ impl<'a> Validator<'a> {
     }
 
     /// `@IsString()`.
+    /// Control characters (NUL, the other C0 codes, DEL, C1) are refused in every string: no
+    /// backend, log line or page has a use for them, and PostgreSQL refuses NUL outright.
     pub fn string<'v>(&'v mut self, key: &str) -> Field<'v, 'a, Str> {
-        self.field(key, Value::is_string, "must be a string")
+        let mut field = self.field(key, Value::is_string, "must be a string");
+        let control = field
+            .raw
+            .and_then(Value::as_str)
+            .is_some_and(has_control_chars);
+        field.check(!control, "must not contain control characters".into());
+        field
     }
 
     /// `@IsUUID()` (any version, hyphenated form).
@@ -90,12 +98,23 @@ impl<'a> Validator<'a> {
     }
 
     /// `@Type(() => Date) @IsDate()`: an RFC 3339 date-time or a `YYYY-MM-DD` date (UTC).
+    /// Dates outside [`MIN_DATE`]..=[`MAX_DATE`] are refused, named as such.
     pub fn date<'v>(&'v mut self, key: &str) -> Field<'v, 'a, Date> {
-        self.field(
+        let mut field = self.field(
             key,
-            |v| v.as_str().and_then(parse_date).is_some(),
+            |v| v.as_str().and_then(parse_any_date).is_some(),
             "must be a Date instance",
-        )
+        );
+        let out_of_range = field
+            .raw
+            .and_then(Value::as_str)
+            .and_then(parse_any_date)
+            .is_some_and(|t| !(MIN_DATE..=MAX_DATE).contains(&t));
+        field.check(
+            !out_of_range,
+            "must be between 1970-01-01 and 9999-12-31".into(),
+        );
+        field
     }
 
     /// `@IsBoolean()`.
@@ -451,8 +470,23 @@ pub fn parse_uuid(s: &str) -> Option<uuid::Uuid> {
     }
 }
 
-/// RFC 3339 date-time with offset, or a bare `YYYY-MM-DD` (UTC midnight, as JavaScript reads it).
+/// The earliest date a client may send: the epoch (every store and clock counts from it).
+pub const MIN_DATE: Timestamp = Timestamp::from_millis(0);
+/// The latest: the end of year 9999, the last one RFC 3339 can write.
+pub const MAX_DATE: Timestamp = Timestamp::from_millis(253_402_300_799_999);
+
+/// Whether `s` holds a control character (C0, DEL or C1).
+pub fn has_control_chars(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// RFC 3339 date-time with offset, or a bare `YYYY-MM-DD` (UTC midnight, as JavaScript reads
+/// it), between [`MIN_DATE`] and [`MAX_DATE`].
 pub fn parse_date(s: &str) -> Option<Timestamp> {
+    parse_any_date(s).filter(|t| (MIN_DATE..=MAX_DATE).contains(t))
+}
+
+fn parse_any_date(s: &str) -> Option<Timestamp> {
     let date_only = s.len() == 10
         && s.char_indices().all(|(i, c)| match i {
             4 | 7 => c == '-',
@@ -488,6 +522,65 @@ mod tests {
             .get();
         let password = v.string("password").not_empty().min_len(8).get();
         v.finish().map(|()| (user, password))
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_string() {
+        for bad in [
+            "MO\u{0}CK",
+            "a\u{7}b",
+            "line\nbreak",
+            "tab\there",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            let map = obj(json!({ "method": bad }));
+            let mut v = Validator::new(&map, &["method"]);
+            let got = v.string("method").not_empty().max_len(64).opt();
+            assert_eq!(got, None, "{bad:?}");
+            assert_eq!(
+                v.finish(),
+                Err(vec![
+                    "method must not contain control characters".to_owned()
+                ]),
+                "{bad:?}"
+            );
+        }
+        // Everything printable, any script, is fine.
+        let map = obj(json!({ "name": "콘서트 🎫 Ünïcode" }));
+        let mut v = Validator::new(&map, &["name"]);
+        assert_eq!(v.string("name").get(), "콘서트 🎫 Ünïcode");
+        assert_eq!(v.finish(), Ok(()));
+    }
+
+    #[test]
+    fn dates_outside_the_epoch_to_year_9999_are_refused_by_name() {
+        for bad in [
+            "1969-12-31T23:59:59Z",
+            "0001-01-01",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            let map = obj(json!({ "starts_at": bad }));
+            let mut v = Validator::new(&map, &["starts_at"]);
+            assert_eq!(v.date("starts_at").opt(), None, "{bad}");
+            assert_eq!(
+                v.finish(),
+                Err(vec![
+                    "startsAt must be between 1970-01-01 and 9999-12-31".to_owned()
+                ]),
+                "{bad}"
+            );
+        }
+        for good in [
+            "1970-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            "2026-12-05",
+        ] {
+            let map = obj(json!({ "starts_at": good }));
+            let mut v = Validator::new(&map, &["starts_at"]);
+            assert!(v.date("starts_at").opt().is_some(), "{good}");
+            assert_eq!(v.finish(), Ok(()), "{good}");
+        }
     }
 
     #[test]

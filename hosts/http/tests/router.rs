@@ -13,6 +13,7 @@ use flash_adapter_memory::{
     MemoryQueueStore, MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryUserStore,
     SeededRandom,
 };
+use flash_core::budget::Budgets;
 use flash_core::ports::HealthCheck;
 use flash_core::{Context, Timestamp};
 use flash_handlers::{Handlers, Ports, Settings};
@@ -70,13 +71,17 @@ impl Api {
         let shop = Arc::new(
             MemoryShop::new(settings.payments.request_queue.clone()).with_faults(faults.clone()),
         );
+        let limiter = Arc::new(MemoryRateLimiter::new());
+        let budgets = Budgets::default();
+        budgets.add(limiter.budget());
+        budgets.add(shop.key_budget());
         let ports = Ports {
             clock: clock.clone(),
             ids: Arc::new(MemoryIds),
             random: Arc::new(SeededRandom::new(7)),
             users: Arc::new(MemoryUserStore::new().with_faults(faults.clone())),
             sessions: Arc::new(MemorySessionStore::new()),
-            limiter: Arc::new(MemoryRateLimiter::new()),
+            limiter,
             queue: Arc::new(MemoryQueueStore::new().with_faults(faults.clone())),
             notifier: Arc::new(MemoryQueueNotifier::new()),
             events: shop.clone(),
@@ -92,6 +97,7 @@ impl Api {
             metrics: Metrics::new().expect("metrics registry"),
             health: Arc::new(health),
             db_stats: None,
+            budgets,
             services: Services::ALL,
             health_timeout: Duration::from_secs(1),
             ws_refresh: Duration::from_secs(1),
@@ -660,7 +666,7 @@ async fn login_with_a_wrong_password_or_an_unknown_user_is_401_invalid_credentia
 async fn too_many_logins_for_one_user_are_429_with_retry_after() {
     let api = Api::new();
     api.register("buyer01").await.expect(200);
-    let limit = settings().auth.login_limit_per_user;
+    let limit = settings().limits.login_per_user.limit;
     for _ in 0..limit {
         api.login("buyer01", "wrong-password").await.expect(401);
     }
@@ -2205,6 +2211,27 @@ async fn metrics_are_prometheus_text_with_the_legacy_names() {
         "{}",
         r.text
     );
+    // SPEC §11: what the process keeps for clients, against its budgets. (The hold's key is the
+    // one idempotency record; logins and the enqueue opened rate-limit windows.)
+    for line in [
+        r#"flash_budget_used{budget="idempotency_records"} 1"#,
+        r#"flash_budget_max{budget="rate_limit_keys"} 100000"#,
+        r#"flash_budget_evicted_total{budget="rate_limit_keys"} 0"#,
+    ] {
+        assert!(
+            r.text.lines().any(|l| l == line),
+            "{line} missing from:\n{}",
+            r.text
+        );
+    }
+    assert!(
+        r.text.lines().any(
+            |l| l.starts_with(r#"flash_budget_used{budget="rate_limit_keys"} "#)
+                && !l.ends_with(" 0")
+        ),
+        "{}",
+        r.text
+    );
     flash_http::metrics::lint_exposition(&r.text).unwrap_or_else(|e| panic!("{e}\n{}", r.text));
 }
 
@@ -2376,6 +2403,7 @@ async fn a_gateway_only_router_does_not_serve_api_routes() {
         metrics: Metrics::new().expect("metrics"),
         health: Arc::new(vec![Arc::new(faults) as Arc<dyn HealthCheck>]),
         db_stats: None,
+        budgets: Budgets::default(),
         services: Services::GATEWAY,
         health_timeout: Duration::from_secs(1),
         ws_refresh: Duration::from_secs(1),

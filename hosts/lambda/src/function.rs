@@ -3,6 +3,7 @@
 use crate::BoxError;
 use crate::config::LambdaConfig;
 use flash_adapter_sqs::{SqsBus, validate_queue_name};
+use flash_core::budget::Budgets;
 use flash_core::ports::{HealthCheck, Outbox};
 use flash_handlers::{Handlers, Ports};
 use flash_http::metrics::Metrics;
@@ -55,6 +56,8 @@ pub struct Function {
     pub metrics: Metrics,
     pub health: Vec<Arc<dyn HealthCheck>>,
     pub db_stats: Option<Arc<dyn DbStatsSource>>,
+    /// What the in-process stores keep for clients, for `/metrics`.
+    pub budgets: Budgets,
     /// When init started, for the start-up log.
     pub started: Instant,
 }
@@ -134,6 +137,7 @@ impl Function {
             metrics: Metrics::new()?,
             health: stores.health.clone(),
             db_stats: stores.db_stats.clone(),
+            budgets: stores.budgets.clone(),
             started,
             config,
         })

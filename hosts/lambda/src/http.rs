@@ -8,6 +8,7 @@ use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use flash_core::domain::RateDecision;
+use flash_core::limits::{Door, RateKey};
 use flash_http::error::ApiError;
 use flash_http::layers::HttpLayersConfig;
 use flash_http::state::{AppState, Services};
@@ -21,10 +22,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tower::ServiceExt;
-
-/// The Redis rate-limit key that makes promotion run at most once per interval across every
-/// instance of the function.
-pub const PROMOTION_LOCK: &str = "lambda:promotion";
 
 /// The HTTP function's handler; cheap to clone.
 #[derive(Clone)]
@@ -40,6 +37,7 @@ impl HttpFunction {
             metrics: function.metrics.clone(),
             health: Arc::new(function.health.clone()),
             db_stats: function.db_stats.clone(),
+            budgets: function.budgets.clone(),
             services: Services::ALL,
             health_timeout: flash_wiring::HEALTH_TIMEOUT,
             ws_refresh: function.config.queue.ws_refresh,
@@ -114,7 +112,14 @@ impl HttpFunction {
         let decision = f
             .ports
             .limiter
-            .hit(PROMOTION_LOCK, 1, window, f.handlers.now())
+            .hit(
+                // One hit per interval across every instance of the function: promotion runs
+                // at most once per interval.
+                &RateKey::global(Door::Promotion),
+                1,
+                window,
+                f.handlers.now(),
+            )
             .await;
         match decision {
             Ok(RateDecision::Allowed) => {

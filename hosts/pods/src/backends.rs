@@ -6,6 +6,7 @@
 use clap::Args;
 use flash_adapter_memory as memory;
 use flash_adapter_rabbitmq as amqp;
+use flash_core::budget::Budgets;
 use flash_core::ports::*;
 use flash_handlers::Ports;
 use flash_http::state::DbStatsSource;
@@ -57,6 +58,8 @@ pub struct Backends {
     bus: BusKind,
     /// Names of the real backends in use, for the start-up log.
     pub described: Vec<&'static str>,
+    /// What the in-process stores keep for clients, for `/metrics`.
+    pub budgets: Budgets,
 }
 
 enum BusKind {
@@ -118,6 +121,7 @@ impl BackendConfig {
             db_stats: stores.db_stats.clone(),
             bus,
             described: stores.described,
+            budgets: stores.budgets,
         })
     }
 }

@@ -256,6 +256,7 @@ fn app_state(
         metrics: metrics.clone(),
         health: Arc::new(b.health.clone()),
         db_stats: b.db_stats.clone(),
+        budgets: b.budgets.clone(),
         services,
         health_timeout: HEALTH_TIMEOUT,
         ws_refresh: c.queue.ws_refresh,

@@ -294,6 +294,14 @@ impl RateLimit {
             window: Duration::from_secs(60),
         }
     }
+
+    /// The handlers' form of this limit.
+    pub const fn rate(self) -> flash_core::limits::Rate {
+        flash_core::limits::Rate {
+            limit: self.limit,
+            window: self.window,
+        }
+    }
 }
 
 impl FromStr for RateLimit {
@@ -496,6 +504,15 @@ pub struct AuthConfig {
     )]
     pub login_rate_limit_per_ip: RateLimit,
 
+    /// Registrations allowed per client address (each costs a password hash).
+    #[arg(
+        long = "register-rate-limit-per-ip",
+        env = "REGISTER_RATE_LIMIT_PER_IP",
+        value_name = "REGISTER_RATE_LIMIT_PER_IP",
+        default_value = "60/min"
+    )]
+    pub register_rate_limit_per_ip: RateLimit,
+
     /// Password hashes computed at once on the blocking pool (default: number of CPUs), so a
     /// login storm cannot starve queue and order requests.
     #[arg(
@@ -601,6 +618,15 @@ pub struct QueueConfig {
         default_value = "30/min"
     )]
     pub enqueue_rate_limit_per_user: RateLimit,
+
+    /// Enqueue calls allowed per client address.
+    #[arg(
+        long = "enqueue-rate-limit-per-ip",
+        env = "ENQUEUE_RATE_LIMIT_PER_IP",
+        value_name = "ENQUEUE_RATE_LIMIT_PER_IP",
+        default_value = "600/min"
+    )]
+    pub enqueue_rate_limit_per_ip: RateLimit,
 }
 
 /// Domain-separation label of the derived gate-token key. Changing it invalidates every gate
@@ -654,6 +680,24 @@ pub struct OrderConfig {
         value_parser = parse_positive_millis
     )]
     pub idempotency_ttl: Duration,
+
+    /// POST /orders calls allowed per user.
+    #[arg(
+        long = "order-rate-limit-per-user",
+        env = "ORDER_RATE_LIMIT_PER_USER",
+        value_name = "ORDER_RATE_LIMIT_PER_USER",
+        default_value = "30/min"
+    )]
+    pub order_rate_limit_per_user: RateLimit,
+
+    /// POST /orders calls allowed per client address.
+    #[arg(
+        long = "order-rate-limit-per-ip",
+        env = "ORDER_RATE_LIMIT_PER_IP",
+        value_name = "ORDER_RATE_LIMIT_PER_IP",
+        default_value = "600/min"
+    )]
+    pub order_rate_limit_per_ip: RateLimit,
 }
 
 impl Default for OrderConfig {
@@ -696,6 +740,24 @@ pub struct PaymentConfig {
         value_parser = bool_parser()
     )]
     pub allow_owner_callback: bool,
+
+    /// POST /payments calls allowed per user.
+    #[arg(
+        long = "payment-rate-limit-per-user",
+        env = "PAYMENT_RATE_LIMIT_PER_USER",
+        value_name = "PAYMENT_RATE_LIMIT_PER_USER",
+        default_value = "30/min"
+    )]
+    pub payment_rate_limit_per_user: RateLimit,
+
+    /// POST /payments calls allowed per client address.
+    #[arg(
+        long = "payment-rate-limit-per-ip",
+        env = "PAYMENT_RATE_LIMIT_PER_IP",
+        value_name = "PAYMENT_RATE_LIMIT_PER_IP",
+        default_value = "600/min"
+    )]
+    pub payment_rate_limit_per_ip: RateLimit,
 
     /// Queue of payment requests (api → pay); its dead letters go to `<name>.dlq`.
     #[arg(
@@ -938,6 +1000,24 @@ mod tests {
             c.queue.enqueue_rate_limit_per_user,
             RateLimit::per_minute(30)
         );
+        // SPEC §11's doors, as the handlers' own defaults declare them.
+        let doors = flash_core::limits::DoorLimits::default();
+        for (parsed, default) in [
+            (c.auth.register_rate_limit_per_ip, doors.register_per_addr),
+            (c.auth.login_rate_limit_per_user, doors.login_per_user),
+            (c.auth.login_rate_limit_per_ip, doors.login_per_addr),
+            (c.queue.enqueue_rate_limit_per_user, doors.enqueue_per_user),
+            (c.queue.enqueue_rate_limit_per_ip, doors.enqueue_per_addr),
+            (c.order.order_rate_limit_per_user, doors.order_per_user),
+            (c.order.order_rate_limit_per_ip, doors.order_per_addr),
+            (
+                c.payment.payment_rate_limit_per_user,
+                doors.payment_per_user,
+            ),
+            (c.payment.payment_rate_limit_per_ip, doors.payment_per_addr),
+        ] {
+            assert_eq!(parsed.rate(), default);
+        }
 
         assert_eq!(c.order.hold_ttl, Duration::from_millis(300_000));
         assert_eq!(c.order.idempotency_ttl, Duration::from_secs(86_400));
@@ -1020,7 +1100,7 @@ mod tests {
             assert_eq!(names, [env], "value name of {env}");
             seen += 1;
         }
-        assert_eq!(seen, 37);
+        assert_eq!(seen, 43);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The business settings of the handlers, built from the validated configuration groups.
 
 use crate::config::{AuthConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig};
+use flash_core::limits::DoorLimits;
 use flash_handlers::Settings;
 use flash_handlers::settings::{
     AuthSettings, OrderSettings, PaySettings, PaymentSettings, QueueSettings,
@@ -29,17 +30,12 @@ pub fn build(g: &Groups<'_>, access: &SecretString, refresh: &SecretString) -> S
             admin_secret: g.auth.admin_register_secret.as_ref().map(bytes),
             bcrypt_cost: g.auth.bcrypt_cost,
             hash_concurrency: g.auth.password_hash_concurrency,
-            login_limit_per_user: g.auth.login_rate_limit_per_user.limit,
-            login_limit_per_addr: g.auth.login_rate_limit_per_ip.limit,
-            login_window: g.auth.login_rate_limit_per_user.window,
         },
         queue: QueueSettings {
             capacity: g.queue.ready_capacity,
             gate_ttl: g.queue.gate_token_ttl,
             gate_secret: bytes(&gate),
             enforce_admission: g.queue.enforce_admission,
-            enqueue_limit_per_user: g.queue.enqueue_rate_limit_per_user.limit,
-            enqueue_window: g.queue.enqueue_rate_limit_per_user.window,
         },
         orders: OrderSettings {
             hold_ttl: g.orders.hold_ttl,
@@ -57,6 +53,17 @@ pub fn build(g: &Groups<'_>, access: &SecretString, refresh: &SecretString) -> S
             min_latency: g.pay.processing_min(),
             max_latency: g.pay.processing_max(),
             result_queue: g.payments.result_queue.clone(),
+        },
+        limits: DoorLimits {
+            register_per_addr: g.auth.register_rate_limit_per_ip.rate(),
+            login_per_user: g.auth.login_rate_limit_per_user.rate(),
+            login_per_addr: g.auth.login_rate_limit_per_ip.rate(),
+            enqueue_per_user: g.queue.enqueue_rate_limit_per_user.rate(),
+            enqueue_per_addr: g.queue.enqueue_rate_limit_per_ip.rate(),
+            order_per_user: g.orders.order_rate_limit_per_user.rate(),
+            order_per_addr: g.orders.order_rate_limit_per_ip.rate(),
+            payment_per_user: g.payments.payment_rate_limit_per_user.rate(),
+            payment_per_addr: g.payments.payment_rate_limit_per_ip.rate(),
         },
     }
 }

@@ -11,10 +11,11 @@ use clap::Args;
 use flash_adapter_memory as memory;
 use flash_adapter_postgres as pg;
 use flash_adapter_redis as redis;
+use flash_core::budget::{Budget, Budgets};
 use flash_core::ports::*;
 use flash_handlers::Ports;
 use flash_http::state::DbStatsSource;
-use flash_runtime::config::parse_secret;
+use flash_runtime::config::{parse_positive_usize, parse_secret};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,36 @@ pub struct StoreConfig {
         default_value = "flash:"
     )]
     pub redis_key_prefix: String,
+    /// Most rate-limit windows kept in memory (without Redis); beyond it the window closest to
+    /// its end is forgotten first. Clients cannot grow the process past it (SPEC §11).
+    #[arg(
+        long = "rate-limit-max-keys",
+        env = "RATE_LIMIT_MAX_KEYS",
+        value_name = "RATE_LIMIT_MAX_KEYS",
+        default_value_t = memory::DEFAULT_RATE_LIMIT_MAX_KEYS,
+        value_parser = parse_positive_usize
+    )]
+    pub rate_limit_max_keys: usize,
+    /// Most idempotency records kept in memory (without PostgreSQL); beyond it the record
+    /// closest to its expiry is forgotten first.
+    #[arg(
+        long = "idempotency-max-records",
+        env = "IDEMPOTENCY_MAX_RECORDS",
+        value_name = "IDEMPOTENCY_MAX_RECORDS",
+        default_value_t = memory::DEFAULT_IDEMPOTENCY_MAX_RECORDS,
+        value_parser = parse_positive_usize
+    )]
+    pub idempotency_max_records: usize,
+    /// Most ticket ids whose queue the Redis adapter remembers in process (status polls by
+    /// ticket id cost one round trip while remembered).
+    #[arg(
+        long = "queue-scope-cache-max",
+        env = "QUEUE_SCOPE_CACHE_MAX",
+        value_name = "QUEUE_SCOPE_CACHE_MAX",
+        default_value_t = redis::DEFAULT_SCOPE_CACHE_MAX,
+        value_parser = parse_positive_usize
+    )]
+    pub queue_scope_cache_max: usize,
 }
 
 /// Which stores a binary uses. A service refuses to start without one it uses and ignores the
@@ -109,6 +140,8 @@ pub struct Stores {
     pub db_stats: Option<Arc<dyn DbStatsSource>>,
     /// Names of the real backends in use, for the start-up log.
     pub described: Vec<&'static str>,
+    /// What the in-process stores keep for clients, for `/metrics`.
+    pub budgets: Budgets,
 }
 
 impl Stores {
@@ -242,6 +275,7 @@ impl StoreConfig {
         }
         let mut health: Vec<Arc<dyn HealthCheck>> = Vec::new();
         let mut described = Vec::new();
+        let budgets = Budgets::default();
 
         // PostgreSQL: accounts, the shop and the outbox.
         let Durable {
@@ -275,7 +309,11 @@ impl StoreConfig {
                 }
             }
             None => {
-                let shop = Arc::new(memory::MemoryShop::new(request_queue.to_owned()));
+                let records = Budget::new("idempotency_records", self.idempotency_max_records);
+                budgets.add(records.clone());
+                let shop = Arc::new(
+                    memory::MemoryShop::new(request_queue.to_owned()).with_key_budget(records),
+                );
                 Durable {
                     users: Arc::new(memory::MemoryUserStore::new()),
                     sessions: None,
@@ -300,8 +338,12 @@ impl StoreConfig {
                 let r = redis::Redis::open(config).map_err(|e| WiringError(e.to_string()))?;
                 health.push(Arc::new(redis::RedisHealth::new(r.clone())));
                 described.push("redis");
+                let scopes = Budget::new("queue_ticket_scopes", self.queue_scope_cache_max);
+                budgets.add(scopes.clone());
                 Fast {
-                    queue: Arc::new(redis::RedisQueueStore::new(r.clone())),
+                    queue: Arc::new(
+                        redis::RedisQueueStore::new(r.clone()).with_scope_budget(scopes),
+                    ),
                     notifier: Arc::new(redis::RedisQueueNotifier::new(r.clone())),
                     limiter: Arc::new(redis::RedisRateLimiter::new(r.clone())),
                     ledger: Arc::new(redis::RedisPaymentLedger::new(r.clone())),
@@ -311,7 +353,11 @@ impl StoreConfig {
             None => Fast {
                 queue: Arc::new(memory::MemoryQueueStore::new()),
                 notifier: Arc::new(memory::MemoryQueueNotifier::new()),
-                limiter: Arc::new(memory::MemoryRateLimiter::new()),
+                limiter: {
+                    let keys = Budget::new("rate_limit_keys", self.rate_limit_max_keys);
+                    budgets.add(keys.clone());
+                    Arc::new(memory::MemoryRateLimiter::with_budget(keys))
+                },
                 ledger: Arc::new(memory::MemoryPaymentLedger::new()),
                 sessions: Arc::new(memory::MemorySessionStore::new()),
             },
@@ -331,6 +377,7 @@ impl StoreConfig {
             health,
             db_stats,
             described,
+            budgets,
         })
     }
 }

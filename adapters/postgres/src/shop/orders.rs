@@ -14,15 +14,8 @@ use sqlx::postgres::PgRow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-fn rejection_name(r: HoldRejection) -> &'static str {
-    match r {
-        HoldRejection::EventNotFound => "EventNotFound",
-        HoldRejection::NotOnSale => "NotOnSale",
-        HoldRejection::SoldOut => "SoldOut",
-        HoldRejection::OverUserLimit => "OverUserLimit",
-    }
-}
-
+/// A refusal recorded under a key by a version before refusals stopped being kept; such rows
+/// expire with their key (24 h), and are read until then.
 fn parse_rejection(s: &str) -> Option<HoldRejection> {
     match s {
         "EventNotFound" => Some(HoldRejection::EventNotFound),
@@ -98,16 +91,6 @@ mark AS (UPDATE orders SET stock_shard = (SELECT shard FROM took) WHERE id = $4 
          AND EXISTS (SELECT 1 FROM took)) \
 SELECT (SELECT shard FROM pick) AS picked, (SELECT shard FROM took) AS took";
 
-/// The stock ran out (or the sale closed) after the snapshot said yes: undoes the order and the
-/// per-user quantity and records the refusal `$6`, in one round trip.
-const UNDO_SQL: &str = "\
-WITH quota AS ( \
-    UPDATE order_quotas SET committed_qty = committed_qty - $4 \
-    WHERE user_id = $1 AND event_id = $3), \
-gone AS (DELETE FROM orders WHERE id = $5) \
-UPDATE idempotency_keys SET order_id = NULL, rejection = $6 \
-WHERE user_id = $1 AND key = $2";
-
 const RECORD_SQL: &str = "\
 SELECT k.fingerprint, k.rejection, k.order_id IS NOT NULL AS has_order, \
        o.id AS order_id, o.user_id AS order_user, o.event_id AS order_event, \
@@ -138,20 +121,10 @@ fn record(row: &PgRow) -> StoreResult<IdempotencyRecord> {
 }
 
 impl PgShop {
-    async fn remember_rejection(
-        &self,
-        mut tx: Tx,
-        req: &HoldRequest,
-        r: HoldRejection,
-    ) -> StoreResult<HoldOutcome> {
-        sqlx::query("UPDATE idempotency_keys SET rejection = $3 WHERE user_id = $1 AND key = $2")
-            .bind(req.user.as_uuid())
-            .bind(&req.idempotency_key)
-            .bind(rejection_name(r))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| db("remember refusal", e))?;
-        tx.commit().await.map_err(|e| db("commit", e))?;
+    /// A refusal is not kept under its key (SPEC §11): the claim of the key is rolled back
+    /// with everything else the transaction wrote, so the same key may be tried again.
+    async fn refuse(&self, tx: Tx, r: HoldRejection) -> StoreResult<HoldOutcome> {
+        tx.rollback().await.map_err(|e| db("rollback", e))?;
         Ok(HoldOutcome::Rejected(r))
     }
 }
@@ -204,7 +177,7 @@ impl PgShop {
 
         if get::<Option<Uuid>>(&snap, "id")?.is_none() {
             return self
-                .remember_rejection(tx, req, HoldRejection::EventNotFound)
+                .refuse(tx, HoldRejection::EventNotFound)
                 .await
                 .map(Attempt::Done);
         }
@@ -212,7 +185,7 @@ impl PgShop {
         // The rule on a snapshot: refusals (most requests once a sale is sold out) are decided
         // here without locking anything. A yes is confirmed by the conditional writes below.
         if let Err(r) = check_hold(&event, req.qty, get_int(&snap, "committed")?) {
-            return self.remember_rejection(tx, req, r).await.map(Attempt::Done);
+            return self.refuse(tx, r).await.map(Attempt::Done);
         }
 
         let amount = event.price.saturating_mul(req.qty);
@@ -231,7 +204,7 @@ impl PgShop {
             .map_err(|e| db("place order", e))?;
         if placed.is_none() {
             return self
-                .remember_rejection(tx, req, HoldRejection::OverUserLimit)
+                .refuse(tx, HoldRejection::OverUserLimit)
                 .await
                 .map(Attempt::Done);
         }
@@ -311,20 +284,7 @@ impl PgShop {
                 tx.commit().await.map_err(|e| db("commit", e))?;
                 Ok(Attempt::Done(created))
             }
-            Err(r) => {
-                sqlx::query(UNDO_SQL)
-                    .bind(user)
-                    .bind(&req.idempotency_key)
-                    .bind(req.event_id.as_uuid())
-                    .bind(req.qty)
-                    .bind(req.order_id.as_uuid())
-                    .bind(rejection_name(r))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| db("undo order", e))?;
-                tx.commit().await.map_err(|e| db("commit", e))?;
-                Ok(Attempt::Done(HoldOutcome::Rejected(r)))
-            }
+            Err(r) => self.refuse(tx, r).await.map(Attempt::Done),
         }
     }
 }

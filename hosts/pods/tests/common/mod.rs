@@ -40,7 +40,13 @@ impl Env {
             ("PAYMENT_PROCESSING_MAX_MS", "30".into()),
             ("PAYMENT_SUCCESS_RATE", "1".into()),
             ("QUEUE_PROMOTION_INTERVAL_MS", "100".into()),
+            // Every test client is 127.0.0.1: the per-address limits of SPEC §11 would be
+            // the whole test's limits.
             ("LOGIN_RATE_LIMIT_PER_IP", "100000/min".into()),
+            ("REGISTER_RATE_LIMIT_PER_IP", "100000/min".into()),
+            ("ENQUEUE_RATE_LIMIT_PER_IP", "100000/min".into()),
+            ("ORDER_RATE_LIMIT_PER_IP", "100000/min".into()),
+            ("PAYMENT_RATE_LIMIT_PER_IP", "100000/min".into()),
             ("HOST", "127.0.0.1".into()),
             ("PORT", "0".into()),
             ("PAY_HEALTH_PORT", "0".into()),
