@@ -7,32 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The system clock; `sleep` is tokio's.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MemoryClock;
-
-impl MemoryClock {
-    pub fn new() -> Self {
-        MemoryClock
-    }
-}
-
-#[async_trait]
-impl Clock for MemoryClock {
-    fn now(&self) -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        Timestamp(i64::try_from(ms).unwrap_or(i64::MAX))
-    }
-
-    async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-}
+use std::time::Duration;
 
 /// A clock that moves only when told to. Clones share one time, so a test keeps a clone and
 /// advances the clock its handlers read.

@@ -24,7 +24,7 @@ pub use auth::{
     DEFAULT_RATE_LIMIT_MAX_KEYS, MemoryRateLimiter, MemorySessionStore, MemoryUserStore,
 };
 pub use bus::{BusCounters, DEFAULT_MAX_ATTEMPTS, MemoryBus, MemoryConsumer, dlq_name};
-pub use clock::{FakeClock, MemoryClock, MemoryIds, SeededRandom, ThreadRandom};
+pub use clock::{FakeClock, MemoryIds, SeededRandom, ThreadRandom};
 pub use fault::Faults;
 pub use ledger::{MemoryHealth, MemoryPaymentLedger};
 pub use notifier::MemoryQueueNotifier;

@@ -26,7 +26,7 @@ fn bus() -> BusPorts {
 }
 
 flash_testkit::basic_contracts!(
-    clock: Arc::new(MemoryClock::new()),
+    clock: Arc::new(flash_runtime::clock::SystemClock),
     ids: Arc::new(MemoryIds::new()),
     random: Arc::new(ThreadRandom::new()),
     health: Arc::new(MemoryHealth::new()),

@@ -6,6 +6,8 @@ use flash::up;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use flash_runtime::config::parse_command_from_env;
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,10 +31,33 @@ enum Command {
     Rehearse,
 }
 
+/// `flash rehearse …` runs the `flash-rehearse` binary beside this one (or on `PATH`) with the
+/// remaining arguments: the rehearsal tool, its PostgreSQL and Socket.IO clients included, is not
+/// linked into the server.
+fn rehearse(args: impl IntoIterator<Item = OsString>) -> ! {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(REHEARSE_BIN)))
+        .filter(|p| p.is_file());
+    let program = beside.map_or_else(|| OsString::from(REHEARSE_BIN), PathBuf::into_os_string);
+    match std::process::Command::new(&program).args(args).status() {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => {
+            eprintln!(
+                "error: cannot run {}: {e}; build it with `cargo build --release -p flash-rehearse`",
+                program.to_string_lossy()
+            );
+            std::process::exit(127);
+        }
+    }
+}
+
+const REHEARSE_BIN: &str = "flash-rehearse";
+
 fn main() {
     // `flash rehearse …` has its own options and none of `flash up`'s.
     if std::env::args_os().nth(1).is_some_and(|a| a == "rehearse") {
-        std::process::exit(flash_rehearse::main_with_args(std::env::args_os().skip(1)));
+        rehearse(std::env::args_os().skip(2));
     }
     // `flash up --port 9000` and `flash --port 9000` both work; the embedded default promotes
     // often and pays fast so a walk-through takes seconds.
@@ -54,7 +79,7 @@ fn main() {
     };
     let result = match cli.command.unwrap_or(Command::Up) {
         Command::Up => runtime.block_on(up::run(cli.up)),
-        Command::Rehearse => std::process::exit(flash_rehearse::main_with_args(["rehearse"])),
+        Command::Rehearse => rehearse(std::iter::empty()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -8,7 +8,6 @@
 pub mod body;
 pub mod error;
 pub mod layers;
-pub mod metrics;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
@@ -16,6 +15,9 @@ pub mod socket;
 pub mod state;
 pub mod validate;
 pub mod views;
+
+/// The metrics live in `flash-metrics`, where the runtime reaches them too.
+pub use flash_metrics as metrics;
 
 use axum::Router;
 use flash_core::ports::QueueNotifier;

@@ -8,7 +8,7 @@ use flash_core::messages::{Envelope, PaymentRequestMessage, PaymentResultMessage
 use flash_core::ports::Disposition;
 use flash_core::{Classify, Context, ErrorKind};
 use flash_handlers::Handlers;
-use flash_http::metrics::Metrics;
+use flash_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use crate::worker::{relay_outbox_once, run_consumer};
 use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
 use flash_core::{Context, StoreError};
 use flash_handlers::Handlers;
-use flash_http::metrics::Metrics;
+use flash_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 

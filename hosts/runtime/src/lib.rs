@@ -18,6 +18,7 @@
 //! `flash-core` ports, so they run unchanged over the in-memory, RabbitMQ or SQS bus.
 
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod consumers;
 pub mod jobs;

@@ -148,7 +148,7 @@ impl Stores {
     /// Every port, with `bus` for publishing.
     pub fn ports(&self, bus: Arc<dyn Bus>) -> Ports {
         Ports {
-            clock: Arc::new(memory::MemoryClock),
+            clock: Arc::new(flash_runtime::clock::SystemClock),
             ids: Arc::new(memory::MemoryIds),
             random: Arc::new(memory::ThreadRandom),
             users: self.users.clone(),

@@ -14,7 +14,7 @@
 
 use flash::up::{UpConfig, settings};
 use flash_adapter_memory::{
-    MemoryBus, MemoryClock, MemoryIds, MemoryPaymentLedger, MemoryQueueNotifier, MemoryQueueStore,
+    MemoryBus, MemoryIds, MemoryPaymentLedger, MemoryQueueNotifier, MemoryQueueStore,
     MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryUserStore, ThreadRandom,
 };
 use flash_core::domain::{Event, EventStatus, LoginName, QueueScope, Role, User};
@@ -54,7 +54,7 @@ pub struct Bench {
 
 impl Bench {
     pub fn new(cfg: &UpConfig) -> Bench {
-        let clock: Arc<dyn Clock> = Arc::new(MemoryClock);
+        let clock: Arc<dyn Clock> = Arc::new(flash_runtime::clock::SystemClock);
         let shop = Arc::new(MemoryShop::new(cfg.payments.request_queue.clone()));
         let users = Arc::new(MemoryUserStore::new());
         let ports = Ports {

@@ -71,8 +71,8 @@ struct Cli {
 }
 
 /// The whole command from its arguments (the first is the program name): parses, runs on a
-/// multi-threaded runtime, and returns the exit status. `flash rehearse` and `flash-rehearse`
-/// both call it.
+/// multi-threaded runtime, and returns the exit status. The `flash-rehearse` binary calls it;
+/// `flash rehearse` runs that binary.
 pub fn main_with_args<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,

@@ -1,11 +1,12 @@
-//! Prometheus metrics: the in-process registry (fed by the common HTTP service in `layers`), and
-//! a writer for the legacy metrics that are computed at scrape time.
+//! `flash-metrics`: the in-process Prometheus registry (fed by the HTTP layers of `flash-http`
+//! and the background jobs of `flash-runtime`, neither depending on the other), and a writer for
+//! the legacy metrics that are computed at scrape time.
 //!
 //! `/metrics` = [`Metrics::render`] of the registry followed by the legacy text the host computes
 //! (queue lengths, order and payment counts…) with [`LegacyText`]. Names must not collide between
 //! the two parts: the registry holds only names the legacy system never had.
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
