@@ -670,6 +670,91 @@ pub enum ResultRejection {
     WrongOrder,
 }
 
+/// Whether an order in `status` can have a payment opened (SPEC §7): HOLD and FAIL orders can;
+/// a PAID order answers with its OK payment; EXPIRED and CANCELLED orders cannot.
+pub fn payable(status: OrderStatus) -> Result<(), PaymentRejection> {
+    match status {
+        OrderStatus::Hold | OrderStatus::Fail => Ok(()),
+        OrderStatus::Paid => Err(PaymentRejection::AlreadyPaid),
+        OrderStatus::Expired | OrderStatus::Cancelled => Err(PaymentRejection::NotEligible),
+    }
+}
+
+/// What a payment result does once it settles a payment: the payment's new status, the order's
+/// new status (`None`: unchanged), and how it is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub payment: PaymentStatus,
+    pub order: Option<OrderStatus>,
+    pub outcome: Settled,
+}
+
+/// How a settling result is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Paid,
+    Failed,
+    RefundRequired,
+}
+
+impl Settled {
+    /// The report of the payment as it is once settled.
+    pub fn applied(self, payment: Payment) -> ResultApplied {
+        match self {
+            Settled::Paid => ResultApplied::Paid(payment),
+            Settled::Failed => ResultApplied::Failed(payment),
+            Settled::RefundRequired => ResultApplied::RefundRequired(payment),
+        }
+    }
+}
+
+/// The payment transitions, applied by every store with the order and payment rows locked.
+///
+/// `None`: the result changes nothing (a settled payment stays settled; a FAIL never undoes an
+/// OK). A success that arrives after the timeout sweeper failed the payment is still money
+/// taken: it pays the order if it can, or is recorded for refund. A PAID order never changes.
+pub fn settle(verdict: Verdict, payment: PaymentStatus, order: OrderStatus) -> Option<Settlement> {
+    let settles = match (verdict, payment) {
+        (Verdict::Ok, PaymentStatus::Req | PaymentStatus::Fail)
+        | (Verdict::Fail, PaymentStatus::Req) => true,
+        (Verdict::Ok, PaymentStatus::Ok | PaymentStatus::RefundRequired)
+        | (
+            Verdict::Fail,
+            PaymentStatus::Ok | PaymentStatus::Fail | PaymentStatus::RefundRequired,
+        ) => false,
+    };
+    if !settles {
+        return None;
+    }
+    Some(match (verdict, order) {
+        (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => Settlement {
+            payment: PaymentStatus::Ok,
+            order: Some(OrderStatus::Paid),
+            outcome: Settled::Paid,
+        },
+        (Verdict::Ok, OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Cancelled) => {
+            Settlement {
+                payment: PaymentStatus::RefundRequired,
+                order: None,
+                outcome: Settled::RefundRequired,
+            }
+        }
+        (Verdict::Fail, OrderStatus::Hold) => Settlement {
+            payment: PaymentStatus::Fail,
+            order: Some(OrderStatus::Fail),
+            outcome: Settled::Failed,
+        },
+        (
+            Verdict::Fail,
+            OrderStatus::Fail | OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Cancelled,
+        ) => Settlement {
+            payment: PaymentStatus::Fail,
+            order: None,
+            outcome: Settled::Failed,
+        },
+    })
+}
+
 /// Outstanding counts for metrics; each MUST be cheap (a counter or an indexed count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ShopCounts {
@@ -689,6 +774,50 @@ pub struct ShopCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// SPEC §7's payment table, once for every store: a PAID order never changes, a FAIL never
+    /// undoes an OK, a late OK still pays or is recorded for refund.
+    #[test]
+    fn every_result_on_every_payment_and_order_status() {
+        use OrderStatus as O;
+        use PaymentStatus as P;
+        use Verdict::{Fail, Ok as Okay};
+        let orders = [O::Hold, O::Fail, O::Paid, O::Expired, O::Cancelled];
+        for order in orders {
+            for settled in [P::Ok, P::RefundRequired] {
+                assert_eq!(settle(Okay, settled, order), None, "{settled:?} {order:?}");
+                assert_eq!(settle(Fail, settled, order), None, "{settled:?} {order:?}");
+            }
+            assert_eq!(
+                settle(Fail, P::Fail, order),
+                None,
+                "a FAIL is final for FAIL"
+            );
+            for from in [P::Req, P::Fail] {
+                let s = settle(Okay, from, order).expect("an OK settles REQ and FAIL");
+                match order {
+                    O::Hold | O::Fail => {
+                        assert_eq!(
+                            (s.payment, s.order, s.outcome),
+                            (P::Ok, Some(O::Paid), Settled::Paid)
+                        );
+                    }
+                    O::Paid | O::Expired | O::Cancelled => assert_eq!(
+                        (s.payment, s.order, s.outcome),
+                        (P::RefundRequired, None, Settled::RefundRequired)
+                    ),
+                }
+            }
+            let s = settle(Fail, P::Req, order).expect("a FAIL settles REQ");
+            assert_eq!((s.payment, s.outcome), (P::Fail, Settled::Failed));
+            assert_eq!(s.order, (order == O::Hold).then_some(O::Fail), "{order:?}");
+        }
+        assert_eq!(payable(O::Hold), Ok(()));
+        assert_eq!(payable(O::Fail), Ok(()));
+        assert_eq!(payable(O::Paid), Err(PaymentRejection::AlreadyPaid));
+        assert_eq!(payable(O::Expired), Err(PaymentRejection::NotEligible));
+        assert_eq!(payable(O::Cancelled), Err(PaymentRejection::NotEligible));
+    }
 
     fn event(total: i64, sold: i64, held: i64, max: i64) -> Event {
         Event {

@@ -1,6 +1,6 @@
 //! Payment bus messages, field for field compatible with the legacy api and pay worker.
 
-use crate::domain::Verdict;
+use crate::domain::{Payment, Verdict};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_REQUEST_QUEUE: &str = "payments_request";
@@ -18,6 +18,27 @@ pub struct PaymentRequestMessage {
     pub method: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+}
+
+impl PaymentRequestMessage {
+    /// The request for `payment`, as every store writes it to its outbox: `messageId` =
+    /// `correlationId` = `requestId`.
+    pub fn envelope(
+        payment: &Payment,
+        request_id: uuid::Uuid,
+    ) -> Result<Envelope, serde_json::Error> {
+        let request_id = request_id.to_string();
+        let body = PaymentRequestMessage {
+            request_id: request_id.clone(),
+            payment_id: payment.id.to_string(),
+            order_id: payment.order_id.to_string(),
+            user_id: payment.user.to_string(),
+            amount: payment.amount,
+            method: payment.method.clone(),
+            metadata: None,
+        };
+        Envelope::json(request_id.clone(), request_id, &body)
+    }
 }
 
 /// pay → api (`payments_result`). `correlationId` = the request's `requestId`.

@@ -6,9 +6,9 @@ use flash_core::budget::Budget;
 use flash_core::domain::{
     Event, EventPatch, HoldOutcome, HoldRejection, HoldRequest, IdempotencyRecord, KeyedOutcome,
     Order, OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
-    ResultApplied, ResultCommand, ResultRejection, ShopCounts, Verdict, check_hold,
+    ResultApplied, ResultCommand, ResultRejection, ShopCounts, check_hold, payable, settle,
 };
-use flash_core::messages::{DEFAULT_REQUEST_QUEUE, Envelope, PaymentRequestMessage};
+use flash_core::messages::{DEFAULT_REQUEST_QUEUE, PaymentRequestMessage};
 use flash_core::ports::{
     EventDeletion, EventListing, EventStore, EventUpdate, OrderStore, Outbox, OutboxMessage,
     PaymentStore, StoreResult,
@@ -570,8 +570,10 @@ impl PaymentStore for MemoryShop {
         if order.user != cmd.user {
             return Ok(Err(PaymentRejection::NotOwner));
         }
-        match order.status {
-            OrderStatus::Paid => {
+        match payable(order.status) {
+            Ok(()) => {}
+            // A PAID order answers with its OK payment.
+            Err(PaymentRejection::AlreadyPaid) => {
                 return Ok(s
                     .ok_payment
                     .get(&order.id)
@@ -580,10 +582,7 @@ impl PaymentStore for MemoryShop {
                     .map(PaymentOpened::Existing)
                     .ok_or(PaymentRejection::AlreadyPaid));
             }
-            OrderStatus::Expired | OrderStatus::Cancelled => {
-                return Ok(Err(PaymentRejection::NotEligible));
-            }
-            OrderStatus::Hold | OrderStatus::Fail => {}
+            Err(r) => return Ok(Err(r)),
         }
         if let Some(p) = s.req_payment.get(&order.id).and_then(|p| s.payments.get(p)) {
             return Ok(Ok(PaymentOpened::Existing(p.clone())));
@@ -604,18 +603,8 @@ impl PaymentStore for MemoryShop {
             created_at: cmd.now,
             updated_at: cmd.now,
         };
-        let request_id = cmd.request_id.to_string();
-        let body = PaymentRequestMessage {
-            request_id: request_id.clone(),
-            payment_id: payment.id.to_string(),
-            order_id: order.id.to_string(),
-            user_id: order.user.to_string(),
-            amount: payment.amount,
-            method: payment.method.clone(),
-            metadata: None,
-        };
         // Serialised before anything changes, so a failure leaves no half-opened payment.
-        let envelope = Envelope::json(request_id.clone(), request_id, &body)
+        let envelope = PaymentRequestMessage::envelope(&payment, cmd.request_id)
             .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
 
         // A FAIL order is payable again; the hold now lasts at least until the payment settles.
@@ -664,64 +653,33 @@ impl PaymentStore for MemoryShop {
         if payment.order_id != cmd.order_id {
             return Ok(Err(ResultRejection::WrongOrder));
         }
-        // A success that arrives after the timeout sweeper failed the payment is still money
-        // taken: it pays the order if it can, or is recorded for refund.
-        let settles = match (cmd.verdict, payment.status) {
-            (Verdict::Ok, PaymentStatus::Req | PaymentStatus::Fail)
-            | (Verdict::Fail, PaymentStatus::Req) => true,
-            (Verdict::Ok, PaymentStatus::Ok | PaymentStatus::RefundRequired)
-            | (
-                Verdict::Fail,
-                PaymentStatus::Ok | PaymentStatus::Fail | PaymentStatus::RefundRequired,
-            ) => false,
-        };
-        if !settles {
-            return Ok(Ok(ResultApplied::Unchanged(payment.clone())));
-        }
         let Some(order_status) = s.orders.get(&cmd.order_id).map(|o| o.status) else {
             return Err(StoreError::Internal(format!(
                 "payment {} points at missing order {}",
                 cmd.payment_id, cmd.order_id
             )));
         };
-        let id = cmd.payment_id;
-        let applied = match (cmd.verdict, order_status) {
-            (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => {
-                s.set_payment_status(id, PaymentStatus::Ok, cmd.now);
-                s.ok_payment.insert(cmd.order_id, id);
-                s.transition(cmd.order_id, OrderStatus::Paid, cmd.now);
-                ResultApplied::Paid
-            }
-            // Charged for an order that can no longer be paid (PAID orders never change).
-            (Verdict::Ok, OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Cancelled) => {
-                s.set_payment_status(id, PaymentStatus::RefundRequired, cmd.now);
-                s.reschedule(cmd.order_id);
-                ResultApplied::RefundRequired
-            }
-            (Verdict::Fail, OrderStatus::Hold) => {
-                s.set_payment_status(id, PaymentStatus::Fail, cmd.now);
-                s.transition(cmd.order_id, OrderStatus::Fail, cmd.now);
-                ResultApplied::Failed
-            }
-            (
-                Verdict::Fail,
-                OrderStatus::Fail
-                | OrderStatus::Paid
-                | OrderStatus::Expired
-                | OrderStatus::Cancelled,
-            ) => {
-                s.set_payment_status(id, PaymentStatus::Fail, cmd.now);
-                // Without its REQ payment the order's hold may run out again.
-                s.reschedule(cmd.order_id);
-                ResultApplied::Failed
-            }
+        let Some(settled) = settle(cmd.verdict, payment.status, order_status) else {
+            return Ok(Ok(ResultApplied::Unchanged(payment.clone())));
         };
+        let id = cmd.payment_id;
+        s.set_payment_status(id, settled.payment, cmd.now);
+        match settled.order {
+            Some(to) => {
+                if to == OrderStatus::Paid {
+                    s.ok_payment.insert(cmd.order_id, id);
+                }
+                s.transition(cmd.order_id, to, cmd.now);
+            }
+            // Without its REQ payment the order's hold may run out again.
+            None => s.reschedule(cmd.order_id),
+        }
         let payment = s
             .payments
             .get(&id)
             .cloned()
             .ok_or_else(|| StoreError::Internal(format!("payment {id} vanished")))?;
-        Ok(Ok(applied(payment)))
+        Ok(Ok(settled.outcome.applied(payment)))
     }
 
     async fn get(&self, id: PaymentId) -> StoreResult<Option<Payment>> {

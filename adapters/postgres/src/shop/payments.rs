@@ -6,9 +6,9 @@ use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_statu
 use async_trait::async_trait;
 use flash_core::domain::{
     OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
-    ResultApplied, ResultCommand, ResultRejection, ShopCounts, Verdict,
+    ResultApplied, ResultCommand, ResultRejection, ShopCounts, payable, settle,
 };
-use flash_core::messages::{Envelope, PaymentRequestMessage};
+use flash_core::messages::PaymentRequestMessage;
 use flash_core::ports::{PaymentStore, StoreResult};
 use flash_core::{PaymentId, StoreError, Timestamp};
 use uuid::Uuid;
@@ -77,8 +77,10 @@ impl PaymentStore for PgShop {
                  ORDER BY p.updated_at DESC, p.id LIMIT 1"
             )
         };
-        match order.status {
-            OrderStatus::Paid => {
+        match payable(order.status) {
+            Ok(()) => {}
+            // A PAID order answers with its OK payment.
+            Err(PaymentRejection::AlreadyPaid) => {
                 let ok = sqlx::query(&existing("OK"))
                     .bind(order.id.as_uuid())
                     .fetch_optional(&mut *tx)
@@ -90,10 +92,7 @@ impl PaymentStore for PgShop {
                 };
                 return finish(tx, answer).await;
             }
-            OrderStatus::Expired | OrderStatus::Cancelled => {
-                return finish(tx, Err(PaymentRejection::NotEligible)).await;
-            }
-            OrderStatus::Hold | OrderStatus::Fail => {}
+            Err(r) => return finish(tx, Err(r)).await,
         }
         let req = sqlx::query(&existing("REQ"))
             .bind(order.id.as_uuid())
@@ -115,21 +114,8 @@ impl PaymentStore for PgShop {
             created_at: cmd.now,
             updated_at: cmd.now,
         };
-        let request_id = cmd.request_id.to_string();
-        let envelope = Envelope::json(
-            request_id.clone(),
-            request_id.clone(),
-            &PaymentRequestMessage {
-                request_id,
-                payment_id: payment.id.to_string(),
-                order_id: order.id.to_string(),
-                user_id: order.user.to_string(),
-                amount: payment.amount,
-                method: payment.method.clone(),
-                metadata: None,
-            },
-        )
-        .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
+        let envelope = PaymentRequestMessage::envelope(&payment, cmd.request_id)
+            .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
         let body = String::from_utf8(envelope.body)
             .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
         sqlx::query(OPEN_SQL)
@@ -176,50 +162,11 @@ impl PaymentStore for PgShop {
         if payment.order_id != cmd.order_id {
             return finish(tx, Err(ResultRejection::WrongOrder)).await;
         }
-        // A success that arrives after the timeout sweeper failed the payment is still money
-        // taken: it pays the order if it can, or is recorded for refund.
-        let settles = match (cmd.verdict, payment.status) {
-            (Verdict::Ok, PaymentStatus::Req | PaymentStatus::Fail)
-            | (Verdict::Fail, PaymentStatus::Req) => true,
-            (Verdict::Ok, PaymentStatus::Ok | PaymentStatus::RefundRequired)
-            | (
-                Verdict::Fail,
-                PaymentStatus::Ok | PaymentStatus::Fail | PaymentStatus::RefundRequired,
-            ) => false,
-        };
-        if !settles {
-            return finish(tx, Ok(ResultApplied::Unchanged(payment))).await;
-        }
         let order = order_status(&row, "order_status")?;
-        let (to, order_to, applied): (_, _, fn(Payment) -> ResultApplied) =
-            match (cmd.verdict, order) {
-                (Verdict::Ok, OrderStatus::Hold | OrderStatus::Fail) => (
-                    PaymentStatus::Ok,
-                    Some(OrderStatus::Paid),
-                    ResultApplied::Paid,
-                ),
-                // Charged for an order that can no longer be paid (a PAID order never changes).
-                (
-                    Verdict::Ok,
-                    OrderStatus::Paid | OrderStatus::Expired | OrderStatus::Cancelled,
-                ) => (
-                    PaymentStatus::RefundRequired,
-                    None,
-                    ResultApplied::RefundRequired,
-                ),
-                (Verdict::Fail, OrderStatus::Hold) => (
-                    PaymentStatus::Fail,
-                    Some(OrderStatus::Fail),
-                    ResultApplied::Failed,
-                ),
-                (
-                    Verdict::Fail,
-                    OrderStatus::Fail
-                    | OrderStatus::Paid
-                    | OrderStatus::Expired
-                    | OrderStatus::Cancelled,
-                ) => (PaymentStatus::Fail, None, ResultApplied::Failed),
-            };
+        let Some(settled) = settle(cmd.verdict, payment.status, order) else {
+            return finish(tx, Ok(ResultApplied::Unchanged(payment))).await;
+        };
+        let (to, order_to) = (settled.payment, settled.order);
         sqlx::query(SETTLE_SQL)
             .bind(payment.id.as_uuid())
             .bind(to.as_str())
@@ -244,7 +191,7 @@ impl PaymentStore for PgShop {
                 .map_err(|e| db("sell stock", e))?;
         }
         tx.commit().await.map_err(|e| db("commit", e))?;
-        Ok(Ok(applied(Payment {
+        Ok(Ok(settled.outcome.applied(Payment {
             status: to,
             updated_at: cmd.now,
             ..payment
