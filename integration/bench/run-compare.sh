@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Before/after in one run, embedded default (`flash up`, in-memory adapters): GET /queue/status
-# and GET /events of an older release build (BASE_BIN) and of this one, alternated with the axum
-# hello-world reference: hello, base, new, hello, base, new. Each status target is a READY ticket
-# (its body carries a signed gate token), as in run-http.sh. Loopback only; bounded by DUR.
+# Before/after in one run, embedded default (`flash up`, in-memory adapters): GET /queue/status,
+# GET /events and POST /queue/enqueue (a new buyer per request) of an older release build
+# (BASE_BIN) and of this one, alternated with the axum hello-world reference: hello, base, new,
+# hello, base, new. Each status target is a READY ticket (its body carries a signed gate token),
+# as in run-http.sh. Every rate limit is lifted (one loopback client plays every buyer); a build
+# that does not know a limit's variable ignores it. Loopback only; bounded by DUR.
 #
 # Usage: BASE_BIN=<dir with an older flash> integration/bench/run-compare.sh
 # Env: DUR (10s), CARGO_TARGET_DIR.
@@ -32,6 +34,14 @@ run() {
         "$(awk '/Non-2xx/ {print $5}' "$OUT/$name.txt" | grep . || echo 0)" | tee -a "$SUMMARY"
 }
 
+UNLIMITED=()
+for v in LOGIN_RATE_LIMIT_PER_USER LOGIN_RATE_LIMIT_PER_IP REGISTER_RATE_LIMIT_PER_IP \
+    ENQUEUE_RATE_LIMIT_PER_USER ENQUEUE_RATE_LIMIT_PER_IP ORDER_RATE_LIMIT_PER_USER \
+    ORDER_RATE_LIMIT_PER_IP PAYMENT_RATE_LIMIT_PER_USER PAYMENT_RATE_LIMIT_PER_IP; do
+    UNLIMITED+=("$v=1000000000/min")
+done
+UNLIMITED=(env "${UNLIMITED[@]}")
+
 echo "load before: $(cat /proc/loadavg)" | tee "$SUMMARY"
 "$BIN/flash-bench-hello" 18090 > "$OUT/hello.log" 2>&1 & pids+=($!)
 declare -A URL=([base]=http://127.0.0.1:18081 [new]=http://127.0.0.1:18080)
@@ -39,7 +49,8 @@ declare -A TICKET
 for who in base new; do
     b="$BIN"; [ "$who" = base ] && b="$BASE_BIN"
     PORT=${URL[$who]##*:} DEMO_USERS=10 DEMO_EVENT_QTY=1000 LOG_LEVEL=warn BCRYPT_COST=4 \
-        "$b/flash" > "$OUT/flash-$who.log" 2>&1 & pids+=($!)
+        JWT_ACCESS_SECRET=bench-access-secret JWT_REFRESH_SECRET=bench-refresh-secret \
+        "${UNLIMITED[@]}" "$b/flash" > "$OUT/flash-$who.log" 2>&1 & pids+=($!)
 done
 wait_up http://127.0.0.1:18090/
 for who in base new; do
@@ -60,6 +71,12 @@ for round in 1 2; do
     done
 done
 for who in base new; do run "events-$who" "${URL[$who]}/events"; done
+"$BIN/flash-bench-tokens" bench-access-secret 400000 > "$OUT/tokens.txt"
+for who in base new; do
+    EVENT=$(curl -s "${URL[$who]}/events" | json 'd[0]["id"]')
+    TOKENS="$OUT/tokens.txt" EVENT="$EVENT" WRK_THREADS=2 \
+        run "enqueue-$who" -s integration/bench/wrk/enqueue.lua "${URL[$who]}/queue/enqueue"
+done
 echo "load after: $(cat /proc/loadavg)" | tee -a "$SUMMARY"
 python3 - "$OUT" <<'PY' | tee -a "$SUMMARY"
 import sys, re
@@ -70,5 +87,6 @@ for r in (1, 2):
     h, b, n = rps(f"hello-{r}"), rps(f"status-base-{r}"), rps(f"status-new-{r}")
     print(f"round {r}: status/hello base {b/h:.2f}, new {n/h:.2f}; new/base {n/b:.2f}")
 print(f"events new/base {rps('events-new')/rps('events-base'):.2f}")
+print(f"enqueue new/base {rps('enqueue-new')/rps('enqueue-base'):.2f}")
 PY
 echo "raw outputs: $OUT"
