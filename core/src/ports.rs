@@ -55,8 +55,10 @@ pub trait SessionStore: Send + Sync {
     /// [`Rotation::Rotated`]. A token already spent or revoked MUST yield [`Rotation::Reused`]
     /// and revoke every token of its family; an unknown or expired one [`Rotation::Unknown`].
     async fn rotate(&self, jti: TokenId, now: Timestamp) -> StoreResult<Rotation>;
-    /// Revokes one token (logout). Returns whether it was unspent.
-    async fn revoke(&self, jti: TokenId) -> StoreResult<bool>;
+    /// Revokes every token of `family` (logout): none of them rotates any more and
+    /// [`SessionStore::family_alive`] answers false. A family no longer remembered (every token
+    /// expired) needs nothing.
+    async fn revoke_family(&self, family: FamilyId) -> StoreResult<()>;
     /// True while `family` has not been revoked.
     async fn family_alive(&self, family: FamilyId) -> StoreResult<bool>;
 }

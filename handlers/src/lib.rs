@@ -26,6 +26,8 @@ pub struct Handlers {
     pub refresh: auth::Refresh,
     pub logout: auth::Logout,
     pub tokens: auth::Tokens,
+    /// Access tokens verified against their session (hosts authenticate with it).
+    pub access: auth::Access,
     pub join_queue: queue::JoinQueue,
     pub queue_status: queue::QueueStatus,
     pub enter_queue: queue::EnterQueue,
@@ -64,6 +66,13 @@ impl Handlers {
         let promotion_kick = Kick::default();
         let relay_kick = Kick::default();
         let tokens = auth::Tokens::new(&settings.auth);
+        let access = auth::Access::new(
+            tokens.clone(),
+            ports.sessions.clone(),
+            ports.clock.clone(),
+            settings.auth.session_check,
+            settings.auth.access_ttl,
+        );
         let gate = queue::GateTokens::new(&settings.queue.gate_secret);
         let hasher =
             auth::PasswordHasher::new(settings.auth.bcrypt_cost, settings.auth.hash_concurrency);
@@ -91,8 +100,9 @@ impl Handlers {
                 hasher.clone(),
                 door(Door::Login, l.login_per_addr, l.login_per_user),
             ),
-            refresh: auth::Refresh::new(ports, tokens.clone()),
-            logout: auth::Logout::new(ports, tokens.clone()),
+            refresh: auth::Refresh::new(ports, tokens.clone(), access.clone()),
+            logout: auth::Logout::new(ports, tokens.clone(), access.clone()),
+            access,
             join_queue,
             queue_status: queue::QueueStatus::new(ports, &settings.queue, gate.clone()),
             enter_queue: queue::EnterQueue::new(ports, &settings.queue, gate.clone()),

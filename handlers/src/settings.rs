@@ -25,6 +25,11 @@ pub struct AuthSettings {
     pub bcrypt_cost: u32,
     /// Concurrent bcrypt computations (the bounded blocking pool).
     pub hash_concurrency: usize,
+    /// How long a "session alive" answer of the session store is trusted before an access
+    /// token of that session is checked again (zero: every request reads the store).
+    pub session_check: Duration,
+    /// Whether Socket.IO accepts the token from `?token=` (legacy clients; it lands in logs).
+    pub socket_token_in_query: bool,
 }
 
 #[derive(Clone)]
@@ -72,6 +77,8 @@ impl Settings {
                 admin_secret: None,
                 bcrypt_cost: 10,
                 hash_concurrency: 2,
+                session_check: Duration::from_secs(1),
+                socket_token_in_query: false,
             },
             queue: QueueSettings {
                 capacity: 50,

@@ -4,7 +4,7 @@ use common::*;
 use flash_core::domain::LoginName;
 use flash_core::{Classify, ErrorKind};
 use flash_handlers::auth::{
-    LoginError, LoginRequest, RefreshError, RegisterError, RegisterRequest,
+    AccessError, LoginError, LoginRequest, RefreshError, RegisterError, RegisterRequest, TokenPair,
 };
 
 fn reg(login: &str, admin: Option<&str>) -> RegisterRequest {
@@ -13,6 +13,15 @@ fn reg(login: &str, admin: Option<&str>) -> RegisterRequest {
         password: "testtest".into(),
         admin_secret: admin.map(str::to_owned),
     }
+}
+
+/// Registers `user` (password `testtest`) and logs them in.
+async fn signed_up(w: &World, user: &str) -> TokenPair {
+    w.h.register.handle(&cx(), reg(user, None)).await.unwrap();
+    w.h.login
+        .handle(&cx(), login(user, "testtest"))
+        .await
+        .unwrap()
 }
 
 fn login(login: &str, password: &str) -> LoginRequest {
@@ -25,15 +34,7 @@ fn login(login: &str, password: &str) -> LoginRequest {
 #[tokio::test]
 async fn a_registered_user_logs_in_and_gets_a_token_pair_for_their_account() {
     let w = world();
-    w.h.register
-        .handle(&cx(), reg("test0001", None))
-        .await
-        .unwrap();
-    let pair =
-        w.h.login
-            .handle(&cx(), login("test0001", "testtest"))
-            .await
-            .unwrap();
+    let pair = signed_up(&w, "test0001").await;
     let p =
         w.h.tokens
             .verify_access(&pair.access_token, w.now())
@@ -176,15 +177,7 @@ async fn logins_are_rate_limited_per_client_address() {
 #[tokio::test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
     let w = world();
-    w.h.register
-        .handle(&cx(), reg("test0001", None))
-        .await
-        .unwrap();
-    let first =
-        w.h.login
-            .handle(&cx(), login("test0001", "testtest"))
-            .await
-            .unwrap();
+    let first = signed_up(&w, "test0001").await;
     let second =
         w.h.refresh
             .handle(&cx(), &first.refresh_token)
@@ -211,15 +204,7 @@ async fn refresh_rotates_and_a_reused_token_revokes_the_family() {
 #[tokio::test]
 async fn an_access_token_is_never_a_refresh_token() {
     let w = world();
-    w.h.register
-        .handle(&cx(), reg("test0001", None))
-        .await
-        .unwrap();
-    let pair =
-        w.h.login
-            .handle(&cx(), login("test0001", "testtest"))
-            .await
-            .unwrap();
+    let pair = signed_up(&w, "test0001").await;
     let e =
         w.h.refresh
             .handle(&cx(), &pair.access_token)
@@ -234,39 +219,108 @@ async fn an_access_token_is_never_a_refresh_token() {
 }
 
 #[tokio::test]
-async fn logout_revokes_the_refresh_token() {
+async fn logout_with_any_token_of_the_session_ends_the_whole_session() {
     let w = world();
-    w.h.register
-        .handle(&cx(), reg("test0001", None))
-        .await
-        .unwrap();
-    let pair =
+    let first = signed_up(&w, "test0001").await;
+    let latest =
+        w.h.refresh
+            .handle(&cx(), &first.refresh_token)
+            .await
+            .unwrap();
+    let elsewhere =
         w.h.login
             .handle(&cx(), login("test0001", "testtest"))
             .await
             .unwrap();
-    w.h.logout.handle(&cx(), &pair.refresh_token).await.unwrap();
+    assert!(w.h.access.verify(&latest.access_token).await.is_ok());
+
+    // The first, already rotated refresh token logs the session out (SPEC §11).
+    w.h.logout
+        .handle(&cx(), &first.refresh_token)
+        .await
+        .unwrap();
     assert!(
         w.h.refresh
-            .handle(&cx(), &pair.refresh_token)
+            .handle(&cx(), &latest.refresh_token)
+            .await
+            .is_err(),
+        "the newest refresh token of a logged-out session still rotates"
+    );
+    for token in [&first.access_token, &latest.access_token] {
+        assert!(matches!(
+            w.h.access.verify(token).await,
+            Err(AccessError::Revoked)
+        ));
+    }
+    // Another session of the same user is untouched.
+    assert!(w.h.access.verify(&elsewhere.access_token).await.is_ok());
+    assert!(w.h.logout.handle(&cx(), "not-a-jwt").await.is_err());
+}
+
+#[tokio::test]
+async fn access_tokens_of_a_family_revoked_by_reuse_are_refused_at_once() {
+    let w = world();
+    let first = signed_up(&w, "test0001").await;
+    let second =
+        w.h.refresh
+            .handle(&cx(), &first.refresh_token)
+            .await
+            .unwrap();
+    assert!(w.h.access.verify(&second.access_token).await.is_ok());
+    assert!(
+        w.h.refresh
+            .handle(&cx(), &first.refresh_token)
             .await
             .is_err()
     );
-    assert!(w.h.logout.handle(&cx(), "not-a-jwt").await.is_err());
+    assert!(matches!(
+        w.h.access.verify(&second.access_token).await,
+        Err(AccessError::Revoked)
+    ));
+}
+
+#[tokio::test]
+async fn a_logout_on_one_instance_reaches_another_within_the_session_check() {
+    let w = world();
+    // A second instance over the same stores, with the default check period.
+    let other = flash_handlers::Handlers::new(&w.ports, settings());
+    assert_eq!(
+        settings().auth.session_check,
+        std::time::Duration::from_secs(1)
+    );
+    let pair = signed_up(&w, "test0001").await;
+    let grant = other.access.verify(&pair.access_token).await.unwrap();
+    w.h.logout.handle(&cx(), &pair.refresh_token).await.unwrap();
+
+    // This instance refuses at once; the other trusts its answer for at most the check period.
+    assert!(w.h.access.verify(&pair.access_token).await.is_err());
+    assert!(other.access.verify(&pair.access_token).await.is_ok());
+    w.advance(1_000);
+    assert!(matches!(
+        other.access.verify(&pair.access_token).await,
+        Err(AccessError::Revoked)
+    ));
+    assert!(!other.access.still_valid(&grant).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_grant_lapses_when_its_access_token_expires() {
+    let w = world();
+    let pair = signed_up(&w, "test0001").await;
+    let grant = w.h.access.verify(&pair.access_token).await.unwrap();
+    assert!(w.h.access.still_valid(&grant).await.unwrap());
+    w.advance(15 * 60 * 1000);
+    assert!(!w.h.access.still_valid(&grant).await.unwrap());
+    assert!(matches!(
+        w.h.access.verify(&pair.access_token).await,
+        Err(AccessError::Invalid(_))
+    ));
 }
 
 #[tokio::test]
 async fn an_expired_refresh_token_is_refused() {
     let w = world();
-    w.h.register
-        .handle(&cx(), reg("test0001", None))
-        .await
-        .unwrap();
-    let pair =
-        w.h.login
-            .handle(&cx(), login("test0001", "testtest"))
-            .await
-            .unwrap();
+    let pair = signed_up(&w, "test0001").await;
     w.advance(8 * 24 * 3600 * 1000);
     assert!(
         w.h.refresh

@@ -203,16 +203,13 @@ impl SessionStore for MemorySessionStore {
         }
     }
 
-    async fn revoke(&self, jti: TokenId) -> StoreResult<bool> {
+    async fn revoke_family(&self, family: FamilyId) -> StoreResult<()> {
         self.faults.check("session store")?;
         let mut s = lock(&self.state, "session store")?;
-        Ok(match s.tokens.get_mut(&jti) {
-            Some(t) if t.spend == Spend::Unspent => {
-                t.spend = Spend::Revoked;
-                true
-            }
-            Some(_) | None => false,
-        })
+        if let Some(f) = s.families.get_mut(&family) {
+            f.revoked = true;
+        }
+        Ok(())
     }
 
     /// An unknown family (never issued, or every token expired and forgotten) was never

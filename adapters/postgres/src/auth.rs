@@ -187,16 +187,16 @@ impl SessionStore for PgSessionStore {
         Ok(Rotation::Reused { family })
     }
 
-    async fn revoke(&self, jti: TokenId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = now() \
-             WHERE jti = $1 AND spent_at IS NULL AND revoked_at IS NULL",
+    async fn revoke_family(&self, family: FamilyId) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_token_families SET revoked_at = COALESCE(revoked_at, now()) \
+             WHERE id = $1",
         )
-        .bind(jti.as_uuid())
+        .bind(family.as_uuid())
         .execute(&self.pool)
         .await
-        .map_err(|e| db("revoke refresh token", e))?;
-        Ok(done.rows_affected() == 1)
+        .map_err(|e| db("revoke refresh token family", e))?;
+        Ok(())
     }
 
     /// An unknown family (never issued, or purged) was never revoked.

@@ -107,16 +107,16 @@ impl SessionStore for RedisSessionStore {
         }
     }
 
-    async fn revoke(&self, jti: TokenId) -> StoreResult<bool> {
+    async fn revoke_family(&self, family: FamilyId) -> StoreResult<()> {
         let mut inv = REVOKE.prepare_invoke();
-        inv.key(self.token_key(jti));
-        let n: i64 = self
+        inv.key(self.family_key(family));
+        let _: i64 = self
             .redis
             .run("session revoke", |mut c| async move {
                 inv.invoke_async(&mut c).await
             })
             .await?;
-        Ok(n == 1)
+        Ok(())
     }
 
     /// A family nobody remembers (never issued, or all its tokens expired) was never revoked,

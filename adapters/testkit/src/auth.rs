@@ -181,24 +181,36 @@ pub async fn sessions_unknown_or_expired_token_is_unknown(
     );
 }
 
-/// `revoke` reports whether the token was unspent; a revoked token counts as reused.
-pub async fn sessions_revoked_token_counts_as_reuse(
-    sessions: Arc<dyn SessionStore>,
-    now: Timestamp,
-) {
-    let s = session(family(), now);
-    sessions.issue(s.clone()).await.unwrap();
-    assert!(
-        sessions.revoke(s.jti).await.unwrap(),
-        "unspent token not reported"
-    );
-    assert!(!sessions.revoke(s.jti).await.unwrap(), "revoked twice");
-    assert!(!sessions.revoke(TokenId(Uuid::new_v4())).await.unwrap());
+/// `revoke_family` (logout) kills every token of the family, the rotated ones' successors
+/// included, and no other family; revoking twice or an unknown family is harmless.
+pub async fn sessions_logout_revokes_the_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+    let fam = family();
+    let first = session(fam, now);
+    sessions.issue(first.clone()).await.unwrap();
+    assert!(matches!(
+        sessions.rotate(first.jti, now).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
+    let next = session(fam, now);
+    sessions.issue(next.clone()).await.unwrap();
+    let other = session(family(), now);
+    sessions.issue(other.clone()).await.unwrap();
+
+    sessions.revoke_family(fam).await.unwrap();
+    sessions.revoke_family(fam).await.unwrap();
+    sessions.revoke_family(family()).await.unwrap();
+
+    assert!(!sessions.family_alive(fam).await.unwrap());
     assert_eq!(
-        sessions.rotate(s.jti, now).await.unwrap(),
-        Rotation::Reused { family: s.family }
+        sessions.rotate(next.jti, now).await.unwrap(),
+        Rotation::Reused { family: fam },
+        "the newest token of a logged-out family still rotates"
     );
-    assert!(!sessions.family_alive(s.family).await.unwrap());
+    assert!(sessions.family_alive(other.family).await.unwrap());
+    assert!(matches!(
+        sessions.rotate(other.jti, now).await.unwrap(),
+        Rotation::Rotated(_)
+    ));
 }
 
 /// A key no other test uses.

@@ -75,7 +75,7 @@ macro_rules! session_store_contracts {
             sessions_reuse_revokes_family,
             sessions_concurrent_rotations_one_wins,
             sessions_unknown_or_expired_token_is_unknown,
-            sessions_revoked_token_counts_as_reuse);
+            sessions_logout_revokes_the_family);
     };
 }
 

@@ -1,9 +1,11 @@
 //! Accounts and tokens: register, admin register, login, refresh with rotation and reuse
 //! detection, logout.
 
+mod access;
 mod password;
 mod tokens;
 
+pub use access::{Access, AccessError, Grant};
 pub use password::{HashFailed, PasswordHasher};
 pub use tokens::{Claims, RefreshClaims, TokenError, TokenPair, TokenType, Tokens};
 
@@ -294,16 +296,19 @@ pub struct Refresh {
     users: Arc<dyn UserStore>,
     sessions: Arc<dyn SessionStore>,
     tokens: Tokens,
+    access: Access,
 }
 
 impl Refresh {
-    pub fn new(p: &Ports, tokens: Tokens) -> Self {
+    /// `access` learns of a family revoked by reuse, so its access tokens stop here at once.
+    pub fn new(p: &Ports, tokens: Tokens, access: Access) -> Self {
         Refresh {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
             users: p.users.clone(),
             sessions: p.sessions.clone(),
             tokens,
+            access,
         }
     }
 
@@ -350,6 +355,7 @@ impl Refresh {
             }
             Rotation::Reused { family } => {
                 tracing::warn!(%family, "refresh token reused: family revoked");
+                self.access.revoked(family);
                 Err(RefreshError::Invalid)
             }
             Rotation::Unknown => Err(RefreshError::Invalid),
@@ -361,27 +367,32 @@ pub struct Logout {
     clock: Arc<dyn Clock>,
     sessions: Arc<dyn SessionStore>,
     tokens: Tokens,
+    access: Access,
 }
 
 impl Logout {
-    pub fn new(p: &Ports, tokens: Tokens) -> Self {
+    pub fn new(p: &Ports, tokens: Tokens, access: Access) -> Self {
         Logout {
             clock: p.clock.clone(),
             sessions: p.sessions.clone(),
             tokens,
+            access,
         }
     }
 
-    /// Revokes the refresh token; a token already spent or revoked logs out as well.
+    /// Ends the whole session (SPEC §11): every refresh token of the family, the rotated ones'
+    /// successors included, and every access token issued with them. Any refresh token of the
+    /// session logs out, even one already spent.
     pub async fn handle(&self, _cx: &Context, refresh_token: &str) -> Result<(), RefreshError> {
         let claims = self
             .tokens
             .verify_refresh(refresh_token, self.clock.now())
             .map_err(|_| RefreshError::Invalid)?;
         self.sessions
-            .revoke(claims.jti)
+            .revoke_family(claims.family)
             .await
             .map_err(RefreshError::Store)?;
+        self.access.revoked(claims.family);
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Expiry is checked against the `Clock` port, not the system clock, so tests are deterministic.
 
+use super::access::Grant;
 use crate::settings::AuthSettings;
 use flash_core::domain::{LoginName, RefreshSession, Role, User};
 use flash_core::{FamilyId, Principal, Timestamp, TokenId, UserId};
@@ -17,7 +18,8 @@ pub enum TokenType {
     Refresh,
 }
 
-/// The claims of both token types. `fam` is present on refresh tokens only.
+/// The claims of both token types. `fam` names the session family (absent from access tokens
+/// issued before access tokens carried it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -104,7 +106,12 @@ impl Tokens {
         let header = Header::new(Algorithm::HS256);
         let access = encode(
             &header,
-            &claims(TokenType::Access, access_jti, self.0.access_ttl, None),
+            &claims(
+                TokenType::Access,
+                access_jti,
+                self.0.access_ttl,
+                Some(family.to_string()),
+            ),
             &self.0.access_enc,
         )
         .map_err(|_| TokenError::Invalid)?;
@@ -135,11 +142,24 @@ impl Tokens {
 
     /// Verifies an access token statelessly (no store read) and returns its principal.
     pub fn verify_access(&self, token: &str, now: Timestamp) -> Result<Principal, TokenError> {
+        self.verify_grant(token, now).map(|g| g.principal)
+    }
+
+    /// Verifies an access token statelessly; [`super::Access`] adds the session check.
+    pub fn verify_grant(&self, token: &str, now: Timestamp) -> Result<Grant, TokenError> {
         let c = self.decode(token, &self.0.access_dec, TokenType::Access, now)?;
-        Ok(Principal {
-            user: c.sub.parse().map_err(|_| TokenError::Invalid)?,
-            login: LoginName::trusted(c.user_id),
-            role: Role::parse(&c.role).ok_or(TokenError::Invalid)?,
+        let family = match c.fam.as_deref() {
+            Some(f) => Some(f.parse().map_err(|_| TokenError::Invalid)?),
+            None => None,
+        };
+        Ok(Grant {
+            principal: Principal {
+                user: c.sub.parse().map_err(|_| TokenError::Invalid)?,
+                login: LoginName::trusted(c.user_id),
+                role: Role::parse(&c.role).ok_or(TokenError::Invalid)?,
+            },
+            family,
+            expires_at: Timestamp::from_millis(c.exp.saturating_mul(1000)),
         })
     }
 

@@ -10,6 +10,7 @@ use flash_core::{EventId, StoreError, UserId};
 use flash_handlers::{Handlers, Ports, Settings};
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
+use flash_http::server::ServeOptions;
 use flash_http::state::{AppState, Services};
 use flash_pods::backends::{BackendConfig, Needs};
 use flash_runtime::config::{
@@ -130,14 +131,16 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
         service: "flash".into(),
         cors_origins: c.http.cors_origins.clone(),
         body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
+        read_timeout: c.http.read_timeout,
     };
     let (router, socket_tasks) =
         flash_http::app_with_socket(state, &layers, ports.notifier.clone());
     let router = crate::web::mount(router, &layers, &metrics);
 
     let mut tasks = TaskSet::new(&shutdown);
-    for (i, t) in socket_tasks.into_iter().enumerate() {
-        tasks.adopt(format!("socket-{i}"), t);
+    for t in socket_tasks {
+        // Push loops: nothing in flight to let finish.
+        tasks.adopt_abortable(t);
     }
     let intervals = Intervals {
         promotion: c.queue.promotion_interval,
@@ -180,16 +183,13 @@ pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError>
     let addr = listener.local_addr()?;
     let grace = c.http.shutdown_grace;
     let stop = shutdown.clone();
+    let options = ServeOptions {
+        read_timeout: c.http.read_timeout,
+        // `flash up` faces its clients directly: the socket peer is the client address.
+        peer_is_client: true,
+    };
     let done = tokio::spawn(async move {
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server failed");
-        }
+        flash_http::server::serve(listener, router, options, stop.cancelled()).await;
         let report = tasks.shutdown(grace).await;
         tracing::info!(?report, "stopped");
     });

@@ -33,6 +33,11 @@ async fn system() -> Running {
 }
 
 async fn login(base: &str, user: &str) -> String {
+    login_pair(base, user).await.0
+}
+
+/// (access token, refresh token) of a fresh session.
+async fn login_pair(base: &str, user: &str) -> (String, String) {
     let body: Value = reqwest::Client::new()
         .post(format!("{base}/auth/login"))
         .json(&json!({"userId": user, "password": "testtest"}))
@@ -42,7 +47,8 @@ async fn login(base: &str, user: &str) -> String {
         .json()
         .await
         .unwrap();
-    body["accessToken"].as_str().unwrap().to_owned()
+    let token = |k: &str| body[k].as_str().unwrap().to_owned();
+    (token("accessToken"), token("refreshToken"))
 }
 
 /// Every event the socket receives, as (name, first argument).
@@ -102,6 +108,31 @@ async fn expect(
     }
 }
 
+type Matcher<'a> = &'a dyn Fn(&str, &Value) -> bool;
+
+/// Waits (with the same deadline) until every matcher has matched one event, in any order, and
+/// returns the first event each matched.
+async fn expect_each<const N: usize>(
+    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
+    what: &str,
+    matchers: [Matcher<'_>; N],
+) -> [Value; N] {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut found: [Option<Value>; N] = std::array::from_fn(|_| None);
+    while found.iter().any(Option::is_none) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((name, v))) => {
+                let hit = (0..N).find(|&i| found[i].is_none() && matchers[i](&name, &v));
+                if let Some(i) = hit {
+                    found[i] = Some(v);
+                }
+            }
+            Ok(None) | Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+    found.map(|v| v.expect("every matcher matched"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
     let sys = system().await;
@@ -117,13 +148,18 @@ async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
     a.emit("queue/join", json!({"eventId": "__global__"}))
         .await
         .unwrap();
-    let joined = expect(&mut a_rx, "queue:joined", |n, _| n == "queue:joined").await;
-    let a_ticket = joined["ticketId"].as_str().unwrap().to_owned();
-    // The first buyer is admitted as soon as they join (the join kicks the promoter).
-    let ready = expect(&mut a_rx, "READY for the first buyer", |n, v| {
-        n == "queue:update" && v["state"] == "READY"
-    })
+    // The first buyer is admitted as soon as they join (the join kicks the promoter). The READY
+    // comes before `queue:joined` when the promoter ran before the join read the ticket, after
+    // it (pushed) when it ran later: either order is right.
+    let [joined, ready] = expect_each(
+        &mut a_rx,
+        "queue:joined and READY for the first buyer",
+        [&|n, _| n == "queue:joined", &|n, v| {
+            n == "queue:update" && v["state"] == "READY"
+        }],
+    )
     .await;
+    let a_ticket = joined["ticketId"].as_str().unwrap().to_owned();
     assert!(ready["gateToken"].as_str().is_some_and(|g| !g.is_empty()));
 
     let (b, mut b_rx) = connect(&base, Some(&second)).await;
@@ -191,6 +227,73 @@ async fn a_connection_without_a_valid_token_is_refused() {
         );
         let _ = c.disconnect().await;
     }
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_the_query_string_is_refused_unless_allowed() {
+    let sys = system().await;
+    let base = format!("http://{}", sys.addr);
+    let token = login(&base, "test0000").await;
+    // SOCKET_TOKEN_IN_QUERY defaults to false: the token would land in proxy logs.
+    let (c, mut rx) = connect(&format!("{base}/?token={token}"), None).await;
+    let err = expect(&mut rx, "connect_error", |n, _| n == "error").await;
+    assert!(err.to_string().contains("Unauthorized"), "got {err}");
+    let _ = c.disconnect().await;
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_when_its_session_is_logged_out() {
+    let sys = system().await;
+    let base = format!("http://{}", sys.addr);
+    let (access, refresh) = login_pair(&base, "test0000").await;
+    let (other, _) = login_pair(&base, "test0001").await;
+    let (a, mut a_rx) = connect(&base, Some(&access)).await;
+    expect(&mut a_rx, "queue:config", |n, _| n == "queue:config").await;
+    let (b, mut b_rx) = connect(&base, Some(&other)).await;
+    expect(&mut b_rx, "queue:config", |n, _| n == "queue:config").await;
+
+    let status = reqwest::Client::new()
+        .post(format!("{base}/auth/logout"))
+        .json(&json!({ "refreshToken": refresh }))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "logout answered {status}");
+
+    let told = expect(&mut a_rx, "the logged-out socket told", |n, _| {
+        n == "queue:error"
+    })
+    .await;
+    assert_eq!(told["message"], "Unauthorized");
+    // The server closed the namespace: what the socket asks is no longer answered, while the
+    // other user's socket still is.
+    let _ = a.emit("queue/join", json!({})).await;
+    b.emit("queue/join", json!({})).await.unwrap();
+    expect(&mut b_rx, "queue:joined for the other user", |n, _| {
+        n == "queue:joined"
+    })
+    .await;
+    let late = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match a_rx.recv().await {
+                Some((n, _)) if n == "queue:joined" => return Some(n),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await;
+    assert!(
+        !matches!(late, Ok(Some(_))),
+        "a logged-out socket still joined the queue"
+    );
+    let _ = a.disconnect().await;
+    let _ = b.disconnect().await;
     sys.shutdown.trigger();
     let _ = sys.done.await;
 }

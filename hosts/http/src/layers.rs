@@ -9,6 +9,7 @@
 use crate::body::{BodyLimit, DEFAULT_BODY_LIMIT};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::server::DEFAULT_READ_TIMEOUT;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
@@ -48,6 +49,8 @@ pub struct HttpLayersConfig {
     pub cors_origins: Vec<String>,
     /// Request body limit in bytes (413 above it).
     pub body_limit: usize,
+    /// How long a client may take to send a body once its headers arrived (408 past it).
+    pub read_timeout: Duration,
 }
 
 impl HttpLayersConfig {
@@ -60,6 +63,7 @@ impl HttpLayersConfig {
                 .map(|s| (*s).to_owned())
                 .collect(),
             body_limit: DEFAULT_BODY_LIMIT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         }
     }
 
@@ -74,6 +78,9 @@ impl HttpLayersConfig {
         }
         if self.body_limit == 0 {
             return Err("body limit must be positive".into());
+        }
+        if self.read_timeout.is_zero() {
+            return Err("read timeout must be positive".into());
         }
         Ok(())
     }
@@ -111,6 +118,7 @@ where
         metrics: metrics.clone(),
         cors: cors_layer(&cfg.cors_origins),
         limit: cfg.body_limit,
+        read_timeout: cfg.read_timeout,
     });
     router.layer(
         ServiceBuilder::new()
@@ -161,6 +169,8 @@ struct Common {
     cors: CorsLayer,
     /// Request body limit in bytes.
     limit: usize,
+    /// Longest wait for a request body.
+    read_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -224,6 +234,7 @@ where
                     tracing::enabled!(tracing::Level::WARN).then(|| req.uri().path().to_owned());
                 let limited = LimitBody {
                     limit: common.limit,
+                    read_timeout: common.read_timeout,
                     inner,
                 };
                 let through_cors =
@@ -329,42 +340,90 @@ fn add_no_origin_cors_headers(headers: &mut HeaderMap) {
     );
 }
 
-/// Refuses a declared `Content-Length` over the limit at once (legacy JSON 413) and tells the
-/// body extractors the limit for streamed bodies.
+/// Reads the whole request body (up to the limit, within the read timeout) before the route
+/// runs, so every answer — a 401 or 404 that never looks at the body included — leaves the
+/// connection clean for the next request on it (SPEC §11: no resets behind the load balancer).
+/// A body that cannot be read whole is answered with `Connection: close`: 413 past the limit
+/// (at once when `Content-Length` declares it), 408 past the timeout, 400 when the client broke
+/// off. Routes then see the buffered body and the [`BodyLimit`].
 #[derive(Clone)]
 struct LimitBody<I> {
     limit: usize,
+    read_timeout: Duration,
     inner: I,
 }
 
 impl<I> Service<Request> for LimitBody<I>
 where
-    I: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    I: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     I::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
     type Future =
-        futures::future::Either<std::future::Ready<Result<Response, Infallible>>, I::Future>;
+        futures::future::Either<BoxFuture<'static, Result<Response, Infallible>>, I::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
+        use http_body::Body as _;
+        req.extensions_mut().insert(BodyLimit(self.limit));
+        if req.body().is_end_stream() {
+            return futures::future::Either::Right(self.inner.call(req));
+        }
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.limit as u64) {
-            return futures::future::Either::Left(std::future::ready(Ok(
-                ApiError::payload_too_large().into_response(),
-            )));
+        let (limit, timeout) = (self.limit, self.read_timeout);
+        if declared.is_some_and(|n| n > limit as u64) {
+            let refused = closing(ApiError::payload_too_large());
+            return futures::future::Either::Left(Box::pin(std::future::ready(Ok(refused))));
         }
-        req.extensions_mut().insert(BodyLimit(self.limit));
-        futures::future::Either::Right(self.inner.call(req))
+        // The body is read first, then the route runs: the ready inner service moves into the
+        // future and a clone takes its place (tower's pattern for async work before `call`).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        futures::future::Either::Left(Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let limited = http_body_util::Limited::new(body, limit);
+            let read = tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited));
+            let bytes = match read.await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Ok(closing(ApiError::payload_too_large()));
+                }
+                Ok(Err(_)) => {
+                    return Ok(closing(ApiError::bad_request(
+                        "Request body could not be read",
+                    )));
+                }
+                Err(_) => {
+                    return Ok(closing(ApiError::new(
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "Request body was not received in time",
+                    )));
+                }
+            };
+            let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+            std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+            inner.call(req).await
+        }))
     }
+}
+
+/// `err` with `Connection: close`: the rest of the request was not read, so the connection
+/// cannot carry another one.
+fn closing(err: ApiError) -> Response {
+    let mut response = err.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The client's address for rate limiting: the socket peer when the server was started with

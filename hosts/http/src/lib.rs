@@ -2,7 +2,8 @@
 //! status codes, JSON field names and error bodies; DTO validation; error rendering; Socket.IO
 //! `/queue`; `/live`, `/ready`, `/health`, `/metrics`, `/openapi.json`.
 //!
-//! The same [`Router`] is served by the pods (`axum::serve`) and by Lambda (`lambda_http::run`).
+//! The same [`Router`] is served by the pods and `flash up` ([`server::serve`]) and by Lambda
+//! (`lambda_http::run`).
 //! This crate must not depend on any adapter crate: it sees ports and handlers only.
 
 pub mod body;
@@ -11,6 +12,7 @@ pub mod layers;
 pub mod openapi;
 pub mod ops;
 pub mod routes;
+pub mod server;
 pub mod socket;
 pub mod state;
 pub mod validate;

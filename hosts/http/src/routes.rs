@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use flash_core::domain::{EventPatch, EventStatus, LoginName, QueueScope, Verdict};
 use flash_core::ports::EventListing;
 use flash_core::{Context, EventId, OrderId, PaymentId, Principal, TicketId};
-use flash_handlers::auth::{LoginRequest, RegisterRequest};
+use flash_handlers::auth::{AccessError, LoginRequest, RegisterRequest};
 use flash_handlers::events::NewEvent;
 use flash_handlers::orders::PlaceOrderRequest;
 use flash_handlers::payments::{CallbackRequest, PaymentRequest};
@@ -58,7 +58,9 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+/// The caller of a request with `Authorization: Bearer`, checked against its session: a token
+/// of a logged-out or revoked session is refused like a forged one.
+async fn principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
     let Some(raw) = header(&parts.headers, "authorization") else {
         return Ok(None);
     };
@@ -66,12 +68,14 @@ fn principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiEr
         .strip_prefix("Bearer ")
         .or_else(|| raw.strip_prefix("bearer "))
         .ok_or_else(ApiError::unauthorized)?;
-    state
-        .handlers
-        .tokens
-        .verify_access(token.trim(), state.handlers.now())
-        .map(Some)
-        .map_err(|_| ApiError::unauthorized())
+    match state.handlers.access.verify(token.trim()).await {
+        Ok(grant) => Ok(Some(grant.principal)),
+        Err(AccessError::Invalid(_) | AccessError::Revoked) => Err(ApiError::unauthorized()),
+        Err(AccessError::Store(e)) => {
+            tracing::warn!(error = %e, "session check unavailable");
+            Err(ApiError::unavailable("Service temporarily unavailable"))
+        }
+    }
 }
 
 fn context(parts: &Parts, principal: Option<Principal>) -> Context {
@@ -87,7 +91,7 @@ impl FromRequestParts<AppState> for Cx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = principal(parts, state)?;
+        let p = principal(parts, state).await?;
         Ok(Cx(context(parts, p)))
     }
 }
@@ -96,7 +100,9 @@ impl FromRequestParts<AppState> for AuthedCx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let p = principal(parts, state)?.ok_or_else(ApiError::unauthorized)?;
+        let p = principal(parts, state)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
         Ok(AuthedCx(context(parts, Some(p.clone())), p))
     }
 }

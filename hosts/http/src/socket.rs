@@ -1,7 +1,9 @@
 //! Socket.IO namespace `/queue` (legacy event names and payloads), authenticated by access token.
 //!
-//! - On connect the token (handshake `auth.token`, `Authorization` header or `?token=`) is
-//!   verified; the user always comes from it, never from a payload. No token → `connect_error`.
+//! - On connect the token (handshake `auth.token`, `Authorization` header, or `?token=` only when
+//!   `SOCKET_TOKEN_IN_QUERY=true`) is verified against its session; the user always comes from
+//!   it, never from a payload. No valid token → `connect_error`. A connection whose token
+//!   expires or whose session is revoked is told (`queue:error` `Unauthorized`) and closed.
 //! - `queue/join` enqueues (idempotently) and starts tracking; `queue/leave` with
 //!   `clearTicket: true` removes the ticket from the line.
 //! - READY is pushed the moment a promotion happens: every instance subscribes to the queue
@@ -13,6 +15,7 @@ use crate::state::AppState;
 use flash_core::domain::{QueueScope, TicketState};
 use flash_core::ports::QueueNotifier;
 use flash_core::{Classify, Context, ErrorKind, Principal, TicketId};
+use flash_handlers::auth::Grant;
 use flash_handlers::queue::TicketStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -55,7 +58,8 @@ pub fn layer(
     io.ns(NAMESPACE, on_connect.with(authenticate));
     let tasks = vec![
         tokio::spawn(forward_notices(io.clone(), state.clone(), notifier)),
-        tokio::spawn(broadcast_summaries(io.clone(), state)),
+        tokio::spawn(broadcast_summaries(io.clone(), state.clone())),
+        tokio::spawn(close_lapsed_sessions(io.clone(), state)),
     ];
     (layer, io, tasks)
 }
@@ -89,24 +93,62 @@ async fn authenticate(
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|v| bearer(v).to_owned());
-    let from_query = parts.uri.query().and_then(|q| {
+    let from_query = || {
+        let q = parts.uri.query()?;
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
             .find(|(k, _)| *k == "token")
             .map(|(_, v)| v.to_owned())
-    });
+    };
     let token = from_auth
         .or(from_header)
-        .or(from_query)
+        .or_else(|| {
+            state
+                .handlers
+                .settings
+                .auth
+                .socket_token_in_query
+                .then(from_query)
+                .flatten()
+        })
         .ok_or(Unauthorized)?;
-    let now = state.handlers.now();
-    let principal = state
+    let grant = state
         .handlers
-        .tokens
-        .verify_access(bearer(&token), now)
+        .access
+        .verify(bearer(&token))
+        .await
         .map_err(|_| Unauthorized)?;
-    s.extensions.insert(principal);
+    s.extensions.insert(grant.principal.clone());
+    s.extensions.insert(grant);
     Ok(())
+}
+
+/// How often connected sockets are checked for an expired token or a revoked session.
+const SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Closes every socket whose access token expired or whose session was revoked, one sweep over
+/// the namespace per second (a revocation taken elsewhere is seen within `SESSION_CHECK_MS`).
+/// A session store that cannot answer closes nothing.
+async fn close_lapsed_sessions(io: SocketIo, state: AppState) {
+    let mut tick = tokio::time::interval(SESSION_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(ns) = io.of(NAMESPACE) else { continue };
+        for s in ns.sockets() {
+            let Some(grant) = s.extensions.get::<Grant>() else {
+                continue;
+            };
+            match state.handlers.access.still_valid(&grant).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    emit_error(&s, "Unauthorized");
+                    let _ = s.disconnect();
+                }
+                Err(e) => tracing::debug!(error = %e, "session check failed; socket kept"),
+            }
+        }
+    }
 }
 
 async fn on_connect(s: SocketRef, State(state): State<AppState>) {

@@ -47,6 +47,8 @@ impl HttpFunction {
             service: "lambda".to_owned(),
             cors_origins: function.config.http.cors_origins.clone(),
             body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
+            // Lambda receives whole bodies from the ALB; the setting bounds nothing slower here.
+            read_timeout: function.config.http.read_timeout,
         };
         HttpFunction {
             router: flash_http::app(state, &layers),

@@ -7,6 +7,7 @@ use clap::{Args, CommandFactory, Parser};
 use flash_handlers::Handlers;
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
+use flash_http::server::ServeOptions;
 use flash_http::state::{AppState, Services};
 use flash_runtime::config::{
     AuthConfig, ConfigError, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig,
@@ -180,8 +181,9 @@ pub async fn start(role: Role, c: PodConfig, shutdown: Shutdown) -> Result<Pod, 
                 &layers(role, &c),
                 backends.ports.notifier.clone(),
             );
-            for (i, t) in socket_tasks.into_iter().enumerate() {
-                tasks.adopt(format!("socket-{i}"), t);
+            for t in socket_tasks {
+                // Push loops: nothing in flight to let finish.
+                tasks.adopt_abortable(t);
             }
             jobs::spawn_promoter(
                 &mut tasks,
@@ -241,7 +243,15 @@ pub async fn start(role: Role, c: PodConfig, shutdown: Shutdown) -> Result<Pod, 
         }
     };
     tracing::info!(role = role.name(), backends = ?backends.described, "starting");
-    serve(router, addr, shutdown, tasks, c.http.shutdown_grace).await
+    serve(
+        router,
+        addr,
+        shutdown,
+        tasks,
+        c.http.shutdown_grace,
+        c.http.read_timeout,
+    )
+    .await
 }
 
 fn app_state(
@@ -269,6 +279,7 @@ fn layers(role: Role, c: &PodConfig) -> HttpLayersConfig {
         service: role.name().to_owned(),
         cors_origins: c.http.cors_origins.clone(),
         body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
+        read_timeout: c.http.read_timeout,
     }
 }
 
@@ -279,6 +290,7 @@ pub async fn serve(
     shutdown: Shutdown,
     tasks: TaskSet,
     grace: Duration,
+    read_timeout: Duration,
 ) -> Result<Pod, BoxError> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -287,13 +299,12 @@ pub async fn serve(
     tracing::info!(%local, "listening");
     let stop = shutdown.clone();
     let done = tokio::spawn(async move {
-        // Behind the ALB the client address comes from X-Forwarded-For, so no ConnectInfo here.
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "server failed");
-        }
+        let options = ServeOptions {
+            read_timeout,
+            // Behind the ALB the client address comes from X-Forwarded-For.
+            peer_is_client: false,
+        };
+        flash_http::server::serve(listener, router, options, stop.cancelled()).await;
         let report = tasks.shutdown(grace).await;
         tracing::info!(?report, "stopped");
     });

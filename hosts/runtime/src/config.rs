@@ -393,6 +393,17 @@ pub struct HttpConfig {
     )]
     pub cors_origins: Vec<String>,
 
+    /// How long a client may take to send a request's headers, and then its body (slowloris):
+    /// past it the request is refused (408, `Connection: close`) or the connection dropped.
+    #[arg(
+        long = "http-read-timeout-ms",
+        env = "HTTP_READ_TIMEOUT_MS",
+        value_name = "HTTP_READ_TIMEOUT_MS",
+        default_value = "10000",
+        value_parser = parse_positive_millis
+    )]
+    pub read_timeout: Duration,
+
     /// On SIGTERM, how long in-flight requests, messages and background tasks may take to finish.
     #[arg(
         long = "shutdown-grace-ms",
@@ -523,6 +534,30 @@ pub struct AuthConfig {
         value_parser = parse_positive_usize
     )]
     pub password_hash_concurrency: usize,
+
+    /// How long a "session alive" answer is trusted before an access token of that session is
+    /// checked against the session store again (0: every request). A logout is enforced at once
+    /// on the instance that took it and within this time on every other one.
+    #[arg(
+        long = "session-check-ms",
+        env = "SESSION_CHECK_MS",
+        value_name = "SESSION_CHECK_MS",
+        default_value = "1000",
+        value_parser = parse_millis
+    )]
+    pub session_check: Duration,
+
+    /// Whether Socket.IO accepts the access token from `?token=` (legacy clients only: query
+    /// strings land in proxy and load-balancer logs).
+    #[arg(
+        long = "socket-token-in-query",
+        env = "SOCKET_TOKEN_IN_QUERY",
+        value_name = "SOCKET_TOKEN_IN_QUERY",
+        default_value = "false",
+        action = ArgAction::Set,
+        value_parser = bool_parser()
+    )]
+    pub socket_token_in_query: bool,
 }
 
 impl AuthConfig {
@@ -1100,7 +1135,7 @@ mod tests {
             assert_eq!(names, [env], "value name of {env}");
             seen += 1;
         }
-        assert_eq!(seen, 43);
+        assert_eq!(seen, 46);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub fn build(g: &Groups<'_>, access: &SecretString, refresh: &SecretString) -> S
             admin_secret: g.auth.admin_register_secret.as_ref().map(bytes),
             bcrypt_cost: g.auth.bcrypt_cost,
             hash_concurrency: g.auth.password_hash_concurrency,
+            session_check: g.auth.session_check,
+            socket_token_in_query: g.auth.socket_token_in_query,
         },
         queue: QueueSettings {
             capacity: g.queue.ready_capacity,

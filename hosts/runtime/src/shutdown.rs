@@ -109,6 +109,8 @@ impl ShutdownReport {
 pub struct TaskSet {
     shutdown: Shutdown,
     tasks: Vec<(String, JoinHandle<()>)>,
+    /// Tasks with nothing to finish (push loops): aborted at shutdown, never waited for.
+    abortable: Vec<JoinHandle<()>>,
 }
 
 impl TaskSet {
@@ -116,6 +118,7 @@ impl TaskSet {
         TaskSet {
             shutdown: shutdown.clone(),
             tasks: Vec::new(),
+            abortable: Vec::new(),
         }
     }
 
@@ -138,6 +141,13 @@ impl TaskSet {
         self.tasks.push((name.into(), handle));
     }
 
+    /// Adds a task that holds no work a shutdown must let finish (it only pushes notices, say):
+    /// it is aborted when the shutdown starts, so the shutdown does not wait for it.
+    pub fn adopt_abortable(&mut self, handle: JoinHandle<()>) {
+        self.abortable.push(handle);
+    }
+
+    /// Tasks waited for at shutdown.
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -150,6 +160,9 @@ impl TaskSet {
     /// the ones still running are aborted. Panics and overruns are logged here, once.
     pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
         self.shutdown.trigger();
+        for handle in &self.abortable {
+            handle.abort();
+        }
         let deadline = tokio::time::Instant::now() + grace;
         let mut report = ShutdownReport::default();
         for (name, mut handle) in self.tasks {
@@ -191,9 +204,17 @@ mod tests {
         set.spawn("stubborn", std::future::pending());
         let adopted = tokio::spawn(std::future::ready(()));
         set.adopt("adopted", adopted);
+        let pusher = tokio::spawn(std::future::pending());
+        let pusher_abort = pusher.abort_handle();
+        set.adopt_abortable(pusher);
         assert_eq!(set.len(), 4);
 
         let report = set.shutdown(Duration::from_secs(5)).await;
+        tokio::task::yield_now().await;
+        assert!(
+            pusher_abort.is_finished(),
+            "an abortable task outlived the shutdown"
+        );
         assert!(shutdown.is_triggered());
         assert_eq!(report.finished, ["polite", "adopted"]);
         assert_eq!(report.panicked, ["broken"]);
