@@ -291,23 +291,28 @@ async fn a_payment_in_flight_keeps_its_order_from_expiring() {
     assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
 }
 
-fn sign(body: &[u8], key: &[u8]) -> String {
+/// (`X-Signature-Timestamp`, `X-Signature`) of `body` signed at Unix second `at`.
+fn sign(at: i64, body: &[u8], key: &[u8]) -> (String, String) {
+    let stamp = at.to_string();
     let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    m.update(format!("{stamp}.").as_bytes());
     m.update(body);
-    hex::encode(m.finalize().into_bytes())
+    (stamp, hex::encode(m.finalize().into_bytes()))
 }
 
 fn callback(
     p: &flash_core::domain::Payment,
     verdict: Verdict,
-    signature: Option<String>,
+    signed: Option<(String, String)>,
     body: &[u8],
 ) -> CallbackRequest {
+    let (signed_at, signature) = signed.unzip();
     CallbackRequest {
         order_id: p.order_id,
         payment_id: p.id,
         verdict,
         signature,
+        signed_at,
         signed_body: body.to_vec(),
     }
 }
@@ -336,7 +341,7 @@ async fn buyers_cannot_mark_their_own_payment_paid() {
             .await
             .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unauthorized);
-    let forged = sign(body, b"wrong-key");
+    let forged = sign(w.now().unix_seconds(), body, b"wrong-key");
     let e =
         w.h.callback
             .handle(&cx(), callback(&p, Verdict::Ok, Some(forged), body))
@@ -358,7 +363,7 @@ async fn a_signed_provider_callback_or_an_admin_settles_a_payment() {
             .await
             .unwrap();
     let body = br#"{"status":"OK"}"#;
-    let sig = sign(body, b"callback-secret");
+    let sig = sign(w.now().unix_seconds(), body, b"callback-secret");
     let settled =
         w.h.callback
             .handle(&cx(), callback(&p, Verdict::Ok, Some(sig), body))
@@ -459,4 +464,67 @@ async fn a_result_with_bad_ids_is_malformed() {
     m.payment_id = uuid::Uuid::new_v4().to_string();
     let e = w.h.apply_result.handle(&cx(), &m).await.unwrap_err();
     assert!(matches!(e, PaymentError::PaymentNotFound));
+}
+
+#[tokio::test]
+async fn a_signed_callback_counts_only_within_five_minutes_of_its_timestamp() {
+    let w = world();
+    let ev = w.onsale_event(10, 4).await;
+    let u = buyer();
+    let o = w.hold(&u, &ev, 1).await;
+    let p =
+        w.h.request_payment
+            .handle(&as_user(&u), pay_req(o.id))
+            .await
+            .unwrap();
+    let body = br#"{"status":"OK"}"#;
+    let key = b"callback-secret";
+    let now = w.now().unix_seconds();
+    let body_only = {
+        let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+        m.update(body);
+        hex::encode(m.finalize().into_bytes())
+    };
+    let (_, signed_earlier) = sign(now - 10, body, key);
+    let refused = [
+        // A replay from the past, and one "from the future", both properly signed.
+        (
+            sign(now - 301, body, key),
+            "Signature timestamp is outside the allowed window",
+        ),
+        (
+            sign(now + 301, body, key),
+            "Signature timestamp is outside the allowed window",
+        ),
+        // The timestamp is part of what is signed: changing it breaks the signature.
+        ((now.to_string(), signed_earlier), "Invalid signature"),
+        // The body alone (no timestamp) is not enough.
+        ((now.to_string(), body_only.clone()), "Invalid signature"),
+        ((String::new(), body_only), "Invalid signature"),
+        (("+1".into(), sign(1, body, key).1), "Invalid signature"),
+    ];
+    for (signed, message) in refused {
+        let e =
+            w.h.callback
+                .handle(&cx(), callback(&p, Verdict::Ok, Some(signed), body))
+                .await
+                .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert_eq!(e.public_message(), message);
+    }
+    let mut unstamped = callback(&p, Verdict::Ok, Some(sign(now, body, key)), body);
+    unstamped.signed_at = None;
+    assert!(w.h.callback.handle(&cx(), unstamped).await.is_err());
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
+
+    let settled =
+        w.h.callback
+            .handle(
+                &cx(),
+                callback(&p, Verdict::Ok, Some(sign(now - 299, body, key)), body),
+            )
+            .await
+            .unwrap();
+    assert_eq!(settled.status, PaymentStatus::Ok);
+    assert_eq!(w.order(o.id).await.status, OrderStatus::Paid);
 }

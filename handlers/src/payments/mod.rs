@@ -35,6 +35,8 @@ pub enum PaymentError {
     AlreadyCompleted,
     #[error("Invalid signature")]
     BadSignature,
+    #[error("Signature timestamp is outside the allowed window")]
+    StaleSignature,
     #[error("Payment callbacks are reserved for the payment provider")]
     CallbackForbidden,
     #[error("Malformed payment result: {0}")]
@@ -55,6 +57,7 @@ classify!(PaymentError {
     WrongOrder => Invalid, "payment_order_mismatch";
     AlreadyCompleted => Invalid, "payment_already_completed";
     BadSignature => Unauthorized, "invalid_signature";
+    StaleSignature => Unauthorized, "stale_signature";
     CallbackForbidden => Forbidden, "callback_forbidden";
     Malformed(_) => Invalid, "malformed_message";
     RateLimited(_) => RateLimited, "rate_limited";
@@ -193,13 +196,20 @@ impl ApplyPaymentResult {
 // ---------------------------------------------------------------------------------------------
 // Provider callback
 
+/// How far the timestamp of a signed callback may be from now, either way (SPEC §11): a
+/// captured callback cannot be replayed later than this.
+pub const CALLBACK_WINDOW: Duration = Duration::from_secs(5 * 60);
+
 /// `POST /payments/callback`: the body as parsed, plus the raw bytes it was signed over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackRequest {
     pub order_id: OrderId,
     pub payment_id: PaymentId,
     pub verdict: Verdict,
+    /// `X-Signature`: hex HMAC-SHA256 of `{timestamp}.{raw body}`.
     pub signature: Option<String>,
+    /// `X-Signature-Timestamp`: the Unix time (seconds) the provider signed at.
+    pub signed_at: Option<String>,
     pub signed_body: Vec<u8>,
 }
 
@@ -229,7 +239,7 @@ impl PaymentCallback {
     ) -> Result<Payment, PaymentError> {
         let owner_only = match (&req.signature, &cx.principal) {
             (Some(sig), _) => {
-                self.verify_signature(sig, &req.signed_body)?;
+                self.verify_signature(sig, req.signed_at.as_deref(), &req.signed_body)?;
                 None
             }
             (None, Some(p)) if p.is_admin() => None,
@@ -273,14 +283,34 @@ impl PaymentCallback {
         }
     }
 
-    fn verify_signature(&self, sig: &str, body: &[u8]) -> Result<(), PaymentError> {
+    /// The signature covers `{timestamp}.{body}`, so the timestamp cannot be changed to replay a
+    /// captured callback; the timestamp must be within [`CALLBACK_WINDOW`] of now.
+    fn verify_signature(
+        &self,
+        sig: &str,
+        signed_at: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), PaymentError> {
         let secret = self.secret.as_ref().ok_or(PaymentError::BadSignature)?;
+        let stamp = signed_at.map(str::trim).ok_or(PaymentError::BadSignature)?;
+        let at: i64 = stamp
+            .parse()
+            .ok()
+            .filter(|_| stamp.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or(PaymentError::BadSignature)?;
         let sig = hex::decode(sig.trim()).map_err(|_| PaymentError::BadSignature)?;
         let mut mac =
             Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        mac.update(stamp.as_bytes());
+        mac.update(b".");
         mac.update(body);
         mac.verify_slice(&sig)
-            .map_err(|_| PaymentError::BadSignature)
+            .map_err(|_| PaymentError::BadSignature)?;
+        let window = i64::try_from(CALLBACK_WINDOW.as_secs()).unwrap_or(i64::MAX);
+        if self.clock.now().unix_seconds().abs_diff(at) > window.unsigned_abs() {
+            return Err(PaymentError::StaleSignature);
+        }
+        Ok(())
     }
 }
 

@@ -580,6 +580,7 @@ async fn payment_callback(
     RawBody(raw): RawBody,
 ) -> ApiResult {
     let signature = header(&headers, "x-signature");
+    let signed_at = header(&headers, "x-signature-timestamp");
     if signature.is_none() && cx.principal.is_none() {
         return Err(ApiError::unauthorized());
     }
@@ -604,6 +605,7 @@ async fn payment_callback(
                 payment_id: PaymentId(payment_id),
                 verdict,
                 signature,
+                signed_at,
                 signed_body: raw.to_vec(),
             },
         )

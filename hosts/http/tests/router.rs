@@ -458,11 +458,16 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON payload")
 }
 
+/// `X-Signature` of `body` signed at the fake clock's start, [`SIGNED_AT`].
 fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(CALLBACK_SECRET).expect("any key length");
+    mac.update(format!("{}.", SIGNED_AT).as_bytes());
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
+
+/// `X-Signature-Timestamp` of every signed callback here: the fake clock's start, in seconds.
+const SIGNED_AT: i64 = T0 / 1000;
 
 fn is_uuid(v: &Value) -> bool {
     v.as_str()
@@ -1921,6 +1926,7 @@ async fn a_signed_callback_answers_201_and_makes_the_order_paid() {
     let r = api
         .send(
             post("/payments/callback")
+                .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
                 .header("X-Signature", &sign(&body))
                 .raw(body),
         )
@@ -1940,6 +1946,7 @@ async fn a_signed_callback_answers_201_and_makes_the_order_paid() {
     let r = api
         .send(
             post("/payments/callback")
+                .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
                 .header("X-Signature", &sign(&fail))
                 .raw(fail),
         )
@@ -1956,6 +1963,7 @@ async fn requesting_a_payment_for_a_paid_order_returns_its_ok_payment_as_legacy_
     let body = callback_body(&order_id, &payment_id, "OK");
     api.send(
         post("/payments/callback")
+            .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
             .header("X-Signature", &sign(&body))
             .raw(body),
     )
@@ -1979,6 +1987,7 @@ async fn a_callback_with_an_invalid_signature_is_401() {
         let r = api
             .send(
                 post("/payments/callback")
+                    .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
                     .header("X-Signature", &sig)
                     .raw(body.clone()),
             )
@@ -1992,6 +2001,7 @@ async fn a_callback_with_an_invalid_signature_is_401() {
     let r = api
         .send(
             post("/payments/callback")
+                .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
                 .header("X-Signature", &sign(&body))
                 .raw(spaced),
         )
