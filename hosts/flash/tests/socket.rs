@@ -14,7 +14,11 @@ use tokio::sync::mpsc;
 /// The system on an ephemeral port with capacity 1 and a position refresh so slow (60 s) that a
 /// READY arriving within seconds can only have been pushed.
 async fn system() -> Running {
-    let cfg: UpConfig = parse_args_ignoring_env(&[
+    system_with(&[]).await
+}
+
+async fn system_with(extra: &[&str]) -> Running {
+    let mut args = vec![
         "--port",
         "0",
         "--demo-users",
@@ -27,8 +31,9 @@ async fn system() -> Running {
         "60000",
         "--queue-promotion-interval-ms",
         "60000",
-    ])
-    .expect("test configuration parses");
+    ];
+    args.extend_from_slice(extra);
+    let cfg: UpConfig = parse_args_ignoring_env(&args).expect("test configuration parses");
     start(cfg, Shutdown::new()).await.expect("system starts")
 }
 
@@ -294,6 +299,23 @@ async fn a_socket_is_closed_when_its_session_is_logged_out() {
     );
     let _ = a.disconnect().await;
     let _ = b.disconnect().await;
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_when_its_access_token_expires() {
+    // Access tokens of 2 s: the socket outlives its token within the test's deadline.
+    let sys = system_with(&["--jwt-access-exp", "2"]).await;
+    let base = format!("http://{}", sys.addr);
+    let (c, mut rx) = connect(&base, Some(&login(&base, "test0000").await)).await;
+    expect(&mut rx, "queue:config", |n, _| n == "queue:config").await;
+    let told = expect(&mut rx, "the expired socket told", |n, _| {
+        n == "queue:error"
+    })
+    .await;
+    assert_eq!(told["message"], "Unauthorized");
+    let _ = c.disconnect().await;
     sys.shutdown.trigger();
     let _ = sys.done.await;
 }

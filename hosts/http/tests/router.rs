@@ -731,9 +731,10 @@ async fn an_access_token_is_never_a_refresh_token_nor_the_reverse() {
 }
 
 #[tokio::test]
-async fn logout_answers_200_with_an_empty_body_and_revokes_the_refresh_token() {
+async fn logout_answers_200_with_an_empty_body_and_ends_the_session() {
     let api = Api::new();
     let u = api.user("buyer01").await;
+    api.send(get("/orders").bearer(&u.access)).await.expect(200);
     let r = api
         .send(post("/auth/logout").json(&json!({"refreshToken": u.refresh})))
         .await;
@@ -743,6 +744,9 @@ async fn logout_answers_200_with_an_empty_body_and_revokes_the_refresh_token() {
         .send(post("/auth/refresh").json(&json!({"refreshToken": u.refresh})))
         .await;
     assert_error(&r, 401, "Invalid refresh token");
+    // The access token of the ended session is refused at once, like a forged one (SPEC §11).
+    let r = api.send(get("/orders").bearer(&u.access)).await;
+    assert_eq!(r.status, 401, "{}", r.text);
     let r = api
         .send(post("/auth/logout").json(&json!({"refreshToken": "garbage"})))
         .await;
