@@ -14,7 +14,8 @@ use std::fmt;
 pub enum Class {
     /// Bodies that are not JSON objects: truncated, trailing garbage, non-UTF-8, deep nesting.
     MalformedJson,
-    /// Bodies past the server's limit, with a `Content-Length` and chunked.
+    /// Bodies past the server's limit, with a `Content-Length` and chunked; and a body within
+    /// the limit that the server answers (401) before reading it.
     Oversized,
     /// A field of the wrong JSON type.
     WrongType,
@@ -597,9 +598,15 @@ impl<'a, 'r> Builder<'a, 'r> {
             ("256 KiB", 256 * 1024, false),
             ("limit + 1 byte, chunked", limit + 1, true),
             ("128 KiB, chunked", 128 * 1024, true),
+            (
+                "48 KiB (within the limit), forged token",
+                limit * 3 / 4,
+                false,
+            ),
         ]
         .choose(self.rng)
         .expect("variants");
+        let within = size <= limit;
         let field = self
             .op
             .fields
@@ -614,7 +621,14 @@ impl<'a, 'r> Builder<'a, 'r> {
         self.raw = Some(body.into_bytes());
         self.chunked = chunked;
         self.content_type = Some("application/json".into());
-        if self.op.has_body {
+        if within {
+            // Answered before the body is read (401): the connection must stay usable.
+            self.auth = Some(bearer(&tokens::bad_signature(&self.ctx.a_access)));
+            self.variant(name);
+            if !self.op.bearer {
+                self.expect = Expect::NoServerError;
+            }
+        } else if self.op.has_body {
             self.as_admin_if_needed();
             self.variant(name);
         } else {

@@ -289,6 +289,18 @@ impl FuzzReport {
                 f.repro
             );
         }
+        if self
+            .failures
+            .iter()
+            .any(|f| matches!(f.outcome, Outcome::Transport(_)))
+        {
+            let _ = writeln!(
+                s,
+                "  note: a transport error on a small, valid-looking request usually means its \
+                 pooled connection was left unusable by an earlier request answered before its \
+                 body was read (no drain, no `Connection: close`)"
+            );
+        }
         if self.failures.len() > examples {
             let _ = writeln!(
                 s,
