@@ -8,6 +8,7 @@
 //! process past a budget, and when one honest purchase afterwards does not end PAID.
 
 pub mod cases;
+pub mod flood;
 pub mod session;
 pub mod spec;
 pub mod tokens;
