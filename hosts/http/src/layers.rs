@@ -343,9 +343,11 @@ fn add_no_origin_cors_headers(headers: &mut HeaderMap) {
 /// Reads the whole request body (up to the limit, within the read timeout) before the route
 /// runs, so every answer — a 401 or 404 that never looks at the body included — leaves the
 /// connection clean for the next request on it (SPEC §11: no resets behind the load balancer).
-/// A body that cannot be read whole is answered with `Connection: close`: 413 past the limit
-/// (at once when `Content-Length` declares it), 408 past the timeout, 400 when the client broke
-/// off. Routes then see the buffered body and the [`BodyLimit`].
+/// A body that cannot be used is answered with `Connection: close`: 413 past the limit, 408
+/// past the timeout, 400 when the client broke off. A body past the limit is still read (and
+/// dropped) up to [`DRAIN_LIMIT`], so the client finishes sending and reads the 413 instead of
+/// meeting a closed socket; only a larger one is refused at once. Routes see the buffered body
+/// and the [`BodyLimit`].
 #[derive(Clone)]
 struct LimitBody<I> {
     limit: usize,
@@ -379,7 +381,7 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         let (limit, timeout) = (self.limit, self.read_timeout);
-        if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n > DRAIN_LIMIT.max(limit) as u64) {
             let refused = closing(ApiError::payload_too_large());
             return futures::future::Either::Left(Box::pin(std::future::ready(Ok(refused))));
         }
@@ -389,14 +391,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         futures::future::Either::Left(Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let limited = http_body_util::Limited::new(body, limit);
-            let read = tokio::time::timeout(timeout, http_body_util::BodyExt::collect(limited));
-            let bytes = match read.await {
-                Ok(Ok(collected)) => collected.to_bytes(),
-                Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Ok(closing(ApiError::payload_too_large()));
-                }
-                Ok(Err(_)) => {
+            let bytes = match tokio::time::timeout(timeout, read_body(body, limit)).await {
+                Ok(Ok(Some(bytes))) => bytes,
+                Ok(Ok(None)) => return Ok(closing(ApiError::payload_too_large())),
+                Ok(Err(())) => {
                     return Ok(closing(ApiError::bad_request(
                         "Request body could not be read",
                     )));
@@ -414,6 +412,30 @@ where
             inner.call(req).await
         }))
     }
+}
+
+/// How much of a body past the limit is read and dropped before the 413 (see [`LimitBody`]).
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// The whole body when it is at most `limit` bytes; `None` when it is larger (read on, and
+/// dropped, up to [`DRAIN_LIMIT`]); `Err` when the client broke off.
+async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<Option<bytes::Bytes>, ()> {
+    use http_body_util::BodyExt;
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| ())?.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_LIMIT.max(limit) {
+            return Ok(None);
+        }
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok((seen <= limit).then(|| kept.freeze()))
 }
 
 /// `err` with `Connection: close`: the rest of the request was not read, so the connection
