@@ -440,6 +440,7 @@ impl<'a, 'r> Builder<'a, 'r> {
             "method" => return json!("MOCK"),
             "name" => return json!("Fuzz event"),
             "qty" => return json!(1),
+            "ends_at" | "endsAt" => return json!("2030-01-02T10:00:00.000Z"),
             _ => {}
         }
         if let Some(first) = f.enumeration.first() {
