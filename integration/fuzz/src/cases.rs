@@ -440,6 +440,7 @@ impl<'a, 'r> Builder<'a, 'r> {
             "method" => return json!("MOCK"),
             "name" => return json!("Fuzz event"),
             "qty" => return json!(1),
+            "ends_at" | "endsAt" => return json!("2030-01-02T10:00:00.000Z"),
             _ => {}
         }
         if let Some(first) = f.enumeration.first() {
@@ -1196,5 +1197,72 @@ pub fn truncate(s: &str, n: usize) -> String {
         let mut t: String = s.chars().take(n).collect();
         t.push('…');
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::operations;
+
+    fn document() -> Value {
+        serde_json::from_str(include_str!("../../../hosts/http/openapi.json"))
+            .expect("the served document parses")
+    }
+
+    fn ctx() -> Ctx {
+        let t = tokens::hs256(b"k", &json!({"sub": "u", "role": "USER", "typ": "access"}));
+        Ctx {
+            a_access: t.clone(),
+            a_refresh: t.clone(),
+            b_access: t,
+            event: Some("00000000-0000-4000-8000-000000000001".into()),
+            body_limit: 64 * 1024,
+            ..Ctx::default()
+        }
+    }
+
+    #[test]
+    fn every_class_reaches_some_documented_operation() {
+        let ops = operations(&document(), "http://t");
+        let ctx = ctx();
+        let g = Generator::new(&ops, &ctx, 7);
+        for class in Class::ALL {
+            assert!(
+                g.pairs.iter().any(|(_, c)| *c == class),
+                "{class} applies to no operation"
+            );
+        }
+        assert!(ops.len() >= 20);
+    }
+
+    #[test]
+    fn cases_depend_only_on_the_seed_and_the_index() {
+        let ops = operations(&document(), "http://t");
+        let ctx = ctx();
+        let (a, b) = (Generator::new(&ops, &ctx, 7), Generator::new(&ops, &ctx, 7));
+        for n in 0..2_000 {
+            let (x, y) = (a.case(n), b.case(n));
+            assert_eq!((&x.url, &x.variant, &x.body), (&y.url, &y.variant, &y.body));
+        }
+        let other = Generator::new(&ops, &ctx, 8);
+        assert!((0..200).any(|n| a.case(n).variant != other.case(n).variant));
+    }
+
+    #[test]
+    fn oversized_bodies_exceed_the_limit_and_long_strings_stay_under_it() {
+        let ops = operations(&document(), "http://t");
+        let ctx = ctx();
+        let g = Generator::new(&ops, &ctx, 3);
+        for n in 0..5_000 {
+            let c = g.case(n);
+            match c.class {
+                Class::Oversized if !c.variant.contains("within") => {
+                    assert!(c.body.len() > ctx.body_limit, "{}", c.variant);
+                }
+                Class::LongString => assert!(c.body.len() < ctx.body_limit, "{}", c.variant),
+                _ => {}
+            }
+        }
     }
 }

@@ -490,13 +490,21 @@ pub async fn run(cfg: FuzzConfig) -> FuzzReport {
     let mut problems = Vec::new();
     let rss_before = cfg.pid.and_then(rss_kib);
     let mut ops = Vec::new();
-    let mut bases = vec![cfg.base.clone()];
-    if api != cfg.base {
-        bases.push(api.clone());
+    // Split services: each document's operations go to the service its `x-service` names
+    // (a document may describe both); `common` ones are fuzzed on both.
+    let split = api != cfg.base;
+    let mut bases = vec![(cfg.base.clone(), "gateway")];
+    if split {
+        bases.push((api.clone(), "api"));
     }
-    for base in &bases {
+    for (base, role) in &bases {
         match document(&http, base).await {
-            Ok(doc) => ops.extend(spec::operations(&doc, base)),
+            Ok(doc) => ops.extend(spec::operations(&doc, base).into_iter().filter(|o| {
+                !split
+                    || o.service
+                        .as_deref()
+                        .is_none_or(|s| s == "common" || s == *role)
+            })),
             Err(e) => problems.push(e),
         }
     }

@@ -48,6 +48,8 @@ pub struct Operation {
     pub path: String,
     /// `summary`, for the admin heuristic.
     pub summary: String,
+    /// `x-service`: which service serves it (`gateway`, `api`, `common`), if said.
+    pub service: Option<String>,
     /// Whether an operation's `security` names `bearerAuth`.
     pub bearer: bool,
     /// Whether anonymous callers are allowed (`security` absent, `[]`, or holding `{}`).
@@ -224,6 +226,10 @@ fn operation(doc: &Value, base: &str, path: &str, m: &str, item: &Value, op: &Va
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
+        service: op
+            .get("x-service")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         bearer,
         anonymous,
         query,
