@@ -18,10 +18,17 @@ pub fn ops_routes() -> Router<AppState> {
         .route("/ready", get(ready))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route(
-            "/openapi.json",
-            get(|| async { Json(crate::openapi::document().clone()) }),
-        )
+        .route("/openapi.json", get(openapi))
+}
+
+/// The document of what this instance serves: one service's operations on a pod, all of them
+/// on `flash up` and Lambda.
+async fn openapi(State(s): State<AppState>) -> Json<Value> {
+    Json(match (s.services.gateway, s.services.api) {
+        (true, false) => crate::openapi::document_for("gateway"),
+        (false, true) => crate::openapi::document_for("api"),
+        _ => crate::openapi::document().clone(),
+    })
 }
 
 /// Pings every dependency in parallel, each bounded by the health timeout.

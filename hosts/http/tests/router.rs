@@ -2431,4 +2431,9 @@ async fn a_gateway_only_router_does_not_serve_api_routes() {
     assert!(is_served(&gateway, "GET", "/live").await);
     assert!(!is_served(&gateway, "GET", "/events").await);
     assert!(!is_served(&gateway, "POST", "/orders").await);
+    // Its document describes what it serves, nothing of the api.
+    let doc = gateway.send(get("/openapi.json")).await;
+    doc.expect(200);
+    assert!(doc.json["paths"]["/auth/login"]["post"].is_object());
+    assert!(doc.json["paths"].get("/orders").is_none(), "{}", doc.text);
 }
