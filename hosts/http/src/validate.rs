@@ -90,11 +90,7 @@ impl<'a> Validator<'a> {
     /// `@IsInt()`: a JSON number with no fractional part (`1.0` is an integer in JavaScript,
     /// `"1"` and `1.5` are not).
     pub fn int<'v>(&'v mut self, key: &str) -> Field<'v, 'a, Int> {
-        self.field(
-            key,
-            |v| js_number(v).is_some_and(|n| n.is_finite() && n.fract() == 0.0),
-            "must be an integer number",
-        )
+        self.field(key, is_integer, "must be an integer number")
     }
 
     /// `@Type(() => Date) @IsDate()`: an RFC 3339 date-time or a `YYYY-MM-DD` date (UTC).
@@ -429,6 +425,19 @@ fn js_number(value: &Value) -> Option<f64> {
     value.as_f64()
 }
 
+/// `@IsInt()`: an integer, or a float with nothing after the point (`1.0`, as JavaScript reads
+/// it) — but not a float that reads as zero: no client writes `0.0` for zero, and `1e-400`
+/// (which underflows to it) is not an integer.
+fn is_integer(value: &Value) -> bool {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => true,
+        Value::Number(n) => n
+            .as_f64()
+            .is_some_and(|f| f.is_finite() && f.fract() == 0.0 && f != 0.0),
+        _ => false,
+    }
+}
+
 /// `!value` in JavaScript.
 fn js_falsy(value: Option<&Value>) -> bool {
     match value {
@@ -749,6 +758,11 @@ mod tests {
             order(json!({"event_id": id, "qty": 1.0})).map(|o| o.1),
             Ok(1)
         );
+        // 1e-400 underflows to 0.0: not an integer anybody wrote.
+        let underflow: Value = serde_json::from_str("1e-400").unwrap();
+        assert!(!is_integer(&underflow));
+        assert!(!is_integer(&json!(-0.0)));
+        assert!(is_integer(&json!(0)));
     }
 
     fn create_event(body: Value) -> Result<(), Vec<String>> {
