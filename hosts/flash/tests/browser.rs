@@ -7,9 +7,10 @@
 //! `web/node_modules` is installed with `npm ci` when missing or older than the lock file.
 //! Screenshots go to `integration/artifacts/screenshots/` (git-ignored).
 
-use flash::up::{Running, UpConfig, start};
-use flash_runtime::config::parse_args_ignoring_env;
-use flash_runtime::shutdown::Shutdown;
+mod common;
+
+use common::{flash_up, stop};
+use flash::up::Running;
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -152,13 +153,9 @@ fn ensure_node_modules() {
 /// The system on an ephemeral port: 2 admissions at a time, fast promotion and payments,
 /// 12-second access tokens (so the page must refresh them), demo users test0000…test0005.
 async fn system(payment_success_rate: &str) -> Running {
-    let cfg: UpConfig = parse_args_ignoring_env(&[
-        "--port",
-        "0",
+    flash_up(&[
         "--demo-users",
         "6",
-        "--bcrypt-cost",
-        "4",
         "--admin-register-secret",
         ADMIN_SECRET,
         "--payment-success-rate",
@@ -176,13 +173,7 @@ async fn system(payment_success_rate: &str) -> Running {
         "--jwt-access-exp",
         "12s",
     ])
-    .expect("test configuration parses");
-    start(cfg, Shutdown::new()).await.expect("system starts")
-}
-
-async fn stop(sys: Running) {
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,10 +5,10 @@
 //! may be a 5xx, and the buyer's order must end PAID. (`flash-flood` runs the million-key
 //! version; BENCHMARKS.md has its figures.)
 
-use flash::up::{UpConfig, start};
+mod common;
+
+use common::{FAST_PAYMENTS, flash_up, stop};
 use flash_fuzz::flood::{FloodConfig, run};
-use flash_runtime::config::parse_args_ignoring_env;
-use flash_runtime::shutdown::Shutdown;
 use std::time::Duration;
 
 /// What 20,000 flood requests may leave behind in this process (the server and the test's
@@ -17,24 +17,9 @@ const RSS_BUDGET_MIB: u64 = 48;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_distinct_names_and_keys_keeps_no_memory_and_the_buyer_still_buys() {
-    let args = [
-        "--port",
-        "0",
-        "--demo-users",
-        "3",
-        "--bcrypt-cost",
-        "4",
-        "--payment-success-rate",
-        "1",
-        "--payment-processing-min-ms",
-        "10",
-        "--payment-processing-max-ms",
-        "30",
-        "--queue-promotion-interval-ms",
-        "100",
-    ];
-    let cfg: UpConfig = parse_args_ignoring_env(&args).expect("test configuration parses");
-    let sys = start(cfg, Shutdown::new()).await.expect("system starts");
+    let mut args = vec!["--demo-users", "3", "--queue-promotion-interval-ms", "100"];
+    args.extend(FAST_PAYMENTS);
+    let sys = flash_up(&args).await;
 
     let mut flood = FloodConfig::new(format!("http://{}", sys.addr));
     flood.names = 20_000;
@@ -47,8 +32,7 @@ async fn a_flood_of_distinct_names_and_keys_keeps_no_memory_and_the_buyer_still_
     flood.deadline = Duration::from_secs(120);
     let report = run(flood).await;
 
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
     let logins: u64 = report.statuses.get("login").map_or(0, |m| m.values().sum());
     let orders: u64 = report.statuses.get("order").map_or(0, |m| m.values().sum());
     assert_eq!((logins, orders), (20_000, 20_000), "{report:?}");

@@ -3,10 +3,10 @@
 //! purchase that must end PAID. Any 5xx, any 2xx to a request invalid by construction, any
 //! transport error (a reset on a reused connection) fails the test.
 
-use flash::up::{UpConfig, start};
+mod common;
+
+use common::{FAST_PAYMENTS, flash_up, stop};
 use flash_fuzz::{FuzzConfig, run};
-use flash_runtime::config::parse_args_ignoring_env;
-use flash_runtime::shutdown::Shutdown;
 use std::time::Duration;
 
 const ACCESS_SECRET: &str = "fuzz-test-access-secret";
@@ -28,30 +28,20 @@ const LIMITS: [&str; 9] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_never_gets_a_5xx_a_2xx_or_a_reset_and_the_sale_goes_on() {
     let mut args = vec![
-        "--port",
-        "0",
         "--demo-users",
         "3",
-        "--bcrypt-cost",
-        "4",
         "--jwt-access-secret",
         ACCESS_SECRET,
         "--admin-register-secret",
         ADMIN_SECRET,
-        "--payment-success-rate",
-        "1",
-        "--payment-processing-min-ms",
-        "10",
-        "--payment-processing-max-ms",
-        "30",
         "--queue-promotion-interval-ms",
         "100",
     ];
+    args.extend(FAST_PAYMENTS);
     for l in LIMITS {
         args.extend([l, "1000000000/min"]);
     }
-    let cfg: UpConfig = parse_args_ignoring_env(&args).expect("test configuration parses");
-    let sys = start(cfg, Shutdown::new()).await.expect("system starts");
+    let sys = flash_up(&args).await;
 
     let mut fuzz = FuzzConfig::new(format!("http://{}", sys.addr));
     fuzz.requests = 3_000;
@@ -64,8 +54,7 @@ async fn hostile_input_never_gets_a_5xx_a_2xx_or_a_reset_and_the_sale_goes_on() 
     fuzz.deadline = Duration::from_secs(60);
     let report = run(fuzz).await;
 
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
     assert!(report.sent == 3_000, "{report}");
     assert!(
         report.operations.len() >= 20,

@@ -1,9 +1,10 @@
 //! Socket.IO `/queue` with a real client library (rust_socketio) against the running system:
 //! token auth on connect, legacy events, and READY pushed without polling.
 
-use flash::up::{Running, UpConfig, start};
-use flash_runtime::config::parse_args_ignoring_env;
-use flash_runtime::shutdown::Shutdown;
+mod common;
+
+use common::{flash_up, stop};
+use flash::up::Running;
 use futures::FutureExt;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
@@ -19,12 +20,8 @@ async fn system() -> Running {
 
 async fn system_with(extra: &[&str]) -> Running {
     let mut args = vec![
-        "--port",
-        "0",
         "--demo-users",
         "3",
-        "--bcrypt-cost",
-        "4",
         "--queue-ready-capacity",
         "1",
         "--queue-ws-refresh-ms",
@@ -33,8 +30,7 @@ async fn system_with(extra: &[&str]) -> Running {
         "60000",
     ];
     args.extend_from_slice(extra);
-    let cfg: UpConfig = parse_args_ignoring_env(&args).expect("test configuration parses");
-    start(cfg, Shutdown::new()).await.expect("system starts")
+    flash_up(&args).await
 }
 
 async fn login(base: &str, user: &str) -> String {
@@ -202,8 +198,7 @@ async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
 
     a.disconnect().await.unwrap();
     b.disconnect().await.unwrap();
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,8 +227,7 @@ async fn a_connection_without_a_valid_token_is_refused() {
         );
         let _ = c.disconnect().await;
     }
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,8 +240,7 @@ async fn a_token_in_the_query_string_is_refused_unless_allowed() {
     let err = expect(&mut rx, "connect_error", |n, _| n == "error").await;
     assert!(err.to_string().contains("Unauthorized"), "got {err}");
     let _ = c.disconnect().await;
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,8 +292,7 @@ async fn a_socket_is_closed_when_its_session_is_logged_out() {
     );
     let _ = a.disconnect().await;
     let _ = b.disconnect().await;
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,6 +308,5 @@ async fn a_socket_is_closed_when_its_access_token_expires() {
     .await;
     assert_eq!(told["message"], "Unauthorized");
     let _ = c.disconnect().await;
-    sys.shutdown.trigger();
-    let _ = sys.done.await;
+    stop(sys).await;
 }
