@@ -421,6 +421,8 @@ const DRAIN_LIMIT: usize = 1024 * 1024;
 /// dropped, up to [`DRAIN_LIMIT`]); `Err` when the client broke off.
 async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<Option<bytes::Bytes>, ()> {
     use http_body_util::BodyExt;
+    // Most bodies arrive as one frame: kept as it is, copied only when a second one comes.
+    let mut first: Option<bytes::Bytes> = None;
     let mut kept = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
@@ -432,10 +434,21 @@ async fn read_body(mut body: axum::body::Body, limit: usize) -> Result<Option<by
             return Ok(None);
         }
         if seen <= limit {
-            kept.extend_from_slice(&data);
+            match first.take() {
+                None if kept.is_empty() => first = Some(data),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        kept.extend_from_slice(&earlier);
+                    }
+                    kept.extend_from_slice(&data);
+                }
+            }
         }
     }
-    Ok((seen <= limit).then(|| kept.freeze()))
+    if seen > limit {
+        return Ok(None);
+    }
+    Ok(Some(first.unwrap_or_else(|| kept.freeze())))
 }
 
 /// `err` with `Connection: close`: the rest of the request was not read, so the connection
