@@ -116,24 +116,6 @@ pub struct DoorLimits {
     pub payment_per_addr: Rate,
 }
 
-impl Default for DoorLimits {
-    /// SPEC §10's defaults. Per-address limits are high: offices, campuses and mobile carriers
-    /// put many buyers behind one address.
-    fn default() -> Self {
-        DoorLimits {
-            register_per_addr: Rate::per_minute(60),
-            login_per_user: Rate::per_minute(10),
-            login_per_addr: Rate::per_minute(300),
-            enqueue_per_user: Rate::per_minute(30),
-            enqueue_per_addr: Rate::per_minute(600),
-            order_per_user: Rate::per_minute(30),
-            order_per_addr: Rate::per_minute(600),
-            payment_per_user: Rate::per_minute(30),
-            payment_per_addr: Rate::per_minute(600),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ pub mod stats;
 
 pub use common::{Doorman, Kick, Ports};
 use flash_core::limits::Door;
+use secrecy::ExposeSecret;
 pub use settings::Settings;
 
 /// Every handler, built once from the ports and settings; hosts share it behind an `Arc`.
@@ -73,10 +74,10 @@ impl Handlers {
             settings.auth.session_check,
             settings.auth.access_ttl,
         );
-        let gate = queue::GateTokens::new(&settings.queue.gate_secret);
+        let gate = queue::GateTokens::new(settings.gate_secret().expose_secret().as_bytes());
         let hasher =
             auth::PasswordHasher::new(settings.auth.bcrypt_cost, settings.auth.hash_concurrency);
-        let l = &settings.limits;
+        let l = &settings.limits();
         let door = |door, per_addr, per_user| {
             Doorman::new(ports.limiter.clone(), door, per_addr, per_user)
         };
@@ -133,7 +134,11 @@ impl Handlers {
             apply_result: payments::ApplyPaymentResult::new(ports),
             callback: payments::PaymentCallback::new(ports, &settings.payments),
             time_out_payments: payments::TimeOutPayments::new(ports, &settings.payments),
-            process_payment: pay::ProcessPayment::new(ports, &settings.pay),
+            process_payment: pay::ProcessPayment::new(
+                ports,
+                &settings.pay,
+                &settings.payments.result_queue,
+            ),
             overview: stats::Overview::new(ports),
             tokens,
             clock: ports.clock.clone(),

@@ -133,7 +133,7 @@ async fn wrong_password_and_unknown_user_are_the_same_invalid_credentials() {
 #[tokio::test]
 async fn logins_are_rate_limited_per_user_with_a_retry_after() {
     let mut s = settings();
-    s.limits.login_per_user.limit = 3;
+    s.auth.login_per_user.limit = 3;
     let w = world_with(s);
     for name in ["test0001", "test0002"] {
         w.h.register.handle(&cx(), reg(name, None)).await.unwrap();
@@ -160,7 +160,7 @@ async fn logins_are_rate_limited_per_user_with_a_retry_after() {
 #[tokio::test]
 async fn logins_are_rate_limited_per_client_address() {
     let mut s = settings();
-    s.limits.login_per_addr.limit = 2;
+    s.auth.login_per_addr.limit = 2;
     let w = world_with(s);
     let mut c = cx();
     c.client_addr = Some("10.0.0.9".into());

@@ -49,7 +49,7 @@ fn assert_limited(e: &impl Classify) {
 #[tokio::test]
 async fn a_flood_of_distinct_login_names_keeps_one_counter_per_address() {
     let mut s = settings();
-    s.limits.login_per_addr.limit = 1_000_000;
+    s.auth.login_per_addr.limit = 1_000_000;
     let w = world_with(s);
     let huge = "x".repeat(60_000);
     for i in 0..2_000 {
@@ -72,7 +72,7 @@ async fn a_flood_of_distinct_login_names_keeps_one_counter_per_address() {
 #[tokio::test]
 async fn a_login_refused_by_its_address_leaves_no_counter_for_the_account() {
     let mut s = settings();
-    s.limits.login_per_addr.limit = 2;
+    s.auth.login_per_addr.limit = 2;
     let w = world_with(s);
     w.h.register
         .handle(&from("192.0.2.1"), register("buyer001"))
@@ -103,7 +103,7 @@ async fn a_login_refused_by_its_address_leaves_no_counter_for_the_account() {
 #[tokio::test]
 async fn registrations_are_limited_per_address() {
     let mut s = settings();
-    s.limits.register_per_addr.limit = 3;
+    s.auth.register_per_addr.limit = 3;
     let w = world_with(s);
     for i in 0..3 {
         w.h.register
@@ -119,7 +119,7 @@ async fn registrations_are_limited_per_address() {
     assert_limited(&e);
     // Every address of one IPv6 /64 is one client; another /64 is not.
     let mut s = settings();
-    s.limits.register_per_addr.limit = 1;
+    s.auth.register_per_addr.limit = 1;
     let w = world_with(s);
     w.h.register
         .handle(&from("2001:db8:0:1::1"), register("buyer200"))
@@ -140,7 +140,7 @@ async fn registrations_are_limited_per_address() {
 #[tokio::test]
 async fn enqueues_are_limited_per_address_across_users() {
     let mut s = settings();
-    s.limits.enqueue_per_addr.limit = 3;
+    s.queue.enqueue_per_addr.limit = 3;
     let w = world_with(s);
     for _ in 0..3 {
         w.h.join_queue
@@ -168,8 +168,8 @@ fn keyed(mut c: Context, key: &str) -> Context {
 #[tokio::test]
 async fn orders_are_limited_per_user_and_per_address() {
     let mut s = settings();
-    s.limits.order_per_user.limit = 3;
-    s.limits.order_per_addr.limit = 5;
+    s.orders.order_per_user.limit = 3;
+    s.orders.order_per_addr.limit = 5;
     let w = world_with(s);
     let ev = w.onsale_event(100, 1).await;
     let req = PlaceOrderRequest {
@@ -228,8 +228,8 @@ async fn refused_orders_are_not_kept_under_their_key() {
 #[tokio::test]
 async fn payment_requests_are_limited_per_user_and_per_address() {
     let mut s = settings();
-    s.limits.payment_per_user.limit = 2;
-    s.limits.payment_per_addr.limit = 3;
+    s.payments.payment_per_user.limit = 2;
+    s.payments.payment_per_addr.limit = 3;
     let w = world_with(s);
     let ev = w.onsale_event(10, 1).await;
     let u = buyer();

@@ -10,7 +10,7 @@ pub use password::{HashFailed, PasswordHasher};
 pub use tokens::{Claims, RefreshClaims, TokenError, TokenPair, TokenType, Tokens};
 
 use crate::classify;
-use crate::settings::AuthSettings;
+use crate::settings::{AuthSettings, secret_bytes};
 use crate::{Doorman, Ports};
 use flash_core::domain::{LoginName, Role, Rotation, User};
 use flash_core::ports::{Clock, Ids, SessionStore, UserStore};
@@ -71,7 +71,7 @@ impl Register {
             users: p.users.clone(),
             door,
             hasher,
-            admin_secret: s.admin_secret.clone(),
+            admin_secret: secret_bytes(&s.admin_secret),
         }
     }
 

@@ -3,7 +3,7 @@
 //! Expiry is checked against the `Clock` port, not the system clock, so tests are deterministic.
 
 use super::access::Grant;
-use crate::settings::AuthSettings;
+use crate::settings::{AuthSettings, secret_bytes};
 use flash_core::domain::{LoginName, RefreshSession, Role, User};
 use flash_core::{FamilyId, Principal, Timestamp, TokenId, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -74,11 +74,15 @@ pub struct Tokens(Arc<Keys>);
 
 impl Tokens {
     pub fn new(s: &AuthSettings) -> Self {
+        // Hosts resolve both secrets before building the handlers (required, or random for
+        // the embedded default); an unset one here signs with the empty key of a test world.
+        let access = secret_bytes(&s.access_secret).unwrap_or_default();
+        let refresh = secret_bytes(&s.refresh_secret).unwrap_or_default();
         Tokens(Arc::new(Keys {
-            access_enc: EncodingKey::from_secret(&s.access_secret),
-            access_dec: DecodingKey::from_secret(&s.access_secret),
-            refresh_enc: EncodingKey::from_secret(&s.refresh_secret),
-            refresh_dec: DecodingKey::from_secret(&s.refresh_secret),
+            access_enc: EncodingKey::from_secret(&access),
+            access_dec: DecodingKey::from_secret(&access),
+            refresh_enc: EncodingKey::from_secret(&refresh),
+            refresh_dec: DecodingKey::from_secret(&refresh),
             access_ttl: s.access_ttl,
             refresh_ttl: s.refresh_ttl,
         }))
@@ -216,9 +220,9 @@ mod tests {
 
     fn tokens(same_secrets: bool) -> Tokens {
         let s = if same_secrets {
-            Settings::with_secrets(b"same", b"same", b"g")
+            Settings::with_secrets("same", "same", "g")
         } else {
-            Settings::with_secrets(b"a", b"r", b"g")
+            Settings::with_secrets("a", "r", "g")
         };
         Tokens::new(&s.auth)
     }
@@ -272,7 +276,7 @@ mod tests {
     fn a_token_signed_with_another_secret_is_invalid() {
         let now = Timestamp(1_000_000);
         let (pair, _) = tokens(false).issue(&user(), id(), id(), id(), now).unwrap();
-        let other = Tokens::new(&Settings::with_secrets(b"x", b"y", b"z").auth);
+        let other = Tokens::new(&Settings::with_secrets("x", "y", "z").auth);
         assert_eq!(
             other.verify_access(&pair.access_token, now).unwrap_err(),
             TokenError::Invalid

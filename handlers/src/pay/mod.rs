@@ -42,10 +42,12 @@ pub struct ProcessPayment {
     ledger: Arc<dyn PaymentLedger>,
     bus: Arc<dyn Bus>,
     settings: PaySettings,
+    result_queue: String,
 }
 
 impl ProcessPayment {
-    pub fn new(p: &Ports, s: &PaySettings) -> Self {
+    /// Publishes its verdicts on `result_queue`.
+    pub fn new(p: &Ports, s: &PaySettings, result_queue: &str) -> Self {
         ProcessPayment {
             clock: p.clock.clone(),
             ids: p.ids.clone(),
@@ -53,6 +55,7 @@ impl ProcessPayment {
             ledger: p.ledger.clone(),
             bus: p.bus.clone(),
             settings: s.clone(),
+            result_queue: result_queue.to_owned(),
         }
     }
 
@@ -124,7 +127,7 @@ impl ProcessPayment {
         let envelope = Envelope::json(self.ids.uuid().to_string(), req.request_id.clone(), &result)
             .map_err(|e| ProcessError::Store(StoreError::Internal(e.to_string())))?;
         self.bus
-            .publish(&self.settings.result_queue, envelope)
+            .publish(&self.result_queue, envelope)
             .await
             .map_err(ProcessError::Store)?;
         self.ledger

@@ -2,7 +2,7 @@
 //! application that never downgrades PAID, the signed provider callback, and payment timeouts.
 
 use crate::common::{AccessDenied, caller};
-use crate::settings::PaymentSettings;
+use crate::settings::{PaymentSettings, secret_bytes};
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
     Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus, ResultApplied,
@@ -225,7 +225,7 @@ impl PaymentCallback {
         PaymentCallback {
             clock: p.clock.clone(),
             payments: p.payments.clone(),
-            secret: s.callback_secret.clone().map(Arc::new),
+            secret: secret_bytes(&s.callback_secret).map(Arc::new),
             allow_owner: s.allow_owner_callback,
         }
     }

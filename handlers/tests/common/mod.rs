@@ -23,11 +23,11 @@ pub struct World {
 pub const T0: i64 = 1_762_149_814_000;
 
 pub fn settings() -> Settings {
-    let mut s = Settings::with_secrets(b"access-secret", b"refresh-secret", b"gate-secret");
+    let mut s = Settings::with_secrets("access-secret", "refresh-secret", "gate-secret");
     s.auth.bcrypt_cost = 4;
-    s.auth.admin_secret = Some(b"admin-secret".to_vec());
+    s.auth.admin_secret = Some("admin-secret".into());
     s.queue.capacity = 2;
-    s.payments.callback_secret = Some(b"callback-secret".to_vec());
+    s.payments.callback_secret = Some("callback-secret".into());
     s.pay.min_latency = Duration::from_millis(10);
     s.pay.max_latency = Duration::from_millis(20);
     s

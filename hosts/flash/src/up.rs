@@ -4,44 +4,19 @@
 //! background work runs as tasks of this process.
 
 use clap::Args;
-use flash_core::domain::{Event, EventStatus, LoginName, Role, User};
+use flash_core::domain::{Event, EventStatus, LoginName, Role as UserRole, User};
 use flash_core::ports::EventListing;
 use flash_core::{EventId, StoreError, UserId};
-use flash_handlers::{Handlers, Ports, Settings};
-use flash_http::layers::HttpLayersConfig;
-use flash_http::metrics::Metrics;
-use flash_http::server::ServeOptions;
-use flash_http::state::{AppState, Services};
-use flash_pods::backends::{BackendConfig, Needs};
-use flash_runtime::config::{
-    AuthConfig, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig, TelemetryConfig,
-    secret_or_random,
-};
-use flash_runtime::jobs::{self, Intervals};
-use flash_runtime::settings::Groups;
-use flash_runtime::shutdown::{Shutdown, TaskSet};
+use flash_handlers::Ports;
+use flash_pods::serve::{self, PodConfig, Role};
+use flash_runtime::shutdown::Shutdown;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Args)]
 pub struct UpConfig {
     #[command(flatten)]
-    pub http: HttpConfig,
-    #[command(flatten)]
-    pub auth: AuthConfig,
-    #[command(flatten)]
-    pub queue: QueueConfig,
-    #[command(flatten)]
-    pub orders: OrderConfig,
-    #[command(flatten)]
-    pub payments: PaymentConfig,
-    #[command(flatten)]
-    pub pay: PayConfig,
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
-    #[command(flatten)]
-    pub backends: BackendConfig,
+    pub pod: PodConfig,
     /// Demo accounts test0000… created at start-up (password `testtest`); 0 for none.
     #[arg(
         long = "demo-users",
@@ -62,20 +37,6 @@ pub struct UpConfig {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Builds the business settings; unset JWT secrets become random ones for this process.
-pub fn settings(c: &UpConfig) -> Settings {
-    let access = secret_or_random(c.auth.jwt_access_secret.clone());
-    let refresh = secret_or_random(c.auth.jwt_refresh_secret.clone());
-    let groups = Groups {
-        auth: &c.auth,
-        queue: &c.queue,
-        orders: &c.orders,
-        payments: &c.payments,
-        pay: &c.pay,
-    };
-    flash_runtime::settings::build(&groups, &access, &refresh)
-}
-
 /// The running system, for tests: its address and a way to stop it.
 pub struct Running {
     pub addr: SocketAddr,
@@ -85,7 +46,7 @@ pub struct Running {
 }
 
 pub async fn run(c: UpConfig) -> Result<(), BoxError> {
-    flash_runtime::telemetry::init(&c.telemetry);
+    flash_runtime::telemetry::init(&c.pod.app.telemetry);
     let started = Instant::now();
     let demo_users = c.demo_users;
     let shutdown = Shutdown::new();
@@ -101,102 +62,19 @@ pub async fn run(c: UpConfig) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Starts everything and returns once the listener is bound.
+/// Starts everything (the pods' roles in one process, plus the web page and the demo data) and
+/// returns once the listener is bound.
 pub async fn start(c: UpConfig, shutdown: Shutdown) -> Result<Running, BoxError> {
-    let settings = settings(&c);
-    let backends = c.backends.connect(
-        Needs::WHATEVER_IS_SET,
-        &c.payments.request_queue,
-        c.payments.bus_max_attempts,
-    )?;
-    if !backends.described.is_empty() {
-        tracing::info!(backends = ?backends.described, "real backends in use");
-    }
-    let ports = backends.ports.clone();
-    let demo_event = seed(&c, &ports).await?;
-    let handlers = Arc::new(Handlers::new(&ports, settings));
-    let metrics = Metrics::new()?;
-    let state = AppState {
-        handlers: handlers.clone(),
-        metrics: metrics.clone(),
-        health: Arc::new(backends.health.clone()),
-        db_stats: backends.db_stats.clone(),
-        budgets: backends.budgets.clone(),
-        services: Services::ALL,
-        health_timeout: Duration::from_secs(2),
-        ws_refresh: c.queue.ws_refresh,
-        started: Instant::now(),
-    };
-    let layers = HttpLayersConfig {
-        service: "flash".into(),
-        cors_origins: c.http.cors_origins.clone(),
-        body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
-        read_timeout: c.http.read_timeout,
-    };
-    let (router, socket_tasks) =
-        flash_http::app_with_socket(state, &layers, ports.notifier.clone());
-    let router = crate::web::mount(router, &layers, &metrics);
-
-    let mut tasks = TaskSet::new(&shutdown);
-    for t in socket_tasks {
-        // Push loops: nothing in flight to let finish.
-        tasks.adopt_abortable(t);
-    }
-    let intervals = Intervals {
-        promotion: c.queue.promotion_interval,
-        sweep: Duration::from_secs(1),
-        relay: Duration::from_millis(500),
-    };
-    jobs::spawn_promoter(
-        &mut tasks,
-        handlers.clone(),
-        metrics.clone(),
-        intervals.promotion,
-    );
-    jobs::spawn_sweepers(&mut tasks, handlers.clone(), intervals.sweep);
-    jobs::spawn_relay(
-        &mut tasks,
-        &handlers,
-        backends.outbox.clone(),
-        ports.bus.clone(),
-        ports.clock.clone(),
-        metrics.clone(),
-        intervals.relay,
-    );
-    let prefetch = u16::try_from(c.pay.concurrency).unwrap_or(u16::MAX);
-    jobs::spawn_pay_worker(
-        &mut tasks,
-        handlers.clone(),
-        metrics.clone(),
-        backends.consumer(&c.payments.request_queue, prefetch),
-        c.pay.concurrency,
-    );
-    jobs::spawn_result_consumer(
-        &mut tasks,
-        handlers.clone(),
-        metrics.clone(),
-        backends.consumer(&c.payments.result_queue, prefetch),
-        c.pay.concurrency,
-    );
-
-    let listener = tokio::net::TcpListener::bind(c.http.addr()).await?;
-    let addr = listener.local_addr()?;
-    let grace = c.http.shutdown_grace;
-    let stop = shutdown.clone();
-    let options = ServeOptions {
-        read_timeout: c.http.read_timeout,
-        // `flash up` faces its clients directly: the socket peer is the client address.
-        peer_is_client: true,
-    };
-    let done = tokio::spawn(async move {
-        flash_http::server::serve(listener, router, options, stop.cancelled()).await;
-        let report = tasks.shutdown(grace).await;
-        tracing::info!(?report, "stopped");
-    });
+    let mut assembled = serve::assemble(Role::All, &c.pod, &shutdown)?;
+    let app = &assembled.backends.app;
+    let demo_event = seed(&c, &app.ports).await?;
+    let layers = c.pod.app.layers("flash");
+    assembled.router = crate::web::mount(assembled.router, &layers, &app.metrics);
+    let pod = assembled.serve(shutdown).await?;
     Ok(Running {
-        addr,
-        shutdown,
-        done,
+        addr: pod.addr,
+        shutdown: pod.shutdown,
+        done: pod.done,
         demo_event,
     })
 }
@@ -208,14 +86,14 @@ async fn seed(c: &UpConfig, ports: &Ports) -> Result<Option<EventId>, BoxError> 
     let first = LoginName::trusted("test0000");
     if c.demo_users > 0 && ports.users.by_login(&first).await?.is_none() {
         // One hash for every demo account: hashing a thousand at cost 10 would take a minute.
-        let cost = c.auth.bcrypt_cost;
+        let cost = c.pod.app.settings.auth.bcrypt_cost;
         let hash = tokio::task::spawn_blocking(move || bcrypt_hash("testtest", cost)).await??;
         for i in 0..c.demo_users {
             let user = User {
                 id: UserId(ports.ids.uuid()),
                 login: LoginName::trusted(format!("test{i:04}")),
                 password_hash: hash.clone(),
-                role: Role::User,
+                role: UserRole::User,
                 created_at: now,
             };
             match ports.users.create(user).await {

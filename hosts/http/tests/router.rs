@@ -41,11 +41,11 @@ const ACCESS_TTL_SECS: i64 = 15 * 60;
 const REFRESH_TTL_SECS: i64 = 7 * 24 * 3600;
 
 fn settings() -> Settings {
-    let mut s = Settings::with_secrets(b"access-secret", b"refresh-secret", b"gate-secret");
+    let mut s = Settings::with_secrets("access-secret", "refresh-secret", "gate-secret");
     s.auth.bcrypt_cost = 4;
-    s.auth.admin_secret = Some(ADMIN_SECRET.as_bytes().to_vec());
+    s.auth.admin_secret = Some(ADMIN_SECRET.into());
     s.queue.capacity = 50;
-    s.payments.callback_secret = Some(CALLBACK_SECRET.to_vec());
+    s.payments.callback_secret = std::str::from_utf8(CALLBACK_SECRET).ok().map(Into::into);
     s.pay.min_latency = Duration::from_millis(10);
     s.pay.max_latency = Duration::from_millis(20);
     s
@@ -671,7 +671,7 @@ async fn login_with_a_wrong_password_or_an_unknown_user_is_401_invalid_credentia
 async fn too_many_logins_for_one_user_are_429_with_retry_after() {
     let api = Api::new();
     api.register("buyer01").await.expect(200);
-    let limit = settings().limits.login_per_user.limit;
+    let limit = settings().auth.login_per_user.limit;
     for _ in 0..limit {
         api.login("buyer01", "wrong-password").await.expect(401);
     }

@@ -4,10 +4,9 @@
 use clap::{Args, Parser};
 use flash_adapter_sqs::SqsConfig;
 use flash_runtime::config::{
-    AuthConfig, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig, TelemetryConfig,
     parse_bool, parse_millis, parse_positive_millis, parse_positive_usize,
 };
-use flash_wiring::StoreConfig;
+use flash_wiring::AppConfig;
 use std::time::Duration;
 
 /// Where the bus is. Credentials and region come from the function's role and `AWS_REGION`.
@@ -72,21 +71,7 @@ pub struct SweepSettings {
 #[derive(Debug, Clone, Args)]
 pub struct LambdaConfig {
     #[command(flatten)]
-    pub http: HttpConfig,
-    #[command(flatten)]
-    pub auth: AuthConfig,
-    #[command(flatten)]
-    pub queue: QueueConfig,
-    #[command(flatten)]
-    pub orders: OrderConfig,
-    #[command(flatten)]
-    pub payments: PaymentConfig,
-    #[command(flatten)]
-    pub pay: PayConfig,
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
-    #[command(flatten)]
-    pub stores: StoreConfig,
+    pub app: AppConfig,
     #[command(flatten)]
     pub sqs: SqsSettings,
     #[command(flatten)]
@@ -114,7 +99,7 @@ impl LambdaConfig {
     /// The SQS bus settings.
     pub fn sqs_config(&self) -> SqsConfig {
         let mut c = SqsConfig::default()
-            .with_max_attempts(self.payments.bus_max_attempts)
+            .with_max_attempts(self.app.settings.payments.bus_max_attempts)
             .with_create_queues(self.sqs.create_queues);
         c.endpoint_url = self.sqs.endpoint_url.clone();
         c

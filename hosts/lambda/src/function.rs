@@ -3,15 +3,8 @@
 use crate::BoxError;
 use crate::config::LambdaConfig;
 use flash_adapter_sqs::{SqsBus, validate_queue_name};
-use flash_core::budget::Budgets;
-use flash_core::ports::{HealthCheck, Outbox};
-use flash_handlers::{Handlers, Ports};
-use flash_http::metrics::Metrics;
-use flash_http::state::DbStatsSource;
-use flash_runtime::config::{ConfigError, require_secret, secret_or_random};
-use flash_runtime::settings::{Groups, build};
-use flash_wiring::StoreNeeds;
-use secrecy::SecretString;
+use flash_runtime::config::ConfigError;
+use flash_wiring::{App, BusWiring, Secrets, StoreNeeds};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -42,22 +35,23 @@ impl Kind {
             required: true,
         }
     }
+
+    /// Only the HTTP function signs and verifies tokens: the others never see a secret.
+    fn secrets(self) -> Secrets {
+        match self {
+            Kind::Http => Secrets::Required { refresh: true },
+            Kind::Pay | Kind::Results | Kind::Sweeper => Secrets::RandomWhenUnset,
+        }
+    }
 }
 
-/// A function's wired ports and handlers, built once per execution environment (Lambda reuses
-/// it across invocations until the environment is recycled).
+/// A function's application (wired ports and handlers), built once per execution environment
+/// (Lambda reuses it across invocations until the environment is recycled).
 pub struct Function {
     pub kind: Kind,
     pub config: LambdaConfig,
-    pub handlers: Arc<Handlers>,
-    pub ports: Ports,
-    pub outbox: Arc<dyn Outbox>,
+    pub app: App,
     pub bus: SqsBus,
-    pub metrics: Metrics,
-    pub health: Vec<Arc<dyn HealthCheck>>,
-    pub db_stats: Option<Arc<dyn DbStatsSource>>,
-    /// What the in-process stores keep for clients, for `/metrics`.
-    pub budgets: Budgets,
     /// When init started, for the start-up log.
     pub started: Instant,
 }
@@ -66,24 +60,12 @@ fn queue_name(variable: &'static str, name: &str) -> Result<(), ConfigError> {
     validate_queue_name(name).map_err(|e| ConfigError::new(variable, e))
 }
 
-/// Only the HTTP function signs and verifies tokens: the others never see a secret.
-fn secrets(kind: Kind, config: &LambdaConfig) -> Result<(SecretString, SecretString), ConfigError> {
-    if kind == Kind::Http {
-        Ok((
-            require_secret("JWT_ACCESS_SECRET", &config.auth.jwt_access_secret)?,
-            require_secret("JWT_REFRESH_SECRET", &config.auth.jwt_refresh_secret)?,
-        ))
-    } else {
-        Ok((secret_or_random(None), secret_or_random(None)))
-    }
-}
-
 impl Function {
     /// Reads the environment and wires everything; connections open lazily on first use.
     pub async fn init(kind: Kind) -> Result<Function, BoxError> {
         let started = Instant::now();
         let config = LambdaConfig::from_env(kind.binary());
-        flash_runtime::telemetry::init(&config.telemetry);
+        flash_runtime::telemetry::init(&config.app.telemetry);
         Self::with_config(kind, config, started).await
     }
 
@@ -104,40 +86,20 @@ impl Function {
         bus: SqsBus,
         started: Instant,
     ) -> Result<Function, BoxError> {
-        queue_name("PAYMENT_REQUEST_QUEUE", &config.payments.request_queue)?;
-        queue_name("PAYMENT_RESULT_QUEUE", &config.payments.result_queue)?;
-        let (access, refresh) = secrets(kind, &config)?;
-        let settings = build(
-            &Groups {
-                auth: &config.auth,
-                queue: &config.queue,
-                orders: &config.orders,
-                payments: &config.payments,
-                pay: &config.pay,
-            },
-            &access,
-            &refresh,
-        );
-        let mut stores = config
-            .stores
-            .connect(kind.needs(), &config.payments.request_queue)?;
-        stores
-            .health
-            .push(Arc::new(bus.health(config.payments.request_queue.clone())));
-        stores.described.push("sqs");
-        let ports = stores.ports(Arc::new(bus.clone()));
-        let handlers = Arc::new(Handlers::new(&ports, settings));
-        tracing::info!(function = kind.binary(), backends = ?stores.described, "initialised");
+        let payments = &config.app.settings.payments;
+        queue_name("PAYMENT_REQUEST_QUEUE", &payments.request_queue)?;
+        queue_name("PAYMENT_RESULT_QUEUE", &payments.result_queue)?;
+        let wiring = BusWiring {
+            bus: Arc::new(bus.clone()),
+            health: Some(Arc::new(bus.health(payments.request_queue.clone()))),
+            name: Some("sqs"),
+        };
+        let app = App::build(&config.app, kind.needs(), kind.secrets(), wiring)?;
+        tracing::info!(function = kind.binary(), backends = ?app.described, "initialised");
         Ok(Function {
             kind,
-            handlers,
-            ports,
-            outbox: stores.outbox.clone(),
+            app,
             bus,
-            metrics: Metrics::new()?,
-            health: stores.health.clone(),
-            db_stats: stores.db_stats.clone(),
-            budgets: stores.budgets.clone(),
             started,
             config,
         })

@@ -10,8 +10,7 @@ use bytes::Bytes;
 use flash_core::domain::RateDecision;
 use flash_core::limits::{Door, RateKey};
 use flash_http::error::ApiError;
-use flash_http::layers::HttpLayersConfig;
-use flash_http::state::{AppState, Services};
+use flash_http::state::Services;
 use flash_runtime::jobs::{promote_once, relay_outbox};
 use futures::FutureExt;
 use http::Uri;
@@ -20,7 +19,6 @@ use lambda_http::{RequestExt, aws_lambda_events::encodings::Body as LambdaBody};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 use tower::ServiceExt;
 
 /// The HTTP function's handler; cheap to clone.
@@ -32,24 +30,9 @@ pub struct HttpFunction {
 
 impl HttpFunction {
     pub fn new(function: Arc<Function>) -> Self {
-        let state = AppState {
-            handlers: function.handlers.clone(),
-            metrics: function.metrics.clone(),
-            health: Arc::new(function.health.clone()),
-            db_stats: function.db_stats.clone(),
-            budgets: function.budgets.clone(),
-            services: Services::ALL,
-            health_timeout: flash_wiring::HEALTH_TIMEOUT,
-            ws_refresh: function.config.queue.ws_refresh,
-            started: Instant::now(),
-        };
-        let layers = HttpLayersConfig {
-            service: "lambda".to_owned(),
-            cors_origins: function.config.http.cors_origins.clone(),
-            body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
-            // Lambda receives whole bodies from the ALB; the setting bounds nothing slower here.
-            read_timeout: function.config.http.read_timeout,
-        };
+        // Lambda receives whole bodies from the ALB; the read timeout bounds nothing slower here.
+        let state = function.app.state(Services::ALL);
+        let layers = function.config.app.layers("lambda");
         HttpFunction {
             router: flash_http::app(state, &layers),
             function,
@@ -78,7 +61,7 @@ impl HttpFunction {
             self.promote_throttled().await;
         }
         let response = self.router.clone().oneshot(request).await?;
-        let h = &self.function.handlers;
+        let h = &self.function.app.handlers;
         if taken(&h.relay_kick) {
             self.relay().await;
         }
@@ -93,12 +76,12 @@ impl HttpFunction {
     /// stays in the outbox for the sweeper.
     async fn relay(&self) {
         let f = &self.function;
-        let queue = &f.config.payments.request_queue;
+        let queue = &f.config.app.settings.payments.request_queue;
         if let Err(e) = relay_outbox(
-            &*f.outbox,
-            &*f.ports.bus,
-            &*f.ports.clock,
-            &f.metrics,
+            &*f.app.outbox,
+            &*f.app.ports.bus,
+            &*f.app.ports.clock,
+            &f.app.metrics,
             queue,
         )
         .await
@@ -110,8 +93,9 @@ impl HttpFunction {
     /// Runs promotion unless another instance did within `QUEUE_PROMOTION_INTERVAL_MS`.
     async fn promote_throttled(&self) {
         let f = &self.function;
-        let window = f.config.queue.promotion_interval;
+        let window = f.config.app.settings.queue.promotion_interval;
         let decision = f
+            .app
             .ports
             .limiter
             .hit(
@@ -120,12 +104,12 @@ impl HttpFunction {
                 &RateKey::global(Door::Promotion),
                 1,
                 window,
-                f.handlers.now(),
+                f.app.handlers.now(),
             )
             .await;
         match decision {
             Ok(RateDecision::Allowed) => {
-                if let Err(e) = promote_once(&f.handlers, &f.metrics).await {
+                if let Err(e) = promote_once(&f.app.handlers, &f.app.metrics).await {
                     tracing::warn!(error = %e, "promotion failed");
                 }
             }

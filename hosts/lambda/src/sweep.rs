@@ -48,7 +48,7 @@ pub async fn sweep_window(f: &Function) -> SweepReport {
 /// One pass: runs every step, even after one fails.
 pub async fn sweep(f: &Function) -> SweepReport {
     let mut errors = Vec::new();
-    let h = &f.handlers;
+    let h = &f.app.handlers;
     let holds_expired = record(&mut errors, "hold-expiry", expire_holds_once(h).await);
     let payments_timed_out = record(
         &mut errors,
@@ -56,15 +56,19 @@ pub async fn sweep(f: &Function) -> SweepReport {
         time_out_payments_once(h).await,
     );
     let relayed = relay_outbox(
-        &*f.outbox,
-        &*f.ports.bus,
-        &*f.ports.clock,
-        &f.metrics,
-        &f.config.payments.request_queue,
+        &*f.app.outbox,
+        &*f.app.ports.bus,
+        &*f.app.ports.clock,
+        &f.app.metrics,
+        &f.config.app.settings.payments.request_queue,
     )
     .await;
     let messages_relayed = record(&mut errors, "outbox-relay", relayed);
-    let tickets_admitted = record(&mut errors, "promotion", promote_once(h, &f.metrics).await);
+    let tickets_admitted = record(
+        &mut errors,
+        "promotion",
+        promote_once(h, &f.app.metrics).await,
+    );
     SweepReport {
         holds_expired,
         payments_timed_out,

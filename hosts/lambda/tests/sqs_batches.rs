@@ -106,8 +106,8 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
     );
     let function = world.function(Kind::Results);
     let handler = PaymentResults {
-        handlers: function.handlers.clone(),
-        metrics: function.metrics.clone(),
+        handlers: function.app.handlers.clone(),
+        metrics: function.app.metrics.clone(),
         queue: world.result_queue().to_owned(),
     };
     let queue = world.result_queue().to_owned();

@@ -6,22 +6,15 @@
 use clap::Args;
 use flash_adapter_memory as memory;
 use flash_adapter_rabbitmq as amqp;
-use flash_core::budget::Budgets;
 use flash_core::ports::*;
-use flash_handlers::Ports;
-use flash_http::state::DbStatsSource;
 use flash_runtime::config::parse_secret;
-use flash_wiring::{StoreConfig, StoreNeeds};
+use flash_wiring::{App, AppConfig, BuildError, BusWiring, Secrets, StoreNeeds, WiringError};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
-pub use flash_wiring::{HEALTH_TIMEOUT, WiringError as BackendError};
-
-/// Where the backends are. Every field is optional: what is unset runs in memory.
+/// Where the bus is; unset, an in-process one.
 #[derive(Debug, Clone, Args)]
-pub struct BackendConfig {
-    #[command(flatten)]
-    pub stores: StoreConfig,
+pub struct BusConfig {
     /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`); unset: an in-process bus.
     #[arg(long = "rabbitmq-url", env = "RABBITMQ_URL", value_name = "RABBITMQ_URL", value_parser = parse_secret, help_heading = "Backends")]
     pub rabbitmq_url: Option<SecretString>,
@@ -48,18 +41,10 @@ impl Needs {
     };
 }
 
-/// The wired ports plus what the host needs besides them.
+/// The application on its backends, and the bus its consumers read.
 pub struct Backends {
-    pub ports: Ports,
-    pub outbox: Arc<dyn Outbox>,
-    /// Dependencies for `/ready` and `/health`.
-    pub health: Vec<Arc<dyn HealthCheck>>,
-    pub db_stats: Option<Arc<dyn DbStatsSource>>,
+    pub app: App,
     bus: BusKind,
-    /// Names of the real backends in use, for the start-up log.
-    pub described: Vec<&'static str>,
-    /// What the in-process stores keep for clients, for `/metrics`.
-    pub budgets: Budgets,
 }
 
 enum BusKind {
@@ -68,6 +53,50 @@ enum BusKind {
 }
 
 impl Backends {
+    /// Builds the application on the configured backends (the bus from `bus`, RabbitMQ or in
+    /// memory). Must run inside a Tokio runtime (connections are prepared lazily).
+    pub fn connect(
+        config: &AppConfig,
+        bus: &BusConfig,
+        needs: Needs,
+        secrets: Secrets,
+    ) -> Result<Backends, BuildError> {
+        let rabbitmq_url = bus.rabbitmq_url.as_ref().filter(|_| needs.bus);
+        if needs.required && needs.bus && rabbitmq_url.is_none() {
+            return Err(WiringError::missing("RabbitMQ", "RABBITMQ_URL").into());
+        }
+        let max_attempts = config.settings.payments.bus_max_attempts;
+        let (kind, wiring) = match rabbitmq_url {
+            Some(url) => {
+                let config = amqp::AmqpConfig::new(url.expose_secret().to_owned())
+                    .with_max_attempts(max_attempts);
+                let b = amqp::AmqpBus::new(config);
+                let wiring = BusWiring {
+                    health: Some(Arc::new(b.health())),
+                    name: Some("rabbitmq"),
+                    bus: Arc::new(b.clone()),
+                };
+                (BusKind::Amqp(b), wiring)
+            }
+            None => {
+                let b = memory::MemoryBus::new(max_attempts);
+                let wiring = BusWiring {
+                    health: None,
+                    name: None,
+                    bus: Arc::new(b.clone()),
+                };
+                (BusKind::Memory(b), wiring)
+            }
+        };
+        let store_needs = StoreNeeds {
+            database: needs.database,
+            redis: needs.redis,
+            required: needs.required,
+        };
+        let app = App::build(config, store_needs, secrets, wiring)?;
+        Ok(Backends { app, bus: kind })
+    }
+
     /// A consumer of `queue` on the configured bus.
     pub fn consumer(&self, queue: &str, prefetch: u16) -> Arc<dyn BusConsumer> {
         match &self.bus {
@@ -77,51 +106,5 @@ impl Backends {
                 Arc::new(amqp::AmqpConsumer::new(config, queue))
             }
         }
-    }
-}
-
-impl BackendConfig {
-    /// Wires every port. `request_queue` names the outbox's queue; `max_attempts` the bus's
-    /// redelivery limit. Must run inside a Tokio runtime (connections are prepared lazily).
-    pub fn connect(
-        &self,
-        needs: Needs,
-        request_queue: &str,
-        max_attempts: u32,
-    ) -> Result<Backends, BackendError> {
-        let store_needs = StoreNeeds {
-            database: needs.database,
-            redis: needs.redis,
-            required: needs.required,
-        };
-        let rabbitmq_url = self.rabbitmq_url.as_ref().filter(|_| needs.bus);
-        if needs.required && needs.bus && rabbitmq_url.is_none() {
-            return Err(BackendError::missing("RabbitMQ", "RABBITMQ_URL"));
-        }
-        let mut stores = self.stores.connect(store_needs, request_queue)?;
-
-        let (bus, bus_port): (BusKind, Arc<dyn Bus>) = match rabbitmq_url {
-            Some(url) => {
-                let config = amqp::AmqpConfig::new(url.expose_secret().to_owned())
-                    .with_max_attempts(max_attempts);
-                let b = amqp::AmqpBus::new(config);
-                stores.health.push(Arc::new(b.health()));
-                stores.described.push("rabbitmq");
-                (BusKind::Amqp(b.clone()), Arc::new(b))
-            }
-            None => {
-                let b = memory::MemoryBus::new(max_attempts);
-                (BusKind::Memory(b.clone()), Arc::new(b))
-            }
-        };
-        Ok(Backends {
-            ports: stores.ports(bus_port),
-            outbox: stores.outbox.clone(),
-            health: stores.health_or_memory(),
-            db_stats: stores.db_stats.clone(),
-            bus,
-            described: stores.described,
-            budgets: stores.budgets,
-        })
     }
 }

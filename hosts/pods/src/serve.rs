@@ -1,26 +1,19 @@
 //! One pod: configuration, backends, router and background tasks for its role, served until
 //! SIGTERM, then drained within the grace period.
 
-use crate::backends::{BackendConfig, Backends, HEALTH_TIMEOUT, Needs};
+use crate::backends::{Backends, BusConfig, Needs};
 use axum::Router;
 use clap::{Args, CommandFactory, Parser};
-use flash_handlers::Handlers;
-use flash_http::layers::HttpLayersConfig;
-use flash_http::metrics::Metrics;
 use flash_http::server::ServeOptions;
-use flash_http::state::{AppState, Services};
-use flash_runtime::config::{
-    AuthConfig, ConfigError, HttpConfig, OrderConfig, PayConfig, PaymentConfig, QueueConfig,
-    TelemetryConfig, parse_command_from_env, require_secret,
-};
+use flash_http::state::Services;
+use flash_runtime::config::parse_command_from_env;
 use flash_runtime::jobs;
-use flash_runtime::settings::{Groups, build};
 use flash_runtime::shutdown::{Shutdown, TaskSet};
+use flash_wiring::{AppConfig, Secrets};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// What a pod does.
+/// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Auth, queue, Socket.IO, promotion (:3000).
@@ -29,6 +22,9 @@ pub enum Role {
     Api,
     /// The mock payment processor on the bus; health on PAY_HEALTH_PORT (:3100).
     Pay,
+    /// Everything in one process (`flash up`): every backend whose variable is set is real, the
+    /// rest in memory; unset token secrets are random.
+    All,
 }
 
 impl Role {
@@ -37,6 +33,7 @@ impl Role {
             Role::Gateway => "gateway",
             Role::Api => "api",
             Role::Pay => "pay",
+            Role::All => "flash",
         }
     }
 
@@ -45,29 +42,44 @@ impl Role {
             Role::Gateway => "flash-gateway",
             Role::Api => "flash-api",
             Role::Pay => "flash-pay",
+            Role::All => "flash",
         }
     }
 
     fn needs(self) -> Needs {
+        let pod = |database, bus| Needs {
+            database,
+            redis: true,
+            bus,
+            required: true,
+        };
         match self {
-            Role::Gateway => Needs {
-                database: true,
-                redis: true,
-                bus: false,
-                required: true,
+            Role::Gateway => pod(true, false),
+            Role::Api => pod(true, true),
+            Role::Pay => pod(false, true),
+            Role::All => Needs::WHATEVER_IS_SET,
+        }
+    }
+
+    /// Only the gateway signs refresh tokens; the other pods verify access tokens only.
+    fn secrets(self) -> Secrets {
+        match self {
+            Role::Gateway => Secrets::Required { refresh: true },
+            Role::Api | Role::Pay => Secrets::Required { refresh: false },
+            Role::All => Secrets::RandomWhenUnset,
+        }
+    }
+
+    fn services(self) -> Services {
+        match self {
+            Role::Gateway => Services::GATEWAY,
+            Role::Api => Services::API,
+            // The processor has no API: its HTTP server answers health and metrics only.
+            Role::Pay => Services {
+                gateway: false,
+                api: false,
             },
-            Role::Api => Needs {
-                database: true,
-                redis: true,
-                bus: true,
-                required: true,
-            },
-            Role::Pay => Needs {
-                database: false,
-                redis: true,
-                bus: true,
-                required: true,
-            },
+            Role::All => Services::ALL,
         }
     }
 }
@@ -76,21 +88,9 @@ impl Role {
 #[derive(Debug, Clone, Args)]
 pub struct PodConfig {
     #[command(flatten)]
-    pub http: HttpConfig,
+    pub app: AppConfig,
     #[command(flatten)]
-    pub auth: AuthConfig,
-    #[command(flatten)]
-    pub queue: QueueConfig,
-    #[command(flatten)]
-    pub orders: OrderConfig,
-    #[command(flatten)]
-    pub payments: PaymentConfig,
-    #[command(flatten)]
-    pub pay: PayConfig,
-    #[command(flatten)]
-    pub telemetry: TelemetryConfig,
-    #[command(flatten)]
-    pub backends: BackendConfig,
+    pub bus: BusConfig,
     /// Whether this api instance publishes the outbox (run it in every api pod or in a few).
     #[arg(long = "outbox-relay", env = "OUTBOX_RELAY", value_name = "OUTBOX_RELAY", default_value = "true", value_parser = flash_runtime::config::parse_bool)]
     pub outbox_relay: bool,
@@ -112,7 +112,7 @@ pub fn parse(role: Role) -> PodConfig {
     cmd = match role {
         Role::Gateway => cmd.mut_arg("port", |a| a.default_value("3000")),
         Role::Api => cmd.mut_arg("port", |a| a.default_value("4000")),
-        Role::Pay => cmd,
+        Role::Pay | Role::All => cmd,
     };
     let cli: Cli = parse_command_from_env(cmd);
     cli.config
@@ -120,27 +120,9 @@ pub fn parse(role: Role) -> PodConfig {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn secrets(c: &PodConfig) -> Result<flash_handlers::Settings, ConfigError> {
-    let access = require_secret("JWT_ACCESS_SECRET", &c.auth.jwt_access_secret)?;
-    // Only the gateway signs refresh tokens; the others verify access tokens only.
-    let refresh = c
-        .auth
-        .jwt_refresh_secret
-        .clone()
-        .unwrap_or_else(|| access.clone());
-    let groups = Groups {
-        auth: &c.auth,
-        queue: &c.queue,
-        orders: &c.orders,
-        payments: &c.payments,
-        pay: &c.pay,
-    };
-    Ok(build(&groups, &access, &refresh))
-}
-
 /// Runs a pod until SIGTERM / Ctrl-C.
 pub async fn run(role: Role, c: PodConfig) -> Result<(), BoxError> {
-    flash_runtime::telemetry::init(&c.telemetry);
+    flash_runtime::telemetry::init(&c.app.telemetry);
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signal();
     let pod = start(role, c, shutdown).await?;
@@ -157,162 +139,123 @@ pub struct Pod {
 
 /// Starts a pod and returns once it listens. Prints `listening on http://ADDR` on stdout.
 pub async fn start(role: Role, c: PodConfig, shutdown: Shutdown) -> Result<Pod, BoxError> {
-    if role == Role::Gateway && c.auth.jwt_refresh_secret.is_none() {
-        return Err(ConfigError::new("JWT_REFRESH_SECRET", "is required")
-            .to_string()
-            .into());
-    }
-    let settings = secrets(&c).map_err(|e| e.to_string())?;
-    let backends = c.backends.connect(
-        role.needs(),
-        &c.payments.request_queue,
-        c.payments.bus_max_attempts,
-    )?;
-    let handlers = Arc::new(Handlers::new(&backends.ports, settings));
-    let metrics = Metrics::new()?;
-    let mut tasks = TaskSet::new(&shutdown);
-    let prefetch = u16::try_from(c.pay.concurrency).unwrap_or(u16::MAX);
-
-    let (router, addr) = match role {
-        Role::Gateway => {
-            let state = app_state(&handlers, &metrics, &backends, Services::GATEWAY, &c);
-            let (router, socket_tasks) = flash_http::app_with_socket(
-                state,
-                &layers(role, &c),
-                backends.ports.notifier.clone(),
-            );
-            for t in socket_tasks {
-                // Push loops: nothing in flight to let finish.
-                tasks.adopt_abortable(t);
-            }
-            jobs::spawn_promoter(
-                &mut tasks,
-                handlers.clone(),
-                metrics.clone(),
-                c.queue.promotion_interval,
-            );
-            (router, c.http.gateway_addr())
-        }
-        Role::Api => {
-            let state = app_state(&handlers, &metrics, &backends, Services::API, &c);
-            let router = flash_http::app(state, &layers(role, &c));
-            jobs::spawn_sweepers(&mut tasks, handlers.clone(), Duration::from_secs(1));
-            if c.outbox_relay {
-                jobs::spawn_relay(
-                    &mut tasks,
-                    &handlers,
-                    backends.outbox.clone(),
-                    backends.ports.bus.clone(),
-                    backends.ports.clock.clone(),
-                    metrics.clone(),
-                    Duration::from_millis(500),
-                );
-            }
-            jobs::spawn_result_consumer(
-                &mut tasks,
-                handlers.clone(),
-                metrics.clone(),
-                backends.consumer(&c.payments.result_queue, prefetch),
-                c.pay.concurrency,
-            );
-            (router, c.http.addr())
-        }
-        Role::Pay => {
-            // The processor has no API: its HTTP server answers health and metrics only.
-            let state = app_state(
-                &handlers,
-                &metrics,
-                &backends,
-                Services {
-                    gateway: false,
-                    api: false,
-                },
-                &c,
-            );
-            let router = flash_http::app(state, &layers(role, &c));
-            jobs::spawn_pay_worker(
-                &mut tasks,
-                handlers.clone(),
-                metrics.clone(),
-                backends.consumer(&c.payments.request_queue, prefetch),
-                c.pay.concurrency,
-            );
-            let mut addr = c.http.addr();
-            addr.set_port(c.pay.health_port);
-            (router, addr)
-        }
-    };
-    tracing::info!(role = role.name(), backends = ?backends.described, "starting");
-    serve(
-        router,
-        addr,
-        shutdown,
-        tasks,
-        c.http.shutdown_grace,
-        c.http.read_timeout,
-    )
-    .await
+    assemble(role, &c, &shutdown)?.serve(shutdown).await
 }
 
-fn app_state(
-    handlers: &Arc<Handlers>,
-    metrics: &Metrics,
-    b: &Backends,
-    services: Services,
-    c: &PodConfig,
-) -> AppState {
-    AppState {
-        handlers: handlers.clone(),
-        metrics: metrics.clone(),
-        health: Arc::new(b.health.clone()),
-        db_stats: b.db_stats.clone(),
-        budgets: b.budgets.clone(),
-        services,
-        health_timeout: HEALTH_TIMEOUT,
-        ws_refresh: c.queue.ws_refresh,
-        started: Instant::now(),
-    }
-}
-
-fn layers(role: Role, c: &PodConfig) -> HttpLayersConfig {
-    HttpLayersConfig {
-        service: role.name().to_owned(),
-        cors_origins: c.http.cors_origins.clone(),
-        body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
-        read_timeout: c.http.read_timeout,
-    }
-}
-
-/// Binds, prints the address, serves until shutdown, then drains the background tasks.
-pub async fn serve(
-    router: Router,
-    addr: SocketAddr,
-    shutdown: Shutdown,
-    tasks: TaskSet,
+/// A process put together but not yet listening: its backends, router and background tasks.
+pub struct Assembled {
+    pub backends: Backends,
+    pub router: Router,
+    pub tasks: TaskSet,
+    pub addr: SocketAddr,
+    role: Role,
     grace: Duration,
     read_timeout: Duration,
-) -> Result<Pod, BoxError> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    // Tests and scripts read this line to find an ephemeral port.
-    println!("listening on http://{local}");
-    tracing::info!(%local, "listening");
-    let stop = shutdown.clone();
-    let done = tokio::spawn(async move {
-        let options = ServeOptions {
-            read_timeout,
-            // Behind the ALB the client address comes from X-Forwarded-For.
-            peer_is_client: false,
-        };
-        flash_http::server::serve(listener, router, options, stop.cancelled()).await;
-        let report = tasks.shutdown(grace).await;
-        tracing::info!(?report, "stopped");
-    });
-    Ok(Pod {
-        addr: local,
-        shutdown,
-        done,
+}
+
+/// Connects the backends `role` needs, builds its router and spawns its background work (which
+/// starts at once; the listener is bound by [`Assembled::serve`]).
+pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assembled, BoxError> {
+    let backends = Backends::connect(&c.app, &c.bus, role.needs(), role.secrets())?;
+    let app = &backends.app;
+    let handlers = &app.handlers;
+    let settings = &handlers.settings;
+    let mut tasks = TaskSet::new(shutdown);
+    let layers = c.app.layers(role.name());
+    let state = app.state(role.services());
+    let router = if role.services().gateway {
+        let (router, socket_tasks) =
+            flash_http::app_with_socket(state, &layers, app.ports.notifier.clone());
+        for t in socket_tasks {
+            // Push loops: nothing in flight to let finish.
+            tasks.adopt_abortable(t);
+        }
+        jobs::spawn_promoter(
+            &mut tasks,
+            handlers.clone(),
+            app.metrics.clone(),
+            settings.queue.promotion_interval,
+        );
+        router
+    } else {
+        flash_http::app(state, &layers)
+    };
+    let concurrency = settings.pay.concurrency;
+    let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
+    if role.services().api {
+        jobs::spawn_sweepers(&mut tasks, handlers.clone(), Duration::from_secs(1));
+        if c.outbox_relay {
+            jobs::spawn_relay(
+                &mut tasks,
+                handlers,
+                app.outbox.clone(),
+                app.ports.bus.clone(),
+                app.ports.clock.clone(),
+                app.metrics.clone(),
+                Duration::from_millis(500),
+            );
+        }
+        jobs::spawn_result_consumer(
+            &mut tasks,
+            handlers.clone(),
+            app.metrics.clone(),
+            backends.consumer(&settings.payments.result_queue, prefetch),
+            concurrency,
+        );
+    }
+    if matches!(role, Role::Pay | Role::All) {
+        jobs::spawn_pay_worker(
+            &mut tasks,
+            handlers.clone(),
+            app.metrics.clone(),
+            backends.consumer(&settings.payments.request_queue, prefetch),
+            concurrency,
+        );
+    }
+    let addr = match role {
+        Role::Gateway => c.app.http.gateway_addr(),
+        Role::Pay => SocketAddr::new(c.app.http.host, settings.pay.health_port),
+        Role::Api | Role::All => c.app.http.addr(),
+    };
+    tracing::info!(role = role.name(), backends = ?app.described, "starting");
+    Ok(Assembled {
+        backends,
+        router,
+        tasks,
+        addr,
+        role,
+        grace: c.app.http.shutdown_grace,
+        read_timeout: c.app.http.read_timeout,
     })
+}
+
+impl Assembled {
+    /// Binds, prints the address, serves until shutdown, then drains the background tasks.
+    pub async fn serve(self, shutdown: Shutdown) -> Result<Pod, BoxError> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        let local = listener.local_addr()?;
+        // Tests and scripts read this line to find an ephemeral port.
+        println!("listening on http://{local}");
+        tracing::info!(%local, "listening");
+        let options = ServeOptions {
+            read_timeout: self.read_timeout,
+            // Behind the ALB the client address comes from X-Forwarded-For; `flash up` faces its
+            // clients directly, so there the socket peer is the client.
+            peer_is_client: self.role == Role::All,
+        };
+        let (router, tasks, grace) = (self.router, self.tasks, self.grace);
+        let stop = shutdown.clone();
+        let done = tokio::spawn(async move {
+            flash_http::server::serve(listener, router, options, stop.cancelled()).await;
+            let report = tasks.shutdown(grace).await;
+            tracing::info!(?report, "stopped");
+        });
+        Ok(Pod {
+            addr: local,
+            shutdown,
+            done,
+        })
+    }
 }
 
 /// Entry point shared by the role binaries.

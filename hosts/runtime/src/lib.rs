@@ -23,7 +23,6 @@ pub mod config;
 pub mod consumers;
 pub mod jobs;
 pub mod periodic;
-pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 pub mod worker;

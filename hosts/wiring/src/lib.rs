@@ -3,8 +3,12 @@
 //! in-memory adapter otherwise. Connections are lazy: a process starts while a dependency is down
 //! and reports not ready until it is back.
 //!
+//! It is also the composition root: [`AppConfig`] is the one configuration tree every host
+//! flattens (adding what is only its own), and [`App::build`] turns it into wired ports and
+//! handlers, the same way for the pods, `flash up` and the Lambda functions.
+//!
 //! The bus is not here: the pods add RabbitMQ (`flash-pods`), the Lambda functions add SQS
-//! (`flash-lambda`), so neither links the other's client.
+//! (`flash-lambda`), so neither links the other's client; each hands its bus to [`App::build`].
 
 use async_trait::async_trait;
 use clap::Args;
@@ -13,15 +17,151 @@ use flash_adapter_postgres as pg;
 use flash_adapter_redis as redis;
 use flash_core::budget::{Budget, Budgets};
 use flash_core::ports::*;
-use flash_handlers::Ports;
-use flash_http::state::DbStatsSource;
-use flash_runtime::config::{parse_positive_usize, parse_secret};
+use flash_handlers::{Handlers, Ports, Settings};
+use flash_http::layers::HttpLayersConfig;
+use flash_http::metrics::Metrics;
+use flash_http::state::{AppState, DbStatsSource, Services};
+use flash_runtime::config::{
+    ConfigError, HttpConfig, TelemetryConfig, parse_positive_usize, parse_secret, require_secret,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How long `/ready` and `/health` wait for each dependency.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The configuration every host reads: how HTTP listens, the business settings, logging and
+/// where the stores are. A host flattens it into its own command and adds only what is its own
+/// (the bus, demo data, SQS); each option is declared once, in its group.
+#[derive(Debug, Clone, Args)]
+pub struct AppConfig {
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(flatten)]
+    pub telemetry: TelemetryConfig,
+    #[command(flatten)]
+    pub stores: StoreConfig,
+}
+
+impl AppConfig {
+    /// The HTTP layers of a host whose `service` label is given (`gateway`, `api`, `flash`).
+    pub fn layers(&self, service: &str) -> HttpLayersConfig {
+        HttpLayersConfig {
+            service: service.to_owned(),
+            cors_origins: self.http.cors_origins.clone(),
+            body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
+            read_timeout: self.http.read_timeout,
+        }
+    }
+}
+
+/// Which token secrets a binary must be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// `JWT_ACCESS_SECRET` is required (every instance must agree); with `refresh`,
+    /// `JWT_REFRESH_SECRET` too (the binary signs refresh tokens), else it defaults to the
+    /// access secret.
+    Required { refresh: bool },
+    /// What is unset is random for this process (the embedded default, and the functions that
+    /// never see a token).
+    RandomWhenUnset,
+}
+
+impl Secrets {
+    fn resolve(self, mut settings: Settings) -> Result<Settings, ConfigError> {
+        match self {
+            Secrets::Required { refresh } => {
+                let auth = &mut settings.auth;
+                let access = require_secret("JWT_ACCESS_SECRET", &auth.access_secret)?;
+                if refresh {
+                    require_secret("JWT_REFRESH_SECRET", &auth.refresh_secret)?;
+                } else if auth.refresh_secret.is_none() {
+                    auth.refresh_secret = Some(access);
+                }
+                Ok(settings)
+            }
+            Secrets::RandomWhenUnset => Ok(settings.with_random_secrets()),
+        }
+    }
+}
+
+/// The bus a host brings to [`App::build`], and how `/ready` checks it.
+pub struct BusWiring {
+    pub bus: Arc<dyn Bus>,
+    /// `None` for an in-process bus (nothing to check).
+    pub health: Option<Arc<dyn HealthCheck>>,
+    /// Its name in the start-up log (`rabbitmq`, `sqs`), `None` in memory.
+    pub name: Option<&'static str>,
+}
+
+/// Everything a host serves or runs from: the wired ports, the handlers over them, and what
+/// `/ready`, `/health` and `/metrics` report.
+pub struct App {
+    pub handlers: Arc<Handlers>,
+    pub ports: Ports,
+    pub outbox: Arc<dyn Outbox>,
+    /// Dependencies for `/ready` and `/health`.
+    pub health: Vec<Arc<dyn HealthCheck>>,
+    pub db_stats: Option<Arc<dyn DbStatsSource>>,
+    /// What the in-process stores keep for clients, for `/metrics`.
+    pub budgets: Budgets,
+    pub metrics: Metrics,
+    /// Names of the real backends in use, for the start-up log.
+    pub described: Vec<&'static str>,
+}
+
+/// A start-up failure: a configuration value or a backend.
+pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
+
+impl App {
+    /// The composition root: secrets resolved as the binary requires, the stores it `needs`
+    /// connected (lazily), the host's bus added, the handlers built. Must run inside a Tokio
+    /// runtime.
+    pub fn build(
+        config: &AppConfig,
+        needs: StoreNeeds,
+        secrets: Secrets,
+        bus: BusWiring,
+    ) -> Result<App, BuildError> {
+        let settings = secrets.resolve(config.settings.clone())?;
+        let mut stores = config
+            .stores
+            .connect(needs, &settings.payments.request_queue)?;
+        if let Some(health) = bus.health {
+            stores.health.push(health);
+        }
+        stores.described.extend(bus.name);
+        let ports = stores.ports(bus.bus);
+        Ok(App {
+            handlers: Arc::new(Handlers::new(&ports, settings)),
+            health: stores.health_or_memory(),
+            outbox: stores.outbox.clone(),
+            db_stats: stores.db_stats.clone(),
+            budgets: stores.budgets.clone(),
+            metrics: Metrics::new()?,
+            described: stores.described,
+            ports,
+        })
+    }
+
+    /// The state the HTTP routes of `services` run on.
+    pub fn state(&self, services: Services) -> AppState {
+        AppState {
+            handlers: self.handlers.clone(),
+            metrics: self.metrics.clone(),
+            health: Arc::new(self.health.clone()),
+            db_stats: self.db_stats.clone(),
+            budgets: self.budgets.clone(),
+            services,
+            health_timeout: HEALTH_TIMEOUT,
+            ws_refresh: self.handlers.settings.queue.ws_refresh,
+            started: std::time::Instant::now(),
+        }
+    }
+}
 
 /// Where the stores are. Every field is optional: what is unset runs in memory.
 #[derive(Debug, Clone, Args)]

@@ -12,7 +12,7 @@
 //! It measures the system from outside or through its public crates; nothing here is used by
 //! the system itself.
 
-use flash::up::{UpConfig, settings};
+use flash::up::UpConfig;
 use flash_adapter_memory::{
     MemoryBus, MemoryIds, MemoryPaymentLedger, MemoryQueueNotifier, MemoryQueueStore,
     MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryUserStore, ThreadRandom,
@@ -55,7 +55,9 @@ pub struct Bench {
 impl Bench {
     pub fn new(cfg: &UpConfig) -> Bench {
         let clock: Arc<dyn Clock> = Arc::new(flash_runtime::clock::SystemClock);
-        let shop = Arc::new(MemoryShop::new(cfg.payments.request_queue.clone()));
+        let shop = Arc::new(MemoryShop::new(
+            cfg.pod.app.settings.payments.request_queue.clone(),
+        ));
         let users = Arc::new(MemoryUserStore::new());
         let ports = Ports {
             clock,
@@ -69,10 +71,15 @@ impl Bench {
             events: shop.clone(),
             orders: shop.clone(),
             payments: shop.clone(),
-            bus: Arc::new(MemoryBus::new(cfg.payments.bus_max_attempts)),
+            bus: Arc::new(MemoryBus::new(
+                cfg.pod.app.settings.payments.bus_max_attempts,
+            )),
             ledger: Arc::new(MemoryPaymentLedger::new()),
         };
-        let handlers = Arc::new(Handlers::new(&ports, settings(cfg)));
+        let handlers = Arc::new(Handlers::new(
+            &ports,
+            cfg.pod.app.settings.clone().with_random_secrets(),
+        ));
         Bench {
             handlers,
             ports,
@@ -153,7 +160,9 @@ impl Minter {
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or_default();
         Ok(Minter {
-            tokens: flash_handlers::auth::Tokens::new(&flash::up::settings(&cfg).auth),
+            tokens: flash_handlers::auth::Tokens::new(
+                &cfg.pod.app.settings.clone().with_random_secrets().auth,
+            ),
             now: flash_core::Timestamp::from_millis(now_ms),
         })
     }

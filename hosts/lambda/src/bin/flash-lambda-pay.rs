@@ -8,9 +8,9 @@ use std::sync::Arc;
 async fn main() -> Result<(), BoxError> {
     let function = Arc::new(Function::init(Kind::Pay).await?);
     let handler = Arc::new(PaymentRequests {
-        handlers: function.handlers.clone(),
-        metrics: function.metrics.clone(),
-        queue: function.config.payments.request_queue.clone(),
+        handlers: function.app.handlers.clone(),
+        metrics: function.app.metrics.clone(),
+        queue: function.config.app.settings.payments.request_queue.clone(),
     });
     batch::run(function, handler).await
 }
