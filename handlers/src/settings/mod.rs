@@ -423,7 +423,7 @@ pub struct PaySettings {
         long = "pay-concurrency",
         env = "PAY_CONCURRENCY",
         value_name = "PAY_CONCURRENCY",
-        default_value_t = 32,
+        default_value_t = 256,
         value_parser = parse_positive_usize
     )]
     pub concurrency: usize,
@@ -530,18 +530,43 @@ mod tests {
     #[test]
     fn defaults_are_spec_section_10() {
         let s = Settings::default();
+        assert!(s.auth.access_secret.is_none());
         assert_eq!(s.auth.access_ttl, Duration::from_secs(15 * 60));
-        assert_eq!(s.auth.refresh_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(s.auth.refresh_ttl, Duration::from_secs(7 * 86_400));
         assert_eq!(s.auth.bcrypt_cost, 10);
+        assert_eq!(s.auth.login_per_user, Rate::per_minute(10));
+        assert_eq!(s.auth.login_per_addr, Rate::per_minute(300));
+        assert_eq!(s.auth.hash_concurrency, default_hash_concurrency());
+
         assert_eq!(s.queue.capacity, 50);
         assert_eq!(s.queue.gate_ttl, Duration::from_millis(120_000));
+        assert_eq!(s.queue.promotion_interval, Duration::from_millis(3000));
+        assert_eq!(s.queue.ws_refresh, Duration::from_millis(3000));
+        assert!(s.queue.enforce_admission);
+        assert_eq!(s.queue.enqueue_per_user, Rate::per_minute(30));
+        // SPEC §11's doors.
+        let doors = s.limits();
+        assert_eq!(doors.register_per_addr, Rate::per_minute(60));
+        assert_eq!(doors.enqueue_per_addr, Rate::per_minute(600));
+        assert_eq!(doors.payment_per_user, Rate::per_minute(30));
+        assert_eq!(doors.order_per_addr, Rate::per_minute(600));
+
         assert_eq!(s.orders.hold_ttl, Duration::from_millis(300_000));
+        assert_eq!(s.orders.idempotency_ttl, Duration::from_secs(86_400));
+
         assert_eq!(s.payments.timeout, Duration::from_millis(60_000));
-        assert_eq!(s.pay.concurrency, 32);
+        assert!(!s.payments.allow_owner_callback);
+        assert_eq!(s.payments.request_queue, "payments_request");
+        assert_eq!(s.payments.result_queue, "payments_result");
+        assert_eq!(s.payments.bus_max_attempts, 5);
+
         assert_eq!(s.pay.success_rate, 0.85);
-        assert_eq!(s.limits().login_per_user, Rate::per_minute(10));
-        assert_eq!(s.limits().order_per_addr, Rate::per_minute(600));
-        assert!(s.auth.access_secret.is_none() && s.payments.callback_secret.is_none());
+        assert_eq!(s.pay.min_latency, Duration::from_millis(1000));
+        assert_eq!(s.pay.max_latency, Duration::from_millis(4000));
+        assert_eq!(s.pay.concurrency, 256);
+        assert_eq!(s.pay.health_port, 3100);
+
+        assert!(s.payments.callback_secret.is_none());
     }
 
     #[test]

@@ -244,7 +244,6 @@ impl Default for TelemetryConfig {
 mod tests {
     use super::*;
     use clap::{CommandFactory, Parser};
-    use flash_core::limits::Rate;
     use flash_handlers::Settings;
     use secrecy::{ExposeSecret, SecretString};
 
@@ -294,47 +293,7 @@ mod tests {
         );
         assert_eq!(c.http.shutdown_grace, Duration::from_secs(10));
 
-        assert!(c.settings.auth.access_secret.is_none());
-        assert_eq!(c.settings.auth.access_ttl, Duration::from_secs(15 * 60));
-        assert_eq!(c.settings.auth.refresh_ttl, Duration::from_secs(7 * 86_400));
-        assert_eq!(c.settings.auth.bcrypt_cost, 10);
-        assert_eq!(c.settings.auth.login_per_user, Rate::per_minute(10));
-        assert_eq!(c.settings.auth.login_per_addr, Rate::per_minute(300));
-        assert_eq!(c.settings.auth.hash_concurrency, default_hash_concurrency());
-
-        assert_eq!(c.settings.queue.capacity, 50);
-        assert_eq!(c.settings.queue.gate_ttl, Duration::from_millis(120_000));
-        assert_eq!(
-            c.settings.queue.promotion_interval,
-            Duration::from_millis(3000)
-        );
-        assert_eq!(c.settings.queue.ws_refresh, Duration::from_millis(3000));
-        assert!(c.settings.queue.enforce_admission);
-        assert_eq!(c.settings.queue.enqueue_per_user, Rate::per_minute(30));
-        // SPEC §11's doors.
-        let doors = c.settings.limits();
-        assert_eq!(doors.register_per_addr, Rate::per_minute(60));
-        assert_eq!(doors.enqueue_per_addr, Rate::per_minute(600));
-        assert_eq!(doors.payment_per_user, Rate::per_minute(30));
-
-        assert_eq!(c.settings.orders.hold_ttl, Duration::from_millis(300_000));
-        assert_eq!(
-            c.settings.orders.idempotency_ttl,
-            Duration::from_secs(86_400)
-        );
-
-        assert_eq!(c.settings.payments.timeout, Duration::from_millis(60_000));
-        assert!(!c.settings.payments.allow_owner_callback);
-        assert_eq!(c.settings.payments.request_queue, "payments_request");
-        assert_eq!(c.settings.payments.result_queue, "payments_result");
-        assert_eq!(c.settings.payments.bus_max_attempts, 5);
-
-        assert_eq!(c.settings.pay.success_rate, 0.85);
-        assert_eq!(c.settings.pay.min_latency, Duration::from_millis(1000));
-        assert_eq!(c.settings.pay.max_latency, Duration::from_millis(4000));
-        assert_eq!(c.settings.pay.concurrency, 32);
-        assert_eq!(c.settings.pay.health_port, 3100);
-
+        // The business settings' defaults are flash_handlers::settings' own test.
         assert_eq!(c.telemetry.log_format, LogFormat::Text);
         assert_eq!(c.telemetry.filter(), "info");
     }
