@@ -14,6 +14,32 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default bound on establishing one TCP (and TLS) connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The legacy `REDIS_PORT` default.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// `REDIS_PORT`: a TCP port (1 to 65535).
+pub fn parse_port(text: &str) -> Result<u16, RedisConfigError> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            RedisConfigError::invalid("REDIS_PORT", format!("{text:?} is not a TCP port"))
+        })
+}
+
+/// `REDIS_TLS`: exactly `true` enables TLS, `false` disables it (the legacy reading).
+pub fn parse_tls(text: &str) -> Result<bool, RedisConfigError> {
+    match text.trim() {
+        "false" => Ok(false),
+        "true" => Ok(true),
+        other => Err(RedisConfigError::invalid(
+            "REDIS_TLS",
+            format!("{other:?} is neither \"true\" nor \"false\""),
+        )),
+    }
+}
+
 /// A configuration value that cannot work; the message names the variable or setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisConfigError {
@@ -89,39 +115,35 @@ impl RedisConfig {
     /// [`RedisConfig::from_env`] over any source of variables (tests, a parsed env file).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, RedisConfigError> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let host = set("REDIS_HOST").unwrap_or_else(|| "localhost".to_owned());
-        if host.contains(char::is_whitespace) || host.contains('/') {
+        let port = set("REDIS_PORT").map(|p| parse_port(&p)).transpose()?;
+        let tls = set("REDIS_TLS").map(|t| parse_tls(&t)).transpose()?;
+        let password = var("REDIS_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(SecretString::from);
+        Self::from_parts(
+            set("REDIS_HOST").as_deref().unwrap_or("localhost"),
+            port.unwrap_or(DEFAULT_PORT),
+            password,
+            tls.unwrap_or(false),
+        )
+    }
+
+    /// One host and port, as the legacy variables name them once parsed (a configuration tree
+    /// parses `REDIS_PORT` with [`parse_port`] and `REDIS_TLS` with [`parse_tls`]).
+    pub fn from_parts(
+        host: &str,
+        port: u16,
+        password: Option<SecretString>,
+        tls: bool,
+    ) -> Result<Self, RedisConfigError> {
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
             return Err(RedisConfigError::invalid(
                 "REDIS_HOST",
                 format!("{host:?} is not a host name"),
             ));
         }
-        let port = match set("REDIS_PORT") {
-            None => 6379,
-            Some(p) => p
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| {
-                    RedisConfigError::invalid("REDIS_PORT", format!("{p:?} is not a TCP port"))
-                })?,
-        };
-        let tls = match set("REDIS_TLS").as_deref().map(str::trim) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(RedisConfigError::invalid(
-                    "REDIS_TLS",
-                    format!("{other:?} is neither \"true\" nor \"false\""),
-                ));
-            }
-        };
-        let password = var("REDIS_PASSWORD")
-            .filter(|p| !p.is_empty())
-            .map(SecretString::from);
         Ok(Self::with_target(Target::Parts {
-            host,
+            host: host.to_owned(),
             port,
             password,
             tls,

@@ -28,7 +28,7 @@ mod reply;
 mod scopes;
 mod sessions;
 
-pub use config::{RedisConfig, RedisConfigError};
+pub use config::{DEFAULT_PORT, RedisConfig, RedisConfigError, parse_port, parse_tls};
 pub use conn::Redis;
 pub use ledger::{RedisHealth, RedisPaymentLedger};
 pub use notifier::RedisQueueNotifier;

@@ -186,14 +186,14 @@ pub struct StoreConfig {
     #[arg(long = "redis-host", env = "REDIS_HOST", value_name = "REDIS_HOST")]
     pub redis_host: Option<String>,
     /// Legacy Redis port.
-    #[arg(long = "redis-port", env = "REDIS_PORT", value_name = "REDIS_PORT")]
-    pub redis_port: Option<String>,
+    #[arg(long = "redis-port", env = "REDIS_PORT", value_name = "REDIS_PORT", default_value_t = redis::DEFAULT_PORT, value_parser = redis::parse_port)]
+    pub redis_port: u16,
     /// Legacy Redis password.
     #[arg(long = "redis-password", env = "REDIS_PASSWORD", value_name = "REDIS_PASSWORD", value_parser = parse_secret)]
     pub redis_password: Option<SecretString>,
     /// Legacy: exactly `true` enables TLS to Redis.
-    #[arg(long = "redis-tls", env = "REDIS_TLS", value_name = "REDIS_TLS")]
-    pub redis_tls: Option<String>,
+    #[arg(long = "redis-tls", env = "REDIS_TLS", value_name = "REDIS_TLS", default_value = "false", action = clap::ArgAction::Set, value_parser = redis::parse_tls)]
+    pub redis_tls: bool,
     /// Prefix of every Redis key and channel (several systems can share one Redis).
     #[arg(
         long = "redis-key-prefix",
@@ -378,18 +378,13 @@ impl StoreConfig {
         let bad = |e: redis::RedisConfigError| WiringError(e.to_string());
         let config = if let Some(url) = &self.redis_url {
             redis::RedisConfig::from_url(url.expose_secret()).map_err(bad)?
-        } else if self.redis_host.is_some() {
-            let password = self
-                .redis_password
-                .as_ref()
-                .map(|p| p.expose_secret().to_owned());
-            redis::RedisConfig::from_vars(|name| match name {
-                "REDIS_HOST" => self.redis_host.clone(),
-                "REDIS_PORT" => self.redis_port.clone(),
-                "REDIS_PASSWORD" => password.clone(),
-                "REDIS_TLS" => self.redis_tls.clone(),
-                _ => None,
-            })
+        } else if let Some(host) = &self.redis_host {
+            redis::RedisConfig::from_parts(
+                host,
+                self.redis_port,
+                self.redis_password.clone(),
+                self.redis_tls,
+            )
             .map_err(bad)?
         } else {
             return Ok(None);
@@ -525,6 +520,59 @@ impl StoreConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Stores {
+        #[command(flatten)]
+        stores: StoreConfig,
+    }
+
+    fn stores(args: &[&str]) -> Result<StoreConfig, clap::Error> {
+        use clap::Parser;
+        Stores::try_parse_from(std::iter::once("flash").chain(args.iter().copied()))
+            .map(|s| s.stores)
+    }
+
+    #[test]
+    fn the_legacy_redis_variables_are_parsed_once_and_refused_when_wrong() {
+        let unset = stores(&[]).unwrap();
+        assert!(unset.redis_config().unwrap().is_none());
+        let legacy = stores(&[
+            "--redis-host",
+            "cache.internal",
+            "--redis-port",
+            "6380",
+            "--redis-tls",
+            "true",
+        ])
+        .unwrap();
+        let config = legacy
+            .redis_config()
+            .unwrap()
+            .expect("REDIS_HOST names a Redis");
+        assert!(config.tls());
+        assert_eq!(config.prefix(), "flash:");
+        assert!(
+            format!("{config:?}").contains("rediss://cache.internal:6380"),
+            "{config:?}"
+        );
+        for (args, variable) in [
+            (["--redis-port", "http"], "REDIS_PORT"),
+            (["--redis-port", "0"], "REDIS_PORT"),
+            (["--redis-tls", "yes"], "REDIS_TLS"),
+        ] {
+            let text = stores(&args).expect_err("refused").to_string();
+            assert!(text.contains(variable), "{args:?}: {text}");
+        }
+        let bad_host = stores(&["--redis-host", "a b"]).unwrap();
+        assert!(
+            bad_host
+                .redis_config()
+                .unwrap_err()
+                .to_string()
+                .contains("REDIS_HOST")
+        );
+    }
 
     #[test]
     fn legacy_millisecond_timings_are_served_in_seconds() {
