@@ -6,6 +6,7 @@ use flash::up;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use flash_runtime::config::parse_command_from_env;
+use flash_runtime::shutdown::{Threads, run_main};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -67,22 +68,8 @@ fn main() {
         .mut_arg("processing_min", |a| a.default_value("200"))
         .mut_arg("processing_max", |a| a.default_value("800"));
     let cli: Cli = parse_command_from_env(cmd);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let result = match cli.command.unwrap_or(Command::Up) {
-        Command::Up => runtime.block_on(up::run(cli.up)),
+    match cli.command.unwrap_or(Command::Up) {
+        Command::Up => run_main(Threads::PerCore, up::run(cli.up)),
         Command::Rehearse => rehearse(std::iter::empty()),
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e}");
-        std::process::exit(1);
     }
 }

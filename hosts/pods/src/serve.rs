@@ -8,7 +8,7 @@ use flash_http::server::ServeOptions;
 use flash_http::state::Services;
 use flash_runtime::config::parse_command_from_env;
 use flash_runtime::jobs;
-use flash_runtime::shutdown::{Shutdown, TaskSet};
+use flash_runtime::shutdown::{Shutdown, TaskSet, Threads};
 use flash_wiring::{AppConfig, Secrets};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -261,18 +261,5 @@ impl Assembled {
 /// Entry point shared by the role binaries.
 pub fn main_for(role: Role) {
     let config = parse(role);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    if let Err(e) = runtime.block_on(run(role, config)) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    flash_runtime::shutdown::run_main(Threads::PerCore, run(role, config));
 }

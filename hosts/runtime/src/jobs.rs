@@ -2,9 +2,9 @@
 //! the bus consumers, each as a named task that stops on shutdown.
 
 use crate::consumers::{PaymentRequests, PaymentResults};
-use crate::periodic::{spawn_periodic, spawn_periodic_with_kick};
+use crate::periodic::spawn_periodic;
 use crate::shutdown::TaskSet;
-use crate::worker::{relay_outbox_once, run_consumer};
+use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
 use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
 use flash_core::{Context, StoreError};
 use flash_handlers::Handlers;
@@ -43,7 +43,7 @@ pub fn spawn_promoter(
 ) {
     let kick = handlers.promotion_kick.notify();
     let token = tasks.token();
-    let h = spawn_periodic_with_kick("promotion", every, kick, token, move || {
+    let h = spawn_periodic("promotion", every, Some(kick), token, move || {
         let handlers = handlers.clone();
         let metrics = metrics.clone();
         async move { promote_once(&handlers, &metrics).await }
@@ -75,12 +75,12 @@ pub async fn time_out_payments_once(handlers: &Handlers) -> Result<usize, StoreE
 /// Hold expiry and payment timeouts; safe to run in every instance.
 pub fn spawn_sweepers(tasks: &mut TaskSet, handlers: Arc<Handlers>, every: Duration) {
     let h = handlers.clone();
-    let expiry = spawn_periodic("hold-expiry", every, tasks.token(), move || {
+    let expiry = spawn_periodic("hold-expiry", every, None, tasks.token(), move || {
         let h = h.clone();
         async move { expire_holds_once(&h).await }
     });
     tasks.adopt("hold-expiry", expiry);
-    let timeouts = spawn_periodic("payment-timeouts", every, tasks.token(), move || {
+    let timeouts = spawn_periodic("payment-timeouts", every, None, tasks.token(), move || {
         let h = handlers.clone();
         async move { time_out_payments_once(&h).await }
     });
@@ -126,16 +126,22 @@ pub fn spawn_relay(
 ) {
     let kick = handlers.relay_kick.notify();
     let queue = handlers.settings.payments.request_queue.clone();
-    let h = spawn_periodic_with_kick("outbox-relay", every, kick, tasks.token(), move || {
-        let (outbox, bus, clock, metrics, queue) = (
-            outbox.clone(),
-            bus.clone(),
-            clock.clone(),
-            metrics.clone(),
-            queue.clone(),
-        );
-        async move { relay_outbox(&*outbox, &*bus, &*clock, &metrics, &queue).await }
-    });
+    let h = spawn_periodic(
+        "outbox-relay",
+        every,
+        Some(kick),
+        tasks.token(),
+        move || {
+            let (outbox, bus, clock, metrics, queue) = (
+                outbox.clone(),
+                bus.clone(),
+                clock.clone(),
+                metrics.clone(),
+                queue.clone(),
+            );
+            async move { relay_outbox(&*outbox, &*bus, &*clock, &metrics, &queue).await }
+        },
+    );
     tasks.adopt("outbox-relay", h);
 }
 
@@ -148,15 +154,18 @@ pub fn spawn_result_consumer(
     concurrency: usize,
 ) {
     let queue = handlers.settings.payments.result_queue.clone();
-    let handler = Arc::new(PaymentResults {
+    let handler = PaymentResults {
         handlers,
         metrics,
         queue,
-    });
-    let token = tasks.token();
-    tasks.spawn("payment-results", async move {
-        run_consumer("payment-results", consumer, handler, concurrency, token).await;
-    });
+    };
+    spawn_consumer(
+        tasks,
+        "payment-results",
+        consumer,
+        Arc::new(handler),
+        concurrency,
+    );
 }
 
 /// Runs the mock payment processor on the request queue.
@@ -168,13 +177,29 @@ pub fn spawn_pay_worker(
     concurrency: usize,
 ) {
     let queue = handlers.settings.payments.request_queue.clone();
-    let handler = Arc::new(PaymentRequests {
+    let handler = PaymentRequests {
         handlers,
         metrics,
         queue,
-    });
+    };
+    spawn_consumer(
+        tasks,
+        "pay-worker",
+        consumer,
+        Arc::new(handler),
+        concurrency,
+    );
+}
+
+fn spawn_consumer(
+    tasks: &mut TaskSet,
+    name: &'static str,
+    consumer: Arc<dyn BusConsumer>,
+    handler: Arc<dyn MessageHandler>,
+    concurrency: usize,
+) {
     let token = tasks.token();
-    tasks.spawn("pay-worker", async move {
-        run_consumer("pay-worker", consumer, handler, concurrency, token).await;
+    tasks.spawn(name, async move {
+        run_consumer(name, consumer, handler, concurrency, token).await;
     });
 }

@@ -3,7 +3,7 @@
 //! - [`config`]: typed configuration from the legacy environment variables, validated once at
 //!   start-up, secrets redacted;
 //! - [`telemetry`]: `tracing` set-up, text or JSON lines;
-//! - [`shutdown`]: SIGTERM / Ctrl-C, a cancellation handle, named background tasks stopped with a
+//! - [`shutdown`]: a binary's `run_main`, SIGTERM / Ctrl-C, a cancellation handle, named background tasks stopped with a
 //!   grace period;
 //! - [`periodic`]: timed background work (promotion, expiry, relay), optionally kicked;
 //! - [`worker`]: the bus consumer loop with bounded concurrency and the outbox relay step;

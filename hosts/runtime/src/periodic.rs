@@ -18,32 +18,18 @@ use tracing::{debug, error, info};
 /// failures in between go to debug, so an outage of a dependency does not flood the logs.
 const REPEAT_ERROR_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs `f` now and then every `interval` until `token` is cancelled.
-pub fn spawn_periodic<F, Fut, T, E>(
-    name: impl Into<String>,
-    interval: Duration,
-    token: CancellationToken,
-    f: F,
-) -> JoinHandle<()>
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, E>> + Send + 'static,
-    E: Display + Send + 'static,
-{
-    let name = name.into();
-    tokio::spawn(async move { run_periodic(&name, interval, None, token, f).await })
-}
-
-/// Like [`spawn_periodic`], and also runs promptly after `kick.notify_one()`.
+/// Runs `f` now and then every `interval` until `token` is cancelled, and, given a `kick`, also
+/// promptly after `kick.notify_one()`.
 ///
 /// Kicks coalesce: a burst of `notify_one` calls causes at most two runs, the one the first kick
 /// wakes and one more for the kicks that arrived after it (`Notify` keeps a single permit), so a
-/// slot freed during a run is never missed and a storm of frees does not queue up work. After a kicked run the next timed run is a full `interval`
-/// later. Signal with `notify_one`, not `notify_waiters`, which is lost while a run is going on.
-pub fn spawn_periodic_with_kick<F, Fut, T, E>(
+/// slot freed during a run is never missed and a storm of frees does not queue up work. After a
+/// kicked run the next timed run is a full `interval` later. Signal with `notify_one`, not
+/// `notify_waiters`, which is lost while a run is going on.
+pub fn spawn_periodic<F, Fut, T, E>(
     name: impl Into<String>,
     interval: Duration,
-    kick: Arc<Notify>,
+    kick: Option<Arc<Notify>>,
     token: CancellationToken,
     f: F,
 ) -> JoinHandle<()>
@@ -53,10 +39,10 @@ where
     E: Display + Send + 'static,
 {
     let name = name.into();
-    tokio::spawn(async move { run_periodic(&name, interval, Some(&kick), token, f).await })
+    tokio::spawn(async move { run_periodic(&name, interval, kick.as_deref(), token, f).await })
 }
 
-/// The loop behind [`spawn_periodic`] and [`spawn_periodic_with_kick`], for callers that spawn
+/// The loop behind [`spawn_periodic`], for callers that spawn
 /// it themselves (e.g. in a [`crate::shutdown::TaskSet`]).
 pub async fn run_periodic<F, Fut, T, E>(
     name: &str,
@@ -178,10 +164,16 @@ mod tests {
         let probe = Arc::new(Probe::default());
         let token = CancellationToken::new();
         let p = probe.clone();
-        let handle = spawn_periodic("test", Duration::from_secs(1), token.clone(), move || {
-            let p = p.clone();
-            async move { p.run(Duration::ZERO).await }
-        });
+        let handle = spawn_periodic(
+            "test",
+            Duration::from_secs(1),
+            None,
+            token.clone(),
+            move || {
+                let p = p.clone();
+                async move { p.run(Duration::ZERO).await }
+            },
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(probe.runs(), 1, "the first run is immediate");
         tokio::time::sleep(Duration::from_millis(3000)).await;
@@ -201,6 +193,7 @@ mod tests {
         let handle = spawn_periodic(
             "slow",
             Duration::from_millis(100),
+            None,
             token.clone(),
             move || {
                 let p = p.clone();
@@ -222,10 +215,10 @@ mod tests {
         let token = CancellationToken::new();
         let kick = Arc::new(Notify::new());
         let p = probe.clone();
-        let handle = spawn_periodic_with_kick(
+        let handle = spawn_periodic(
             "kicked",
             Duration::from_secs(60),
-            kick.clone(),
+            Some(kick.clone()),
             token.clone(),
             move || {
                 let p = p.clone();

@@ -250,3 +250,35 @@ mod tests {
         shutdown.trigger_on_signal().await.unwrap();
     }
 }
+
+/// How many worker threads a binary's runtime has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// One: a command that runs once (migrations).
+    One,
+    /// One per core: a server.
+    PerCore,
+}
+
+/// A binary's `main`: runs `main` on a Tokio runtime; a runtime that cannot start, or an error
+/// `main` returns, is printed to stderr and exits with status 1.
+pub fn run_main<E: std::fmt::Display>(
+    threads: Threads,
+    main: impl std::future::Future<Output = Result<(), E>>,
+) {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(main) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use flash_runtime::config::{TelemetryConfig, parse_from_env, parse_secret};
+use flash_runtime::shutdown::{Threads, run_main};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Parser)]
@@ -22,28 +23,16 @@ struct Cli {
 fn main() {
     let cli: Cli = parse_from_env();
     flash_runtime::telemetry::init(&cli.telemetry);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let result = runtime.block_on(async {
+    run_main(Threads::One, async {
         let pool = flash_adapter_postgres::lazy_pool(
             cli.database_url.expose_secret(),
             &flash_adapter_postgres::PoolSettings::default(),
-        )?;
-        flash_adapter_postgres::migrate(&pool).await
+        )
+        .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        flash_adapter_postgres::migrate(&pool)
+            .await
+            .map_err(|e| format!("DATABASE_URL: {e}"))?;
+        println!("migrations applied");
+        Ok::<(), String>(())
     });
-    match result {
-        Ok(()) => println!("migrations applied"),
-        Err(e) => {
-            eprintln!("error: DATABASE_URL: {e}");
-            std::process::exit(1);
-        }
-    }
 }
