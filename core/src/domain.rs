@@ -497,6 +497,20 @@ pub struct HoldRequest {
     pub key_expires_at: Timestamp,
 }
 
+impl HoldRequest {
+    /// A store's guard: the handlers refuse a quantity below one with a 400 before any store
+    /// sees it, so one arriving here is a bug, not a client error.
+    pub fn check_validated(&self) -> Result<(), crate::StoreError> {
+        if self.qty < 1 {
+            return Err(crate::StoreError::Internal(format!(
+                "hold of {} tickets: quantity must be validated first",
+                self.qty
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A business refusal of a HOLD (remembered under the idempotency key like a success).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HoldRejection {
@@ -608,6 +622,30 @@ pub struct PaymentCommand {
     pub now: Timestamp,
     /// A HOLD order's hold is extended to at least this instant while the payment is in flight.
     pub settle_by: Timestamp,
+}
+
+impl PaymentCommand {
+    /// The REQ payment this command opens for `order`, and the bus request every store writes to
+    /// its outbox with it. Built before anything changes, so a failure leaves no half-opened
+    /// payment.
+    pub fn open(
+        &self,
+        order: &Order,
+    ) -> Result<(Payment, crate::messages::Envelope), crate::StoreError> {
+        let payment = Payment {
+            id: self.payment_id,
+            order_id: order.id,
+            user: order.user,
+            status: PaymentStatus::Req,
+            method: self.method.clone(),
+            amount: order.amount,
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        let envelope = crate::messages::PaymentRequestMessage::envelope(&payment, self.request_id)
+            .map_err(|e| crate::StoreError::Internal(format!("payment request message: {e}")))?;
+        Ok((payment, envelope))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

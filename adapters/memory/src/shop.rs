@@ -8,7 +8,7 @@ use flash_core::domain::{
     Order, OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
     ResultApplied, ResultCommand, ResultRejection, ShopCounts, check_hold, payable, settle,
 };
-use flash_core::messages::{DEFAULT_REQUEST_QUEUE, PaymentRequestMessage};
+use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::{
     EventDeletion, EventListing, EventStore, EventUpdate, OrderStore, Outbox, OutboxMessage,
     PaymentStore, StoreResult,
@@ -438,12 +438,7 @@ impl EventStore for MemoryShop {
 #[async_trait]
 impl OrderStore for MemoryShop {
     async fn place_hold(&self, req: HoldRequest) -> StoreResult<HoldOutcome> {
-        if req.qty < 1 {
-            return Err(StoreError::Internal(format!(
-                "hold of {} tickets: quantity must be validated first",
-                req.qty
-            )));
-        }
+        req.check_validated()?;
         let mut s = self.state()?;
         s.sweep_keys(req.now);
         self.key_budget.set_used(s.keys.len());
@@ -593,19 +588,7 @@ impl PaymentStore for MemoryShop {
                 cmd.payment_id
             )));
         }
-        let payment = Payment {
-            id: cmd.payment_id,
-            order_id: order.id,
-            user: order.user,
-            status: PaymentStatus::Req,
-            method: cmd.method.clone(),
-            amount: order.amount,
-            created_at: cmd.now,
-            updated_at: cmd.now,
-        };
-        // Serialised before anything changes, so a failure leaves no half-opened payment.
-        let envelope = PaymentRequestMessage::envelope(&payment, cmd.request_id)
-            .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
+        let (payment, envelope) = cmd.open(order)?;
 
         // A FAIL order is payable again; the hold now lasts at least until the payment settles.
         // The REQ payment goes in first so that the order leaves the expiry schedule for as long

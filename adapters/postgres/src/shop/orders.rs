@@ -292,12 +292,7 @@ impl PgShop {
 #[async_trait]
 impl OrderStore for PgShop {
     async fn place_hold(&self, req: HoldRequest) -> StoreResult<HoldOutcome> {
-        if req.qty < 1 {
-            return Err(StoreError::Internal(format!(
-                "hold of {} tickets: quantity must be validated first",
-                req.qty
-            )));
-        }
+        req.check_validated()?;
         for decisive in [false, true] {
             if let Attempt::Done(outcome) = self.try_hold(&req, decisive).await? {
                 return Ok(outcome);

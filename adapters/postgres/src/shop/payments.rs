@@ -8,7 +8,6 @@ use flash_core::domain::{
     OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
     ResultApplied, ResultCommand, ResultRejection, ShopCounts, payable, settle,
 };
-use flash_core::messages::PaymentRequestMessage;
 use flash_core::ports::{PaymentStore, StoreResult};
 use flash_core::{PaymentId, StoreError, Timestamp};
 use uuid::Uuid;
@@ -104,18 +103,7 @@ impl PaymentStore for PgShop {
             return finish(tx, Ok(PaymentOpened::Existing(existing))).await;
         }
 
-        let payment = Payment {
-            id: cmd.payment_id,
-            order_id: order.id,
-            user: order.user,
-            status: PaymentStatus::Req,
-            method: cmd.method.clone(),
-            amount: order.amount,
-            created_at: cmd.now,
-            updated_at: cmd.now,
-        };
-        let envelope = PaymentRequestMessage::envelope(&payment, cmd.request_id)
-            .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
+        let (payment, envelope) = cmd.open(&order)?;
         let body = String::from_utf8(envelope.body)
             .map_err(|e| StoreError::Internal(format!("payment request message: {e}")))?;
         sqlx::query(OPEN_SQL)
