@@ -106,8 +106,9 @@ fn function(world: &World, port: u16, name: &str, binary: &str) -> (Proc, f64) {
     (proc, init_ms)
 }
 
+/// The function URL: paths relative to it, on the shared JSON client.
 struct Client {
-    http: reqwest::Client,
+    http: flash_host_testkit::Http,
     base: String,
 }
 
@@ -120,45 +121,22 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request through the emulator");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let url = format!("{}{path}", self.base);
+        self.http.call(method, url, token, headers, body).await
     }
 
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, token, &[], Some(body))
+        self.http
+            .post(format!("{}{path}", self.base), token, body)
             .await
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, token, &[], None)
-            .await
+        self.http.get(format!("{}{path}", self.base), token).await
     }
 
     async fn login(&self, user: &str) -> String {
-        let (s, v) = self
-            .post(
-                "/auth/login",
-                None,
-                json!({"userId": user, "password": "testtest"}),
-            )
-            .await;
-        assert_eq!(s, 201, "login {user}: {v}");
-        v["accessToken"].as_str().unwrap().to_owned()
+        self.http.login(&self.base, user).await
     }
 }
 
@@ -268,7 +246,7 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
     let (requests, results) = map_payment_queues(&world, port, &stop);
 
     let api = Client {
-        http: reqwest::Client::new(),
+        http: flash_host_testkit::Http::new(),
         base: format!("http://127.0.0.1:{port}/lambda-url/flash-lambda-http"),
     };
     // An admin puts an event on sale.

@@ -1,54 +1,29 @@
 //! One test's isolated world on the real services of the machine: a fresh PostgreSQL database,
 //! a Redis key prefix, its own SQS queues on a `moto_server` (a real SQS endpoint on loopback).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use flash_adapter_sqs::{SqsBus, SqsConfig};
 use flash_lambda::{Function, Kind, LambdaConfig};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
+pub use flash_host_testkit::{PG, eventually, psql as psql_value};
+use flash_host_testkit::{TestDatabase, fast_settings};
 
 pub struct World {
     pub vars: BTreeMap<String, String>,
     pub database: String,
     pub sqs_endpoint: String,
-}
-
-fn psql_in(database: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", database])
-        .args(["-v", "ON_ERROR_STOP=1", "-tAqc", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn psql(sql: &str) {
-    psql_in("postgres", sql);
-}
-
-/// The single value `sql` returns in `database`.
-pub fn psql_value(database: &str, sql: &str) -> String {
-    psql_in(database, sql)
+    _db: TestDatabase,
 }
 
 impl World {
     /// A fresh world; `name` goes into the database name.
     pub async fn new(name: &str) -> World {
-        let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-        let database = format!("flash_it_lambda_{name}_{id}");
-        psql(&format!("CREATE DATABASE {database}"));
-        let url = format!("{PG}/{database}");
+        let db = TestDatabase::create(&format!("lambda_{name}"));
         let pool = flash_adapter_postgres::lazy_pool(
-            &url,
+            &db.url(),
             &flash_adapter_postgres::PoolSettings::default(),
         )
         .expect("pool");
@@ -57,40 +32,24 @@ impl World {
             .expect("migrations");
         pool.close().await;
         let sqs_endpoint = flash_testkit::moto::shared().endpoint.clone();
-        let mut vars = BTreeMap::new();
+        let mut vars: BTreeMap<String, String> = fast_settings(&db.id)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         for (k, v) in [
-            ("DATABASE_URL", url),
+            ("DATABASE_URL", db.url()),
             ("DATABASE_POOL_MAX", "5".into()),
-            ("REDIS_URL", "redis://127.0.0.1:6379".into()),
-            ("REDIS_KEY_PREFIX", format!("itl{id}:")),
             ("SQS_ENDPOINT_URL", sqs_endpoint.clone()),
             ("SQS_CREATE_QUEUES", "true".into()),
-            ("PAYMENT_REQUEST_QUEUE", format!("req_{id}")),
-            ("PAYMENT_RESULT_QUEUE", format!("res_{id}")),
             ("BUS_MAX_ATTEMPTS", "3".into()),
-            ("JWT_ACCESS_SECRET", format!("access-{id}")),
-            ("JWT_REFRESH_SECRET", format!("refresh-{id}")),
-            ("ADMIN_REGISTER_SECRET", "admin-secret".into()),
-            ("BCRYPT_COST", "4".into()),
-            ("PAYMENT_PROCESSING_MIN_MS", "10".into()),
-            ("PAYMENT_PROCESSING_MAX_MS", "30".into()),
-            ("PAYMENT_SUCCESS_RATE", "1".into()),
-            ("QUEUE_PROMOTION_INTERVAL_MS", "100".into()),
-            // Every test client is 127.0.0.1: the per-address limits of SPEC §11 would be
-            // the whole test's limits.
-            ("LOGIN_RATE_LIMIT_PER_IP", "100000/min".into()),
-            ("REGISTER_RATE_LIMIT_PER_IP", "100000/min".into()),
-            ("ENQUEUE_RATE_LIMIT_PER_IP", "100000/min".into()),
-            ("ORDER_RATE_LIMIT_PER_IP", "100000/min".into()),
-            ("PAYMENT_RATE_LIMIT_PER_IP", "100000/min".into()),
-            ("RUST_LOG", "warn".into()),
         ] {
             vars.insert(k.to_owned(), v);
         }
         World {
             vars,
-            database,
+            database: db.name.clone(),
             sqs_endpoint,
+            _db: db,
         }
     }
 
@@ -142,31 +101,6 @@ impl World {
             Function::with_bus(kind, self.config(), self.bus(), Instant::now())
                 .expect("function initialises"),
         )
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.database
-        ));
-    }
-}
-
-/// Polls `f` until it returns `Some`, or panics naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
