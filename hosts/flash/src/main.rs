@@ -65,8 +65,8 @@ fn main() {
     let cmd = Cli::command()
         .mut_args(|a| a.global(true))
         .mut_arg("promotion_interval", |a| a.default_value("200"))
-        .mut_arg("processing_min", |a| a.default_value("200"))
-        .mut_arg("processing_max", |a| a.default_value("800"));
+        .mut_arg("min_latency", |a| a.default_value("200"))
+        .mut_arg("max_latency", |a| a.default_value("800"));
     let cli: Cli = parse_command_from_env(cmd);
     match cli.command.unwrap_or(Command::Up) {
         Command::Up => run_main(Threads::PerCore, up::run(cli.up)),
