@@ -144,7 +144,20 @@ pub fn api_routes() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Auth
 
-fn register_fields(v: &mut Validator<'_>) -> (String, String) {
+/// `POST /auth/register` and `/auth/register/admin`: the same fields, the admin one with its
+/// secret.
+async fn register_with(
+    cx: &Context,
+    s: &AppState,
+    body: &serde_json::Map<String, Value>,
+    admin: bool,
+) -> ApiResult {
+    let fields: &[&str] = if admin {
+        &["userId", "password", "adminSecret"]
+    } else {
+        &["userId", "password"]
+    };
+    let mut v = Validator::new(body, fields);
     let login = v
         .string("userId")
         .not_empty()
@@ -152,7 +165,21 @@ fn register_fields(v: &mut Validator<'_>) -> (String, String) {
         .matches(LOGIN_NAME_PATTERN, is_login_name_charset)
         .get();
     let password = v.string("password").not_empty().min_len(8).get();
-    (login, password)
+    let admin_secret = admin.then(|| v.string("adminSecret").not_empty().get());
+    v.finish_api()?;
+    let login = LoginName::parse(&login)
+        .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
+    let request = RegisterRequest {
+        login,
+        password,
+        admin_secret,
+    };
+    s.handlers
+        .register
+        .handle(cx, request)
+        .await
+        .map_err(fail)?;
+    Ok(empty_ok())
 }
 
 async fn register(
@@ -160,24 +187,7 @@ async fn register(
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let mut v = Validator::new(&body, &["userId", "password"]);
-    let (login, password) = register_fields(&mut v);
-    v.finish_api()?;
-    let login = LoginName::parse(&login)
-        .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
-    s.handlers
-        .register
-        .handle(
-            &cx,
-            RegisterRequest {
-                login,
-                password,
-                admin_secret: None,
-            },
-        )
-        .await
-        .map_err(fail)?;
-    Ok(empty_ok())
+    register_with(&cx, &s, &body, false).await
 }
 
 async fn register_admin(
@@ -185,25 +195,7 @@ async fn register_admin(
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let mut v = Validator::new(&body, &["userId", "password", "adminSecret"]);
-    let (login, password) = register_fields(&mut v);
-    let secret = v.string("adminSecret").not_empty().get();
-    v.finish_api()?;
-    let login = LoginName::parse(&login)
-        .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
-    s.handlers
-        .register
-        .handle(
-            &cx,
-            RegisterRequest {
-                login,
-                password,
-                admin_secret: Some(secret),
-            },
-        )
-        .await
-        .map_err(fail)?;
-    Ok(empty_ok())
+    register_with(&cx, &s, &body, true).await
 }
 
 async fn login(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
