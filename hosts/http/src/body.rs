@@ -200,7 +200,6 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Request as HttpRequest, StatusCode};
     use axum::routing::{get, post};
-    use http_body_util::BodyExt;
     use serde::Deserialize;
     use serde_json::json;
     use tower::ServiceExt;
@@ -237,12 +236,7 @@ mod tests {
     async fn send(req: HttpRequest<Body>) -> (StatusCode, Value, String) {
         let response = app().oneshot(req).await.unwrap_or_else(|e| match e {});
         let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let bytes = crate::validate::body_bytes(response).await;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         (
             status,

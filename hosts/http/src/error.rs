@@ -253,7 +253,6 @@ pub async fn route_fallback(method: Method, uri: Uri) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
     use serde_json::json;
 
     #[derive(Debug)]
@@ -306,12 +305,7 @@ mod tests {
         let response = err.into_response();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let bytes = crate::validate::body_bytes(response).await;
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (status, headers, body)
     }

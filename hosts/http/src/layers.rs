@@ -532,7 +532,6 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Request as HttpRequest, StatusCode};
     use axum::routing::{get, post};
-    use http_body_util::BodyExt;
     use serde_json::Value;
     use tower::ServiceExt;
 
@@ -565,12 +564,7 @@ mod tests {
     }
 
     async fn text(response: Response) -> String {
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let bytes = crate::validate::body_bytes(response).await;
         String::from_utf8_lossy(&bytes).into_owned()
     }
 

@@ -5,7 +5,7 @@ use crate::body::{JsonObject, PathUuid, QueryMap, RawBody};
 use crate::error::ApiError;
 use crate::socket::status_json;
 use crate::state::AppState;
-use crate::validate::{LOGIN_NAME_PATTERN, Validator, is_login_name_charset};
+use crate::validate::{Validator, login_and_password};
 use crate::views::{self, OrderIdField};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -158,13 +158,7 @@ async fn register_with(
         &["userId", "password"]
     };
     let mut v = Validator::new(body, fields);
-    let login = v
-        .string("userId")
-        .not_empty()
-        .length(4, 50)
-        .matches(LOGIN_NAME_PATTERN, is_login_name_charset)
-        .get();
-    let password = v.string("password").not_empty().min_len(8).get();
+    let (login, password) = login_and_password(&mut v);
     let admin_secret = admin.then(|| v.string("adminSecret").not_empty().get());
     v.finish_api()?;
     let login = LoginName::parse(&login)

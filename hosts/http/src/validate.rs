@@ -508,6 +508,31 @@ fn parse_any_date(s: &str) -> Option<Timestamp> {
     }
 }
 
+/// The register form's rules (SPEC §11): `userId` 4 to 50 characters of letters, digits, `_`
+/// and `-`; `password` at least 8 characters. (login, password), as read.
+pub fn login_and_password(v: &mut Validator<'_>) -> (String, String) {
+    let login = v
+        .string("userId")
+        .not_empty()
+        .length(4, 50)
+        .matches(LOGIN_NAME_PATTERN, is_login_name_charset)
+        .get();
+    let password = v.string("password").not_empty().min_len(8).get();
+    (login, password)
+}
+
+/// A response's body, whole (tests).
+#[cfg(test)]
+pub(crate) async fn body_bytes(response: axum::response::Response) -> axum::body::Bytes {
+    use http_body_util::BodyExt;
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,14 +548,8 @@ mod tests {
     fn register(body: Value) -> Result<(String, String), Vec<String>> {
         let map = obj(body);
         let mut v = Validator::new(&map, &["userId", "password"]);
-        let user = v
-            .string("userId")
-            .not_empty()
-            .length(4, 50)
-            .matches(LOGIN_NAME_PATTERN, is_login_name_charset)
-            .get();
-        let password = v.string("password").not_empty().min_len(8).get();
-        v.finish().map(|()| (user, password))
+        let fields = login_and_password(&mut v);
+        v.finish().map(|()| fields)
     }
 
     #[test]
