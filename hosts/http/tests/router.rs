@@ -2250,34 +2250,7 @@ async fn metrics_are_prometheus_text_with_the_legacy_names() {
 }
 
 /// Every route of SPEC §2 (both services and the common ones), as axum templates.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/auth/register"),
-    ("POST", "/auth/register/admin"),
-    ("POST", "/auth/login"),
-    ("POST", "/auth/refresh"),
-    ("POST", "/auth/logout"),
-    ("POST", "/queue/enqueue"),
-    ("GET", "/queue/status"),
-    ("POST", "/queue/enter"),
-    ("POST", "/queue/leave"),
-    ("GET", "/queue/healthz"),
-    ("GET", "/events"),
-    ("POST", "/events"),
-    ("GET", "/events/admin/all"),
-    ("GET", "/events/{id}"),
-    ("PATCH", "/events/{id}"),
-    ("DELETE", "/events/{id}"),
-    ("POST", "/orders"),
-    ("GET", "/orders"),
-    ("GET", "/orders/{id}"),
-    ("POST", "/payments"),
-    ("POST", "/payments/callback"),
-    ("GET", "/live"),
-    ("GET", "/ready"),
-    ("GET", "/health"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-];
+const ROUTES: &[(&str, &str)] = flash_http::openapi::SPEC_ROUTES;
 
 /// Whether the router serves `method path` (anything but the fallback's `route_not_found`).
 async fn is_served(api: &Api, method: &str, template: &str) -> bool {

@@ -231,6 +231,15 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("OTHER", |(_, name)| name)
 }
 
+/// Registers `collector` and hands it back.
+fn registered<C>(registry: &Registry, collector: C) -> prometheus::Result<C>
+where
+    C: prometheus::core::Collector + Clone + 'static,
+{
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
+
 fn counter_opts(name: &str, help: &str) -> prometheus::Result<Opts> {
     if name.ends_with("_total") {
         Ok(Opts::new(name, help))
@@ -247,9 +256,7 @@ pub fn register_counter(
     name: &str,
     help: &str,
 ) -> prometheus::Result<IntCounter> {
-    let c = IntCounter::with_opts(counter_opts(name, help)?)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
+    registered(registry, IntCounter::with_opts(counter_opts(name, help)?)?)
 }
 
 /// Registers a labelled integer counter (the name must end in `_total`).
@@ -259,16 +266,15 @@ pub fn register_counter_vec(
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(counter_opts(name, help)?, labels)?;
-    registry.register(Box::new(c.clone()))?;
-    Ok(c)
+    registered(
+        registry,
+        IntCounterVec::new(counter_opts(name, help)?, labels)?,
+    )
 }
 
 /// Registers an integer gauge.
 pub fn register_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    let g = IntGauge::new(name, help)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
+    registered(registry, IntGauge::new(name, help)?)
 }
 
 /// Registers a labelled integer gauge.
@@ -278,9 +284,7 @@ pub fn register_gauge_vec(
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<IntGaugeVec> {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(g.clone()))?;
-    Ok(g)
+    registered(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
 }
 
 /// Registers a histogram with the given buckets.
@@ -290,9 +294,10 @@ pub fn register_histogram(
     help: &str,
     buckets: &[f64],
 ) -> prometheus::Result<Histogram> {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
-    registry.register(Box::new(h.clone()))?;
-    Ok(h)
+    registered(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?,
+    )
 }
 
 /// Registers a labelled histogram with the given buckets.
@@ -303,12 +308,13 @@ pub fn register_histogram_vec(
     labels: &[&str],
     buckets: &[f64],
 ) -> prometheus::Result<HistogramVec> {
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-        labels,
-    )?;
-    registry.register(Box::new(h.clone()))?;
-    Ok(h)
+    registered(
+        registry,
+        HistogramVec::new(
+            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+            labels,
+        )?,
+    )
 }
 
 #[derive(Debug)]
