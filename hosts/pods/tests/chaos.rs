@@ -6,7 +6,6 @@ use common::*;
 use flash_adapter_rabbitmq::{AmqpBus, AmqpConfig};
 use flash_core::messages::Envelope;
 use flash_core::ports::Bus;
-use serde_json::json;
 use std::time::Duration;
 
 /// Registers `n` buyers, admits each, and has each place a 1-ticket order; returns
@@ -22,46 +21,15 @@ async fn orders(
     let mut out = Vec::new();
     for i in 0..n {
         let token = http.register(gw, &format!("{prefix}{i:03}")).await;
-        let (s, t) = http
-            .post(
-                format!("{gw}/queue/enqueue"),
-                Some(&token),
-                json!({"eventId": event}),
-            )
-            .await;
-        assert_eq!(s, 201, "{t}");
-        let ticket = t["ticketId"].as_str().unwrap().to_owned();
-        eventually("admission", Duration::from_secs(20), || async {
-            let (_, st) = http
-                .get(format!("{gw}/queue/status?ticketId={ticket}"), None)
-                .await;
-            (st["state"] == "READY").then_some(())
-        })
-        .await;
-        let (s, o) = http
-            .call(
-                reqwest::Method::POST,
-                format!("{api}/orders"),
-                Some(&token),
-                &[("Idempotency-Key", "k")],
-                Some(json!({"event_id": event, "qty": 1})),
-            )
-            .await;
-        assert_eq!(s, 201, "{o}");
-        out.push((token, o["orderId"].as_str().unwrap().to_owned()));
+        let order = http.hold_one(gw, api, &token, event).await;
+        out.push((token, order));
     }
     out
 }
 
 async fn pay_all(http: &Http, api: &str, orders: &[(String, String)]) {
     for (token, order) in orders {
-        let (s, p) = http
-            .post(
-                format!("{api}/payments"),
-                Some(token),
-                json!({"orderId": order, "method": "MOCK"}),
-            )
-            .await;
+        let (s, p) = http.pay(api, token, order).await;
         assert_eq!(s, 201, "{p}");
     }
 }

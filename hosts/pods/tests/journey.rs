@@ -73,25 +73,9 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
 
     // The first buyer takes the only admission slot, over REST on gateway A.
     let first = http.register(&a.url, "first01").await;
-    let (s, t) = http
-        .post(
-            format!("{}/queue/enqueue", a.url),
-            Some(&first),
-            json!({"eventId": event}),
-        )
-        .await;
-    assert_eq!(s, 201, "{t}");
-    let first_ticket = t["ticketId"].as_str().unwrap().to_owned();
-    let gate = eventually("first admission", Duration::from_secs(10), || async {
-        let (_, st) = http
-            .get(
-                format!("{}/queue/status?ticketId={first_ticket}", a.url),
-                None,
-            )
-            .await;
-        (st["state"] == "READY").then(|| st["gateToken"].as_str().unwrap().to_owned())
-    })
-    .await;
+    let first_ticket = http.ticket(&a.url, &first, &event).await;
+    let admitted = http.admitted(&a.url, &first_ticket).await;
+    let gate = admitted["gateToken"].as_str().unwrap().to_owned();
 
     // The second buyer waits on a socket of gateway B.
     let second = http.register(&a.url, "second01").await;
@@ -117,12 +101,12 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
         .await;
     assert_eq!((s, v["status"].as_str()), (201, Some("entered")));
     let (s, order) = http
-        .call(
-            reqwest::Method::POST,
-            format!("{}/orders", api.url),
-            Some(&first),
+        .order(
+            &api.url,
+            &first,
+            &event,
+            2,
             &[("Idempotency-Key", "order-1")],
-            Some(json!({"event_id": event, "qty": 2})),
         )
         .await;
     assert_eq!(s, 201, "{order}");
@@ -139,13 +123,7 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
             .is_some_and(|g| g.starts_with("g1."))
     );
 
-    let (s, p) = http
-        .post(
-            format!("{}/payments", api.url),
-            Some(&first),
-            json!({"orderId": order_id, "method": "MOCK"}),
-        )
-        .await;
+    let (s, p) = http.pay(&api.url, &first, &order_id).await;
     assert_eq!((s, p["status"].as_str()), (201, Some("REQ")), "{p}");
     eventually("PAID", Duration::from_secs(20), || async {
         let (_, o) = http

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
@@ -69,13 +68,7 @@ impl Drop for RestoreRabbit {
 }
 
 async fn enqueue_status(http: &Http, gw: &str, token: &str, event: &str) -> u16 {
-    http.post(
-        format!("{gw}/queue/enqueue"),
-        Some(token),
-        json!({"eventId": event}),
-    )
-    .await
-    .0
+    http.enqueue(gw, token, event).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -95,13 +88,7 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
     {
         let _restore = RestoreRedis;
         run("redis-cli", &["-h", "127.0.0.1", "shutdown", "nosave"]);
-        let (s, body) = http
-            .post(
-                format!("{}/queue/enqueue", gw.url),
-                Some(&token),
-                json!({"eventId": event}),
-            )
-            .await;
+        let (s, body) = http.enqueue(&gw.url, &token, &event).await;
         assert_eq!(s, 503, "{body}");
         assert!(
             body["message"]
@@ -128,55 +115,19 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
     let mut buyers = Vec::new();
     for i in 0..20 {
         let t = http.register(&gw.url, &format!("rabbit{i:02}")).await;
-        let (_, tk) = http
-            .post(
-                format!("{}/queue/enqueue", gw.url),
-                Some(&t),
-                json!({"eventId": event}),
-            )
-            .await;
-        let ticket = tk["ticketId"].as_str().unwrap().to_owned();
-        eventually("admission", Duration::from_secs(20), || async {
-            let (_, st) = http
-                .get(format!("{}/queue/status?ticketId={ticket}", gw.url), None)
-                .await;
-            (st["state"] == "READY").then_some(())
-        })
-        .await;
-        let (s, o) = http
-            .call(
-                reqwest::Method::POST,
-                format!("{}/orders", api.url),
-                Some(&t),
-                &[("Idempotency-Key", "k")],
-                Some(json!({"event_id": event, "qty": 1})),
-            )
-            .await;
-        assert_eq!(s, 201, "{o}");
-        buyers.push((t, o["orderId"].as_str().unwrap().to_owned()));
+        let order = http.hold_one(&gw.url, &api.url, &t, &event).await;
+        buyers.push((t, order));
     }
     {
         let _restore = RestoreRabbit;
         for (t, o) in &buyers[..10] {
-            let (s, p) = http
-                .post(
-                    format!("{}/payments", api.url),
-                    Some(t),
-                    json!({"orderId": o, "method": "MOCK"}),
-                )
-                .await;
+            let (s, p) = http.pay(&api.url, t, o).await;
             assert_eq!(s, 201, "{p}");
         }
         run("rabbitmqctl", &["stop_app"]);
         // Payments are still accepted: they wait in the transactional outbox.
         for (t, o) in &buyers[10..] {
-            let (s, p) = http
-                .post(
-                    format!("{}/payments", api.url),
-                    Some(t),
-                    json!({"orderId": o, "method": "MOCK"}),
-                )
-                .await;
+            let (s, p) = http.pay(&api.url, t, o).await;
             assert_eq!(s, 201, "{p}");
         }
         run("rabbitmqctl", &["start_app"]);

@@ -19,15 +19,7 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let mut out = Outcome::default();
     let user = format!("buyer{n:04}");
     let token = http.register(&gw, &user).await;
-    let (s, t) = http
-        .post(
-            format!("{gw}/queue/enqueue"),
-            Some(&token),
-            json!({"eventId": event}),
-        )
-        .await;
-    assert_eq!(s, 201, "enqueue: {t}");
-    let ticket = t["ticketId"].as_str().unwrap().to_owned();
+    let ticket = http.ticket(&gw, &token, &event).await;
     // Wait for an admission, or give up once the event is sold out.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let gate = loop {
@@ -55,28 +47,15 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let Some(gate) = gate else {
         // A buyer without an admission must be refused.
         let (s, _) = http
-            .call(
-                reqwest::Method::POST,
-                format!("{api}/orders"),
-                Some(&token),
-                &[("Idempotency-Key", "k")],
-                Some(json!({"event_id": event, "qty": 1})),
-            )
+            .order(&api, &token, &event, 1, &[("Idempotency-Key", "k")])
             .await;
         out.ordered_without_admission = s == 201;
         return out;
     };
     out.admitted = true;
     let qty = 1 + (n % 2) as i64;
-    let (s, o) = http
-        .call(
-            reqwest::Method::POST,
-            format!("{api}/orders"),
-            Some(&token),
-            &[("Idempotency-Key", "k"), ("X-Gate-Token", gate.as_str())],
-            Some(json!({"event_id": event, "qty": qty})),
-        )
-        .await;
+    let headers = [("Idempotency-Key", "k"), ("X-Gate-Token", gate.as_str())];
+    let (s, o) = http.order(&api, &token, &event, qty, &headers).await;
     if s != 201 {
         assert_eq!(s, 400, "order: {o}");
         let _ = http
@@ -89,13 +68,7 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
         return out;
     }
     let order = o["orderId"].as_str().unwrap().to_owned();
-    let (s, p) = http
-        .post(
-            format!("{api}/payments"),
-            Some(&token),
-            json!({"orderId": order, "method": "MOCK"}),
-        )
-        .await;
+    let (s, p) = http.pay(&api, &token, &order).await;
     assert_eq!(s, 201, "payment: {p}");
     let status = eventually("a payment result", Duration::from_secs(60), || async {
         let (_, o) = http

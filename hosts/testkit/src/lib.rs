@@ -185,6 +185,74 @@ impl Http {
         self.login(gateway, user).await
     }
 
+    /// `POST /queue/enqueue` for `event`: (status, body).
+    pub async fn enqueue(&self, gateway: &str, token: &str, event: &str) -> (u16, Value) {
+        self.post(
+            format!("{gateway}/queue/enqueue"),
+            Some(token),
+            json!({"eventId": event}),
+        )
+        .await
+    }
+
+    /// Joins `event`'s line; the ticket id.
+    pub async fn ticket(&self, gateway: &str, token: &str, event: &str) -> String {
+        let (s, t) = self.enqueue(gateway, token, event).await;
+        assert_eq!(s, 201, "enqueue: {t}");
+        t["ticketId"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until `ticket` is admitted (READY); its status.
+    pub async fn admitted(&self, gateway: &str, ticket: &str) -> Value {
+        eventually("admission", Duration::from_secs(30), || async {
+            let (_, st) = self
+                .get(format!("{gateway}/queue/status?ticketId={ticket}"), None)
+                .await;
+            (st["state"] == "READY").then_some(st)
+        })
+        .await
+    }
+
+    /// `POST /orders` of `qty` tickets under `key`, with `headers` besides: (status, body).
+    pub async fn order(
+        &self,
+        api: &str,
+        token: &str,
+        event: &str,
+        qty: i64,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            format!("{api}/orders"),
+            Some(token),
+            headers,
+            Some(json!({"event_id": event, "qty": qty})),
+        )
+        .await
+    }
+
+    /// Joins `event`'s line, waits for the admission and holds one ticket; the order id.
+    pub async fn hold_one(&self, gateway: &str, api: &str, token: &str, event: &str) -> String {
+        let ticket = self.ticket(gateway, token, event).await;
+        self.admitted(gateway, &ticket).await;
+        let (s, o) = self
+            .order(api, token, event, 1, &[("Idempotency-Key", "k")])
+            .await;
+        assert_eq!(s, 201, "order: {o}");
+        o["orderId"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /payments` for `order` with the MOCK method: (status, body).
+    pub async fn pay(&self, api: &str, token: &str, order: &str) -> (u16, Value) {
+        self.post(
+            format!("{api}/payments"),
+            Some(token),
+            json!({"orderId": order, "method": "MOCK"}),
+        )
+        .await
+    }
+
     /// Registers the admin `boss01` (or finds it) and creates an ONSALE event of `total`
     /// tickets, `max` per user; returns (admin token, event id).
     pub async fn onsale_event(
