@@ -5,12 +5,9 @@ mod common;
 
 use common::{flash_up, stop};
 use flash::up::Running;
-use futures::FutureExt;
-use rust_socketio::Payload;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
+use flash_host_testkit::socket::{connect, expect, expect_each};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// The system on an ephemeral port with capacity 1 and a position refresh so slow (60 s) that a
 /// READY arriving within seconds can only have been pushed.
@@ -50,88 +47,6 @@ async fn login_pair(base: &str, user: &str) -> (String, String) {
         .unwrap();
     let token = |k: &str| body[k].as_str().unwrap().to_owned();
     (token("accessToken"), token("refreshToken"))
-}
-
-/// Every event the socket receives, as (name, first argument).
-async fn connect(
-    base: &str,
-    token: Option<&str>,
-) -> (Client, mpsc::UnboundedReceiver<(String, Value)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(base).namespace("/queue");
-    if let Some(t) = token {
-        builder = builder.auth(json!({ "token": t }));
-    }
-    for name in [
-        "queue:config",
-        "queue:update",
-        "queue:summary",
-        "queue:joined",
-        "queue:left",
-        "queue:error",
-        "error",
-    ] {
-        let tx = tx.clone();
-        builder = builder.on(name, move |payload: Payload, _c: Client| {
-            let tx = tx.clone();
-            let name = name.to_owned();
-            async move {
-                let v = match payload {
-                    Payload::Text(mut values) if !values.is_empty() => values.remove(0),
-                    Payload::Text(_) => Value::Null,
-                    #[allow(deprecated)]
-                    Payload::String(s) => Value::String(s),
-                    Payload::Binary(_) => Value::Null,
-                };
-                let _ = tx.send((name, v));
-            }
-            .boxed()
-        });
-    }
-    let client = builder.connect().await.expect("engine.io connection");
-    (client, rx)
-}
-
-/// Waits (with a deadline, no sleeps) for the first event matching `pred`.
-async fn expect(
-    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
-    what: &str,
-    pred: impl Fn(&str, &Value) -> bool,
-) -> Value {
-    // Generous: CI machines are small and busy; a pushed READY normally arrives in milliseconds.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((name, v))) if pred(&name, &v) => return v,
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-type Matcher<'a> = &'a dyn Fn(&str, &Value) -> bool;
-
-/// Waits (with the same deadline) until every matcher has matched one event, in any order, and
-/// returns the first event each matched.
-async fn expect_each<const N: usize>(
-    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
-    what: &str,
-    matchers: [Matcher<'_>; N],
-) -> [Value; N] {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let mut found: [Option<Value>; N] = std::array::from_fn(|_| None);
-    while found.iter().any(Option::is_none) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((name, v))) => {
-                let hit = (0..N).find(|&i| found[i].is_none() && matchers[i](&name, &v));
-                if let Some(i) = hit {
-                    found[i] = Some(v);
-                }
-            }
-            Ok(None) | Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-    found.map(|v| v.expect("every matcher matched"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

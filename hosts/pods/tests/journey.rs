@@ -3,54 +3,9 @@
 mod common;
 
 use common::*;
-use futures::FutureExt;
-use rust_socketio::Payload;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
-use serde_json::{Value, json};
+use flash_host_testkit::socket::{connect, expect};
+use serde_json::json;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-async fn socket(base: &str, token: &str) -> (Client, mpsc::UnboundedReceiver<(String, Value)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(base)
-        .namespace("/queue")
-        .auth(json!({ "token": token }));
-    for name in [
-        "queue:config",
-        "queue:update",
-        "queue:joined",
-        "queue:error",
-    ] {
-        let tx = tx.clone();
-        builder = builder.on(name, move |payload: Payload, _c: Client| {
-            let tx = tx.clone();
-            async move {
-                if let Payload::Text(mut v) = payload
-                    && !v.is_empty()
-                {
-                    let _ = tx.send((name.to_owned(), v.remove(0)));
-                }
-            }
-            .boxed()
-        });
-    }
-    (builder.connect().await.expect("socket connects"), rx)
-}
-
-async fn next(
-    rx: &mut mpsc::UnboundedReceiver<(String, Value)>,
-    what: &str,
-    f: impl Fn(&str, &Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((n, v))) if f(&n, &v) => return v,
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_worker() {
@@ -79,12 +34,12 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
 
     // The second buyer waits on a socket of gateway B.
     let second = http.register(&a.url, "second01").await;
-    let (sock, mut rx) = socket(&b.url, &second).await;
-    next(&mut rx, "queue:config", |n, _| n == "queue:config").await;
+    let (sock, mut rx) = connect(&b.url, Some(&second)).await;
+    expect(&mut rx, "queue:config", |n, _| n == "queue:config").await;
     sock.emit("queue/join", json!({"eventId": event}))
         .await
         .unwrap();
-    let queued = next(&mut rx, "queued", |n, v| {
+    let queued = expect(&mut rx, "queued", |n, v| {
         n == "queue:update" && v["state"] == "QUEUED"
     })
     .await;
@@ -113,7 +68,7 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
     assert_eq!(order["status"], "HOLD");
     let order_id = order["orderId"].as_str().unwrap().to_owned();
 
-    let pushed = next(&mut rx, "READY pushed by gateway B", |n, v| {
+    let pushed = expect(&mut rx, "READY pushed by gateway B", |n, v| {
         n == "queue:update" && v["state"] == "READY"
     })
     .await;

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+pub mod socket;
+
 /// The machine's PostgreSQL (trust auth on loopback).
 pub const PG: &str = "postgres://postgres@127.0.0.1:5432";
 
