@@ -323,3 +323,55 @@ async fn an_order_store_outage_is_reported_as_unavailable() {
     w.faults.set(false);
     order(&w, &with_key(&u, "k"), ev.id, 1).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_buyer_refused_because_nothing_is_left_frees_the_slot_at_once() {
+    let mut s = settings();
+    s.queue.capacity = 1;
+    let w = world_with(s);
+    let ev = w.onsale_event(1, 2).await;
+    let scope = QueueScope::Event(ev.id);
+    let first = buyer();
+    w.admit(&first, scope).await;
+    order(&w, &with_key(&first, "k"), ev.id, 1).await.unwrap();
+
+    // The order spent the first admission: the second buyer is let in, and nothing is left.
+    let second = buyer();
+    let refused = w.admit(&second, scope).await;
+    let third = buyer();
+    let waiting =
+        w.h.join_queue
+            .handle(&as_user(&third), scope)
+            .await
+            .unwrap();
+    let e = order(&w, &with_key(&second, "k"), ev.id, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(e.public_message(), "Not enough tickets remaining");
+    let now = w.now();
+    let after = w.queue.ticket(refused.id, now).await.unwrap().unwrap();
+    assert_eq!(
+        after.state,
+        TicketState::Expired,
+        "the slot is freed, not kept until its TTL"
+    );
+
+    // The next in line gets the slot at the next promotion, not when the refused one's TTL ends.
+    w.h.promote.handle(&cx()).await.unwrap();
+    let next = w.queue.ticket(waiting.id, now).await.unwrap().unwrap();
+    assert!(next.state.is_admitted(), "{:?}", next.state);
+}
+
+#[tokio::test]
+async fn a_buyer_refused_while_tickets_remain_keeps_the_admission() {
+    let w = world();
+    let ev = w.onsale_event(3, 4).await;
+    w.hold(&buyer(), &ev, 2).await;
+    let u = buyer();
+    let ticket = w.admit(&u, QueueScope::Event(ev.id)).await;
+    let e = order(&w, &with_key(&u, "k"), ev.id, 2).await.unwrap_err();
+    assert_eq!(e.public_message(), "Not enough tickets remaining");
+    let kept = w.queue.ticket(ticket.id, w.now()).await.unwrap().unwrap();
+    assert!(kept.state.is_admitted(), "{:?}", kept.state);
+    order(&w, &with_key(&u, "k2"), ev.id, 1).await.unwrap();
+}

@@ -246,8 +246,40 @@ impl PlaceOrder {
                 })
             }
             HoldOutcome::Replayed(outcome) => replay(outcome),
-            HoldOutcome::Rejected(r) => Err(r.into()),
+            HoldOutcome::Rejected(r) => {
+                if r == HoldRejection::SoldOut
+                    && let Some(ticket) = admission
+                {
+                    self.release_if_sold_out(ticket, req.event_id, now).await;
+                }
+                Err(r.into())
+            }
             HoldOutcome::KeyMismatch => Err(OrderError::KeyMismatch),
+        }
+    }
+
+    /// SPEC §4: an admitted buyer refused with `Not enough tickets remaining` frees the slot at
+    /// once, so the line keeps moving instead of waiting out the admission's TTL. Only when no
+    /// ticket is left at all: a buyer who asked for two when one remains keeps the admission and
+    /// can still buy the one. Best effort: the refusal stands whatever happens here, and a slot
+    /// not freed now frees when the admission expires.
+    async fn release_if_sold_out(&self, ticket: Ticket, event: EventId, now: Timestamp) {
+        let none_left = match self.events.get(event).await {
+            Ok(Some(e)) => e.available() <= 0,
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, ticket = %ticket.id, "could not read the event after a sold-out refusal; the admission will expire");
+                return;
+            }
+        };
+        if !none_left {
+            return;
+        }
+        match self.queue.leave(ticket.id, ticket.user, now).await {
+            Ok(_) => self.kick.kick(),
+            Err(e) => {
+                tracing::warn!(error = %e, ticket = %ticket.id, "could not free the admission of a sold-out buyer; it will expire");
+            }
         }
     }
 
