@@ -236,7 +236,7 @@ mod tests {
     async fn send(req: HttpRequest<Body>) -> (StatusCode, Value, String) {
         let response = app().oneshot(req).await.unwrap_or_else(|e| match e {});
         let status = response.status();
-        let bytes = crate::validate::body_bytes(response).await;
+        let bytes = crate::body_bytes(response).await;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         (
             status,

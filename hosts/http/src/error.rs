@@ -305,7 +305,7 @@ mod tests {
         let response = err.into_response();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = crate::validate::body_bytes(response).await;
+        let bytes = crate::body_bytes(response).await;
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         (status, headers, body)
     }

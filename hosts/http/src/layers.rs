@@ -564,7 +564,7 @@ mod tests {
     }
 
     async fn text(response: Response) -> String {
-        let bytes = crate::validate::body_bytes(response).await;
+        let bytes = crate::body_bytes(response).await;
         String::from_utf8_lossy(&bytes).into_owned()
     }
 

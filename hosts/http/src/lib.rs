@@ -60,3 +60,15 @@ fn routes_for(state: &AppState) -> Router<AppState> {
     r.fallback(error::route_fallback)
         .method_not_allowed_fallback(error::route_fallback)
 }
+
+/// A response's body, whole (tests).
+#[cfg(test)]
+pub(crate) async fn body_bytes(response: axum::response::Response) -> axum::body::Bytes {
+    use http_body_util::BodyExt;
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default()
+}

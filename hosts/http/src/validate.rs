@@ -521,18 +521,6 @@ pub fn login_and_password(v: &mut Validator<'_>) -> (String, String) {
     (login, password)
 }
 
-/// A response's body, whole (tests).
-#[cfg(test)]
-pub(crate) async fn body_bytes(response: axum::response::Response) -> axum::body::Bytes {
-    use http_body_util::BodyExt;
-    response
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

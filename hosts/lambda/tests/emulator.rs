@@ -381,7 +381,7 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
     let (_, o) = api.get(&format!("/orders/{order_id}"), Some(&buyer)).await;
     assert_eq!(o["status"], "PAID");
     let payments = psql_value(
-        &world.database,
+        &world.db.name,
         &format!(
             "SELECT count(*) || ':' || string_agg(status::text, ',') FROM payments WHERE order_id = '{order_id}'"
         ),

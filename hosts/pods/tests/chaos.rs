@@ -45,7 +45,7 @@ async fn all_paid(http: &Http, api: &str, orders: &[(String, String)], limit: Du
 }
 
 fn exactly_one_ok_payment_each(env: &Env, n: usize) {
-    let db = &env.database;
+    let db = &env.db.name;
     assert_eq!(
         psql_value(db, "SELECT COUNT(*) FROM orders WHERE status = 'PAID'"),
         n.to_string()
@@ -80,7 +80,7 @@ async fn a_pay_worker_killed_mid_stream_loses_no_payment_and_pays_none_twice() {
     all_paid(&http, &api.url, &orders, Duration::from_secs(60)).await;
     exactly_one_ok_payment_each(&env, 30);
     let sold = psql_value(
-        &env.database,
+        &env.db.name,
         &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"),
     );
     assert_eq!(sold, "30");
@@ -99,7 +99,7 @@ async fn an_api_killed_after_committing_a_payment_still_sends_its_message_once()
     pay_all(&http, &silent.url, &orders).await;
     assert_eq!(
         psql_value(
-            &env.database,
+            &env.db.name,
             "SELECT COUNT(*) FROM payments WHERE status = 'REQ'"
         ),
         "3"
@@ -110,7 +110,7 @@ async fn an_api_killed_after_committing_a_payment_still_sends_its_message_once()
     all_paid(&http, &api.url, &orders, Duration::from_secs(30)).await;
     exactly_one_ok_payment_each(&env, 3);
     let unsent = psql_value(
-        &env.database,
+        &env.db.name,
         "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
     );
     assert_eq!(unsent, "0");

@@ -143,7 +143,7 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
         )
         .await;
     }
-    let db = &env.database;
+    let db = &env.db.name;
     assert_eq!(
         psql_value(db, "SELECT COUNT(*) FROM orders WHERE status = 'PAID'"),
         "20"

@@ -122,7 +122,7 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
 
     // SPEC §8 in the database: sold = Σ PAID, sold + held ≤ total, per-user limit, one OK payment
     // per PAID order.
-    let db = &env.database;
+    let db = &env.db.name;
     let sold = psql_value(
         db,
         &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"),

@@ -13,9 +13,8 @@ use flash_host_testkit::{TestDatabase, fast_settings};
 
 pub struct World {
     pub vars: BTreeMap<String, String>,
-    pub database: String,
+    pub db: TestDatabase,
     pub sqs_endpoint: String,
-    _db: TestDatabase,
 }
 
 impl World {
@@ -47,9 +46,8 @@ impl World {
         }
         World {
             vars,
-            database: db.name.clone(),
+            db,
             sqs_endpoint,
-            _db: db,
         }
     }
 

@@ -2,7 +2,7 @@
 //! RabbitMQ on loopback, each test in its own database, Redis key prefix and queue names.
 #![allow(dead_code, unused_imports)]
 
-pub use flash_host_testkit::{Http, PG, eventually};
+pub use flash_host_testkit::{Http, PG, eventually, psql as psql_value};
 use flash_host_testkit::{TestDatabase, fast_settings};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -12,8 +12,7 @@ use std::time::Duration;
 /// One test's isolated world: a fresh database, a Redis prefix, queue names, secrets.
 pub struct Env {
     pub vars: HashMap<String, String>,
-    pub database: String,
-    _db: TestDatabase,
+    pub db: TestDatabase,
 }
 
 impl Env {
@@ -35,11 +34,7 @@ impl Env {
         ] {
             vars.insert(k.to_owned(), v);
         }
-        let env = Env {
-            vars,
-            database: db.name.clone(),
-            _db: db,
-        };
+        let env = Env { vars, db };
         let status = Command::new(env!("CARGO_BIN_EXE_flash-migrate"))
             .envs(&env.vars)
             .status()
@@ -56,16 +51,6 @@ impl Env {
     pub fn database_url(&self) -> String {
         self.vars["DATABASE_URL"].clone()
     }
-}
-
-/// Runs `sql` in the `postgres` database.
-pub fn psql(sql: &str) {
-    flash_host_testkit::psql("postgres", sql);
-}
-
-/// A psql query's single value.
-pub fn psql_value(database: &str, sql: &str) -> String {
-    flash_host_testkit::psql(database, sql)
 }
 
 /// A running pod binary; killed when dropped.
