@@ -40,7 +40,10 @@ pub struct OrderSeen {
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     Paid,
+    /// Refused at the order with `Not enough tickets remaining`.
     SoldOut,
+    /// Told SOLD_OUT while waiting in line (and walked away).
+    ToldSoldOut,
     LimitReached,
     /// Every payment attempt ended FAIL.
     PaymentFailed,
@@ -265,6 +268,7 @@ pub async fn journey(api: &Api, plan: &Plan, b: &mut Buyer) -> Outcome {
                     status: r.str("status").unwrap_or("HOLD").to_owned(),
                 });
                 rec.stages.ordered.fetch_add(1, Ordering::Relaxed);
+                rec.held();
                 id
             }
             None => {
@@ -434,13 +438,22 @@ async fn wait_by_polling(
     };
     rec.stages.queued.fetch_add(1, Ordering::Relaxed);
     b.stage = "queued";
-    poll_until_ready(api, plan, ticket, Instant::now()).await
+    poll_until_ready(api, plan, token, ticket, Instant::now()).await
+}
+
+/// A waiting buyer told the event sold out: counted, and out of the line (a buyer who walks
+/// away; the server would have kept the place in case stock returns).
+async fn walk_away_sold_out(api: &Api, token: &str, ticket: &str) -> Outcome {
+    api.rec.told_sold_out();
+    leave(api, token, ticket).await;
+    Outcome::ToldSoldOut
 }
 
 /// `GET /queue/status` until READY (also the fallback of a socket that broke).
 async fn poll_until_ready(
     api: &Api,
     plan: &Plan,
+    token: &str,
     ticket: String,
     since: Instant,
 ) -> Result<(String, String), Outcome> {
@@ -470,6 +483,7 @@ async fn poll_until_ready(
                 return Ok((ticket, gate.to_owned()));
             }
             (Some("QUEUED"), _) => {}
+            (Some("SOLD_OUT"), _) => return Err(walk_away_sold_out(api, token, &ticket).await),
             (state, _) => {
                 rec.error(
                     Step::Status,
@@ -599,6 +613,12 @@ async fn wait_by_socket(
                     rec.error(Step::QueueWait, "protocol", "ticket expired while waiting");
                     return Err(Outcome::Failed(Step::QueueWait));
                 }
+                Some("SOLD_OUT") => {
+                    if let Some(t) = ticket.clone() {
+                        socket.close().await;
+                        return Err(walk_away_sold_out(api, token, &t).await);
+                    }
+                }
                 _ => {}
             }
         };
@@ -610,7 +630,7 @@ async fn wait_by_socket(
                     "socket",
                     format!("{broke}; polling instead"),
                 );
-                return poll_until_ready(api, plan, t, joined_at).await;
+                return poll_until_ready(api, plan, token, t, joined_at).await;
             }
             None => rec.retry(Step::Enqueue, "socket", broke),
         }

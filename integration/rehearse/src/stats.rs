@@ -64,6 +64,8 @@ pub struct Stages {
     pub ordered: AtomicU64,
     pub paid: AtomicU64,
     pub sold_out: AtomicU64,
+    /// Buyers told SOLD_OUT while waiting in line (SPEC §4: sold out closes the line).
+    pub told_sold_out: AtomicU64,
     pub failed: AtomicU64,
     pub finished: AtomicU64,
 }
@@ -76,6 +78,10 @@ pub struct Moments {
     pub first_paid: AtomicU64,
     pub last_paid: AtomicU64,
     pub first_sold_out_reply: AtomicU64,
+    /// The last order placed (a HOLD answered): the sell-out, once nothing is left.
+    pub last_hold: AtomicU64,
+    /// The last buyer waiting in line told SOLD_OUT.
+    pub last_told_sold_out: AtomicU64,
     /// The event reads said nothing is available.
     pub sold_out: AtomicU64,
     /// The event reads said every ticket is sold.
@@ -198,6 +204,16 @@ impl Recorder {
     pub fn sold_out_reply(&self) {
         mark_first(&self.moments.first_sold_out_reply, self.now_ms());
         self.stages.sold_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn held(&self) {
+        mark_last(&self.moments.last_hold, self.now_ms());
+    }
+
+    /// A waiting buyer read SOLD_OUT (status or socket push).
+    pub fn told_sold_out(&self) {
+        mark_last(&self.moments.last_told_sold_out, self.now_ms());
+        self.stages.told_sold_out.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn saw_sold_out(&self) {
