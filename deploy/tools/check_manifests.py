@@ -81,7 +81,7 @@ SECRET_VALUE_PATTERNS = [
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"$]+:[^/\s@'\"$]+@"), "a URL with a password"),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36}\b"), "a GitHub token"),
     # key: value where the key names a secret and the value is not an UPPER_CASE variable name
-    (re.compile(r"(?m)^\s*[\w.-]*(?i:password|secret|token)[\w.-]*\s*[:=]\s*['\"]?(?![A-Z0-9_]+\b)[A-Za-z0-9+/=_-]{12,}"), "a literal secret"),
+    (re.compile(r"(?m)^[ \t]*[\w.-]*(?i:password|secret|token)[\w.-]*[ \t]*[:=][ \t]*['\"]?(?![A-Z0-9_]+\b)[A-Za-z0-9+/=_-]{12,}"), "a literal secret"),
 ]
 SCANNED_DIRS = ("deploy/k8s", "deploy/docker", "deploy/infra", ".github")
 
@@ -643,6 +643,8 @@ def draft(prod: list[dict], argo: list[dict]) -> None:
         ("§2", "Ingress host gateway.highgarden.cloud", _host_backend(prod, "gateway.highgarden.cloud"), "flash-gateway:3000"),
         ("§2", "ALB certificates (ACM)", all(c in certs for c in DRAFT_ACM), True),
         ("§2", "Argo CD admin UI Ingress", _dig(_one(prod, "Ingress", "argocd-server"), "spec", "rules", 0, "host"), "argocd.highgarden.cloud"),
+        ("§2", "EKS cluster (deploy/infra/eks.yaml)", _cfn_default("eks.yaml", "ClusterName"), "flash-tickets-eks"),
+        ("§2", "WAF web ACL in front of the ALB (deviation: not in the draft)", "regional/webacl/flash-tickets-alb/" in (_dig(ingress, "metadata", "annotations", "alb.ingress.kubernetes.io/wafv2-acl-arn") or ""), True),
         ("§3", "NodePool default limits.cpu", str(_dig(np, "spec", "limits", "cpu")), "1000"),
         ("§3", "NodePool default zones", _req(np, "topology.kubernetes.io/zone"), ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]),
         ("§3", "NodePool default offers spot t3.medium", "spot" in (_req(np, "karpenter.sh/capacity-type") or []) and "t3.medium" in (_req(np, "node.kubernetes.io/instance-type") or []), True),
