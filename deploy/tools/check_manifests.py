@@ -678,6 +678,36 @@ def draft(prod: list[dict], argo: list[dict]) -> None:
             problem(f"draft {section} {what}: expected {expected!r}, rendered {actual!r}")
 
 
+def sale_window(envs: dict[str, list[dict]], envs_argo: dict[str, list[dict]]) -> None:
+    """The sale window is one thing: the NodePool's no-disruption budget (for every graceful
+    reason) and every AppProject's deny sync window cover the same hours, and no node expires."""
+    print("sale window (Karpenter budgets, Argo CD sync windows):")
+    for env in sorted(set(envs) & set(envs_argo)):
+        before = len(problems)
+        windows = set()
+        for np in (d for d in envs[env] if d.get("kind") == "NodePool"):
+            name = np["metadata"]["name"]
+            if np["spec"]["template"]["spec"].get("expireAfter") != "Never":
+                problem(f"{env}: NodePool {name}: expireAfter must be Never (v1 expiration ignores disruption budgets)")
+            zero = [b for b in np["spec"]["disruption"].get("budgets") or [] if str(b.get("nodes")) == "0" and b.get("schedule")]
+            if len(zero) != 1:
+                problem(f"{env}: NodePool {name}: needs exactly one scheduled budget of 0 nodes (the sale window)")
+                continue
+            b = zero[0]
+            if b.get("reasons") and set(b["reasons"]) != {"Empty", "Drifted", "Underutilized"}:
+                problem(f"{env}: NodePool {name}: the sale-window budget leaves out reasons: {b['reasons']}")
+            windows.add((b["schedule"], b["duration"]))
+        for proj in (d for d in envs_argo[env] if d.get("kind") == "AppProject"):
+            deny = [(w["schedule"], w["duration"]) for w in proj["spec"].get("syncWindows") or [] if w.get("kind") == "deny"]
+            if not deny:
+                problem(f"{env}: AppProject {proj['metadata']['name']}: no deny sync window for the sale")
+            windows |= set(deny)
+        if len(windows) != 1:
+            problem(f"{env}: the NodePool budget and the sync windows disagree about the sale window: {sorted(windows)}")
+        if len(problems) == before:
+            ok(f"{env}: one sale window {windows.pop()} in every NodePool budget and AppProject; nodes never expire")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kubectl", required=True)
@@ -705,6 +735,7 @@ def main() -> int:
     argocd(envs_argo, built)
     if "prod" in envs and "prod" in envs_argo:
         draft(envs["prod"], envs_argo["prod"])
+    sale_window(envs, envs_argo)
     for env, docs in envs.items():
         monitoring(docs, args.metrics, args.promtool)
         break  # the base monitoring is the same in every overlay

@@ -37,6 +37,7 @@ the overlays and Argo CD trees, as YAML; deploy/infra/*.yaml and deploy/lambda/t
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import re
 import shlex
@@ -302,7 +303,10 @@ def main() -> int:
         scratch = args.scratch / rb.stem
         for part in ("deploy", "docs"):
             shutil.copytree(root / part, scratch / part, ignore=shutil.ignore_patterns("node_modules"), symlinks=True)
-        p = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, text=True)
+        # The scratch copy lies inside the working tree: git must not find the repository from
+        # there (a runbook's git step would act on the real checkout).
+        env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(args.scratch.resolve()))
+        p = subprocess.run(["bash", "-c", "\n".join(script)], cwd=scratch, text=True, env=env)
         if p.returncode != 0:
             print(f"FAIL {rb}: a ci block exited with {p.returncode}")
             failures += 1
