@@ -26,6 +26,9 @@ Exit status 1 with every problem listed, 0 when all pass.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import io
 import json
 import pathlib
 import re
@@ -678,6 +681,27 @@ def draft(prod: list[dict], argo: list[dict]) -> None:
             problem(f"draft {section} {what}: expected {expected!r}, rendered {actual!r}")
 
 
+def draft_self_test(prod: list[dict], argo: list[dict]) -> None:
+    """The draft table can fail: a copy of prod with three of the legacy values must be caught."""
+    global problems
+    bad = copy.deepcopy(prod)
+    for d in bad:
+        if d.get("kind") == "Service" and d["metadata"]["name"] == "flash-web":
+            d["spec"]["ports"][0]["port"] = 8080
+        if d.get("kind") == "NodePool":
+            d["spec"]["limits"]["cpu"] = "32"
+        if d.get("kind") == "EC2NodeClass":
+            d["spec"]["amiSelectorTerms"] = [{"alias": "al2023@latest"}]
+    saved, problems = problems, []
+    with contextlib.redirect_stdout(io.StringIO()):
+        draft(bad, argo)
+    caught, problems = problems, saved
+    for expected in ("Service ports web/gateway/api/pay", "NodePool default limits.cpu", "EC2NodeClass AMI pinned"):
+        if not any(expected in c for c in caught):
+            problem(f"draft self-test: a prod with the legacy value was not caught: {expected}")
+    ok(f"self-test: a prod with web :8080, 32 CPUs and al2023@latest fails {len(caught)} rows")
+
+
 def sale_window(envs: dict[str, list[dict]], envs_argo: dict[str, list[dict]]) -> None:
     """The sale window is one thing: the NodePool's no-disruption budget (for every graceful
     reason) and every AppProject's deny sync window cover the same hours, and no node expires."""
@@ -735,6 +759,7 @@ def main() -> int:
     argocd(envs_argo, built)
     if "prod" in envs and "prod" in envs_argo:
         draft(envs["prod"], envs_argo["prod"])
+        draft_self_test(envs["prod"], envs_argo["prod"])
     sale_window(envs, envs_argo)
     for env, docs in envs.items():
         monitoring(docs, args.metrics, args.promtool)

@@ -244,11 +244,46 @@ def check_cluster_block(where: str, body: str, after: str, r: Rendered, template
     return [f"{where}: {f}" for f in fails]
 
 
+# What the bad runbook must make the checks report: one fragment per check.
+EXPECTED_FAILURES = (
+    "namespace flash-tickets is used by no rendered resource",
+    "argocd app flash-api: no such Application",
+    "-l app.kubernetes.io/name=flash-nope: no rendered resource carries that label",
+    "-l topology.kubernetes.io/zone=ap-northeast-2d: no NodePool launches nodes",
+    "nodepool default has no field .spec.limits.gpu",
+    "deployment/flash-queue is not in the rendered manifests",
+    "parameters without a default not given: HostedZoneId",
+    "unknown parameters: Bogus",
+    "edge.yaml has no output NoSuchOutput",
+    "--db-instance-identifier flash-legacy: created by no template",
+    "pushes straight to a protected branch",
+    "no `Expected:` line",
+    "no `Rollback:` line",
+)
+
+
+def self_test(path: pathlib.Path, rendered, templates, stacks, aws_names) -> int:
+    """The checks can fail: each mistake of the bad runbook is reported."""
+    text = path.read_text()
+    reported = []
+    for m in FENCE.finditer(text):
+        if m.group(1).split()[:2] == ["sh", "cluster"]:
+            reported += check_cluster_block(str(path), m.group(2), text[m.end():], rendered, templates, stacks, aws_names)
+    missed = [e for e in EXPECTED_FAILURES if not any(e in r for r in reported)]
+    for e in missed:
+        print(f"FAIL self-test: the checks did not report: {e}")
+    if not missed:
+        print(f"self-test: the {len(EXPECTED_FAILURES)} kinds of mistake in {path.name} are all reported")
+    return 1 if missed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scratch", required=True, type=pathlib.Path)
     ap.add_argument("--rendered", required=True, type=pathlib.Path)
-    ap.add_argument("runbooks", nargs="+", type=pathlib.Path)
+    ap.add_argument("--expect-failures", type=pathlib.Path,
+                    help="self-test: a runbook whose cluster block must fail each check (testdata/bad-runbook.md)")
+    ap.add_argument("runbooks", nargs="*", type=pathlib.Path)
     args = ap.parse_args()
     root = pathlib.Path(__file__).resolve().parents[2]
     rendered = Rendered(args.rendered)
@@ -266,6 +301,9 @@ def main() -> int:
                     tf = (flag_values(line, "--template-file") or [""])[0]
                     stacks[s] = "deploy/lambda/template.yaml" if tf == "packaged.yaml" else tf
         aws_names |= set(re.findall(r"create-secret --name ([\w/-]+)", text))
+
+    if args.expect_failures:
+        return self_test(args.expect_failures, rendered, templates, stacks, aws_names)
 
     if args.scratch.exists():
         shutil.rmtree(args.scratch)
