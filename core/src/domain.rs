@@ -183,6 +183,9 @@ pub struct Event {
     pub max_per_user: i64,
     pub price: i64,
     pub status: EventStatus,
+    /// When the pre-queue opens (SPEC §4), before `starts_at`: from then until `starts_at` buyers
+    /// join a lottery, drawn once at `starts_at`. `None`: no pre-queue (the legacy behaviour).
+    pub prequeue_starts_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -201,6 +204,7 @@ pub struct EventPatch {
     pub max_per_user: Option<i64>,
     pub price: Option<i64>,
     pub status: Option<EventStatus>,
+    pub prequeue_starts_at: Option<Timestamp>,
 }
 
 /// Why a patch cannot apply to the event as it is now.
@@ -208,6 +212,8 @@ pub struct EventPatch {
 pub enum PatchRejection {
     #[error("startsAt must be earlier than endsAt")]
     InvertedDates,
+    #[error("prequeueStartsAt must be earlier than startsAt")]
+    PrequeueAfterStart,
     #[error("totalQty cannot be less than sold quantity")]
     TotalBelowCommitted,
     #[error("Invalid status transition from {from} to {to}")]
@@ -223,14 +229,40 @@ impl Event {
         self.total_qty - self.sold_qty - self.held_qty
     }
 
-    /// The phase of this event's own line: closed unless on sale, sold out while nothing is
-    /// available (a hold that ends brings it back), open otherwise.
-    pub fn line_phase(&self) -> LinePhase {
+    /// The phase of this event's own line at `now`: closed unless on sale; a pre-queue until
+    /// `starts_at` when the event has one; then sold out while nothing is available (a hold that
+    /// ends brings it back), open otherwise.
+    pub fn line_phase(&self, now: Timestamp) -> LinePhase {
         match self.status {
+            EventStatus::Draft | EventStatus::Closed => LinePhase::Closed,
+            EventStatus::Onsale if self.in_prequeue(now) => LinePhase::Prequeue {
+                starts_at: self.starts_at,
+            },
             EventStatus::Onsale if self.available() > 0 => LinePhase::Open,
             EventStatus::Onsale => LinePhase::SoldOut,
-            EventStatus::Draft | EventStatus::Closed => LinePhase::Closed,
         }
+    }
+
+    /// Whether a join at `now` goes into the pre-queue's lottery.
+    pub fn in_prequeue(&self, now: Timestamp) -> bool {
+        self.prequeue_starts_at.is_some() && now < self.starts_at
+    }
+
+    /// Whether its line refuses joins at `now`: it has a pre-queue that is not open yet.
+    pub fn line_not_open_yet(&self, now: Timestamp) -> bool {
+        self.prequeue_starts_at.is_some_and(|p| now < p)
+    }
+
+    /// The date rules of a new or patched event: `starts_at < ends_at`, and a pre-queue opens
+    /// before the sale starts.
+    pub fn check_dates(&self) -> Result<(), PatchRejection> {
+        if self.starts_at >= self.ends_at {
+            return Err(PatchRejection::InvertedDates);
+        }
+        if self.prequeue_starts_at.is_some_and(|p| p >= self.starts_at) {
+            return Err(PatchRejection::PrequeueAfterStart);
+        }
+        Ok(())
     }
 
     /// Applies a patch to the current row (called with the row locked). Checks the resulting
@@ -247,9 +279,14 @@ impl Event {
         if let Some(t) = patch.ends_at {
             next.ends_at = t;
         }
-        if (patch.starts_at.is_some() || patch.ends_at.is_some()) && next.starts_at >= next.ends_at
+        if let Some(t) = patch.prequeue_starts_at {
+            next.prequeue_starts_at = Some(t);
+        }
+        if patch.starts_at.is_some()
+            || patch.ends_at.is_some()
+            || patch.prequeue_starts_at.is_some()
         {
-            return Err(PatchRejection::InvertedDates);
+            next.check_dates()?;
         }
         if let Some(total) = patch.total_qty {
             if total < self.sold_qty + self.held_qty {
@@ -330,6 +367,9 @@ pub enum TicketState {
     Ordered,
     /// Left, or its admission ran out; the slot is free.
     Expired,
+    /// Reported, never stored: a QUEUED ticket of a line still in its pre-queue
+    /// ([`LinePhase::Prequeue`]): in the lottery, no position yet.
+    Prequeue,
     /// Reported, never stored: a QUEUED ticket of a line whose event has nothing left to sell
     /// ([`LinePhase::SoldOut`]). It is QUEUED again, in its old place, if stock comes back.
     SoldOut,
@@ -346,6 +386,7 @@ impl TicketState {
             TicketState::Used => "USED",
             TicketState::Ordered => "ORDERED",
             TicketState::Expired => "EXPIRED",
+            TicketState::Prequeue => "PREQUEUE",
             TicketState::SoldOut => "SOLD_OUT",
             TicketState::Closed => "CLOSED",
         }
@@ -358,6 +399,7 @@ impl TicketState {
             "USED" => Some(TicketState::Used),
             "ORDERED" => Some(TicketState::Ordered),
             "EXPIRED" => Some(TicketState::Expired),
+            "PREQUEUE" => Some(TicketState::Prequeue),
             "SOLD_OUT" => Some(TicketState::SoldOut),
             "CLOSED" => Some(TicketState::Closed),
             _ => None,
@@ -384,6 +426,9 @@ impl TicketState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LinePhase {
+    /// Before the sale starts: joins go into a lottery drawn when the line leaves this phase;
+    /// nobody is admitted and nobody has a position yet.
+    Prequeue { starts_at: Timestamp },
     /// Admitting (the `__global__` line is always open).
     #[default]
     Open,
@@ -397,18 +442,33 @@ pub enum LinePhase {
 impl LinePhase {
     pub fn as_str(self) -> &'static str {
         match self {
+            LinePhase::Prequeue { .. } => "PREQUEUE",
             LinePhase::Open => "OPEN",
             LinePhase::SoldOut => "SOLD_OUT",
             LinePhase::Closed => "CLOSED",
         }
     }
 
-    pub fn parse(s: &str) -> Option<LinePhase> {
+    /// How a store keeps it: the name, and for a pre-queue its start, `PREQUEUE:<ms>`.
+    pub fn encode(self) -> String {
+        match self {
+            LinePhase::Prequeue { starts_at } => format!("PREQUEUE:{}", starts_at.millis()),
+            other => other.as_str().to_owned(),
+        }
+    }
+
+    /// The inverse of [`LinePhase::encode`].
+    pub fn decode(s: &str) -> Option<LinePhase> {
         match s {
             "OPEN" => Some(LinePhase::Open),
             "SOLD_OUT" => Some(LinePhase::SoldOut),
             "CLOSED" => Some(LinePhase::Closed),
-            _ => None,
+            _ => {
+                let ms = s.strip_prefix("PREQUEUE:")?.parse().ok()?;
+                Some(LinePhase::Prequeue {
+                    starts_at: Timestamp::from_millis(ms),
+                })
+            }
         }
     }
 
@@ -417,6 +477,7 @@ impl LinePhase {
         match (self, state) {
             (LinePhase::Closed, s) if s.is_live() => TicketState::Closed,
             (LinePhase::SoldOut, TicketState::Queued) => TicketState::SoldOut,
+            (LinePhase::Prequeue { .. }, TicketState::Queued) => TicketState::Prequeue,
             (_, s) => s,
         }
     }
@@ -452,6 +513,17 @@ pub struct QueueStats {
     pub window_ms: u64,
     /// The line's phase as last set ([`QueueStore::set_phase`](crate::ports::QueueStore::set_phase)).
     pub phase: LinePhase,
+}
+
+/// Where an enqueue puts a new ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Behind everyone, in arrival order (a server sequence).
+    Arrival,
+    /// In the pre-queue's lottery, at this uniformly random draw from a CSPRNG: the lottery is
+    /// ordered by draws, ahead of every arrival, so the order at the start is a uniformly random
+    /// permutation decided once, server-side, and the same on every instance.
+    Lottery(u64),
 }
 
 /// Result of an enqueue: a new ticket, or the caller's live one returned again.
@@ -953,6 +1025,7 @@ mod tests {
             max_per_user: max,
             price: 100,
             status: EventStatus::Onsale,
+            prequeue_starts_at: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

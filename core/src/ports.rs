@@ -90,6 +90,22 @@ pub trait QueueStore: Send + Sync {
         user: UserId,
         scope: QueueScope,
         now: Timestamp,
+    ) -> StoreResult<Enqueued> {
+        self.enqueue_at(ticket, user, scope, now, Place::Arrival)
+            .await
+    }
+
+    /// [`QueueStore::enqueue`] with the new ticket's place chosen: behind everyone
+    /// ([`Place::Arrival`]), or in the pre-queue's lottery ([`Place::Lottery`]): a lottery ticket
+    /// MUST be ahead of every arrival ticket of its scope, and lottery tickets MUST be in the
+    /// order of their draws (ties in any fixed order) once the line leaves its pre-queue.
+    async fn enqueue_at(
+        &self,
+        ticket: TicketId,
+        user: UserId,
+        scope: QueueScope,
+        now: Timestamp,
+        place: Place,
     ) -> StoreResult<Enqueued>;
 
     /// Reads a ticket as of `now`: an admission whose `expires_at <= now` MUST read as EXPIRED

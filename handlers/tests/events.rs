@@ -14,6 +14,7 @@ fn new_event(w: &World) -> NewEvent {
         total_qty: 100,
         max_per_user: 2,
         price: 100_000,
+        prequeue_starts_at: None,
     }
 }
 
@@ -40,6 +41,56 @@ async fn only_admins_create_events_and_they_start_as_drafts() {
             .unwrap();
     assert_eq!(ev.status, EventStatus::Draft);
     assert_eq!((ev.sold_qty, ev.held_qty), (0, 0));
+}
+
+#[tokio::test]
+async fn a_pre_queue_opens_before_the_sale_starts_on_create_and_on_edit() {
+    let w = world();
+    let admin = as_user(&admin());
+    let mut req = new_event(&w);
+    req.prequeue_starts_at = Some(req.starts_at);
+    let e =
+        w.h.create_event
+            .handle(&admin, req.clone())
+            .await
+            .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Invalid);
+    assert_eq!(
+        e.public_message(),
+        "prequeueStartsAt must be earlier than startsAt"
+    );
+
+    req.prequeue_starts_at = Some(Timestamp(req.starts_at.millis() - 60_000));
+    let ev = w.h.create_event.handle(&admin, req).await.unwrap();
+    assert_eq!(
+        ev.prequeue_starts_at,
+        Some(Timestamp(ev.starts_at.millis() - 60_000))
+    );
+    // Moving the start before the pre-queue is refused; moving both is fine.
+    let earlier = Timestamp(ev.starts_at.millis() - 120_000);
+    let patch = EventPatch {
+        starts_at: Some(earlier),
+        ..Default::default()
+    };
+    let e =
+        w.h.update_event
+            .handle(&admin, ev.id, patch)
+            .await
+            .unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "prequeueStartsAt must be earlier than startsAt"
+    );
+    let patch = EventPatch {
+        starts_at: Some(earlier),
+        prequeue_starts_at: Some(Timestamp(earlier.millis() - 1)),
+        ..Default::default()
+    };
+    let moved = w.h.update_event.handle(&admin, ev.id, patch).await.unwrap();
+    assert_eq!(
+        moved.prequeue_starts_at,
+        Some(Timestamp(earlier.millis() - 1))
+    );
 }
 
 #[tokio::test]

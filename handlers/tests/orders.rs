@@ -329,14 +329,14 @@ async fn a_buyer_refused_because_nothing_is_left_frees_the_slot_at_once() {
     let mut s = settings();
     s.queue.capacity = 2;
     let w = world_with(s);
-    let ev = w.onsale_event(1, 2).await;
+    let ev = w.onsale_event(2, 2).await;
     let scope = QueueScope::Event(ev.id);
-    // Both admitted while one ticket is left; the first takes it.
+    // Both admitted while two tickets are left; the first takes both.
     let first = buyer();
     w.admit(&first, scope).await;
     let second = buyer();
     let refused = w.admit(&second, scope).await;
-    order(&w, &with_key(&first, "k"), ev.id, 1).await.unwrap();
+    order(&w, &with_key(&first, "k"), ev.id, 2).await.unwrap();
 
     let e = order(&w, &with_key(&second, "k"), ev.id, 1)
         .await

@@ -13,6 +13,7 @@
 #   payments  payments end to end over RabbitMQ, processor latency 0
 #   legacy    payments with the legacy 1–4 s latency on one pay process (PAY_CONCURRENCY 32, 256)
 #   rehearse  flash-rehearse against the pods, database audit included
+#   race      2,000 buyers for 100 tickets: the other 1,900 told SOLD_OUT in line (issue 12)
 #   million   1,000,000 queued tickets: enqueue and status rates, Redis used_memory
 #   sockets   10,000 Socket.IO connections held open on one gateway; READY push after promotion
 # Every section also prints the RSS of each pod (idle after start, peak = VmHWM at the end).
@@ -290,6 +291,26 @@ section_legacy() {
     done
 }
 
+# SPEC §4 and issue 12's race: 2,000 buyers by socket for 100 tickets, one each, capacity 100, so
+# that the 100 admitted buy everything and the other 1,900 must be told SOLD_OUT in line.
+section_race() {
+    local n=${RACE_BUYERS:-2000}
+    say "== sold out closes the line: $n buyers by socket for 100 tickets, capacity 100 (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    world race
+    start api "$BIN/flash-api" 14000
+    start gateway "$BIN/flash-gateway" 13000 QUEUE_READY_CAPACITY=100 QUEUE_PROMOTION_INTERVAL_MS=1000 BCRYPT_COST=4 \
+        LOGIN_RATE_LIMIT_PER_USER=1000000000/min
+    start pay "$BIN/flash-pay" 13100 PAYMENT_PROCESSING_MIN_MS=100 PAYMENT_PROCESSING_MAX_MS=500
+    EVENT=$(drive event --api "$API" --qty 100 --max-per-user 1)
+    "$BIN/flash-rehearse" --gateway-url "$GW" --api-url "$API" --database-url "$PGURL/$DB" \
+        -n "$n" --register --login before --wait socket --event "$EVENT" --qty 1 --payment-retries 5 \
+        --concurrency 512 --deadline 120s --settle 30s --no-progress --out "$OUT/race" \
+        > "$OUT/race.txt" 2>&1 || true
+    grep -E "PASSED|FAILED|^buyers|^outcomes|^admissions|sold out at|server RSS|^(enqueue|wait for|order|pay|journey) " "$OUT/race.txt" | tee -a "$SUMMARY"
+    peaks api gateway pay
+    stop_all
+}
+
 section_rehearse() {
     local n=${REHEARSE_BUYERS:-5000}
     say "== flash-rehearse against the pods: $n buyers, 1,000 tickets, capacity 200, latency 100–500 ms (load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -395,7 +416,7 @@ PY
     echo "load before: $(cat /proc/loadavg)"
 } > "$OUT/machine.txt"
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(status events orders payments legacy rehearse million sockets)
+[ ${#sections[@]} -eq 0 ] && sections=(status events orders payments legacy race rehearse million sockets)
 for s in "${sections[@]}"; do "section_$s"; done
 echo "load after: $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"

@@ -3,7 +3,7 @@
 use crate::fenwick::Fenwick;
 use crate::{Faults, lock};
 use async_trait::async_trait;
-use flash_core::domain::{Enqueued, LinePhase, QueueScope, QueueStats, Ticket, TicketState};
+use flash_core::domain::{Enqueued, LinePhase, Place, QueueScope, QueueStats, Ticket, TicketState};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -36,6 +36,11 @@ struct Line {
     recent: VecDeque<Timestamp>,
     /// Promotion admits only while open.
     phase: LinePhase,
+    /// Pre-queue tickets by (draw, id), not yet in `queued` (their `seq` is 0): drawn into the
+    /// line, in this order and ahead of any arrival, when the line leaves its pre-queue.
+    lottery: BTreeMap<(u64, TicketId), ()>,
+    /// The draw of each ticket in `lottery`.
+    draws: HashMap<TicketId, u64>,
 }
 
 impl Line {
@@ -49,7 +54,26 @@ impl Line {
             live_by_user: HashMap::new(),
             recent: VecDeque::new(),
             phase: LinePhase::Open,
+            lottery: BTreeMap::new(),
+            draws: HashMap::new(),
         }
+    }
+
+    /// Puts the lottery into the line in draw order, each ticket given its sequence number.
+    /// O(k log k) once for k pre-queue tickets.
+    fn draw(&mut self, tickets: &mut HashMap<TicketId, Ticket>) {
+        for ((_, id), ()) in std::mem::take(&mut self.lottery) {
+            let seq = self.append(id);
+            if let Some(t) = tickets.get_mut(&id) {
+                t.seq = seq;
+            }
+        }
+        self.draws.clear();
+    }
+
+    /// QUEUED tickets, in the line or in the lottery.
+    fn waiting(&self) -> usize {
+        self.queued.len() + self.lottery.len()
     }
 
     fn append(&mut self, id: TicketId) -> u64 {
@@ -61,7 +85,11 @@ impl Line {
         seq
     }
 
-    fn dequeue(&mut self, seq: u64) {
+    fn dequeue(&mut self, id: TicketId, seq: u64) {
+        if let Some(draw) = self.draws.remove(&id) {
+            self.lottery.remove(&(draw, id));
+            return;
+        }
         if self.queued.remove(&seq).is_some() {
             self.waiting.add(seq, -1);
         }
@@ -91,7 +119,7 @@ impl Line {
     }
 
     fn busy(&self) -> bool {
-        !self.queued.is_empty() || !self.admitted.is_empty()
+        self.waiting() > 0 || !self.admitted.is_empty()
     }
 }
 
@@ -142,7 +170,7 @@ impl QueueState {
         };
         if let Some(line) = self.lines.get_mut(&t.scope) {
             match t.state {
-                TicketState::Queued => line.dequeue(t.seq),
+                TicketState::Queued => line.dequeue(id, t.seq),
                 TicketState::Ready | TicketState::Used => {
                     if let Some(exp) = t.expires_at {
                         line.admitted.remove(&(exp, id));
@@ -151,6 +179,7 @@ impl QueueState {
                 // Finished, or states that are only ever reported.
                 TicketState::Ordered
                 | TicketState::Expired
+                | TicketState::Prequeue
                 | TicketState::SoldOut
                 | TicketState::Closed => return,
             }
@@ -240,12 +269,13 @@ impl MemoryQueueStore {
 
 #[async_trait]
 impl QueueStore for MemoryQueueStore {
-    async fn enqueue(
+    async fn enqueue_at(
         &self,
         ticket: TicketId,
         user: UserId,
         scope: QueueScope,
         now: Timestamp,
+        place: Place,
     ) -> StoreResult<Enqueued> {
         let mut s = self.write(now)?;
         let existing = s
@@ -269,8 +299,20 @@ impl QueueStore for MemoryQueueStore {
                 "ticket {ticket} already exists"
             )));
         }
-        let line = s.lines.entry(scope).or_insert_with(Line::new);
-        let seq = line.append(ticket);
+        let QueueState { tickets, lines, .. } = &mut *s;
+        let line = lines.entry(scope).or_insert_with(Line::new);
+        let seq = match place {
+            Place::Lottery(draw) => {
+                line.lottery.insert((draw, ticket), ());
+                line.draws.insert(ticket, draw);
+                0
+            }
+            Place::Arrival => {
+                // An arrival after the start always goes behind the whole pre-queue.
+                line.draw(tickets);
+                line.append(ticket)
+            }
+        };
         line.live_by_user.insert(user, ticket);
         let t = Ticket {
             id: ticket,
@@ -308,6 +350,10 @@ impl QueueStore for MemoryQueueStore {
         let Some(line) = s.lines.get(&t.scope) else {
             return Ok(None);
         };
+        if line.draws.contains_key(&t.id) {
+            // In the lottery: no place until it is drawn.
+            return Ok(None);
+        }
         Ok(u64::try_from(line.waiting.count_through(t.seq)).ok())
     }
 
@@ -323,7 +369,7 @@ impl QueueStore for MemoryQueueStore {
         };
         line.prune_recent(now);
         Ok(QueueStats {
-            queued: line.queued.len() as u64,
+            queued: line.waiting() as u64,
             admitted: line.admitted.len() as u64,
             used: line.used,
             recent_admissions: line.recent.len() as u64,
@@ -374,9 +420,13 @@ impl QueueStore for MemoryQueueStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let mut s = self.write(now)?;
-        let line = s.lines.entry(scope).or_insert_with(Line::new);
+        let QueueState { tickets, lines, .. } = &mut *s;
+        let line = lines.entry(scope).or_insert_with(Line::new);
         let changed = line.phase != phase;
         line.phase = phase;
+        if !matches!(phase, LinePhase::Prequeue { .. }) {
+            line.draw(tickets);
+        }
         Ok(changed)
     }
 

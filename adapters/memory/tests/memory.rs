@@ -34,6 +34,7 @@ fn on_sale(total: i64, max: i64) -> Event {
         max_per_user: max,
         price: 1000,
         status: EventStatus::Onsale,
+        prequeue_starts_at: None,
         created_at: NOW,
         updated_at: NOW,
     }

@@ -56,6 +56,7 @@ async fn new_event(shop: &PgShop) -> Result<EventId, Failure> {
         max_per_user: 4,
         price: 1000,
         status: EventStatus::Onsale,
+        prequeue_starts_at: None,
         created_at: NOW,
         updated_at: NOW,
     };

@@ -53,7 +53,7 @@ pub(crate) fn payment_status(row: &PgRow, col: &str) -> Result<PaymentStatus, St
 /// The event columns, for `SELECT … FROM events e`.
 pub(crate) const EVENT_COLUMNS: &str = "e.id, e.name, e.starts_at, e.ends_at, e.total_qty, \
     e.sold_qty, e.held_qty, e.max_per_user, e.price, e.status::text AS status, e.created_at, \
-    e.updated_at";
+    e.updated_at, e.prequeue_starts_at";
 
 pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
     Ok(Event {
@@ -67,6 +67,9 @@ pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
         max_per_user: get_int(row, "max_per_user")?,
         price: get(row, "price")?,
         status: parsed(row, "status", EventStatus::parse)?,
+        prequeue_starts_at: get::<Option<_>>(row, "prequeue_starts_at")?
+            .map(from_ts)
+            .transpose()?,
         created_at: get_ts(row, "created_at")?,
         updated_at: get_ts(row, "updated_at")?,
     })

@@ -29,6 +29,7 @@ fn on_sale(total: i64, max_per_user: i64) -> Event {
         max_per_user,
         price: 1500,
         status: EventStatus::Onsale,
+        prequeue_starts_at: None,
         created_at: T0,
         updated_at: T0,
     }

@@ -5,7 +5,7 @@
 //! | key | type | content | TTL |
 //! |---|---|---|---|
 //! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed`, `phase` (unless OPEN) | live |
-//! | `P q:{S}:queued` | ZSET | QUEUED ticket id → seq (ZRANK + 1 = position) | live |
+//! | `P q:{S}:queued` | ZSET | QUEUED ticket id → seq, or a pre-queue lottery draw in [-1, 0) (ZRANK + 1 = position) | live |
 //! | `P q:{S}:admitted` | ZSET | READY/USED ticket id → expires_at | live + admission |
 //! | `P q:{S}:live` | HASH | user id → live ticket id (idempotent enqueue) | live |
 //! | `P q:{S}:recent` | ZSET | ticket id → admitted_at, trimmed to the stats window | live |
@@ -36,7 +36,7 @@ use crate::scopes::ScopeCache;
 use async_trait::async_trait;
 use flash_core::budget::Budget;
 use flash_core::domain::{
-    Enqueued, LinePhase, QueueScope, QueueStats, Ticket, TicketState, TicketView,
+    Enqueued, LinePhase, Place, QueueScope, QueueStats, Ticket, TicketState, TicketView,
 };
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
@@ -336,7 +336,15 @@ impl RedisQueueStore {
 
 fn parse_phase(v: &Value, what: &str) -> StoreResult<LinePhase> {
     let s = text(v, what)?;
-    LinePhase::parse(&s).ok_or_else(|| malformed(what, format!("phase {s:?}")))
+    LinePhase::decode(&s).ok_or_else(|| malformed(what, format!("phase {s:?}")))
+}
+
+/// The line score of a lottery draw: its top 53 bits as a double in [-1, 0), exactly
+/// representable, so draws keep their order and every lottery ticket is ahead of every arrival
+/// (scored by its sequence number, from 1).
+fn lottery_score(draw: u64) -> f64 {
+    const TOP_BITS: f64 = (1u64 << 53) as f64;
+    (draw >> 11) as f64 / TOP_BITS - 1.0
 }
 
 fn millis(d: Duration) -> u64 {
@@ -379,21 +387,26 @@ fn parse_ticket(v: &Value, scope: QueueScope, what: &str) -> StoreResult<Ticket>
 
 #[async_trait]
 impl QueueStore for RedisQueueStore {
-    async fn enqueue(
+    async fn enqueue_at(
         &self,
         ticket: TicketId,
         user: UserId,
         scope: QueueScope,
         now: Timestamp,
+        place: Place,
     ) -> StoreResult<Enqueued> {
         const WHAT: &str = "queue enqueue";
+        let score = match place {
+            Place::Arrival => String::new(),
+            Place::Lottery(draw) => lottery_score(draw).to_string(),
+        };
         let v = self
             .call(
                 WHAT,
                 &ENQUEUE,
                 scope,
                 now,
-                &[ticket.to_string(), user.to_string()],
+                &[ticket.to_string(), user.to_string(), score],
             )
             .await?;
         let items = array(v, WHAT)?;
@@ -606,7 +619,7 @@ impl QueueStore for RedisQueueStore {
     ) -> StoreResult<bool> {
         const WHAT: &str = "queue phase";
         let v = self
-            .call(WHAT, &PHASE, scope, now, &[phase.as_str().to_owned()])
+            .call(WHAT, &PHASE, scope, now, &[phase.encode()])
             .await?;
         Ok(int(&v, WHAT)? == 1)
     }

@@ -117,6 +117,7 @@ pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event
         max_per_user,
         price,
         status: EventStatus::Onsale,
+        prequeue_starts_at: None,
         created_at: now,
         updated_at: now,
     }

@@ -117,7 +117,9 @@ macro_rules! queue_store_contracts {
             queue_status_reads_ticket_stats_and_position,
             queue_active_scopes_only_lists_busy_scopes,
             queue_phase_stops_promotion_and_keeps_places,
-            queue_phase_change_is_reported_once_under_races);
+            queue_phase_change_is_reported_once_under_races,
+            queue_lottery_is_drawn_in_draw_order_ahead_of_arrivals,
+            queue_lottery_order_is_a_uniform_permutation);
     };
 }
 

@@ -1,4 +1,4 @@
-//! A short-lived, in-process memory of event statuses for the enqueue hot path.
+//! A short-lived, in-process memory of events for the enqueue hot path.
 //!
 //! `POST /queue/enqueue` for an event must refuse a missing, DRAFT or CLOSED event; reading the
 //! event from the store on every call made PostgreSQL the bound of the gateway. Statuses are
@@ -8,7 +8,7 @@
 //! handlers changed or deleted it (they invalidate the entry). Bounded: at most
 //! [`MAX_ENTRIES`] events are remembered; beyond that the memory starts afresh.
 
-use flash_core::domain::EventStatus;
+use flash_core::domain::{Event, EventStatus};
 use flash_core::ports::{Clock, EventStore, StoreResult};
 use flash_core::{EventId, Timestamp};
 use std::collections::HashMap;
@@ -22,11 +22,15 @@ pub const EVENT_STATUS_TTL: Duration = Duration::from_secs(1);
 /// Most events remembered at once.
 pub const MAX_ENTRIES: usize = 4_096;
 
+/// Each event as read (`None`: no such event), and when.
+type Entries = HashMap<EventId, (Option<Arc<Event>>, Timestamp)>;
+
 pub struct EventStatusCache {
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    /// Status (`None`: no such event) and when it was read.
-    entries: Mutex<HashMap<EventId, (Option<EventStatus>, Timestamp)>>,
+    /// The event as read (`None`: no such event) and when. Only its status and dates are used:
+    /// its stock figures are as old as the entry.
+    entries: Mutex<Entries>,
 }
 
 impl EventStatusCache {
@@ -45,20 +49,30 @@ impl EventStatusCache {
         events: &dyn EventStore,
         id: EventId,
     ) -> StoreResult<Option<EventStatus>> {
+        Ok(self.event(events, id).await?.map(|e| e.status))
+    }
+
+    /// Event `id` (`None` if it does not exist) as read through `events` at most once per TTL;
+    /// its status and dates are at most a TTL old, its stock figures too.
+    pub async fn event(
+        &self,
+        events: &dyn EventStore,
+        id: EventId,
+    ) -> StoreResult<Option<Arc<Event>>> {
         let now = self.clock.now();
-        if let Some((status, read_at)) = self.lock().get(&id).copied()
+        if let Some((event, read_at)) = self.lock().get(&id).cloned()
             && now < read_at.plus(self.ttl)
             && now >= read_at
         {
-            return Ok(status);
+            return Ok(event);
         }
-        let status = events.get(id).await?.map(|e| e.status);
+        let event = events.get(id).await?.map(Arc::new);
         let mut entries = self.lock();
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(&id) {
             entries.clear();
         }
-        entries.insert(id, (status, now));
-        Ok(status)
+        entries.insert(id, (event.clone(), now));
+        Ok(event)
     }
 
     /// Forgets event `id` (it was just changed or deleted here).
@@ -66,9 +80,7 @@ impl EventStatusCache {
         self.lock().remove(&id);
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<EventId, (Option<EventStatus>, Timestamp)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

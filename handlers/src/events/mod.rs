@@ -6,7 +6,7 @@ pub use cache::{EVENT_STATUS_TTL, EventStatusCache};
 
 use crate::common::{AccessDenied, admin};
 use crate::{Ports, classify};
-use flash_core::domain::{Event, EventPatch, EventStatus};
+use flash_core::domain::{Event, EventPatch, EventStatus, PatchRejection};
 use flash_core::ports::{Clock, EventDeletion, EventListing, EventStore, EventUpdate, Ids};
 use flash_core::{Context, EventId, StoreError, Timestamp};
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct NewEvent {
     pub total_qty: i64,
     pub max_per_user: i64,
     pub price: i64,
+    /// When the pre-queue opens (before `starts_at`); `None`: no pre-queue.
+    pub prequeue_starts_at: Option<Timestamp>,
 }
 
 pub struct CreateEvent {
@@ -63,9 +65,6 @@ impl CreateEvent {
     /// Creates a DRAFT event with no stock taken.
     pub async fn handle(&self, cx: &Context, req: NewEvent) -> Result<Event, EventError> {
         admin(cx).map_err(EventError::Access)?;
-        if req.starts_at >= req.ends_at {
-            return Err(EventError::InvertedDates);
-        }
         let now = self.clock.now();
         let event = Event {
             id: EventId(self.ids.uuid()),
@@ -78,9 +77,14 @@ impl CreateEvent {
             max_per_user: req.max_per_user,
             price: req.price,
             status: EventStatus::Draft,
+            prequeue_starts_at: req.prequeue_starts_at,
             created_at: now,
             updated_at: now,
         };
+        event.check_dates().map_err(|r| match r {
+            PatchRejection::InvertedDates => EventError::InvertedDates,
+            other => EventError::Rejected(other.to_string()),
+        })?;
         self.events
             .create(event.clone())
             .await

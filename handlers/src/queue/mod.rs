@@ -8,11 +8,12 @@ use crate::events::{EVENT_STATUS_TTL, EventStatusCache};
 use crate::settings::QueueSettings;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
-    EventStatus, LineNotice, LinePhase, Notice, QueueNotice, QueueScope, Ticket, TicketState,
-    TicketView,
+    EventStatus, LineNotice, LinePhase, Notice, Place, QueueNotice, QueueScope, Ticket,
+    TicketState, TicketView,
 };
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
+use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub enum JoinError {
     EventNotFound,
     #[error("Event is not on sale")]
     EventClosed,
+    #[error("Queue is not open yet")]
+    NotOpenYet,
     #[error("Too many queue requests, retry later")]
     RateLimited(u64),
     #[error(transparent)]
@@ -38,6 +41,7 @@ pub enum JoinError {
 classify!(JoinError {
     EventNotFound => NotFound, "event_not_found";
     EventClosed => Invalid, "event_not_on_sale";
+    NotOpenYet => Invalid, "queue_not_open_yet";
     RateLimited(_) => RateLimited, "rate_limited";
 } store: Store access: Access retry: RateLimited);
 
@@ -71,22 +75,31 @@ impl JoinQueue {
         self.event_statuses.clone()
     }
 
-    /// Puts the caller in line for `scope`, or returns their live ticket there.
+    /// Puts the caller in line for `scope`, or returns their live ticket there. Between an
+    /// event's `prequeueStartsAt` and `startsAt` the ticket goes into the pre-queue's lottery, at
+    /// a draw from the thread's CSPRNG (SPEC §4); before `prequeueStartsAt` the line is shut.
     pub async fn handle(&self, cx: &Context, scope: QueueScope) -> Result<Ticket, JoinError> {
         let user = caller(cx).map_err(JoinError::Access)?.user;
         let now = self.clock.now();
+        let mut prequeue = None;
         if let QueueScope::Event(id) = scope {
-            let status = self
+            let event = self
                 .event_statuses
-                .status(self.events.as_ref(), id)
+                .event(self.events.as_ref(), id)
                 .await
                 .map_err(JoinError::Store)?
                 .ok_or(JoinError::EventNotFound)?;
-            match status {
+            match event.status {
                 EventStatus::Onsale => {}
                 // Unreleased events are invisible to buyers.
                 EventStatus::Draft => return Err(JoinError::EventNotFound),
                 EventStatus::Closed => return Err(JoinError::EventClosed),
+            }
+            if event.line_not_open_yet(now) {
+                return Err(JoinError::NotOpenYet);
+            }
+            if event.in_prequeue(now) {
+                prequeue = Some(event.starts_at);
             }
         }
         if let Some(wait) = self
@@ -97,11 +110,25 @@ impl JoinQueue {
         {
             return Err(JoinError::RateLimited(wait));
         }
+        let place = match prequeue {
+            // ThreadRng: ChaCha seeded from the operating system, a CSPRNG.
+            Some(_) => Place::Lottery(rand::rng().random()),
+            None => Place::Arrival,
+        };
+        let ticket = TicketId(self.ids.uuid());
         let enqueued = self
             .queue
-            .enqueue(TicketId(self.ids.uuid()), user, scope, now)
+            .enqueue_at(ticket, user, scope, now, place)
             .await
             .map_err(JoinError::Store)?;
+        if let Some(starts_at) = prequeue {
+            // So that the ticket reads PREQUEUE from its first status (the promoter, kicked
+            // below, would set the same phase a moment later).
+            self.queue
+                .set_phase(scope, LinePhase::Prequeue { starts_at }, now)
+                .await
+                .map_err(JoinError::Store)?;
+        }
         if enqueued.created {
             self.kick.kick();
         }
@@ -127,6 +154,8 @@ pub struct TicketStatus {
     /// QUEUED only, from the measured admission rate.
     pub estimated_wait_seconds: Option<u64>,
     pub ready_capacity: u64,
+    /// PREQUEUE only: when the sale starts and the lottery is drawn.
+    pub starts_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,8 +272,13 @@ impl QueueStatus {
             | (TicketState::Used, _)
             | (TicketState::Ordered, _)
             | (TicketState::Expired, _)
+            | (TicketState::Prequeue, _)
             | (TicketState::SoldOut, _)
             | (TicketState::Closed, _) => None,
+        };
+        let starts_at = match (ticket.state, stats.phase) {
+            (TicketState::Prequeue, LinePhase::Prequeue { starts_at }) => Some(starts_at),
+            _ => None,
         };
         TicketStatus {
             ticket,
@@ -253,6 +287,7 @@ impl QueueStatus {
             queue_size: stats.queued,
             estimated_wait_seconds,
             ready_capacity: self.capacity,
+            starts_at,
         }
     }
 
@@ -436,12 +471,18 @@ impl PromoteQueues {
         let now = self.clock.now();
         let mut promoted = Promoted::default();
         for scope in self.queue.active_scopes().await? {
-            if let Some(phase) = self.keep_phase(scope, now).await {
+            let line = self.keep_phase(scope, now).await;
+            if let Some(phase) = line.changed {
                 promoted.phases.push((scope, phase));
             }
+            // Never more buyers admitted than tickets left to sell (each needs at least one):
+            // the rest wait, and hear SOLD_OUT, instead of being let in to be refused.
+            let capacity = line
+                .available
+                .map_or(self.capacity, |a| self.capacity.min(a));
             let tickets = self
                 .queue
-                .promote(scope, self.capacity, now, self.gate_ttl)
+                .promote(scope, capacity, now, self.gate_ttl)
                 .await?;
             // A promotion may admit thousands at once: announce them a batch at a time, not
             // one round trip after another.
@@ -467,26 +508,34 @@ impl PromoteQueues {
         Ok(promoted)
     }
     /// Brings an event line's stored phase in line with its event (read fresh: a sell-out must
-    /// close the line within a pass, not a cache lifetime) and announces a change. Returns the
-    /// new phase when this call changed it. A store that cannot answer leaves the phase as it
-    /// was; the next pass tries again.
-    async fn keep_phase(&self, scope: QueueScope, now: Timestamp) -> Option<LinePhase> {
-        let event = scope.event()?;
-        let phase = match self.events.get(event).await {
-            Ok(Some(e)) => e.line_phase(),
+    /// close the line within a pass, not a cache lifetime) and announces a change. A store that
+    /// cannot answer leaves the phase as it was; the next pass tries again.
+    async fn keep_phase(&self, scope: QueueScope, now: Timestamp) -> LineCheck {
+        let Some(event) = scope.event() else {
+            return LineCheck::default();
+        };
+        let (phase, available) = match self.events.get(event).await {
+            Ok(Some(e)) => (
+                e.line_phase(now),
+                Some(u64::try_from(e.available()).unwrap_or(0)),
+            ),
             // Deleted: nobody can buy there any more.
-            Ok(None) => LinePhase::Closed,
+            Ok(None) => (LinePhase::Closed, Some(0)),
             Err(e) => {
                 tracing::warn!(error = %e, %scope, "could not read the event of a line; its phase is unchanged");
-                return None;
+                return LineCheck::default();
             }
+        };
+        let unchanged = LineCheck {
+            changed: None,
+            available,
         };
         match self.queue.set_phase(scope, phase, now).await {
             Ok(true) => {}
-            Ok(false) => return None,
+            Ok(false) => return unchanged,
             Err(e) => {
                 tracing::warn!(error = %e, %scope, "could not set the phase of a line");
-                return None;
+                return unchanged;
             }
         }
         tracing::info!(%scope, phase = phase.as_str(), "line phase changed");
@@ -498,6 +547,18 @@ impl PromoteQueues {
             // Those waiting still read the phase on their next status poll.
             tracing::warn!(error = %e, %scope, "could not announce a line phase");
         }
-        Some(phase)
+        LineCheck {
+            changed: Some(phase),
+            available,
+        }
     }
+}
+
+/// What a promotion pass learnt of one event line from its event.
+#[derive(Debug, Default)]
+struct LineCheck {
+    /// The phase this pass changed the line to.
+    changed: Option<LinePhase>,
+    /// Tickets left to sell, when the event could be read.
+    available: Option<u64>,
 }

@@ -124,10 +124,36 @@ impl World {
             max_per_user,
             price: 50_000,
             status: EventStatus::Onsale,
+            prequeue_starts_at: None,
             created_at: now,
             updated_at: now,
         };
         self.shop.create(e.clone()).await.unwrap();
+        e
+    }
+
+    /// An ONSALE event whose pre-queue opened now and whose sale starts in `starts_in`.
+    pub async fn scheduled_event(&self, total: i64, starts_in: Duration) -> Event {
+        let now = self.now();
+        let e = Event {
+            starts_at: now.plus(starts_in),
+            ends_at: now.plus(starts_in + Duration::from_secs(3600)),
+            prequeue_starts_at: Some(now),
+            ..self.onsale_event(total, 1).await
+        };
+        self.shop
+            .update(
+                e.id,
+                flash_core::domain::EventPatch {
+                    starts_at: Some(e.starts_at),
+                    ends_at: Some(e.ends_at),
+                    prequeue_starts_at: e.prequeue_starts_at,
+                    ..Default::default()
+                },
+                now,
+            )
+            .await
+            .unwrap();
         e
     }
 

@@ -122,6 +122,7 @@ async fn seed(c: &UpConfig, ports: &Ports) -> Result<Option<EventId>, BoxError> 
             max_per_user: 4,
             price: 50_000,
             status: EventStatus::Onsale,
+            prequeue_starts_at: None,
             created_at: now,
             updated_at: now,
         })

@@ -325,13 +325,15 @@ async fn leave(
 /// Prices are PostgreSQL `integer`s (legacy schema): larger values are refused, not truncated.
 const MAX_PRICE: i64 = i32::MAX as i64;
 
-const EVENT_FIELDS: [&str; 7] = [
+/// The fields of `POST /events`; `PATCH /events/:id` also takes `status`.
+const EVENT_FIELDS: [&str; 8] = [
     "name",
     "starts_at",
     "ends_at",
     "total_qty",
     "max_per_user",
     "price",
+    "prequeue_starts_at",
     "status",
 ];
 
@@ -380,7 +382,7 @@ async fn create_event(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     require_admin(&caller)?;
-    let mut v = Validator::new(&body, &EVENT_FIELDS[..6]);
+    let mut v = Validator::new(&body, &EVENT_FIELDS[..7]);
     let name = v.string("name").length(2, 120).get();
     let starts_at = v.date("starts_at").get();
     let ends_at = v.date("ends_at").get();
@@ -395,6 +397,7 @@ async fn create_event(
         .max(flash_core::domain::MAX_PER_USER)
         .get();
     let price = v.int("price").min(0).max(MAX_PRICE).get();
+    let prequeue_starts_at = v.date("prequeue_starts_at").optional().opt();
     v.finish_api()?;
     let e = s
         .handlers
@@ -408,6 +411,7 @@ async fn create_event(
                 total_qty,
                 max_per_user,
                 price,
+                prequeue_starts_at,
             },
         )
         .await
@@ -440,6 +444,7 @@ async fn update_event(
             .max(flash_core::domain::MAX_PER_USER)
             .opt(),
         price: v.int("price").optional().min(0).max(MAX_PRICE).opt(),
+        prequeue_starts_at: v.date("prequeue_starts_at").optional().opt(),
         status: v
             .string("status")
             .optional()

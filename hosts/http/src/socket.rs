@@ -199,6 +199,9 @@ pub fn status_json(st: &TicketStatus) -> Value {
     if let Some(p) = st.position {
         v["position"] = json!(p);
     }
+    if let Some(t) = st.starts_at {
+        v["startsAt"] = json!(t.to_iso());
+    }
     if let Some(g) = &st.gate_token {
         v["gateToken"] = json!(g);
     }

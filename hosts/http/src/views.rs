@@ -17,6 +17,7 @@ pub fn event(e: &Event) -> Value {
         "maxPerUser": e.max_per_user,
         "price": e.price,
         "status": e.status.as_str(),
+        "prequeueStartsAt": e.prequeue_starts_at.map(|t| t.to_iso()),
         "createdAt": e.created_at.to_iso(),
         "updatedAt": e.updated_at.to_iso(),
     })

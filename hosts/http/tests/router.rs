@@ -509,6 +509,7 @@ const EVENT_FIELDS: &[&str] = &[
     "maxPerUser",
     "price",
     "status",
+    "prequeueStartsAt",
     "createdAt",
     "updatedAt",
 ];
@@ -1239,6 +1240,50 @@ async fn a_camel_case_key_in_an_event_body_is_400_property_should_not_exist() {
         .send(get("/events/admin/all").bearer(&admin.access))
         .await;
     assert_eq!(r.json, json!([]), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_scheduled_sale_takes_its_pre_queue_and_its_line_reads_prequeue_until_the_start() {
+    let api = Api::new();
+    let admin = api.admin("boss01").await;
+    let mut body = event_body("Scheduled");
+    body["prequeue_starts_at"] = json!("2025-11-03T10:00:00.000Z");
+    let r = api.create_event(&admin, &body).await;
+    assert_error(&r, 400, "prequeueStartsAt must be earlier than startsAt");
+
+    // A pre-queue not open yet refuses joins; an open one answers PREQUEUE with the start.
+    let u = api.user("buyer01").await;
+    for (opens, starts, joins) in [
+        (
+            "2098-01-01T00:00:00.000Z",
+            "2099-01-01T00:00:00.000Z",
+            false,
+        ),
+        ("2000-01-01T00:00:00.000Z", "2099-01-01T00:00:00.000Z", true),
+    ] {
+        let mut body = event_body("Scheduled");
+        body["starts_at"] = json!(starts);
+        body["ends_at"] = json!("2099-01-02T00:00:00.000Z");
+        body["prequeue_starts_at"] = json!(opens);
+        let created = api.create_event(&admin, &body).await;
+        created.expect(201);
+        assert_eq!(created.json["prequeueStartsAt"], opens);
+        let id = created.json["id"].as_str().unwrap().to_owned();
+        api.patch_event(&admin, &id, &json!({"status": "ONSALE"}))
+            .await
+            .expect(200);
+        let r = api.enqueue(&u, &id).await;
+        if !joins {
+            assert_error(&r, 400, "Queue is not open yet");
+            continue;
+        }
+        r.expect(201);
+        let st = api.status(r.json["ticketId"].as_str().unwrap()).await;
+        st.expect(200);
+        assert_eq!(st.json["state"], "PREQUEUE", "{}", st.text);
+        assert_eq!(st.json["startsAt"], starts);
+        assert!(st.json["position"].is_null() && st.json["estimatedWaitSeconds"].is_null());
+    }
 }
 
 #[tokio::test]

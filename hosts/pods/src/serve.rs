@@ -170,16 +170,22 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
             // Push loops: nothing in flight to let finish.
             tasks.adopt_abortable(t);
         }
+        router
+    } else {
+        flash_http::app(state, &layers)
+    };
+    // The gateway promotes when a buyer joins or leaves; the api when an order spends an
+    // admission or takes the last ticket (SPEC §4: the line closes within a pass, not a period).
+    // Either's kick is in-process, so both run a promoter; racing ones are safe (atomic steps,
+    // a phase change announced once) and their notices reach every gateway through Redis.
+    if role.services().gateway || role.services().api {
         jobs::spawn_promoter(
             &mut tasks,
             handlers.clone(),
             app.metrics.clone(),
             settings.queue.promotion_interval,
         );
-        router
-    } else {
-        flash_http::app(state, &layers)
-    };
+    }
     let concurrency = settings.pay.concurrency;
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     if role.services().api {

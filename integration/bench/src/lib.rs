@@ -104,6 +104,7 @@ impl Bench {
                 max_per_user,
                 price: 1000,
                 status: EventStatus::Onsale,
+                prequeue_starts_at: None,
                 created_at: now,
                 updated_at: now,
             })

@@ -17,8 +17,8 @@ impl EventStore for PgShop {
         sqlx::query(
             "WITH ev AS ( \
                  INSERT INTO events (id, name, starts_at, ends_at, total_qty, max_per_user, price, \
-                     status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::event_status, $9, $10) \
+                     status, created_at, updated_at, prequeue_starts_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::event_status, $9, $10, $15) \
                  RETURNING id) \
              INSERT INTO event_stock (event_id, shard, total_qty, sold_qty, held_qty, on_sale) \
              SELECT ev.id, d.shard, d.total + CASE WHEN d.shard = 0 THEN $13 + $14 ELSE 0 END, \
@@ -43,6 +43,7 @@ impl EventStore for PgShop {
         ))
         .bind(e.sold_qty)
         .bind(e.held_qty)
+        .bind(e.prequeue_starts_at.map(ts).transpose()?)
         .execute(self.pool())
         .await
         .map_err(|err| db("create event", err))?;
@@ -112,7 +113,8 @@ impl EventStore for PgShop {
         };
         sqlx::query(
             "UPDATE events SET name = $2, starts_at = $3, ends_at = $4, total_qty = $5, \
-                 max_per_user = $6, price = $7, status = $8::text::event_status, updated_at = $9 \
+                 max_per_user = $6, price = $7, status = $8::text::event_status, updated_at = $9, \
+                 prequeue_starts_at = $10 \
              WHERE id = $1",
         )
         .bind(id.as_uuid())
@@ -124,6 +126,7 @@ impl EventStore for PgShop {
         .bind(next.price)
         .bind(next.status.as_str())
         .bind(ts(next.updated_at)?)
+        .bind(next.prequeue_starts_at.map(ts).transpose()?)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("update event", e))?;

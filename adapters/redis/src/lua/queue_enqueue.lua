@@ -1,4 +1,5 @@
--- enqueue: ARGV[5] ticket id, ARGV[6] user id.
+-- enqueue: ARGV[5] ticket id, ARGV[6] user id, ARGV[7] the line score of a pre-queue lottery ticket
+-- (in [-1, 0), so ahead of every arrival, whose score is its sequence number >= 1), or ''.
 -- Reply {1, ticket} when created, {0, ticket} for the user's live ticket, {-1} when the id exists.
 local id, user = ARGV[5], ARGV[6]
 local cur = redis.call('HGET', live, user)
@@ -23,7 +24,11 @@ end
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('HSET', k, 'user', user, 'state', 'QUEUED', 'seq', seq, 'created', now_s)
 redis.call('PEXPIRE', k, live_ttl)
-redis.call('ZADD', queued, seq, id)
+local score = seq
+if ARGV[7] ~= nil and ARGV[7] ~= '' then
+  score = ARGV[7]
+end
+redis.call('ZADD', queued, score, id)
 redis.call('HSET', live, user, id)
 redis.call('HSET', meta, 'listed', '1')
 touch(live_ttl)

@@ -1,4 +1,4 @@
--- phase: ARGV[5] the line's new phase (OPEN, SOLD_OUT or CLOSED). O(1); QUEUED tickets keep
+-- phase: ARGV[5] the line's new phase (OPEN, SOLD_OUT, CLOSED or PREQUEUE:<starts_at ms>). O(1); QUEUED tickets keep
 -- their places. Reply 1 when the phase changed, 0 when it already was that.
 local next_phase = ARGV[5]
 if phase() == next_phase then
