@@ -186,6 +186,8 @@ pub struct Event {
     /// When the pre-queue opens (SPEC §4), before `starts_at`: from then until `starts_at` buyers
     /// join a lottery, drawn once at `starts_at`. `None`: no pre-queue (the legacy behaviour).
     pub prequeue_starts_at: Option<Timestamp>,
+    /// Which admissions may buy it (SPEC §4).
+    pub queue_mode: QueueMode,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -205,6 +207,43 @@ pub struct EventPatch {
     pub price: Option<i64>,
     pub status: Option<EventStatus>,
     pub prequeue_starts_at: Option<Timestamp>,
+    pub queue_mode: Option<QueueMode>,
+}
+
+/// Which line admits buyers of an event (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum QueueMode {
+    /// An admission of the site-wide `__global__` line or of the event's own line (legacy).
+    #[default]
+    Global,
+    /// Only an admission of the event's own line: no second door into its stock.
+    Event,
+}
+
+impl QueueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueMode::Global => "global",
+            QueueMode::Event => "event",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueueMode> {
+        match s {
+            "global" => Some(QueueMode::Global),
+            "event" => Some(QueueMode::Event),
+            _ => None,
+        }
+    }
+
+    /// Whether an admission of `scope` lets its holder buy event `event` of this mode.
+    pub fn admits(self, scope: QueueScope, event: EventId) -> bool {
+        match (self, scope) {
+            (_, QueueScope::Event(e)) => e == event,
+            (QueueMode::Global, QueueScope::Global) => true,
+            (QueueMode::Event, QueueScope::Global) => false,
+        }
+    }
 }
 
 /// Why a patch cannot apply to the event as it is now.
@@ -214,6 +253,8 @@ pub enum PatchRejection {
     InvertedDates,
     #[error("prequeueStartsAt must be earlier than startsAt")]
     PrequeueAfterStart,
+    #[error("an event with a pre-queue must have queueMode event")]
+    PrequeueWithoutOwnLine,
     #[error("totalQty cannot be less than sold quantity")]
     TotalBelowCommitted,
     #[error("Invalid status transition from {from} to {to}")]
@@ -262,6 +303,10 @@ impl Event {
         if self.prequeue_starts_at.is_some_and(|p| p >= self.starts_at) {
             return Err(PatchRejection::PrequeueAfterStart);
         }
+        // A pre-queue bought through the site-wide line would be a lottery anyone can skip.
+        if self.prequeue_starts_at.is_some() && self.queue_mode != QueueMode::Event {
+            return Err(PatchRejection::PrequeueWithoutOwnLine);
+        }
         Ok(())
     }
 
@@ -282,9 +327,13 @@ impl Event {
         if let Some(t) = patch.prequeue_starts_at {
             next.prequeue_starts_at = Some(t);
         }
+        if let Some(m) = patch.queue_mode {
+            next.queue_mode = m;
+        }
         if patch.starts_at.is_some()
             || patch.ends_at.is_some()
             || patch.prequeue_starts_at.is_some()
+            || patch.queue_mode.is_some()
         {
             next.check_dates()?;
         }
@@ -1026,6 +1075,7 @@ mod tests {
             price: 100,
             status: EventStatus::Onsale,
             prequeue_starts_at: None,
+            queue_mode: QueueMode::Global,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

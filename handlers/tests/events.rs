@@ -15,6 +15,7 @@ fn new_event(w: &World) -> NewEvent {
         max_per_user: 2,
         price: 100_000,
         prequeue_starts_at: None,
+        queue_mode: flash_core::domain::QueueMode::Global,
     }
 }
 
@@ -49,6 +50,7 @@ async fn a_pre_queue_opens_before_the_sale_starts_on_create_and_on_edit() {
     let admin = as_user(&admin());
     let mut req = new_event(&w);
     req.prequeue_starts_at = Some(req.starts_at);
+    req.queue_mode = flash_core::domain::QueueMode::Event;
     let e =
         w.h.create_event
             .handle(&admin, req.clone())
@@ -58,6 +60,15 @@ async fn a_pre_queue_opens_before_the_sale_starts_on_create_and_on_edit() {
     assert_eq!(
         e.public_message(),
         "prequeueStartsAt must be earlier than startsAt"
+    );
+    // A lottery anyone could skip through the site-wide line is refused.
+    let mut global = req.clone();
+    global.prequeue_starts_at = Some(Timestamp(req.starts_at.millis() - 60_000));
+    global.queue_mode = flash_core::domain::QueueMode::Global;
+    let e = w.h.create_event.handle(&admin, global).await.unwrap_err();
+    assert_eq!(
+        e.public_message(),
+        "an event with a pre-queue must have queueMode event"
     );
 
     req.prequeue_starts_at = Some(Timestamp(req.starts_at.millis() - 60_000));

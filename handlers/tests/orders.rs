@@ -364,3 +364,32 @@ async fn a_buyer_refused_while_tickets_remain_keeps_the_admission() {
     assert!(kept.state.is_admitted(), "{:?}", kept.state);
     order(&w, &with_key(&u, "k2"), ev.id, 1).await.unwrap();
 }
+
+#[tokio::test]
+async fn an_event_of_its_own_line_refuses_a_site_wide_admission() {
+    let w = world();
+    let ev = w.onsale_event(10, 2).await;
+    let own_line = flash_core::domain::EventPatch {
+        queue_mode: Some(flash_core::domain::QueueMode::Event),
+        ..Default::default()
+    };
+    w.shop.update(ev.id, own_line, w.now()).await.unwrap();
+    let u = buyer();
+    let global = w.admit(&u, QueueScope::Global).await;
+    let e = order(&w, &with_key(&u, "k"), ev.id, 1).await.unwrap_err();
+    assert_eq!(e.kind(), flash_core::ErrorKind::Forbidden);
+    assert_eq!(
+        e.public_message(),
+        "Invalid gate token or gate token expired"
+    );
+    // Its gate token does not open that door either.
+    let pass = w.h.queue_status.handle(&cx(), global.id).await.unwrap();
+    let mut c = with_key(&u, "k2");
+    c.gate_token = pass.gate_token;
+    assert!(c.gate_token.is_some());
+    let e = order(&w, &c, ev.id, 1).await.unwrap_err();
+    assert_eq!(e.kind(), flash_core::ErrorKind::Forbidden);
+    // The event's own admission does.
+    w.admit(&u, QueueScope::Event(ev.id)).await;
+    order(&w, &with_key(&u, "k3"), ev.id, 1).await.unwrap();
+}

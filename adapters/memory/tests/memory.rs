@@ -35,6 +35,7 @@ fn on_sale(total: i64, max: i64) -> Event {
         price: 1000,
         status: EventStatus::Onsale,
         prequeue_starts_at: None,
+        queue_mode: flash_core::domain::QueueMode::Global,
         created_at: NOW,
         updated_at: NOW,
     }

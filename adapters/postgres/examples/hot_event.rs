@@ -57,6 +57,7 @@ async fn new_event(shop: &PgShop) -> Result<EventId, Failure> {
         price: 1000,
         status: EventStatus::Onsale,
         prequeue_starts_at: None,
+        queue_mode: flash_core::domain::QueueMode::Global,
         created_at: NOW,
         updated_at: NOW,
     };

@@ -1,7 +1,9 @@
 //! Reading rows into domain types. Nothing read from the database is trusted to decode: a bad
 //! value is `StoreError::Internal`, never a panic.
 
-use flash_core::domain::{Event, EventStatus, Order, OrderStatus, Payment, PaymentStatus};
+use flash_core::domain::{
+    Event, EventStatus, Order, OrderStatus, Payment, PaymentStatus, QueueMode,
+};
 use flash_core::{EventId, OrderId, PaymentId, StoreError, Timestamp, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row};
@@ -53,7 +55,7 @@ pub(crate) fn payment_status(row: &PgRow, col: &str) -> Result<PaymentStatus, St
 /// The event columns, for `SELECT … FROM events e`.
 pub(crate) const EVENT_COLUMNS: &str = "e.id, e.name, e.starts_at, e.ends_at, e.total_qty, \
     e.sold_qty, e.held_qty, e.max_per_user, e.price, e.status::text AS status, e.created_at, \
-    e.updated_at, e.prequeue_starts_at";
+    e.updated_at, e.prequeue_starts_at, e.queue_mode";
 
 pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
     Ok(Event {
@@ -70,6 +72,7 @@ pub(crate) fn event(row: &PgRow) -> Result<Event, StoreError> {
         prequeue_starts_at: get::<Option<_>>(row, "prequeue_starts_at")?
             .map(from_ts)
             .transpose()?,
+        queue_mode: parsed(row, "queue_mode", QueueMode::parse)?,
         created_at: get_ts(row, "created_at")?,
         updated_at: get_ts(row, "updated_at")?,
     })

@@ -30,6 +30,7 @@ fn on_sale(total: i64, max_per_user: i64) -> Event {
         price: 1500,
         status: EventStatus::Onsale,
         prequeue_starts_at: None,
+        queue_mode: flash_core::domain::QueueMode::Global,
         created_at: T0,
         updated_at: T0,
     }

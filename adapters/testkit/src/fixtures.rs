@@ -118,6 +118,7 @@ pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event
         price,
         status: EventStatus::Onsale,
         prequeue_starts_at: None,
+        queue_mode: flash_core::domain::QueueMode::Global,
         created_at: now,
         updated_at: now,
     }

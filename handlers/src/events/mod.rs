@@ -45,6 +45,7 @@ pub struct NewEvent {
     pub price: i64,
     /// When the pre-queue opens (before `starts_at`); `None`: no pre-queue.
     pub prequeue_starts_at: Option<Timestamp>,
+    pub queue_mode: flash_core::domain::QueueMode,
 }
 
 pub struct CreateEvent {
@@ -78,6 +79,7 @@ impl CreateEvent {
             price: req.price,
             status: EventStatus::Draft,
             prequeue_starts_at: req.prequeue_starts_at,
+            queue_mode: req.queue_mode,
             created_at: now,
             updated_at: now,
         };

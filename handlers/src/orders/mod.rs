@@ -6,7 +6,7 @@ use crate::queue::GateTokens;
 use crate::settings::{OrderSettings, QueueSettings};
 use crate::{Doorman, Kick, Ports};
 use flash_core::domain::{
-    HoldOutcome, HoldRejection, HoldRequest, KeyedOutcome, Order, QueueScope, Ticket,
+    HoldOutcome, HoldRejection, HoldRequest, KeyedOutcome, Order, QueueMode, QueueScope, Ticket,
 };
 use flash_core::ports::{Clock, EventStore, Ids, OrderStore, QueueStore};
 use flash_core::{Classify, Context, ErrorKind, EventId, OrderId, StoreError, Timestamp};
@@ -202,17 +202,15 @@ impl PlaceOrder {
             }
             return replay(record.outcome);
         }
-        if self
+        let mode = self
             .events
             .get(req.event_id)
             .await
             .map_err(OrderError::Store)?
-            .is_none()
-        {
-            return Err(OrderError::EventNotFound);
-        }
+            .ok_or(OrderError::EventNotFound)?
+            .queue_mode;
         let admission = if self.enforce_admission {
-            Some(self.admission(cx, req.event_id, now).await?)
+            Some(self.admission(cx, req.event_id, mode, now).await?)
         } else {
             None
         };
@@ -286,11 +284,13 @@ impl PlaceOrder {
     }
 
     /// The caller's admission for this purchase: the ticket named by a valid `X-Gate-Token`, or
-    /// a live admitted ticket for the event or for the site-wide queue.
+    /// a live admitted ticket for the event or, unless the event has `queueMode: event`, for the
+    /// site-wide queue.
     async fn admission(
         &self,
         cx: &Context,
         event: EventId,
+        mode: QueueMode,
         now: Timestamp,
     ) -> Result<Ticket, OrderError> {
         let user = caller(cx).map_err(OrderError::Access)?.user;
@@ -299,8 +299,7 @@ impl PlaceOrder {
                 .gate
                 .verify(token, now)
                 .map_err(|_| OrderError::NotAdmitted)?;
-            let fits = pass.scope == QueueScope::Global || pass.scope == QueueScope::Event(event);
-            if pass.user != user || !fits {
+            if pass.user != user || !mode.admits(pass.scope, event) {
                 return Err(OrderError::NotAdmitted);
             }
             return match self
@@ -314,6 +313,9 @@ impl PlaceOrder {
             };
         }
         for scope in [QueueScope::Event(event), QueueScope::Global] {
+            if !mode.admits(scope, event) {
+                continue;
+            }
             if let Some(t) = self
                 .queue
                 .admission(user, scope, now)

@@ -125,6 +125,7 @@ impl World {
             price: 50_000,
             status: EventStatus::Onsale,
             prequeue_starts_at: None,
+            queue_mode: flash_core::domain::QueueMode::Global,
             created_at: now,
             updated_at: now,
         };
@@ -132,13 +133,15 @@ impl World {
         e
     }
 
-    /// An ONSALE event whose pre-queue opened now and whose sale starts in `starts_in`.
+    /// An ONSALE event of its own line (`queueMode: event`) whose pre-queue opened now and whose
+    /// sale starts in `starts_in`.
     pub async fn scheduled_event(&self, total: i64, starts_in: Duration) -> Event {
         let now = self.now();
         let e = Event {
             starts_at: now.plus(starts_in),
             ends_at: now.plus(starts_in + Duration::from_secs(3600)),
             prequeue_starts_at: Some(now),
+            queue_mode: flash_core::domain::QueueMode::Event,
             ..self.onsale_event(total, 1).await
         };
         self.shop
@@ -148,6 +151,7 @@ impl World {
                     starts_at: Some(e.starts_at),
                     ends_at: Some(e.ends_at),
                     prequeue_starts_at: e.prequeue_starts_at,
+                    queue_mode: Some(flash_core::domain::QueueMode::Event),
                     ..Default::default()
                 },
                 now,

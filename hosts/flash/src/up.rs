@@ -123,6 +123,7 @@ async fn seed(c: &UpConfig, ports: &Ports) -> Result<Option<EventId>, BoxError> 
             price: 50_000,
             status: EventStatus::Onsale,
             prequeue_starts_at: None,
+            queue_mode: flash_core::domain::QueueMode::Global,
             created_at: now,
             updated_at: now,
         })

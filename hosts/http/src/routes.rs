@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flash_core::domain::{EventPatch, EventStatus, LoginName, QueueScope, Verdict};
+use flash_core::domain::{EventPatch, EventStatus, LoginName, QueueMode, QueueScope, Verdict};
 use flash_core::ports::EventListing;
 use flash_core::{Context, EventId, OrderId, PaymentId, Principal, TicketId};
 use flash_handlers::auth::{AccessError, LoginRequest, RegisterRequest};
@@ -326,7 +326,7 @@ async fn leave(
 const MAX_PRICE: i64 = i32::MAX as i64;
 
 /// The fields of `POST /events`; `PATCH /events/:id` also takes `status`.
-const EVENT_FIELDS: [&str; 8] = [
+const EVENT_FIELDS: [&str; 9] = [
     "name",
     "starts_at",
     "ends_at",
@@ -334,8 +334,18 @@ const EVENT_FIELDS: [&str; 8] = [
     "max_per_user",
     "price",
     "prequeue_starts_at",
+    "queue_mode",
     "status",
 ];
+
+/// `queue_mode`: `global` (the legacy default) or `event` (SPEC §4), when given.
+fn queue_mode(v: &mut Validator<'_>) -> Option<QueueMode> {
+    v.string("queue_mode")
+        .optional()
+        .one_of(&["global", "event"])
+        .opt()
+        .and_then(|s| QueueMode::parse(&s))
+}
 
 async fn list_events(Cx(cx): Cx, State(s): State<AppState>) -> ApiResult {
     let events = s
@@ -382,7 +392,7 @@ async fn create_event(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     require_admin(&caller)?;
-    let mut v = Validator::new(&body, &EVENT_FIELDS[..7]);
+    let mut v = Validator::new(&body, &EVENT_FIELDS[..8]);
     let name = v.string("name").length(2, 120).get();
     let starts_at = v.date("starts_at").get();
     let ends_at = v.date("ends_at").get();
@@ -398,6 +408,7 @@ async fn create_event(
         .get();
     let price = v.int("price").min(0).max(MAX_PRICE).get();
     let prequeue_starts_at = v.date("prequeue_starts_at").optional().opt();
+    let queue_mode = queue_mode(&mut v).unwrap_or_default();
     v.finish_api()?;
     let e = s
         .handlers
@@ -412,6 +423,7 @@ async fn create_event(
                 max_per_user,
                 price,
                 prequeue_starts_at,
+                queue_mode,
             },
         )
         .await
@@ -445,6 +457,7 @@ async fn update_event(
             .opt(),
         price: v.int("price").optional().min(0).max(MAX_PRICE).opt(),
         prequeue_starts_at: v.date("prequeue_starts_at").optional().opt(),
+        queue_mode: queue_mode(&mut v),
         status: v
             .string("status")
             .optional()

@@ -18,6 +18,7 @@ pub fn event(e: &Event) -> Value {
         "price": e.price,
         "status": e.status.as_str(),
         "prequeueStartsAt": e.prequeue_starts_at.map(|t| t.to_iso()),
+        "queueMode": e.queue_mode.as_str(),
         "createdAt": e.created_at.to_iso(),
         "updatedAt": e.updated_at.to_iso(),
     })

@@ -510,6 +510,7 @@ const EVENT_FIELDS: &[&str] = &[
     "price",
     "status",
     "prequeueStartsAt",
+    "queueMode",
     "createdAt",
     "updatedAt",
 ];
@@ -1248,8 +1249,20 @@ async fn a_scheduled_sale_takes_its_pre_queue_and_its_line_reads_prequeue_until_
     let admin = api.admin("boss01").await;
     let mut body = event_body("Scheduled");
     body["prequeue_starts_at"] = json!("2025-11-03T10:00:00.000Z");
+    body["queue_mode"] = json!("event");
     let r = api.create_event(&admin, &body).await;
     assert_error(&r, 400, "prequeueStartsAt must be earlier than startsAt");
+    body["prequeue_starts_at"] = json!("2025-11-03T09:00:00.000Z");
+    body["queue_mode"] = json!("global");
+    let r = api.create_event(&admin, &body).await;
+    assert_error(
+        &r,
+        400,
+        "an event with a pre-queue must have queueMode event",
+    );
+    body["queue_mode"] = json!("lottery");
+    let r = api.create_event(&admin, &body).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 
     // A pre-queue not open yet refuses joins; an open one answers PREQUEUE with the start.
     let u = api.user("buyer01").await;
@@ -1265,9 +1278,11 @@ async fn a_scheduled_sale_takes_its_pre_queue_and_its_line_reads_prequeue_until_
         body["starts_at"] = json!(starts);
         body["ends_at"] = json!("2099-01-02T00:00:00.000Z");
         body["prequeue_starts_at"] = json!(opens);
+        body["queue_mode"] = json!("event");
         let created = api.create_event(&admin, &body).await;
         created.expect(201);
         assert_eq!(created.json["prequeueStartsAt"], opens);
+        assert_eq!(created.json["queueMode"], "event");
         let id = created.json["id"].as_str().unwrap().to_owned();
         api.patch_event(&admin, &id, &json!({"status": "ONSALE"}))
             .await

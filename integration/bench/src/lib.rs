@@ -105,6 +105,7 @@ impl Bench {
                 price: 1000,
                 status: EventStatus::Onsale,
                 prequeue_starts_at: None,
+                queue_mode: flash_core::domain::QueueMode::Global,
                 created_at: now,
                 updated_at: now,
             })

@@ -17,8 +17,8 @@ impl EventStore for PgShop {
         sqlx::query(
             "WITH ev AS ( \
                  INSERT INTO events (id, name, starts_at, ends_at, total_qty, max_per_user, price, \
-                     status, created_at, updated_at, prequeue_starts_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::event_status, $9, $10, $15) \
+                     status, created_at, updated_at, prequeue_starts_at, queue_mode) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::event_status, $9, $10, $15, $16) \
                  RETURNING id) \
              INSERT INTO event_stock (event_id, shard, total_qty, sold_qty, held_qty, on_sale) \
              SELECT ev.id, d.shard, d.total + CASE WHEN d.shard = 0 THEN $13 + $14 ELSE 0 END, \
@@ -44,6 +44,7 @@ impl EventStore for PgShop {
         .bind(e.sold_qty)
         .bind(e.held_qty)
         .bind(e.prequeue_starts_at.map(ts).transpose()?)
+        .bind(e.queue_mode.as_str())
         .execute(self.pool())
         .await
         .map_err(|err| db("create event", err))?;
@@ -114,7 +115,7 @@ impl EventStore for PgShop {
         sqlx::query(
             "UPDATE events SET name = $2, starts_at = $3, ends_at = $4, total_qty = $5, \
                  max_per_user = $6, price = $7, status = $8::text::event_status, updated_at = $9, \
-                 prequeue_starts_at = $10 \
+                 prequeue_starts_at = $10, queue_mode = $11 \
              WHERE id = $1",
         )
         .bind(id.as_uuid())
@@ -127,6 +128,7 @@ impl EventStore for PgShop {
         .bind(next.status.as_str())
         .bind(ts(next.updated_at)?)
         .bind(next.prequeue_starts_at.map(ts).transpose()?)
+        .bind(next.queue_mode.as_str())
         .execute(&mut *tx)
         .await
         .map_err(|e| db("update event", e))?;

@@ -43,7 +43,7 @@ WITH claim AS ( \
 SELECT (SELECT count(*) FROM claim) AS fresh, \
        e.id, e.name, e.starts_at, e.ends_at, e.total_qty, e.sold_qty, e.held_qty, \
        e.max_per_user, e.price, e.status::text AS status, e.created_at, e.updated_at, \
-       e.prequeue_starts_at, coalesce(q.committed_qty, 0) AS committed, \
+       e.prequeue_starts_at, e.queue_mode, coalesce(q.committed_qty, 0) AS committed, \
        ARRAY(SELECT shard FROM event_stock \
              WHERE event_id = $6 AND on_sale AND total_qty - sold_qty - held_qty >= $7) \
            AS candidates \
