@@ -223,6 +223,16 @@ impl Event {
         self.total_qty - self.sold_qty - self.held_qty
     }
 
+    /// The phase of this event's own line: closed unless on sale, sold out while nothing is
+    /// available (a hold that ends brings it back), open otherwise.
+    pub fn line_phase(&self) -> LinePhase {
+        match self.status {
+            EventStatus::Onsale if self.available() > 0 => LinePhase::Open,
+            EventStatus::Onsale => LinePhase::SoldOut,
+            EventStatus::Draft | EventStatus::Closed => LinePhase::Closed,
+        }
+    }
+
     /// Applies a patch to the current row (called with the row locked). Checks the resulting
     /// date range (not only when both dates are sent, unlike legacy), that `total_qty` stays at
     /// or above sold + held, and the status model.
@@ -320,6 +330,12 @@ pub enum TicketState {
     Ordered,
     /// Left, or its admission ran out; the slot is free.
     Expired,
+    /// Reported, never stored: a QUEUED ticket of a line whose event has nothing left to sell
+    /// ([`LinePhase::SoldOut`]). It is QUEUED again, in its old place, if stock comes back.
+    SoldOut,
+    /// Reported, never stored: a live ticket of a line whose event is no longer on sale
+    /// ([`LinePhase::Closed`]).
+    Closed,
 }
 
 impl TicketState {
@@ -330,6 +346,8 @@ impl TicketState {
             TicketState::Used => "USED",
             TicketState::Ordered => "ORDERED",
             TicketState::Expired => "EXPIRED",
+            TicketState::SoldOut => "SOLD_OUT",
+            TicketState::Closed => "CLOSED",
         }
     }
 
@@ -340,6 +358,8 @@ impl TicketState {
             "USED" => Some(TicketState::Used),
             "ORDERED" => Some(TicketState::Ordered),
             "EXPIRED" => Some(TicketState::Expired),
+            "SOLD_OUT" => Some(TicketState::SoldOut),
+            "CLOSED" => Some(TicketState::Closed),
             _ => None,
         }
     }
@@ -355,6 +375,50 @@ impl TicketState {
             self,
             TicketState::Queued | TicketState::Ready | TicketState::Used
         )
+    }
+}
+
+/// Where an event's line stands in its sale (SPEC §4). Decided from the event by the promoter
+/// ([`Event::line_phase`]) and kept by the queue store beside the line, so that every status read
+/// sees it in the same step, and promotion admits only while the line is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LinePhase {
+    /// Admitting (the `__global__` line is always open).
+    #[default]
+    Open,
+    /// Nothing left to sell: QUEUED tickets read SOLD_OUT and nobody is admitted, until stock
+    /// comes back.
+    SoldOut,
+    /// The event is no longer on sale: every live ticket reads CLOSED.
+    Closed,
+}
+
+impl LinePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinePhase::Open => "OPEN",
+            LinePhase::SoldOut => "SOLD_OUT",
+            LinePhase::Closed => "CLOSED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LinePhase> {
+        match s {
+            "OPEN" => Some(LinePhase::Open),
+            "SOLD_OUT" => Some(LinePhase::SoldOut),
+            "CLOSED" => Some(LinePhase::Closed),
+            _ => None,
+        }
+    }
+
+    /// What a ticket stored as `state` reads as on a line in this phase.
+    pub fn report(self, state: TicketState) -> TicketState {
+        match (self, state) {
+            (LinePhase::Closed, s) if s.is_live() => TicketState::Closed,
+            (LinePhase::SoldOut, TicketState::Queued) => TicketState::SoldOut,
+            (_, s) => s,
+        }
     }
 }
 
@@ -386,6 +450,8 @@ pub struct QueueStats {
     /// Admissions over the last `window_ms`.
     pub recent_admissions: u64,
     pub window_ms: u64,
+    /// The line's phase as last set ([`QueueStore::set_phase`](crate::ports::QueueStore::set_phase)).
+    pub phase: LinePhase,
 }
 
 /// Result of an enqueue: a new ticket, or the caller's live one returned again.
@@ -404,6 +470,24 @@ pub struct TicketView {
     pub position: Option<u64>,
     /// Counters of the ticket's queue.
     pub stats: QueueStats,
+}
+
+/// What the queue notifier carries to every host instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Notice {
+    /// One ticket changed state (an admission): tell its owner.
+    Ticket(QueueNotice),
+    /// A whole line changed phase (sold out, re-opened, closed): tell everyone waiting in it.
+    Line(LineNotice),
+}
+
+/// Pushed when a line changes phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineNotice {
+    pub scope: String,
+    pub phase: LinePhase,
 }
 
 /// Pushed when a ticket changes state on its own (promotion), so hosts can tell the owner now.

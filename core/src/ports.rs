@@ -122,10 +122,11 @@ pub trait QueueStore: Send + Sync {
         }))
     }
 
-    /// Expires admissions past their `expires_at`, then admits QUEUED tickets in sequence order
-    /// until `capacity` tickets are admitted (READY + USED), setting `expires_at = now + ttl`.
-    /// MUST be one atomic step: with any number of concurrent promoters the admitted count never
-    /// exceeds `capacity`. Returns the tickets admitted by this call.
+    /// Expires admissions past their `expires_at`, then, while the line's phase is
+    /// [`LinePhase::Open`], admits QUEUED tickets in sequence order until `capacity` tickets are
+    /// admitted (READY + USED), setting `expires_at = now + ttl`. MUST be one atomic step: with
+    /// any number of concurrent promoters the admitted count never exceeds `capacity`, and a line
+    /// set to another phase admits nobody. Returns the tickets admitted by this call.
     async fn promote(
         &self,
         scope: QueueScope,
@@ -133,6 +134,16 @@ pub trait QueueStore: Send + Sync {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>>;
+
+    /// Sets the phase of `scope`'s line (read back in [`QueueStats::phase`]); QUEUED tickets keep
+    /// their places whatever the phase. O(1). Returns whether the phase changed, so that exactly
+    /// one of several racing callers announces the change.
+    async fn set_phase(
+        &self,
+        scope: QueueScope,
+        phase: LinePhase,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// READY → USED for `user`, re-arming `expires_at = now + ttl`. Returns the ticket as it is
     /// after the call (unchanged when it was not READY, or not `user`'s); `None` if unknown.
@@ -174,14 +185,14 @@ pub trait QueueStore: Send + Sync {
 #[async_trait]
 pub trait QueueSubscription: Send {
     /// The next notice; `None` when the channel is closed for good.
-    async fn next(&mut self) -> Option<QueueNotice>;
+    async fn next(&mut self) -> Option<Notice>;
 }
 
 /// Fan-out of queue state changes to every host instance (READY pushed the moment it happens).
 #[async_trait]
 pub trait QueueNotifier: Send + Sync {
     /// Delivers `notice` to every current subscriber of every instance, best effort.
-    async fn announce(&self, notice: QueueNotice) -> StoreResult<()>;
+    async fn announce(&self, notice: Notice) -> StoreResult<()>;
     async fn subscribe(&self) -> StoreResult<Box<dyn QueueSubscription>>;
 }
 

@@ -18,12 +18,17 @@
    intended (FLOWS), Argo CD applications that point at buildable paths and leave HPA replicas.
 6. Monitoring: every metric name in the PrometheusRule and the Grafana dashboard is served by
    the binaries (FILE: the names seen on their /metrics), and promtool accepts the rules.
+7. The architecture draft: a table of its names and values (DRAFT rows in draft()) checked
+   against the rendered prod overlay and Argo CD tree; Helm-chart applications pinned.
 Exit status 1 with every problem listed, 0 when all pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
+import io
 import json
 import pathlib
 import re
@@ -39,7 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 TOOLS = ROOT / "deploy" / "tools"
 KUBERNETES_VERSION = "1.33"  # the EKS version the runbooks pin (docs/runbooks/deployment.md)
-NAMESPACE = "flash-tickets"
+NAMESPACE = "flash-ticket"
 
 # Kinds validated by no schema at all. Empty: every kind we render has one (kubernetes-validate
 # for Kubernetes, kubernetes-models for Argo CD, External Secrets, Karpenter, prometheus-operator).
@@ -58,6 +63,15 @@ FLOWS = {
     "flash-web": {"in": {("alb", 8080)}, "out": set()},
     "flash-migrate": {"in": set(), "out": {("data", 5432)}},
 }
+# What the sale-critical HPAs scale on besides CPU and memory (custom and external metrics of
+# the Prometheus Adapter: deploy/k8s/argocd/*/platform.yaml, flash-tickets-prometheus-adapter).
+SALE_METRICS = {
+    "flash-gateway": {"http_requests_per_second", "queue_waiting_users"},
+    "flash-api": {"http_requests_per_second"},
+    "flash-pay": {"payments_pending"},
+}
+# A chart version as Argo CD takes it, exact: no range, no "latest", no "*".
+PINNED_CHART = re.compile(r"v?\d+\.\d+\.\d+")
 PUBLIC_SUBNETS = {"dev": "10.1.0.0/20", "prod": "10.0.0.0/20"}
 DATA_SUBNETS = {"dev": "10.1.200.0/22", "prod": "10.0.200.0/22"}
 
@@ -70,9 +84,9 @@ SECRET_VALUE_PATTERNS = [
     (re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"$]+:[^/\s@'\"$]+@"), "a URL with a password"),
     (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36}\b"), "a GitHub token"),
     # key: value where the key names a secret and the value is not an UPPER_CASE variable name
-    (re.compile(r"(?m)^\s*[\w.-]*(?i:password|secret|token)[\w.-]*\s*[:=]\s*['\"]?(?![A-Z0-9_]+\b)[A-Za-z0-9+/=_-]{12,}"), "a literal secret"),
+    (re.compile(r"(?m)^[ \t]*[\w.-]*(?i:password|secret|token)[\w.-]*[ \t]*[:=][ \t]*['\"]?(?![A-Z0-9_]+\b)[A-Za-z0-9+/=_-]{12,}"), "a literal secret"),
 ]
-SCANNED_DIRS = ("deploy/k8s", "deploy/docker", ".github")
+SCANNED_DIRS = ("deploy/k8s", "deploy/docker", "deploy/infra", ".github")
 
 problems: list[str] = []
 
@@ -400,6 +414,9 @@ def policy(env: str, docs: list[dict]) -> None:
                 if not (2 <= (h.get("minReplicas") or 1) <= 10 and h.get("maxReplicas") == 10) or metrics != {"cpu", "memory"} \
                         or not {"scaleUp", "scaleDown"} <= set((h.get("behavior") or {}).keys()):
                     problem(f"{where}: HPA must be min >= 2 / max 10 on cpu and memory with scale-up and scale-down behaviour")
+                beyond = {(m.get("pods") or m.get("external") or {}).get("metric", {}).get("name") for m in h.get("metrics", []) if m.get("type") in ("Pods", "External")}
+                if name in SALE_METRICS and not SALE_METRICS[name] <= beyond:
+                    problem(f"{where}: HPA must also scale on {sorted(SALE_METRICS[name])} (has {sorted(x for x in beyond if x)})")
         flows(env, where, name, labels, policies)
         if len(problems) == before:
             ok(f"{where}")
@@ -465,6 +482,15 @@ def argocd(envs_argo: dict[str, list[dict]], built: dict[pathlib.Path, list[dict
             if d.get("kind") != "Application":
                 continue
             name, spec = d["metadata"]["name"], d["spec"]
+            if "chart" in spec["source"]:
+                src = spec["source"]
+                if not PINNED_CHART.fullmatch(str(src.get("targetRevision", ""))):
+                    problem(f"{env}: Application {name}: chart {src['chart']} is not pinned to a version (targetRevision {src.get('targetRevision')!r})")
+                elif "argocd.argoproj.io/sync-wave" not in (d["metadata"].get("annotations") or {}):
+                    problem(f"{env}: Application {name}: no sync wave")
+                else:
+                    ok(f"{env}: Application {name} -> chart {src['chart']} {src['targetRevision']} ({src['repoURL']})")
+                continue
             path = ROOT / spec["source"]["path"]
             if path not in built:
                 problem(f"{env}: Application {name}: path {spec['source']['path']} is not a kustomization that builds")
@@ -538,6 +564,174 @@ def monitoring(docs: list[dict], metrics_file: pathlib.Path | None, promtool: st
             ok("promtool check rules: " + " ".join(r.stdout.split()))
 
 
+# 7. the architecture draft ----------------------------------------------------------------
+# ../shared/reference/architecture-draft.md, section by section: what prod must carry. A
+# deliberate deviation is not silently tolerated here: it is listed in deploy/k8s/README.md and
+# its row states the value we chose instead (marked "deviation").
+
+DRAFT_ACM = ("00596951-525b-4bdd-8451-a7a1081fa19b", "8f0b62ea-3544-48c2-824d-bea976bb49af")
+
+
+def _one(docs: list[dict], kind: str, name: str) -> dict:
+    found = [d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name]
+    return found[0] if len(found) == 1 else {}
+
+
+def _dig(d, *path):
+    for p in path:
+        if isinstance(d, dict):
+            d = d.get(p)
+        elif isinstance(d, list) and isinstance(p, int) and p < len(d):
+            d = d[p]
+        else:
+            return None
+    return d
+
+
+def _svc_port(docs, name):
+    return _dig(_one(docs, "Service", name), "spec", "ports", 0, "port")
+
+
+def _req(nodepool, key):
+    for r in _dig(nodepool, "spec", "template", "spec", "requirements") or []:
+        if r.get("key") == key:
+            return sorted(r.get("values") or [])
+    return None
+
+
+def _host_backend(docs, host):
+    ing = _one(docs, "Ingress", "flash-tickets")
+    for rule in _dig(ing, "spec", "rules") or []:
+        if rule.get("host") == host:
+            for path in _dig(rule, "http", "paths") or []:
+                if path.get("path") == "/":
+                    svc = path["backend"]["service"]
+                    port = svc["port"].get("number") or _svc_port(docs, svc["name"])
+                    return f"{svc['name']}:{port}"
+    return None
+
+
+def _cm_value(docs, prefix, key):
+    values = {d["data"][key] for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"].startswith(prefix) and key in (d.get("data") or {})}
+    return values.pop() if len(values) == 1 else sorted(str(v) for v in values)
+
+
+def _app(argo, name):
+    return _one(argo, "Application", name)
+
+
+def _cfn_default(template: str, param: str):
+    text = (ROOT / "deploy" / "infra" / template).read_text() if (ROOT / "deploy" / "infra" / template).is_file() else ""
+    m = re.search(rf"(?m)^  {param}:\n(?:    .*\n)*?    Default: ([^\n]+)", text)
+    return m.group(1).strip().strip('"') if m else None
+
+
+def draft(prod: list[dict], argo: list[dict]) -> None:
+    print("the architecture draft's names and values (prod):")
+    np = _one(prod, "NodePool", "default")
+    nc = _one(prod, "EC2NodeClass", "default")
+    ingress = _one(prod, "Ingress", "flash-tickets")
+    lb_attrs = _dig(ingress, "metadata", "annotations", "alb.ingress.kubernetes.io/load-balancer-attributes") or ""
+    certs = _dig(ingress, "metadata", "annotations", "alb.ingress.kubernetes.io/certificate-arn") or ""
+    images = sorted({c["image"].split(":")[0] for d in prod for c in containers_of(d)})
+    workload_ns = sorted({d["metadata"].get("namespace") for d in prod if d.get("kind") in ("Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ExternalSecret", "Job") and d["metadata"]["name"].startswith("flash-")})
+    hpa = lambda n: [_dig(_one(prod, "HorizontalPodAutoscaler", n), "spec", k) for k in ("minReplicas", "maxReplicas")]
+    alias = (_dig(nc, "spec", "amiSelectorTerms", 0, "alias") or "")
+    karp = _app(argo, "flash-tickets-karpenter-controller")
+    rows = [
+        # (draft section, what, actual, expected)
+        ("§1", "ECR repositories", [i.split("/", 1)[1] for i in images], ["flash-tickets/api", "flash-tickets/gateway", "flash-tickets/pay", "flash-tickets/web"]),
+        ("§2", "Ingress host www.highgarden.cloud", _host_backend(prod, "www.highgarden.cloud"), "flash-web:80"),
+        ("§2", "Ingress host api.highgarden.cloud", _host_backend(prod, "api.highgarden.cloud"), "flash-api:4000"),
+        ("§2", "Ingress host gateway.highgarden.cloud", _host_backend(prod, "gateway.highgarden.cloud"), "flash-gateway:3000"),
+        ("§2", "ALB certificates (ACM)", all(c in certs for c in DRAFT_ACM), True),
+        ("§2", "Argo CD admin UI Ingress", _dig(_one(prod, "Ingress", "argocd-server"), "spec", "rules", 0, "host"), "argocd.highgarden.cloud"),
+        ("§2", "EKS cluster (deploy/infra/eks.yaml)", _cfn_default("eks.yaml", "ClusterName"), "flash-tickets-eks"),
+        ("§2", "WAF web ACL in front of the ALB (deviation: not in the draft)", "regional/webacl/flash-tickets-alb/" in (_dig(ingress, "metadata", "annotations", "alb.ingress.kubernetes.io/wafv2-acl-arn") or ""), True),
+        ("§3", "NodePool default limits.cpu", str(_dig(np, "spec", "limits", "cpu")), "1000"),
+        ("§3", "NodePool default zones", _req(np, "topology.kubernetes.io/zone"), ["ap-northeast-2a", "ap-northeast-2b", "ap-northeast-2c"]),
+        ("§3", "NodePool default offers spot t3.medium", "spot" in (_req(np, "karpenter.sh/capacity-type") or []) and "t3.medium" in (_req(np, "node.kubernetes.io/instance-type") or []), True),
+        ("§3", "EC2NodeClass role", _dig(nc, "spec", "role"), "KarpenterNodeInstanceRole-flash-tickets-eks"),
+        ("§3", "EC2NodeClass discovery tag", [_dig(nc, "spec", k, 0, "tags", "karpenter.sh/discovery") for k in ("subnetSelectorTerms", "securityGroupSelectorTerms")], ["flash-tickets-eks", "flash-tickets-eks"]),
+        ("§3", "EC2NodeClass AMI pinned (deviation: an AL2023 release alias, not the AL2 AMI id)", bool(re.fullmatch(r"al2023@v\d{8}", alias)), True),
+        ("§3", "Karpenter IAM roles (deploy/infra/karpenter.yaml)", [f"{p}-{_cfn_default('karpenter.yaml', 'ClusterName')}" for p in ("KarpenterControllerRole", "KarpenterNodeInstanceRole")]
+            if "KarpenterControllerRole-${ClusterName}" in (ROOT / "deploy/infra/karpenter.yaml").read_text() and "KarpenterNodeInstanceRole-${ClusterName}" in (ROOT / "deploy/infra/karpenter.yaml").read_text() else None,
+            ["KarpenterControllerRole-flash-tickets-eks", "KarpenterNodeInstanceRole-flash-tickets-eks"]),
+        ("§3", "Karpenter Helm release: chart, namespace, cluster", [_dig(karp, "spec", "source", "chart"), _dig(karp, "spec", "destination", "namespace"),
+            _dig(karp, "spec", "source", "helm", "valuesObject", "settings", "clusterName")], ["karpenter", "karpenter", "flash-tickets-eks"]),
+        ("§3", "HPA flash-api min/max", hpa("flash-api"), [2, 10]),
+        ("§3", "HPA flash-gateway min/max", hpa("flash-gateway"), [2, 10]),
+        ("§3", "HPA flash-pay min/max", hpa("flash-pay"), [2, 10]),
+        ("§3", "CloudWatch observability add-on", _dig(_app(argo, "flash-tickets-cloudwatch-observability"), "spec", "source", "chart"), "amazon-cloudwatch-observability"),
+        ("§4", "namespace of every workload", workload_ns, [NAMESPACE]),
+        ("§4", "namespace flash-ticket exists", bool(_one(prod, "Namespace", "flash-ticket")), True),
+        ("§4", "Service ports web/gateway/api/pay", [_svc_port(prod, n) for n in ("flash-web", "flash-gateway", "flash-api", "flash-pay")], [80, 3000, 4000, 3100]),
+        ("§5", "REDIS_HOST: the ElastiCache endpoint (TLS certificate name)", _cm_value(prod, "flash-", "REDIS_HOST"), "master.flash-tickets-redis.rrzszk.apn2.cache.amazonaws.com"),
+        ("§5", "REDIS_TLS", _cm_value(prod, "flash-", "REDIS_TLS"), "true"),
+        ("§7", "ALB zonal shift enabled (runbook: an Availability Zone)", "zonal_shift.config.enabled=true" in lb_attrs, True),
+        ("§9", "app of apps", [_dig(_app(argo, "flash-tickets"), "spec", "source", "path")], ["deploy/k8s/argocd/prod"]),
+        ("§9", "Argo CD Applications", sorted(n for n in ("flash-tickets-api", "flash-tickets-gateway", "flash-tickets-pay", "flash-tickets-web") if _app(argo, n)),
+            ["flash-tickets-api", "flash-tickets-gateway", "flash-tickets-pay", "flash-tickets-web"]),
+        ("§9", "application destinations", sorted({_dig(_app(argo, n), "spec", "destination", "namespace") for n in ("flash-tickets-api", "flash-tickets-gateway", "flash-tickets-pay", "flash-tickets-web")}), [NAMESPACE]),
+    ]
+    for section, what, actual, expected in rows:
+        if actual == expected:
+            ok(f"{section:4} {what}: {expected}")
+        else:
+            problem(f"draft {section} {what}: expected {expected!r}, rendered {actual!r}")
+
+
+def draft_self_test(prod: list[dict], argo: list[dict]) -> None:
+    """The draft table can fail: a copy of prod with three of the legacy values must be caught."""
+    global problems
+    bad = copy.deepcopy(prod)
+    for d in bad:
+        if d.get("kind") == "Service" and d["metadata"]["name"] == "flash-web":
+            d["spec"]["ports"][0]["port"] = 8080
+        if d.get("kind") == "NodePool":
+            d["spec"]["limits"]["cpu"] = "32"
+        if d.get("kind") == "EC2NodeClass":
+            d["spec"]["amiSelectorTerms"] = [{"alias": "al2023@latest"}]
+    saved, problems = problems, []
+    with contextlib.redirect_stdout(io.StringIO()):
+        draft(bad, argo)
+    caught, problems = problems, saved
+    for expected in ("Service ports web/gateway/api/pay", "NodePool default limits.cpu", "EC2NodeClass AMI pinned"):
+        if not any(expected in c for c in caught):
+            problem(f"draft self-test: a prod with the legacy value was not caught: {expected}")
+    ok(f"self-test: a prod with web :8080, 32 CPUs and al2023@latest fails {len(caught)} rows")
+
+
+def sale_window(envs: dict[str, list[dict]], envs_argo: dict[str, list[dict]]) -> None:
+    """The sale window is one thing: the NodePool's no-disruption budget (for every graceful
+    reason) and every AppProject's deny sync window cover the same hours, and no node expires."""
+    print("sale window (Karpenter budgets, Argo CD sync windows):")
+    for env in sorted(set(envs) & set(envs_argo)):
+        before = len(problems)
+        windows = set()
+        for np in (d for d in envs[env] if d.get("kind") == "NodePool"):
+            name = np["metadata"]["name"]
+            if np["spec"]["template"]["spec"].get("expireAfter") != "Never":
+                problem(f"{env}: NodePool {name}: expireAfter must be Never (v1 expiration ignores disruption budgets)")
+            zero = [b for b in np["spec"]["disruption"].get("budgets") or [] if str(b.get("nodes")) == "0" and b.get("schedule")]
+            if len(zero) != 1:
+                problem(f"{env}: NodePool {name}: needs exactly one scheduled budget of 0 nodes (the sale window)")
+                continue
+            b = zero[0]
+            if b.get("reasons") and set(b["reasons"]) != {"Empty", "Drifted", "Underutilized"}:
+                problem(f"{env}: NodePool {name}: the sale-window budget leaves out reasons: {b['reasons']}")
+            windows.add((b["schedule"], b["duration"]))
+        for proj in (d for d in envs_argo[env] if d.get("kind") == "AppProject"):
+            deny = [(w["schedule"], w["duration"]) for w in proj["spec"].get("syncWindows") or [] if w.get("kind") == "deny"]
+            if not deny:
+                problem(f"{env}: AppProject {proj['metadata']['name']}: no deny sync window for the sale")
+            windows |= set(deny)
+        if len(windows) != 1:
+            problem(f"{env}: the NodePool budget and the sync windows disagree about the sale window: {sorted(windows)}")
+        if len(problems) == before:
+            ok(f"{env}: one sale window {windows.pop()} in every NodePool budget and AppProject; nodes never expire")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--kubectl", required=True)
@@ -563,6 +757,10 @@ def main() -> int:
     for env, docs in envs.items():
         policy(env, docs)
     argocd(envs_argo, built)
+    if "prod" in envs and "prod" in envs_argo:
+        draft(envs["prod"], envs_argo["prod"])
+        draft_self_test(envs["prod"], envs_argo["prod"])
+    sale_window(envs, envs_argo)
     for env, docs in envs.items():
         monitoring(docs, args.metrics, args.promtool)
         break  # the base monitoring is the same in every overlay

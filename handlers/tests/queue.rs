@@ -1,7 +1,9 @@
 mod common;
 
 use common::*;
-use flash_core::domain::{EventPatch, EventStatus, QueueScope, TicketState};
+use flash_core::domain::{
+    EventPatch, EventStatus, LineNotice, LinePhase, Notice, QueueScope, TicketState,
+};
 use flash_core::ports::{EventStore, QueueStore};
 use flash_core::{Classify, ErrorKind, EventId, TicketId};
 use flash_handlers::events::EVENT_STATUS_TTL;
@@ -395,10 +397,14 @@ async fn every_admission_is_announced_to_subscribers() {
             .await
             .unwrap();
     w.h.promote.handle(&cx()).await.unwrap();
-    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let Notice::Ticket(notice) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+    else {
+        panic!("expected a ticket notice");
+    };
     assert_eq!(notice.ticket_id, t.id);
     assert_eq!(notice.user_id, a.user);
     assert_eq!(notice.state, TicketState::Ready);
@@ -414,4 +420,136 @@ async fn a_queue_outage_is_reported_as_unavailable() {
             .await
             .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
+}
+
+/// The next line notice of a subscription (ticket notices skipped).
+async fn next_line_notice(sub: &mut Box<dyn flash_core::ports::QueueSubscription>) -> LineNotice {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match sub.next().await {
+                Some(Notice::Line(n)) => break n,
+                Some(Notice::Ticket(_)) => continue,
+                None => panic!("subscription closed"),
+            }
+        }
+    })
+    .await
+    .expect("no line notice")
+}
+
+async fn status_of(w: &World, id: TicketId) -> flash_handlers::queue::TicketStatus {
+    w.h.queue_status.handle(&cx(), id).await.unwrap()
+}
+
+#[tokio::test]
+async fn selling_the_last_ticket_turns_the_line_sold_out_and_a_returning_hold_reopens_it() {
+    let mut s = settings();
+    s.queue.capacity = 1;
+    let w = world_with(s);
+    let ev = w.onsale_event(1, 1).await;
+    let scope = QueueScope::Event(ev.id);
+    let mut sub = w.ports.notifier.subscribe().await.unwrap();
+    let first = buyer();
+    w.admit(&first, scope).await;
+    let (b, c) = (buyer(), buyer());
+    let tb = w.h.join_queue.handle(&as_user(&b), scope).await.unwrap();
+    let tc = w.h.join_queue.handle(&as_user(&c), scope).await.unwrap();
+    assert_eq!(status_of(&w, tb.id).await.ticket.state, TicketState::Queued);
+
+    // The last ticket is held: the next pass closes the line and tells everyone.
+    let mut key = as_user(&first);
+    key.idempotency_key = Some("last".into());
+    w.h.place_order
+        .handle(
+            &key,
+            flash_handlers::orders::PlaceOrderRequest {
+                event_id: ev.id,
+                qty: 1,
+            },
+        )
+        .await
+        .unwrap();
+    let pass = w.h.promote.handle(&cx()).await.unwrap();
+    assert_eq!(pass.phases, vec![(scope, LinePhase::SoldOut)]);
+    assert!(
+        pass.tickets.is_empty(),
+        "a sold-out line admitted {:?}",
+        pass.tickets
+    );
+    let notice = next_line_notice(&mut sub).await;
+    assert_eq!(
+        (notice.scope, notice.phase),
+        (ev.id.to_string(), LinePhase::SoldOut)
+    );
+    let st = status_of(&w, tb.id).await;
+    assert_eq!(st.ticket.state, TicketState::SoldOut);
+    assert_eq!((st.position, st.estimated_wait_seconds), (None, None));
+    assert_eq!(
+        st.queue_size, 2,
+        "the line is kept, in order, in case stock returns"
+    );
+    // A newcomer learns it from its first status, and a second pass announces nothing new.
+    let late =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap();
+    assert_eq!(
+        status_of(&w, late.id).await.ticket.state,
+        TicketState::SoldOut
+    );
+    assert!(w.h.promote.handle(&cx()).await.unwrap().phases.is_empty());
+
+    // The hold runs out: stock is back, the line re-opens and the next in order is admitted.
+    w.advance(u64::try_from(w.h.settings.orders.hold_ttl.as_millis()).unwrap() + 1);
+    assert_eq!(w.h.expire_holds.handle(&cx()).await.unwrap().len(), 1);
+    let pass = w.h.promote.handle(&cx()).await.unwrap();
+    assert_eq!(pass.phases, vec![(scope, LinePhase::Open)]);
+    assert_eq!(
+        pass.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![tb.id]
+    );
+    assert_eq!(next_line_notice(&mut sub).await.phase, LinePhase::Open);
+    let st = status_of(&w, tc.id).await;
+    assert_eq!(
+        (st.ticket.state, st.position),
+        (TicketState::Queued, Some(1))
+    );
+}
+
+#[tokio::test]
+async fn closing_an_event_turns_every_live_ticket_of_its_line_closed() {
+    let w = world();
+    let ev = w.onsale_event(10, 1).await;
+    let scope = QueueScope::Event(ev.id);
+    let admitted = w.admit(&buyer(), scope).await;
+    w.admit(&buyer(), scope).await;
+    let waiting =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap();
+    w.shop.update(ev.id, closing(), w.now()).await.unwrap();
+    let pass = w.h.promote.handle(&cx()).await.unwrap();
+    assert_eq!(pass.phases, vec![(scope, LinePhase::Closed)]);
+    for id in [admitted.id, waiting.id] {
+        let st = status_of(&w, id).await;
+        assert_eq!(st.ticket.state, TicketState::Closed);
+        assert_eq!((st.position, st.gate_token), (None, None));
+    }
+}
+
+#[tokio::test]
+async fn the_global_line_never_changes_phase() {
+    let w = world();
+    let ev = w.onsale_event(1, 1).await;
+    w.hold(&buyer(), &ev, 1).await;
+    let t =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), QueueScope::Global)
+            .await
+            .unwrap();
+    let pass = w.h.promote.handle(&cx()).await.unwrap();
+    assert!(pass.phases.is_empty(), "{:?}", pass.phases);
+    assert!(status_of(&w, t.id).await.ticket.state.is_admitted());
 }

@@ -1,7 +1,7 @@
 //! In-process fan-out of queue notices.
 
 use async_trait::async_trait;
-use flash_core::domain::QueueNotice;
+use flash_core::domain::Notice;
 use flash_core::ports::{QueueNotifier, QueueSubscription, StoreResult};
 use tokio::sync::broadcast;
 
@@ -11,7 +11,7 @@ const CAPACITY: usize = 4096;
 /// A tokio broadcast channel: every subscriber of this process gets every notice.
 #[derive(Debug, Clone)]
 pub struct MemoryQueueNotifier {
-    tx: broadcast::Sender<QueueNotice>,
+    tx: broadcast::Sender<Notice>,
 }
 
 impl MemoryQueueNotifier {
@@ -34,7 +34,7 @@ impl Default for MemoryQueueNotifier {
 
 #[async_trait]
 impl QueueNotifier for MemoryQueueNotifier {
-    async fn announce(&self, notice: QueueNotice) -> StoreResult<()> {
+    async fn announce(&self, notice: Notice) -> StoreResult<()> {
         // No subscriber is not an error: delivery is best effort.
         let _ = self.tx.send(notice);
         Ok(())
@@ -48,12 +48,12 @@ impl QueueNotifier for MemoryQueueNotifier {
 }
 
 struct Subscription {
-    rx: broadcast::Receiver<QueueNotice>,
+    rx: broadcast::Receiver<Notice>,
 }
 
 #[async_trait]
 impl QueueSubscription for Subscription {
-    async fn next(&mut self) -> Option<QueueNotice> {
+    async fn next(&mut self) -> Option<Notice> {
         loop {
             match self.rx.recv().await {
                 Ok(n) => return Some(n),

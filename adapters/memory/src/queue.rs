@@ -3,7 +3,7 @@
 use crate::fenwick::Fenwick;
 use crate::{Faults, lock};
 use async_trait::async_trait;
-use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState};
+use flash_core::domain::{Enqueued, LinePhase, QueueScope, QueueStats, Ticket, TicketState};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -34,6 +34,8 @@ struct Line {
     live_by_user: HashMap<UserId, TicketId>,
     /// Admission instants within the stats window, oldest first.
     recent: VecDeque<Timestamp>,
+    /// Promotion admits only while open.
+    phase: LinePhase,
 }
 
 impl Line {
@@ -46,6 +48,7 @@ impl Line {
             used: 0,
             live_by_user: HashMap::new(),
             recent: VecDeque::new(),
+            phase: LinePhase::Open,
         }
     }
 
@@ -145,7 +148,11 @@ impl QueueState {
                         line.admitted.remove(&(exp, id));
                     }
                 }
-                TicketState::Ordered | TicketState::Expired => return,
+                // Finished, or states that are only ever reported.
+                TicketState::Ordered
+                | TicketState::Expired
+                | TicketState::SoldOut
+                | TicketState::Closed => return,
             }
         }
         self.finish(id, state, now);
@@ -321,6 +328,7 @@ impl QueueStore for MemoryQueueStore {
             used: line.used,
             recent_admissions: line.recent.len() as u64,
             window_ms,
+            phase: line.phase,
         })
     }
 
@@ -334,7 +342,7 @@ impl QueueStore for MemoryQueueStore {
         let mut s = self.write(now)?;
         s.expire_admissions(scope, now);
         let QueueState { tickets, lines, .. } = &mut *s;
-        let Some(line) = lines.get_mut(&scope) else {
+        let Some(line) = lines.get_mut(&scope).filter(|l| l.phase == LinePhase::Open) else {
             return Ok(Vec::new());
         };
         let expires_at = now.plus(ttl);
@@ -357,6 +365,19 @@ impl QueueStore for MemoryQueueStore {
         line.compact();
         line.prune_recent(now);
         Ok(admitted)
+    }
+
+    async fn set_phase(
+        &self,
+        scope: QueueScope,
+        phase: LinePhase,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut s = self.write(now)?;
+        let line = s.lines.entry(scope).or_insert_with(Line::new);
+        let changed = line.phase != phase;
+        line.phase = phase;
+        Ok(changed)
     }
 
     async fn enter(

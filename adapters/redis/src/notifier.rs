@@ -3,7 +3,7 @@
 use crate::conn::Redis;
 use async_trait::async_trait;
 use flash_core::StoreError;
-use flash_core::domain::QueueNotice;
+use flash_core::domain::Notice;
 use flash_core::ports::{QueueNotifier, QueueSubscription, StoreResult};
 use futures::StreamExt;
 use redis::Value;
@@ -42,7 +42,7 @@ impl RedisQueueNotifier {
 
 #[async_trait]
 impl QueueNotifier for RedisQueueNotifier {
-    async fn announce(&self, notice: QueueNotice) -> StoreResult<()> {
+    async fn announce(&self, notice: Notice) -> StoreResult<()> {
         let payload = serde_json::to_string(&notice)
             .map_err(|e| StoreError::Internal(format!("queue notice: {e}")))?;
         let channel = self.channel.clone();
@@ -110,7 +110,7 @@ impl RedisSubscription {
 
 #[async_trait]
 impl QueueSubscription for RedisSubscription {
-    async fn next(&mut self) -> Option<QueueNotice> {
+    async fn next(&mut self) -> Option<Notice> {
         loop {
             let Some((_, stream)) = self.conn.as_mut() else {
                 match connect(&self.redis, &self.channel).await {
@@ -133,7 +133,7 @@ impl QueueSubscription for RedisSubscription {
             };
             match woke {
                 Woke::Message(Some(msg)) => {
-                    match serde_json::from_slice::<QueueNotice>(msg.get_payload_bytes()) {
+                    match serde_json::from_slice::<Notice>(msg.get_payload_bytes()) {
                         Ok(notice) => return Some(notice),
                         // Someone else's message on our channel: skip it, keep listening.
                         Err(e) => {

@@ -4,7 +4,7 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed` | live |
+//! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed`, `phase` (unless OPEN) | live |
 //! | `P q:{S}:queued` | ZSET | QUEUED ticket id → seq (ZRANK + 1 = position) | live |
 //! | `P q:{S}:admitted` | ZSET | READY/USED ticket id → expires_at | live + admission |
 //! | `P q:{S}:live` | HASH | user id → live ticket id (idempotent enqueue) | live |
@@ -35,7 +35,9 @@ use crate::reply::{array, at, count, int, malformed, opt_text, text};
 use crate::scopes::ScopeCache;
 use async_trait::async_trait;
 use flash_core::budget::Budget;
-use flash_core::domain::{Enqueued, QueueScope, QueueStats, Ticket, TicketState, TicketView};
+use flash_core::domain::{
+    Enqueued, LinePhase, QueueScope, QueueStats, Ticket, TicketState, TicketView,
+};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
 use redis::{Script, Value};
@@ -85,6 +87,7 @@ static ADMISSION: LazyLock<Script> = queue_script!("queue_admission.lua");
 static CONSUME: LazyLock<Script> = queue_script!("queue_consume.lua");
 static STATS: LazyLock<Script> = queue_script!("queue_stats.lua");
 static STATUS: LazyLock<Script> = queue_script!("queue_status.lua");
+static PHASE: LazyLock<Script> = queue_script!("queue_phase.lua");
 /// Sent as plain `EVAL` inside a pipeline (scripts cannot be pipelined by hash in the driver);
 /// it only runs when a scope goes idle.
 const RELIST: &str = concat!(
@@ -331,6 +334,11 @@ impl RedisQueueStore {
     }
 }
 
+fn parse_phase(v: &Value, what: &str) -> StoreResult<LinePhase> {
+    let s = text(v, what)?;
+    LinePhase::parse(&s).ok_or_else(|| malformed(what, format!("phase {s:?}")))
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -482,6 +490,7 @@ impl QueueStore for RedisQueueStore {
             used: count(at(&items, 3, WHAT)?, WHAT)?,
             recent_admissions: count(at(&items, 4, WHAT)?, WHAT)?,
             window_ms: millis(self.tuning.stats_window),
+            phase: parse_phase(at(&items, 5, WHAT)?, WHAT)?,
         };
         self.settle(
             scope,
@@ -526,6 +535,7 @@ impl QueueStore for RedisQueueStore {
                         used: count(at(&items, 4, WHAT)?, WHAT)?,
                         recent_admissions: count(at(&items, 5, WHAT)?, WHAT)?,
                         window_ms: millis(self.tuning.stats_window),
+                        phase: parse_phase(at(&items, 7, WHAT)?, WHAT)?,
                     },
                 })
             }
@@ -586,6 +596,19 @@ impl QueueStore for RedisQueueStore {
         )
         .await?;
         Ok(admitted)
+    }
+
+    async fn set_phase(
+        &self,
+        scope: QueueScope,
+        phase: LinePhase,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        const WHAT: &str = "queue phase";
+        let v = self
+            .call(WHAT, &PHASE, scope, now, &[phase.as_str().to_owned()])
+            .await?;
+        Ok(int(&v, WHAT)? == 1)
     }
 
     async fn enter(

@@ -4,7 +4,7 @@
 
 use flash_adapter_redis::*;
 use flash_core::StoreError;
-use flash_core::domain::{QueueNotice, QueueScope, TicketState};
+use flash_core::domain::{Notice, QueueNotice, QueueScope, TicketState};
 use flash_core::ports::{HealthCheck, QueueNotifier, QueueStore};
 use flash_core::{TicketId, UserId};
 use flash_testkit::T0;
@@ -119,7 +119,7 @@ async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
     let listener = tokio::spawn(async move {
         loop {
             match sub.next().await {
-                Some(n) if n.state == TicketState::Ready => return n,
+                Some(Notice::Ticket(n)) if n.state == TicketState::Ready => return n,
                 Some(_) => continue,
                 None => panic!("the subscription ended instead of resubscribing"),
             }
@@ -146,7 +146,10 @@ async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
         "a notice after resubscribing",
         Duration::from_secs(15),
         async || {
-            announcer.announce(notice.clone()).await.unwrap();
+            announcer
+                .announce(Notice::Ticket(notice.clone()))
+                .await
+                .unwrap();
             if listener.is_finished() {
                 Some(())
             } else {

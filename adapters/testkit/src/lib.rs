@@ -115,7 +115,9 @@ macro_rules! queue_store_contracts {
             queue_stats_count_queued_admitted_and_recent,
             queue_stats_count_entered_admissions_as_used,
             queue_status_reads_ticket_stats_and_position,
-            queue_active_scopes_only_lists_busy_scopes);
+            queue_active_scopes_only_lists_busy_scopes,
+            queue_phase_stops_promotion_and_keeps_places,
+            queue_phase_change_is_reported_once_under_races);
     };
 }
 
@@ -126,6 +128,7 @@ macro_rules! queue_notifier_contracts {
     ($make:expr, $now:expr) => {
         $crate::__contract_tests!(queue, $make, $now;
             notifier_delivers_to_every_subscriber,
+            notifier_delivers_line_notices,
             notifier_announce_without_subscribers_is_ok);
     };
 }

@@ -1,7 +1,9 @@
 //! Contracts of `QueueStore` and `QueueNotifier`.
 
 use crate::fixtures::{event_id, race, ticket_id, user, within};
-use flash_core::domain::{QueueNotice, QueueScope, Ticket, TicketState};
+use flash_core::domain::{
+    LineNotice, LinePhase, Notice, QueueNotice, QueueScope, Ticket, TicketState,
+};
 use flash_core::ports::{QueueNotifier, QueueStore};
 use flash_core::{Timestamp, UserId};
 use std::collections::HashSet;
@@ -535,6 +537,82 @@ pub async fn queue_active_scopes_only_lists_busy_scopes(q: Arc<dyn QueueStore>, 
     );
 }
 
+/// A line set SOLD_OUT or CLOSED admits nobody, whatever the free capacity; its QUEUED tickets
+/// keep their places and, once it is OPEN again, are admitted in their old order. Only the call
+/// that changes the phase reports a change, and the phase reads back in the stats and status.
+pub async fn queue_phase_stops_promotion_and_keeps_places(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    assert_eq!(q.stats(s, now).await.unwrap().phase, LinePhase::Open);
+    let line: Vec<Ticket> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(join(&q, user(), s, now).await);
+        }
+        v
+    };
+    assert!(q.set_phase(s, LinePhase::SoldOut, now).await.unwrap());
+    assert!(
+        !q.set_phase(s, LinePhase::SoldOut, now).await.unwrap(),
+        "setting the same phase again reported a change"
+    );
+    assert!(q.promote(s, 10, now, TTL).await.unwrap().is_empty());
+    let stats = q.stats(s, now).await.unwrap();
+    assert_eq!(
+        (stats.phase, stats.queued, stats.admitted),
+        (LinePhase::SoldOut, 4, 0)
+    );
+    let view = q.status(line[2].id, now).await.unwrap().unwrap();
+    assert_eq!(view.stats.phase, LinePhase::SoldOut);
+    assert_eq!(
+        view.ticket.state,
+        TicketState::Queued,
+        "the store keeps the stored state"
+    );
+    assert_eq!(view.position, Some(3), "a sold-out line keeps its order");
+    // Late arrivals still join, behind everyone.
+    let late = join(&q, user(), s, now).await;
+    assert_eq!(q.position(&late).await.unwrap(), Some(5));
+
+    assert!(q.set_phase(s, LinePhase::Closed, now).await.unwrap());
+    assert!(q.promote(s, 10, now, TTL).await.unwrap().is_empty());
+    assert_eq!(q.stats(s, now).await.unwrap().phase, LinePhase::Closed);
+
+    assert!(q.set_phase(s, LinePhase::Open, now).await.unwrap());
+    let admitted: Vec<_> = q
+        .promote(s, 2, now, TTL)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(
+        admitted,
+        vec![line[0].id, line[1].id],
+        "re-opened out of order"
+    );
+    assert_eq!(q.stats(s, now).await.unwrap().phase, LinePhase::Open);
+}
+
+/// With many callers racing to set the same new phase, exactly one is told it changed it (so
+/// exactly one announces it).
+pub async fn queue_phase_change_is_reported_once_under_races(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let s = scope();
+    join(&q, user(), s, now).await;
+    let changed = race(
+        (0..16)
+            .map(|_| {
+                let q = q.clone();
+                async move { q.set_phase(s, LinePhase::SoldOut, now).await.unwrap() }
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(changed.iter().filter(|c| **c).count(), 1, "{changed:?}");
+}
+
 fn notice() -> QueueNotice {
     QueueNotice {
         ticket_id: ticket_id(),
@@ -545,26 +623,52 @@ fn notice() -> QueueNotice {
     }
 }
 
+/// The ticket notice a subscription yields for `sent`, skipping other tests' notices.
+async fn next_ticket_notice(
+    sub: &mut Box<dyn flash_core::ports::QueueSubscription>,
+    sent: &QueueNotice,
+) -> QueueNotice {
+    loop {
+        match sub.next().await {
+            Some(Notice::Ticket(got)) if got.ticket_id == sent.ticket_id => break got,
+            Some(_) => continue,
+            None => panic!("subscription closed"),
+        }
+    }
+}
+
 /// Every current subscriber receives an announced notice.
 pub async fn notifier_delivers_to_every_subscriber(n: Arc<dyn QueueNotifier>, _now: Timestamp) {
     let mut first = n.subscribe().await.unwrap();
     let mut second = n.subscribe().await.unwrap();
     let sent = notice();
-    n.announce(sent.clone()).await.unwrap();
+    n.announce(Notice::Ticket(sent.clone())).await.unwrap();
     for sub in [&mut first, &mut second] {
         // Other tests may share the channel: skip their notices.
-        let got = within("notice", async {
-            loop {
-                match sub.next().await {
-                    Some(got) if got.ticket_id == sent.ticket_id => break got,
-                    Some(_) => continue,
-                    None => panic!("subscription closed"),
-                }
-            }
-        })
-        .await;
+        let got = within("notice", next_ticket_notice(sub, &sent)).await;
         assert_eq!(got, sent);
     }
+}
+
+/// A line notice (sold out, re-opened) travels as itself, not mistaken for a ticket notice.
+pub async fn notifier_delivers_line_notices(n: Arc<dyn QueueNotifier>, _now: Timestamp) {
+    let mut sub = n.subscribe().await.unwrap();
+    let sent = LineNotice {
+        scope: event_id().to_string(),
+        phase: LinePhase::SoldOut,
+    };
+    n.announce(Notice::Line(sent.clone())).await.unwrap();
+    let got = within("line notice", async {
+        loop {
+            match sub.next().await {
+                Some(Notice::Line(got)) if got.scope == sent.scope => break got,
+                Some(_) => continue,
+                None => panic!("subscription closed"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(got, sent);
 }
 
 /// Announcing with nobody listening is not an error (best effort).
@@ -572,19 +676,14 @@ pub async fn notifier_announce_without_subscribers_is_ok(
     n: Arc<dyn QueueNotifier>,
     _now: Timestamp,
 ) {
-    n.announce(notice()).await.unwrap();
+    n.announce(Notice::Ticket(notice())).await.unwrap();
     let mut late = n.subscribe().await.unwrap();
     let sent = notice();
-    n.announce(sent.clone()).await.unwrap();
-    let got = within("notice after a late subscribe", async {
-        loop {
-            match late.next().await {
-                Some(got) if got.ticket_id == sent.ticket_id => break got,
-                Some(_) => continue,
-                None => panic!("subscription closed"),
-            }
-        }
-    })
+    n.announce(Notice::Ticket(sent.clone())).await.unwrap();
+    let got = within(
+        "notice after a late subscribe",
+        next_ticket_notice(&mut late, &sent),
+    )
     .await;
     assert_eq!(got, sent);
 }

@@ -238,8 +238,10 @@ impl PlaceOrder {
                     if let Err(e) = self.queue.consume(ticket.id, now).await {
                         tracing::warn!(error = %e, ticket = %ticket.id, "could not consume admission; it will expire");
                     }
-                    self.kick.kick();
                 }
+                // The next promotion pass admits the next in line, or closes the line at once
+                // if this hold took the last ticket (SPEC §4).
+                self.kick.kick();
                 Ok(Placed {
                     order,
                     replayed: false,

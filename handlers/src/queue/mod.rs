@@ -7,7 +7,10 @@ pub use gate::{GateError, GatePass, GateTokens};
 use crate::events::{EVENT_STATUS_TTL, EventStatusCache};
 use crate::settings::QueueSettings;
 use crate::{Doorman, Kick, Ports, classify};
-use flash_core::domain::{EventStatus, QueueNotice, QueueScope, Ticket, TicketState, TicketView};
+use flash_core::domain::{
+    EventStatus, LineNotice, LinePhase, Notice, QueueNotice, QueueScope, Ticket, TicketState,
+    TicketView,
+};
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
 use std::sync::Arc;
@@ -112,6 +115,8 @@ impl JoinQueue {
 /// What `GET /queue/status` and the socket `queue:update` report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketStatus {
+    /// The ticket, its state as reported ([`LinePhase::report`]): a QUEUED ticket of a sold-out
+    /// line reads SOLD_OUT, a live ticket of a closed one CLOSED.
     pub ticket: Ticket,
     /// QUEUED only: QUEUED tickets ahead + 1.
     pub position: Option<u64>,
@@ -219,6 +224,10 @@ impl QueueStatus {
             position,
             stats,
         } = view;
+        let ticket = Ticket {
+            state: stats.phase.report(ticket.state),
+            ..ticket
+        };
         let position = position.filter(|_| ticket.state == TicketState::Queued);
         let estimated_wait_seconds =
             position.map(|p| self.estimate_wait(p, stats.recent_admissions, stats.window_ms));
@@ -233,7 +242,9 @@ impl QueueStatus {
             | (TicketState::Queued, _)
             | (TicketState::Used, _)
             | (TicketState::Ordered, _)
-            | (TicketState::Expired, _) => None,
+            | (TicketState::Expired, _)
+            | (TicketState::SoldOut, _)
+            | (TicketState::Closed, _) => None,
         };
         TicketStatus {
             ticket,
@@ -388,6 +399,8 @@ impl LeaveQueue {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Promoted {
     pub tickets: Vec<Ticket>,
+    /// Lines whose phase this pass changed (sold out, re-opened, closed), with the new phase.
+    pub phases: Vec<(QueueScope, LinePhase)>,
 }
 
 /// Admission notices sent at once by the promoter.
@@ -396,6 +409,7 @@ const ANNOUNCE_IN_FLIGHT: usize = 64;
 pub struct PromoteQueues {
     clock: Arc<dyn Clock>,
     queue: Arc<dyn QueueStore>,
+    events: Arc<dyn EventStore>,
     notifier: Arc<dyn QueueNotifier>,
     capacity: u64,
     gate_ttl: Duration,
@@ -406,19 +420,25 @@ impl PromoteQueues {
         PromoteQueues {
             clock: p.clock.clone(),
             queue: p.queue.clone(),
+            events: p.events.clone(),
             notifier: p.notifier.clone(),
             capacity: s.capacity,
             gate_ttl: s.gate_ttl,
         }
     }
 
-    /// Admits the oldest QUEUED tickets of every active queue up to the capacity, and announces
-    /// each admission so its owner hears of it at once. Safe to run from several instances: the
-    /// store's promotion step is atomic.
+    /// Sets each event line's phase from its event (SPEC §4: sold out closes the line, stock
+    /// coming back re-opens it), then admits the oldest QUEUED tickets of every open line up to
+    /// the capacity, and announces each change so that those it concerns hear of it at once.
+    /// Safe to run from several instances: the store's phase and promotion steps are atomic, and
+    /// only the pass that changed a phase announces it.
     pub async fn handle(&self, _cx: &Context) -> Result<Promoted, StoreError> {
         let now = self.clock.now();
         let mut promoted = Promoted::default();
         for scope in self.queue.active_scopes().await? {
+            if let Some(phase) = self.keep_phase(scope, now).await {
+                promoted.phases.push((scope, phase));
+            }
             let tickets = self
                 .queue
                 .promote(scope, self.capacity, now, self.gate_ttl)
@@ -427,13 +447,13 @@ impl PromoteQueues {
             // one round trip after another.
             for batch in tickets.chunks(ANNOUNCE_IN_FLIGHT) {
                 let sent = batch.iter().map(|t| {
-                    self.notifier.announce(QueueNotice {
+                    self.notifier.announce(Notice::Ticket(QueueNotice {
                         ticket_id: t.id,
                         user_id: t.user,
                         scope: t.scope.to_string(),
                         state: t.state,
                         expires_at: t.expires_at.map(Timestamp::millis),
-                    })
+                    }))
                 });
                 for r in futures::future::join_all(sent).await {
                     if let Err(e) = r {
@@ -445,5 +465,39 @@ impl PromoteQueues {
             promoted.tickets.extend(tickets);
         }
         Ok(promoted)
+    }
+    /// Brings an event line's stored phase in line with its event (read fresh: a sell-out must
+    /// close the line within a pass, not a cache lifetime) and announces a change. Returns the
+    /// new phase when this call changed it. A store that cannot answer leaves the phase as it
+    /// was; the next pass tries again.
+    async fn keep_phase(&self, scope: QueueScope, now: Timestamp) -> Option<LinePhase> {
+        let event = scope.event()?;
+        let phase = match self.events.get(event).await {
+            Ok(Some(e)) => e.line_phase(),
+            // Deleted: nobody can buy there any more.
+            Ok(None) => LinePhase::Closed,
+            Err(e) => {
+                tracing::warn!(error = %e, %scope, "could not read the event of a line; its phase is unchanged");
+                return None;
+            }
+        };
+        match self.queue.set_phase(scope, phase, now).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, %scope, "could not set the phase of a line");
+                return None;
+            }
+        }
+        tracing::info!(%scope, phase = phase.as_str(), "line phase changed");
+        let notice = Notice::Line(LineNotice {
+            scope: scope.to_string(),
+            phase,
+        });
+        if let Err(e) = self.notifier.announce(notice).await {
+            // Those waiting still read the phase on their next status poll.
+            tracing::warn!(error = %e, %scope, "could not announce a line phase");
+        }
+        Some(phase)
     }
 }

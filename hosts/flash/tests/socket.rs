@@ -5,6 +5,7 @@ mod common;
 
 use common::{flash_up, stop};
 use flash::up::Running;
+use flash_host_testkit::Http;
 use flash_host_testkit::socket::{connect, expect, expect_each};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -112,6 +113,50 @@ async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
     assert_ne!(pushed["ticketId"].as_str().unwrap(), a_ticket);
 
     a.disconnect().await.unwrap();
+    b.disconnect().await.unwrap();
+    stop(sys).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_waiting_is_told_the_moment_the_last_ticket_is_held() {
+    let sys = system_with(&["--admin-register-secret", flash_host_testkit::ADMIN_SECRET]).await;
+    let base = format!("http://{}", sys.addr);
+    let http = Http::new();
+    let (_admin, event) = http.onsale_event(&base, &base, 1, 1).await;
+    let first = login(&base, "test0000").await;
+    let ticket = http.ticket(&base, &first, &event).await;
+    http.admitted(&base, &ticket).await;
+
+    // The second buyer waits behind the only admission (capacity 1).
+    let (b, mut b_rx) = connect(&base, Some(&login(&base, "test0001").await)).await;
+    expect(&mut b_rx, "queue:config", |n, _| n == "queue:config").await;
+    b.emit("queue/join", json!({"eventId": event}))
+        .await
+        .unwrap();
+    let update = expect(&mut b_rx, "queue:update", |n, _| n == "queue:update").await;
+    assert_eq!(
+        (update["state"].as_str(), update["position"].as_u64()),
+        (Some("QUEUED"), Some(1))
+    );
+    expect(&mut b_rx, "queue:joined", |n, _| n == "queue:joined").await;
+
+    // The first buyer holds the last ticket: the line closes and the waiting socket hears it
+    // although its refresh and the promotion period are a minute away.
+    let (s, o) = http
+        .order(&base, &first, &event, 1, &[("Idempotency-Key", "k")])
+        .await;
+    assert_eq!(s, 201, "order: {o}");
+    let pushed = expect(&mut b_rx, "SOLD_OUT pushed to the waiting buyer", |n, v| {
+        n == "queue:update" && v["state"] == "SOLD_OUT"
+    })
+    .await;
+    assert_eq!(pushed["eventId"], event.as_str());
+    assert!(pushed["position"].is_null() && pushed["estimatedWaitSeconds"].is_null());
+    assert_eq!(
+        pushed["queueLength"], 1,
+        "the line is kept in case stock returns"
+    );
+
     b.disconnect().await.unwrap();
     stop(sys).await;
 }

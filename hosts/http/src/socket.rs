@@ -8,11 +8,13 @@
 //!   `clearTicket: true` removes the ticket from the line.
 //! - READY is pushed the moment a promotion happens: every instance subscribes to the queue
 //!   notifier and emits to the room `ticket:<id>`, wherever the socket is connected.
+//! - A line's phase change (sold out, re-opened, closed) is pushed the moment it happens to every
+//!   socket waiting in that line on every instance: one task per notice walks the room.
 //! - Positions refresh at most every `QUEUE_WS_REFRESH_MS` per socket; one `queue:summary` per
 //!   room per interval.
 
 use crate::state::AppState;
-use flash_core::domain::{QueueScope, TicketState};
+use flash_core::domain::{LineNotice, Notice, QueueNotice, QueueScope, TicketState};
 use flash_core::ports::QueueNotifier;
 use flash_core::{Classify, Context, ErrorKind, Principal, TicketId};
 use flash_handlers::auth::Grant;
@@ -189,17 +191,16 @@ pub fn status_json(st: &TicketStatus) -> Value {
         "ticketId": st.ticket.id.to_string(),
         "eventId": st.ticket.scope.to_string(),
         "queueSize": st.queue_size,
+        "queueLength": st.queue_size,
         "readyCapacity": st.ready_capacity,
         "state": st.ticket.state.as_str(),
+        "estimatedWaitSeconds": st.estimated_wait_seconds,
     });
     if let Some(p) = st.position {
         v["position"] = json!(p);
     }
     if let Some(g) = &st.gate_token {
         v["gateToken"] = json!(g);
-    }
-    if let Some(w) = st.estimated_wait_seconds {
-        v["estimatedWaitSeconds"] = json!(w);
     }
     v
 }
@@ -283,7 +284,10 @@ async fn refresh_loop(s: SocketRef, state: AppState, tracking: Tracking) {
         {
             Ok(st) => {
                 let _ = s.emit("queue:update", &status_json(&st));
-                if matches!(st.ticket.state, TicketState::Expired | TicketState::Ordered) {
+                if matches!(
+                    st.ticket.state,
+                    TicketState::Expired | TicketState::Ordered | TicketState::Closed
+                ) {
                     return;
                 }
             }
@@ -338,6 +342,20 @@ async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueN
             }
         };
         while let Some(notice) = sub.next().await {
+            let notice = match notice {
+                Notice::Ticket(n) => n,
+                Notice::Line(n) => {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        continue;
+                    };
+                    let (io, state) = (io.clone(), state.clone());
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        push_phase(io, state, n).await;
+                    });
+                    continue;
+                }
+            };
             let Some(ns) = io.of(NAMESPACE) else { continue };
             let room = format!("ticket:{}", notice.ticket_id);
             // The owner's socket may be on another instance: nothing to read or push here.
@@ -357,12 +375,36 @@ async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueN
     }
 }
 
-async fn push_notice(
-    io: SocketIo,
-    state: AppState,
-    room: String,
-    notice: flash_core::domain::QueueNotice,
-) {
+/// Tells every socket of this instance waiting in a line that changed phase where it now stands:
+/// each socket's own ticket is read (a READY buyer stays READY on a sold-out line), at most
+/// [`PUSHES_IN_FLIGHT`] reads at once, all from this one task.
+async fn push_phase(io: SocketIo, state: AppState, notice: LineNotice) {
+    use futures::StreamExt;
+    let Some(ns) = io.of(NAMESPACE) else { return };
+    let sockets = ns.to(notice.scope.clone()).sockets();
+    tracing::debug!(scope = %notice.scope, phase = notice.phase.as_str(), sockets = sockets.len(), "pushing a line phase");
+    let cx = Context::new("line-notice");
+    futures::stream::iter(sockets)
+        .for_each_concurrent(PUSHES_IN_FLIGHT, |s| {
+            let (state, cx) = (&state, &cx);
+            async move {
+                let Some(tracking) = s.extensions.get::<Tracking>() else {
+                    return;
+                };
+                if let Ok(st) = state
+                    .handlers
+                    .queue_status
+                    .handle(cx, tracking.ticket)
+                    .await
+                {
+                    let _ = s.emit("queue:update", &status_json(&st));
+                }
+            }
+        })
+        .await;
+}
+
+async fn push_notice(io: SocketIo, state: AppState, room: String, notice: QueueNotice) {
     let cx = Context::new("notice");
     // Read the ticket as it is now: the notice may be older than a later change.
     let Ok(st) = state

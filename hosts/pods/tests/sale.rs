@@ -12,6 +12,8 @@ use std::time::Duration;
 struct Outcome {
     paid: i64,
     admitted: bool,
+    /// Read SOLD_OUT while waiting in line (SPEC §4: sold out closes the line).
+    told_sold_out: bool,
     ordered_without_admission: bool,
 }
 
@@ -20,7 +22,7 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let user = format!("buyer{n:04}");
     let token = http.register(&gw, &user).await;
     let ticket = http.ticket(&gw, &token, &event).await;
-    // Wait for an admission, or give up once the event is sold out.
+    // Wait for an admission, or until the line says the event is sold out.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let gate = loop {
         let (_, st) = http
@@ -29,10 +31,9 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
         if st["state"] == "READY" {
             break st["gateToken"].as_str().map(str::to_owned);
         }
-        let (_, e) = http.get(format!("{api}/events/{event}"), None).await;
-        if e["soldQty"].as_i64() == e["totalQty"].as_i64() || tokio::time::Instant::now() > deadline
-        {
-            // Sold out: leave the line so the slot count stays honest.
+        out.told_sold_out = st["state"] == "SOLD_OUT";
+        if out.told_sold_out || tokio::time::Instant::now() > deadline {
+            // Walk away: leave the line so the slot count stays honest.
             let _ = http
                 .post(
                     format!("{gw}/queue/leave"),
@@ -114,6 +115,13 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     }
     let paid: i64 = outcomes.iter().map(|o| o.paid).sum();
     assert_eq!(paid, 100, "exactly the stock is sold");
+    // Everyone who never got in was told the event sold out; nobody waited out the deadline.
+    let waited_in_vain = outcomes
+        .iter()
+        .filter(|o| !o.admitted && !o.told_sold_out)
+        .count();
+    assert_eq!(waited_in_vain, 0, "buyers left waiting on a sold-out event");
+    assert!(outcomes.iter().any(|o| o.told_sold_out));
     assert!(
         outcomes.iter().all(|o| !o.ordered_without_admission),
         "an order without admission"

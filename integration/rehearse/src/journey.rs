@@ -42,7 +42,10 @@ pub struct OrderSeen {
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     Paid,
+    /// Refused at the order with `Not enough tickets remaining`.
     SoldOut,
+    /// Told SOLD_OUT while waiting in line (and walked away).
+    ToldSoldOut,
     LimitReached,
     /// Every payment attempt ended FAIL.
     PaymentFailed,
@@ -272,6 +275,7 @@ pub async fn journey(api: &Api, plan: &Plan, b: &mut Buyer) -> Outcome {
                     status: r.str("status").unwrap_or("HOLD").to_owned(),
                 });
                 rec.ordered(qty);
+                rec.held();
                 id
             }
             None => {
@@ -441,13 +445,22 @@ async fn wait_by_polling(
     };
     rec.queued();
     b.stage = "queued";
-    poll_until_ready(api, plan, ticket, Instant::now()).await
+    poll_until_ready(api, plan, token, ticket, Instant::now()).await
+}
+
+/// A waiting buyer told the event sold out: counted, and out of the line (a buyer who walks
+/// away; the server would have kept the place in case stock returns).
+async fn walk_away_sold_out(api: &Api, token: &str, ticket: &str) -> Outcome {
+    api.rec.told_sold_out();
+    leave(api, token, ticket).await;
+    Outcome::ToldSoldOut
 }
 
 /// `GET /queue/status` until READY (also the fallback of a socket that broke).
 async fn poll_until_ready(
     api: &Api,
     plan: &Plan,
+    token: &str,
     ticket: String,
     since: Instant,
 ) -> Result<(String, String), Outcome> {
@@ -477,6 +490,7 @@ async fn poll_until_ready(
                 return Ok((ticket, gate.to_owned()));
             }
             (Some("QUEUED"), _) => {}
+            (Some("SOLD_OUT"), _) => return Err(walk_away_sold_out(api, token, &ticket).await),
             (state, _) => {
                 rec.error(
                     Step::Status,
@@ -607,6 +621,12 @@ async fn wait_by_socket(
                     rec.error(Step::QueueWait, "protocol", "ticket expired while waiting");
                     return Err(Outcome::Failed(Step::QueueWait));
                 }
+                Some("SOLD_OUT") => {
+                    if let Some(t) = ticket.clone() {
+                        socket.close().await;
+                        return Err(walk_away_sold_out(api, token, &t).await);
+                    }
+                }
                 _ => {}
             }
         };
@@ -618,7 +638,7 @@ async fn wait_by_socket(
                     "socket",
                     format!("{broke}; polling instead"),
                 );
-                return poll_until_ready(api, plan, t, joined_at).await;
+                return poll_until_ready(api, plan, token, t, joined_at).await;
             }
             None => rec.retry(Step::Enqueue, "socket", broke),
         }

@@ -408,6 +408,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         match b.outcome {
             Some(Outcome::Paid) => outcomes.paid += 1,
             Some(Outcome::SoldOut) => outcomes.sold_out += 1,
+            Some(Outcome::ToldSoldOut) => outcomes.told_sold_out += 1,
             Some(Outcome::LimitReached) => outcomes.limit_reached += 1,
             Some(Outcome::PaymentFailed) => outcomes.payment_failed += 1,
             Some(Outcome::Failed(Step::Login)) if plan.login == config::LoginPhase::Before => {}
@@ -475,6 +476,12 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         sold_out_s: secs_at(ms(&m.sold_out)),
         all_paid_s: secs_at(ms(&m.all_paid)),
         first_sold_out_reply_s: secs_at(ms(&m.first_sold_out_reply)),
+        last_hold_s: secs_at(ms(&m.last_hold)),
+        last_told_sold_out_s: secs_at(ms(&m.last_told_sold_out)),
+        sold_out_to_last_told_s: match (ms(&m.last_hold), ms(&m.last_told_sold_out)) {
+            (held, told) if held > 0 && told > 0 => Some(told.saturating_sub(held) as f64 / 1000.0),
+            _ => None,
+        },
     };
     let mut steps = setup_rec.step_summaries();
     steps.retain(|s| matches!(s.step, Some(Step::Login | Step::Register)));
@@ -505,6 +512,16 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
             "{errors} failed requests ({:.3} %) exceed --max-error-rate {:.3} %",
             error_rate * 100.0,
             plan.max_error_rate * 100.0
+        ));
+    }
+    // SPEC §4: sold out closes the line, so nobody is left waiting on a sold-out sale.
+    let left_waiting = finished
+        .iter()
+        .filter(|b| b.outcome == Some(Outcome::Unfinished("queued")))
+        .count();
+    if timeline.sold_out_s.is_some() && left_waiting > 0 {
+        reasons.push(format!(
+            "{left_waiting} buyers were still waiting in line at the end of a sold-out sale (never told SOLD_OUT)"
         ));
     }
     let passed = reasons.is_empty();

@@ -44,6 +44,8 @@ pub struct Setup {
 pub struct Outcomes {
     pub paid: u64,
     pub sold_out: u64,
+    /// Told SOLD_OUT while waiting in line.
+    pub told_sold_out: u64,
     pub limit_reached: u64,
     pub payment_failed: u64,
     pub failed: u64,
@@ -93,6 +95,12 @@ pub struct Timeline {
     pub all_paid_s: Option<f64>,
     /// The first "Not enough tickets remaining" answer.
     pub first_sold_out_reply_s: Option<f64>,
+    /// The last order placed (the sell-out, once nothing is left).
+    pub last_hold_s: Option<f64>,
+    /// The last buyer waiting in line told SOLD_OUT.
+    pub last_told_sold_out_s: Option<f64>,
+    /// From the last order placed to the last waiting buyer told SOLD_OUT (SPEC §4: within 1 s).
+    pub sold_out_to_last_told_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -143,9 +151,10 @@ impl Report {
         let oc = &s.outcomes;
         let _ = writeln!(
             o,
-            "outcomes: paid {}  sold out {}  limit {}  payment failed {}  failed {}  unfinished {}  not started {}",
+            "outcomes: paid {}  sold out {}  told sold out in line {}  limit {}  payment failed {}  failed {}  unfinished {}  not started {}",
             oc.paid,
             oc.sold_out,
+            oc.told_sold_out,
             oc.limit_reached,
             oc.payment_failed,
             oc.failed,
@@ -166,8 +175,9 @@ impl Report {
         let t = &self.timeline;
         let _ = writeln!(
             o,
-            "sold out at {}  all paid at {}  first/last admission {} / {}  last paid {}",
+            "sold out at {}  last waiting buyer told {} after the last order  all paid at {}  first/last admission {} / {}  last paid {}",
             secs(t.sold_out_s),
+            secs(t.sold_out_to_last_told_s),
             secs(t.all_paid_s),
             secs(t.first_admission_s),
             secs(t.last_admission_s),
@@ -300,9 +310,10 @@ impl Report {
         let oc = &s.outcomes;
         let _ = writeln!(
             o,
-            "\n## Outcomes\n\n| paid | sold out | limit reached | payment failed | failed | unfinished | not started |\n|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} | {} |\n",
+            "\n## Outcomes\n\n| paid | sold out | told sold out in line | limit reached | payment failed | failed | unfinished | not started |\n|---|---|---|---|---|---|---|---|\n| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             oc.paid,
             oc.sold_out,
+            oc.told_sold_out,
             oc.limit_reached,
             oc.payment_failed,
             oc.failed,
@@ -312,12 +323,15 @@ impl Report {
         let t = &self.timeline;
         let _ = writeln!(
             o,
-            "## Timeline (since the sale clock started)\n\n| moment | at |\n|---|---|\n| first admission | {} |\n| last admission | {} |\n| first paid | {} |\n| sold out (nothing available) | {} |\n| first sold-out answer | {} |\n| all tickets paid | {} |\n| last paid | {} |\n",
+            "## Timeline (since the sale clock started)\n\n| moment | at |\n|---|---|\n| first admission | {} |\n| last admission | {} |\n| first paid | {} |\n| sold out (nothing available) | {} |\n| first sold-out answer | {} |\n| last order placed | {} |\n| last waiting buyer told SOLD_OUT | {} (+{} after the last order) |\n| all tickets paid | {} |\n| last paid | {} |\n",
             secs(t.first_admission_s),
             secs(t.last_admission_s),
             secs(t.first_paid_s),
             secs(t.sold_out_s),
             secs(t.first_sold_out_reply_s),
+            secs(t.last_hold_s),
+            secs(t.last_told_sold_out_s),
+            secs(t.sold_out_to_last_told_s),
             secs(t.all_paid_s),
             secs(t.last_paid_s)
         );

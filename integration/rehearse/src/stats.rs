@@ -65,6 +65,8 @@ pub struct Stages {
     pub ordered: AtomicU64,
     pub paid: AtomicU64,
     pub sold_out: AtomicU64,
+    /// Buyers told SOLD_OUT while waiting in line (SPEC §4: sold out closes the line).
+    pub told_sold_out: AtomicU64,
     pub failed: AtomicU64,
     pub finished: AtomicU64,
 }
@@ -77,6 +79,10 @@ pub struct Moments {
     pub first_paid: AtomicU64,
     pub last_paid: AtomicU64,
     pub first_sold_out_reply: AtomicU64,
+    /// The last order placed (a HOLD answered): the sell-out, once nothing is left.
+    pub last_hold: AtomicU64,
+    /// The last buyer waiting in line told SOLD_OUT.
+    pub last_told_sold_out: AtomicU64,
     /// The event reads said nothing is available.
     pub sold_out: AtomicU64,
     /// The event reads said every ticket is sold.
@@ -107,7 +113,7 @@ pub struct Counts {
     pub arrivals: u64,
     pub queued: u64,
     pub admitted: u64,
-    /// Left the queue without an admission (a failure while waiting).
+    /// Left the queue without an admission (told sold out, or a failure while waiting).
     pub gave_up: u64,
     pub orders: u64,
     /// Tickets in the orders placed.
@@ -386,6 +392,16 @@ impl Recorder {
     pub fn sold_out_reply(&self) {
         mark_first(&self.moments.first_sold_out_reply, self.now_ms());
         self.stages.sold_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn held(&self) {
+        mark_last(&self.moments.last_hold, self.now_ms());
+    }
+
+    /// A waiting buyer read SOLD_OUT (status or socket push).
+    pub fn told_sold_out(&self) {
+        mark_last(&self.moments.last_told_sold_out, self.now_ms());
+        self.stages.told_sold_out.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn saw_sold_out(&self) {

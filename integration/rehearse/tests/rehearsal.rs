@@ -150,16 +150,23 @@ async fn more_buyers_than_tickets_sell_out_without_oversell_and_the_audit_is_cle
     assert!(report.errors.is_empty(), "{terminal}");
     let o = &report.sale.outcomes;
     assert_eq!(
-        o.paid + o.sold_out + o.payment_failed + o.limit_reached,
+        o.paid + o.sold_out + o.told_sold_out + o.payment_failed + o.limit_reached,
         16,
         "every buyer reached a business outcome:\n{terminal}"
     );
     assert!(o.paid > 0, "{terminal}");
-    // 16 buyers of 1–2 tickets for 10 tickets: someone was told it is sold out.
+    // 16 buyers of 1–2 tickets for 10 tickets: someone was told it is sold out, at the order
+    // or (SPEC §4: sold out closes the line) while waiting in line.
     assert!(
-        o.sold_out > 0 || report.sale.paid_tickets == 10,
+        o.sold_out + o.told_sold_out > 0 || report.sale.paid_tickets == 10,
         "{terminal}"
     );
+    if o.told_sold_out > 0 {
+        assert!(
+            report.timeline.sold_out_to_last_told_s.is_some(),
+            "{terminal}"
+        );
+    }
     assert_eq!(report.sale.capacity_seen, Some(3));
     assert!(report.audit.settled, "{terminal}");
 

@@ -3,7 +3,8 @@
 -- carries the same tag.
 --
 -- KEYS[1] meta      HASH  seq (last sequence number), used (USED count), listed (1 while the
---                         scope is, or is about to be, in the global active set)
+--                         scope is, or is about to be, in the global active set), phase (the
+--                         line's phase when not OPEN: SOLD_OUT or CLOSED)
 -- KEYS[2] queued    ZSET  ticket id -> sequence number: QUEUED tickets only, so ZRANK is a position
 -- KEYS[3] admitted  ZSET  ticket id -> expires_at (ms): READY and USED tickets, oldest expiry first
 -- KEYS[4] live      HASH  user id -> ticket id of the user's live ticket in this scope
@@ -109,6 +110,11 @@ local function expire_front()
       redis.call('ZREM', admitted, id)
     end
   end
+end
+
+-- The line's phase: OPEN unless set otherwise.
+local function phase()
+  return redis.call('HGET', meta, 'phase') or 'OPEN'
 end
 
 local function busy()

@@ -1,9 +1,13 @@
 -- promote: ARGV[5] capacity, ARGV[6] expires_at of new admissions, ARGV[7] TTL (ms) that keeps
 -- them readable until then, ARGV[8] stats window cut-off (admissions at or before it are dropped).
--- Expires stale admissions, then admits from the front of the line while slots are free; the
--- whole step runs inside one script, so racing promoters serialise on it and never overshoot.
+-- Expires stale admissions, then, while the line is OPEN, admits from the front of the line while
+-- slots are free; the whole step runs inside one script, so racing promoters serialise on it and
+-- never overshoot.
 -- Reply {idle, {ticket, ...}}.
 local capacity = tonumber(ARGV[5])
+if phase() ~= 'OPEN' then
+  capacity = 0
+end
 local expires_s = ARGV[6]
 local span = tonumber(ARGV[7])
 expire_front()

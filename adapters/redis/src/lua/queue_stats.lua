@@ -1,4 +1,4 @@
--- stats: ARGV[5] stats window cut-off. Reply {went_idle, queued, admitted, used, recent}.
+-- stats: ARGV[5] stats window cut-off. Reply {went_idle, queued, admitted, used, recent, phase}.
 expire_front()
 redis.call('ZREMRANGEBYSCORE', recent, '-inf', ARGV[5])
 local used = tonumber(redis.call('HGET', meta, 'used') or '0') or 0
@@ -8,4 +8,5 @@ return {
   redis.call('ZCARD', admitted),
   used,
   redis.call('ZCARD', recent),
+  phase(),
 }

@@ -1,7 +1,7 @@
 -- status: ARGV[5] ticket id, ARGV[6] stats window cut-off. Everything GET /queue/status needs in
 -- one round trip: the ticket (as `ticket`), the scope's counters (as `stats`) and, for a QUEUED
 -- ticket, its rank (as `position`).
--- Reply {went_idle, ticket|nil, queued, admitted, used, recent, rank|-1}.
+-- Reply {went_idle, ticket|nil, queued, admitted, used, recent, rank|-1, phase}.
 local id = ARGV[5]
 local f = look(id)
 if not f then
@@ -23,4 +23,5 @@ return {
   used,
   redis.call('ZCARD', recent),
   rank,
+  phase(),
 }

@@ -164,9 +164,10 @@ impl Report {
             (
                 "outcomes",
                 format!(
-                    "paid {} · sold out {} · limit {} · payment failed {} · failed {} · unfinished {} · not started {}",
+                    "paid {} · sold out {} · told sold out in line {} · limit {} · payment failed {} · failed {} · unfinished {} · not started {}",
                     oc.paid,
                     oc.sold_out,
+                    oc.told_sold_out,
                     oc.limit_reached,
                     oc.payment_failed,
                     oc.failed,
@@ -209,6 +210,9 @@ impl Report {
             ("first paid", t.first_paid_s),
             ("sold out (nothing available)", t.sold_out_s),
             ("first sold-out answer", t.first_sold_out_reply_s),
+            ("last order placed", t.last_hold_s),
+            ("last waiting buyer told SOLD_OUT", t.last_told_sold_out_s),
+            ("… after the last order placed", t.sold_out_to_last_told_s),
             ("all tickets paid", t.all_paid_s),
             ("last paid", t.last_paid_s),
         ] {
@@ -506,7 +510,7 @@ mod tests {
                 seconds: 3.0,
                 outcomes: Outcomes {
                     paid: 10,
-                    sold_out: 8,
+                    told_sold_out: 8,
                     payment_failed: 2,
                     ..Outcomes::default()
                 },
@@ -532,6 +536,9 @@ mod tests {
                 sold_out_s: Some(2.1),
                 all_paid_s: None,
                 first_sold_out_reply_s: Some(2.3),
+                last_hold_s: Some(1.98),
+                last_told_sold_out_s: Some(2.38),
+                sold_out_to_last_told_s: Some(0.4),
             },
             series,
             steps: vec![
