@@ -1,6 +1,7 @@
 //! The web page in a real browser: `web/tests/e2e.mjs` (playwright-core driving Debian's
 //! Chromium headless) against the whole system started on an ephemeral port, plus the serving
-//! rules of the page and the check that the vendored Socket.IO client is the pinned npm package.
+//! rules of the page and the check that the vendored Socket.IO client and uPlot are the pinned
+//! npm packages.
 //!
 //! Needs `/usr/bin/chromium` (`apt-get install -y chromium`) and Node.js with npm. A missing tool
 //! fails the test with a message saying what to install: these tests never pass silently.
@@ -207,43 +208,83 @@ async fn buyers_and_admins_use_the_page_in_a_real_browser() {
     assert!(ok, "the browser tests failed:\n{output}");
 }
 
-#[test]
-fn the_vendored_socket_io_client_is_the_pinned_npm_package() {
-    ensure_node_modules();
+/// The exact version `web/package.json` pins `package` to, checked to be what npm installed.
+fn pinned_and_installed(package: &str) -> String {
     let web = web_dir();
     let read_json = |p: PathBuf| -> Value {
         let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     };
-    let pinned = read_json(web.join("package.json"))["devDependencies"]["socket.io-client"]
+    let pinned = read_json(web.join("package.json"))["devDependencies"][package]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     assert!(
         !pinned.is_empty() && pinned.chars().all(|c| c.is_ascii_digit() || c == '.'),
-        "web/package.json must pin socket.io-client to an exact version, found {pinned:?}"
+        "web/package.json must pin {package} to an exact version, found {pinned:?}"
     );
-    let installed = read_json(web.join("node_modules/socket.io-client/package.json"))["version"]
+    let installed = read_json(web.join(format!("node_modules/{package}/package.json")))["version"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert_eq!(installed, pinned, "npm installed another socket.io-client");
+    assert_eq!(installed, pinned, "npm installed another {package}");
+    pinned
+}
 
-    let vendored = std::fs::read(web.join("vendor/socket.io.esm.min.js")).unwrap_or_default();
-    let published =
-        std::fs::read(web.join("node_modules/socket.io-client/dist/socket.io.esm.min.js"))
-            .unwrap_or_default();
-    assert!(!published.is_empty(), "the npm package has no ESM build");
+/// `web/vendor/<vendored>` is `node_modules/<package>/<published>` byte for byte; returns it.
+fn assert_vendored(package: &str, pinned: &str, vendored: &str, published: &str) -> Vec<u8> {
+    let web = web_dir();
+    let copy = std::fs::read(web.join("vendor").join(vendored)).unwrap_or_default();
+    let original =
+        std::fs::read(web.join("node_modules").join(package).join(published)).unwrap_or_default();
     assert!(
-        vendored == published,
-        "web/vendor/socket.io.esm.min.js differs from socket.io-client {pinned} on npm: \
+        !original.is_empty(),
+        "the npm package {package} has no {published}"
+    );
+    assert!(
+        copy == original,
+        "web/vendor/{vendored} differs from {published} of {package} {pinned} on npm: \
          run `sh web/vendor/update.sh`"
+    );
+    copy
+}
+
+#[test]
+fn the_vendored_socket_io_client_is_the_pinned_npm_package() {
+    ensure_node_modules();
+    let pinned = pinned_and_installed("socket.io-client");
+    let vendored = assert_vendored(
+        "socket.io-client",
+        &pinned,
+        "socket.io.esm.min.js",
+        "dist/socket.io.esm.min.js",
     );
     let header = String::from_utf8_lossy(&vendored[..vendored.len().min(200)]).into_owned();
     assert!(
         header.contains(&format!("Socket.IO v{pinned}")),
         "unexpected header {header:?}"
     );
+}
+
+/// uPlot draws the rehearsal report's charts (inlined into report.html by `flash-rehearse`).
+#[test]
+fn the_vendored_uplot_is_the_pinned_npm_package() {
+    ensure_node_modules();
+    let pinned = pinned_and_installed("uplot");
+    let js = assert_vendored(
+        "uplot",
+        &pinned,
+        "uPlot.iife.min.js",
+        "dist/uPlot.iife.min.js",
+    );
+    assert_vendored("uplot", &pinned, "uPlot.min.css", "dist/uPlot.min.css");
+    let license = assert_vendored("uplot", &pinned, "uPlot.LICENSE", "LICENSE");
+    let header = String::from_utf8_lossy(&js[..js.len().min(200)]).into_owned();
+    assert!(
+        header.contains(&format!("uPlot (v{pinned})")),
+        "unexpected header {header:?}"
+    );
+    assert!(String::from_utf8_lossy(&license).contains("MIT License"));
 }
 
 /// The page and the API share one origin: the page never answers an API path, and the API's

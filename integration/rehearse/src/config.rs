@@ -192,7 +192,7 @@ pub struct RehearseArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Directory for report.json and report.md (default: rehearsal-<unix time>).
+    /// Directory for report.json, report.md and report.html (default: rehearsal-<unix time>).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No live progress display (it is off anyway when stdout is not a terminal).

@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub const GLOBAL_QUEUE: &str = "__global__";
+/// The stage of a buyer whose journey has not started.
+pub const NOT_ARRIVED: &str = "not arrived";
 
 /// An admission the buyer saw: READY at `ready_at`, its slot surely still taken until
 /// `released_at` (when the order was sent; `ready_at` when none was).
@@ -74,7 +76,7 @@ impl Buyer {
             token: None,
             subject: None,
             event,
-            stage: "not arrived",
+            stage: NOT_ARRIVED,
             admissions: Vec::new(),
             orders: Vec::new(),
             outcome: None,
@@ -185,7 +187,7 @@ async fn leave(api: &Api, token: &str, ticket: &str) {
 pub async fn journey(api: &Api, plan: &Plan, b: &mut Buyer) -> Outcome {
     let arrived = Instant::now();
     let rec = api.rec.clone();
-    rec.stages.arrived.fetch_add(1, Ordering::Relaxed);
+    rec.arrived();
     b.stage = "login";
     if b.token.is_none() && !login(api, plan, b).await {
         return Outcome::Failed(Step::Login);
@@ -205,7 +207,12 @@ pub async fn journey(api: &Api, plan: &Plan, b: &mut Buyer) -> Outcome {
     };
     let (ticket, gate) = match waited {
         Ok(x) => x,
-        Err(outcome) => return outcome,
+        Err(outcome) => {
+            if b.stage == "queued" {
+                rec.gave_up_waiting();
+            }
+            return outcome;
+        }
     };
     let ready_at = Instant::now();
     rec.admitted(ready_at);
@@ -267,7 +274,7 @@ pub async fn journey(api: &Api, plan: &Plan, b: &mut Buyer) -> Outcome {
                     payment_requested: false,
                     status: r.str("status").unwrap_or("HOLD").to_owned(),
                 });
-                rec.stages.ordered.fetch_add(1, Ordering::Relaxed);
+                rec.ordered(qty);
                 rec.held();
                 id
             }
@@ -436,7 +443,7 @@ async fn wait_by_polling(
             return Err(Outcome::Failed(Step::Enqueue));
         }
     };
-    rec.stages.queued.fetch_add(1, Ordering::Relaxed);
+    rec.queued();
     b.stage = "queued";
     poll_until_ready(api, plan, token, ticket, Instant::now()).await
 }
@@ -572,7 +579,6 @@ async fn wait_by_socket(
             rec.retry(Step::Enqueue, "socket", e);
             continue;
         }
-        b.stage = "queued";
         // Ends with READY, a failure, the socket, or (from outside) the sale's deadline.
         let broke = loop {
             let Some(heard) = socket.events.recv().await else {
@@ -590,7 +596,9 @@ async fn wait_by_socket(
             if !acknowledged {
                 acknowledged = true;
                 rec.time(Step::Enqueue, joined_at.elapsed());
-                rec.stages.queued.fetch_add(1, Ordering::Relaxed);
+                rec.queued();
+                // "queued" only once the server said so: the timeline's queue counts it.
+                b.stage = "queued";
             }
             if let Some(t) = update.get("ticketId").and_then(Value::as_str) {
                 ticket.get_or_insert_with(|| t.to_owned());

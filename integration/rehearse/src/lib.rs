@@ -4,7 +4,8 @@
 //! wait for PAID or FAIL and retry failed payments — then audits SPEC §8 through the API (and
 //! through PostgreSQL when a database URL is given) and reports throughput, per-step latency
 //! percentiles (HDR histograms), grouped errors and time to sell out, in the terminal and as
-//! `report.json` and `report.md`.
+//! `report.json`, `report.md` and `report.html` (one self-contained page: the sale's timeline
+//! charted, latencies, the audit's verdicts and the plan; it opens from disk, offline).
 //!
 //! It talks to the system only through its public surface (HTTP and Socket.IO, plus read-only
 //! SQL for the database audit): it must not depend on any crate of the system itself. It only
@@ -102,8 +103,8 @@ where
     code
 }
 
-/// Runs the command: rehearses, prints the terminal report, writes report.json and report.md,
-/// and returns the process exit status (0 passed, 1 failed, 2 could not run).
+/// Runs the command: rehearses, prints the terminal report, writes report.json, report.md and
+/// report.html, and returns the process exit status (0 passed, 1 failed, 2 could not run).
 pub async fn run_cli(args: RehearseArgs) -> i32 {
     let plan = match args.plan() {
         Ok(p) => p,
@@ -117,7 +118,12 @@ pub async fn run_cli(args: RehearseArgs) -> i32 {
         Ok(report) => {
             print!("{}", report.terminal());
             match report.write(&out) {
-                Ok((json, md)) => println!("reports: {} {}", json.display(), md.display()),
+                Ok(files) => println!(
+                    "reports: {} {} {}",
+                    files.json.display(),
+                    files.markdown.display(),
+                    files.html.display()
+                ),
                 Err(e) => {
                     eprintln!("error: cannot write the reports in {}: {e}", out.display());
                     return EXIT_UNUSABLE;
@@ -332,6 +338,8 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         }
     }
     let sale_seconds = rec.started().elapsed().as_secs_f64();
+    // Every buyer task has ended: nothing counts into the sale's recorder any more.
+    let series = rec.series();
     monitor.abort();
     // A sale that ended between two monitor reads: the last buyer's PAID was the moment.
     let mut last_states = Vec::new();
@@ -424,6 +432,10 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
     };
     let sale = Sale {
         buyers: plan.users as u64,
+        arrivals: finished
+            .iter()
+            .filter(|b| b.stage != journey::NOT_ARRIVED)
+            .count() as u64,
         seconds: sale_seconds,
         outcomes,
         requests,
@@ -435,6 +447,11 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
             admissions as f64 / sale_seconds.max(0.001)
         },
         orders: finished.iter().map(|b| b.orders.len() as u64).sum(),
+        tickets_ordered: finished
+            .iter()
+            .flat_map(|b| &b.orders)
+            .map(|o| u64::from(o.qty))
+            .sum(),
         paid_orders: api_audit.paid_orders as u64,
         paid_tickets: api_audit.paid_tickets,
         paid_per_second: rec.stages.paid.load(Ordering::Relaxed) as f64 / sale_seconds.max(0.001),
@@ -518,6 +535,7 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         setup,
         sale,
         timeline,
+        series,
         steps,
         errors: errors_list,
         retries,

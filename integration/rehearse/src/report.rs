@@ -1,8 +1,10 @@
-//! The rehearsal report in its three forms: the terminal summary, `report.json` and
-//! `report.md`.
+//! The rehearsal report in its four forms: the terminal summary, `report.json`, `report.md`
+//! and `report.html` ([`html`]).
+
+mod html;
 
 use crate::audit::{ApiAudit, Check, EventState};
-use crate::stats::{FailureGroup, StepSummary};
+use crate::stats::{FailureGroup, Series, StepSummary};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,8 @@ pub struct Report {
     pub setup: Setup,
     pub sale: Sale,
     pub timeline: Timeline,
+    /// The sale's timeline, interval by interval; its columns add up to the [`Sale`] totals.
+    pub series: Series,
     pub steps: Vec<StepSummary>,
     pub errors: Vec<FailureGroup>,
     pub retries: Vec<FailureGroup>,
@@ -53,6 +57,9 @@ pub struct Outcomes {
 #[serde(rename_all = "camelCase")]
 pub struct Sale {
     pub buyers: u64,
+    /// Buyers whose journey started (all but those whose log-in before the sale failed or whom
+    /// the deadline stopped before they arrived).
+    pub arrivals: u64,
     pub seconds: f64,
     pub outcomes: Outcomes,
     pub requests: u64,
@@ -61,6 +68,8 @@ pub struct Sale {
     /// Admissions per second between the first and the last one.
     pub admissions_per_second: f64,
     pub orders: u64,
+    /// Tickets in the orders placed.
+    pub tickets_ordered: u64,
     pub paid_orders: u64,
     pub paid_tickets: i64,
     /// Paid orders per second of the sale.
@@ -264,7 +273,11 @@ impl Report {
                 "admissions",
                 format!("{} ({:.0}/s)", s.admissions, s.admissions_per_second),
             ),
-            ("orders placed", s.orders.to_string()),
+            ("arrivals", s.arrivals.to_string()),
+            (
+                "orders placed / tickets",
+                format!("{} / {}", s.orders, s.tickets_ordered),
+            ),
             (
                 "paid orders / tickets",
                 format!(
@@ -383,16 +396,28 @@ impl Report {
         o
     }
 
-    /// Writes `report.json` and `report.md` into `dir` (created if needed).
-    pub fn write(&self, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    /// Writes `report.json`, `report.md` and `report.html` into `dir` (created if needed).
+    pub fn write(&self, dir: &Path) -> std::io::Result<ReportFiles> {
         std::fs::create_dir_all(dir)?;
-        let json = dir.join("report.json");
-        let md = dir.join("report.md");
+        let files = ReportFiles {
+            json: dir.join("report.json"),
+            markdown: dir.join("report.md"),
+            html: dir.join("report.html"),
+        };
         let body = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&json, body)?;
-        std::fs::write(&md, self.markdown())?;
-        Ok((json, md))
+        std::fs::write(&files.json, body)?;
+        std::fs::write(&files.markdown, self.markdown())?;
+        std::fs::write(&files.html, self.html().map_err(std::io::Error::other)?)?;
+        Ok(files)
     }
+}
+
+/// Where [`Report::write`] put the reports.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
 }
 
 fn pretty(v: &serde_json::Value) -> String {

@@ -1,5 +1,6 @@
 //! What a rehearsal measures while it runs: one HDR histogram per step, failures grouped by
-//! step + status + message, and the live counters the progress display reads.
+//! step + status + message, the live counters the progress display reads, and the sale's
+//! timeline as counts per interval ([`Samples`], bounded whatever the sale's length).
 
 use hdrhistogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
@@ -106,8 +107,150 @@ pub struct FailureKey {
     pub message: String,
 }
 
+/// How often, as counts per interval of the sale clock, buyers did what the report charts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub arrivals: u64,
+    pub queued: u64,
+    pub admitted: u64,
+    /// Left the queue without an admission (told sold out, or a failure while waiting).
+    pub gave_up: u64,
+    pub orders: u64,
+    /// Tickets in the orders placed.
+    pub tickets: u64,
+    pub paid: u64,
+    pub errors: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.arrivals += o.arrivals;
+        self.queued += o.queued;
+        self.admitted += o.admitted;
+        self.gave_up += o.gave_up;
+        self.orders += o.orders;
+        self.tickets += o.tickets;
+        self.paid += o.paid;
+        self.errors += o.errors;
+    }
+}
+
+/// The sale's timeline: [`Counts`] per interval since the sale clock started. Intervals start at
+/// [`Samples::FIRST_INTERVAL_MS`]; a sale longer than [`Samples::MAX_INTERVALS`] of them merges
+/// neighbours and doubles the interval, so memory stays bounded and every count is kept.
+#[derive(Debug, Clone)]
+pub struct Samples {
+    interval_ms: u64,
+    intervals: Vec<Counts>,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples {
+            interval_ms: Self::FIRST_INTERVAL_MS,
+            intervals: Vec::new(),
+        }
+    }
+}
+
+impl Samples {
+    pub const FIRST_INTERVAL_MS: u64 = 100;
+    /// 5 minutes at 100 ms, 10 at 200 ms, …: a few thousand points is what a chart shows well.
+    pub const MAX_INTERVALS: usize = 3000;
+
+    /// The interval holding `at_ms`, created (with the ones before it) if need be.
+    fn at(&mut self, at_ms: u64) -> &mut Counts {
+        let mut i = at_ms / self.interval_ms;
+        while i >= Self::MAX_INTERVALS as u64 {
+            self.coarsen();
+            i = at_ms / self.interval_ms;
+        }
+        let i = i as usize;
+        if self.intervals.len() <= i {
+            self.intervals.resize(i + 1, Counts::default());
+        }
+        &mut self.intervals[i]
+    }
+
+    /// Merges each pair of neighbouring intervals: half the points, twice the interval.
+    fn coarsen(&mut self) {
+        let merged = self
+            .intervals
+            .chunks(2)
+            .map(|pair| {
+                let mut c = pair[0];
+                if let Some(second) = pair.get(1) {
+                    c.add(second);
+                }
+                c
+            })
+            .collect();
+        self.intervals = merged;
+        self.interval_ms *= 2;
+    }
+
+    pub fn count(&mut self, at_ms: u64, what: impl FnOnce(&mut Counts)) {
+        what(self.at(at_ms));
+    }
+
+    /// The timeline up to `until_ms` (intervals with nothing in them included), as columns.
+    pub fn series(&self, until_ms: u64) -> Series {
+        let mut s = self.clone();
+        let _ = s.at(until_ms);
+        let column = |f: fn(&Counts) -> u64| s.intervals.iter().map(f).collect::<Vec<u64>>();
+        let mut waiting = 0u64;
+        let queue_length = s
+            .intervals
+            .iter()
+            .map(|c| {
+                waiting = (waiting + c.queued).saturating_sub(c.admitted + c.gave_up);
+                waiting
+            })
+            .collect();
+        Series {
+            interval_ms: s.interval_ms,
+            arrivals: column(|c| c.arrivals),
+            queued: column(|c| c.queued),
+            admitted: column(|c| c.admitted),
+            gave_up: column(|c| c.gave_up),
+            orders: column(|c| c.orders),
+            tickets: column(|c| c.tickets),
+            paid: column(|c| c.paid),
+            errors: column(|c| c.errors),
+            queue_length,
+        }
+    }
+}
+
+/// The sale's timeline as the reports carry it: interval `i` covers
+/// `[i × intervalMs, (i + 1) × intervalMs)` ms of the sale clock; each column but `queueLength`
+/// counts what happened in it, so a column's sum is its total over the sale.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Series {
+    pub interval_ms: u64,
+    /// Buyers who started their journey.
+    pub arrivals: Vec<u64>,
+    /// Buyers the server put in its queue.
+    pub queued: Vec<u64>,
+    pub admitted: Vec<u64>,
+    /// Buyers who left the queue without an admission.
+    pub gave_up: Vec<u64>,
+    /// Orders placed.
+    pub orders: Vec<u64>,
+    /// Tickets in the orders placed.
+    pub tickets: Vec<u64>,
+    /// Orders whose buyer saw them PAID.
+    pub paid: Vec<u64>,
+    /// Failed requests of the sale.
+    pub errors: Vec<u64>,
+    /// Buyers waiting in the queue at the end of the interval.
+    pub queue_length: Vec<u64>,
+}
+
 pub struct Recorder {
     started: Instant,
+    samples: Mutex<Samples>,
     histograms: Mutex<HashMap<Step, Histogram<u64>>>,
     errors: Mutex<BTreeMap<FailureKey, u64>>,
     retries: Mutex<BTreeMap<FailureKey, u64>>,
@@ -129,6 +272,7 @@ impl Recorder {
     pub fn new(started: Instant) -> Self {
         Recorder {
             started,
+            samples: Mutex::new(Samples::default()),
             histograms: Mutex::new(HashMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             retries: Mutex::new(BTreeMap::new()),
@@ -164,8 +308,24 @@ impl Recorder {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn sample(&self, at_ms: u64, what: impl FnOnce(&mut Counts)) {
+        if let Ok(mut s) = self.samples.lock() {
+            s.count(at_ms, what);
+        }
+    }
+
+    /// The timeline from the sale clock's start until now.
+    pub fn series(&self) -> Series {
+        let until = self.now_ms();
+        match self.samples.lock() {
+            Ok(s) => s.series(until),
+            Err(_) => Series::default(),
+        }
+    }
+
     pub fn error(&self, step: Step, status: impl Into<String>, message: impl Into<String>) {
         self.error_count.fetch_add(1, Ordering::Relaxed);
+        self.sample(self.now_ms(), |c| c.errors += 1);
         let key = FailureKey {
             step,
             status: status.into(),
@@ -187,11 +347,38 @@ impl Recorder {
         }
     }
 
+    /// A buyer started their journey.
+    pub fn arrived(&self) {
+        self.stages.arrived.fetch_add(1, Ordering::Relaxed);
+        self.sample(self.now_ms(), |c| c.arrivals += 1);
+    }
+
+    /// The server put a buyer in its queue.
+    pub fn queued(&self) {
+        self.stages.queued.fetch_add(1, Ordering::Relaxed);
+        self.sample(self.now_ms(), |c| c.queued += 1);
+    }
+
+    /// A queued buyer stopped waiting without an admission.
+    pub fn gave_up_waiting(&self) {
+        self.sample(self.now_ms(), |c| c.gave_up += 1);
+    }
+
     pub fn admitted(&self, at: Instant) {
         let ms = self.ms_at(at);
         mark_first(&self.moments.first_admission, ms);
         mark_last(&self.moments.last_admission, ms);
         self.stages.admitted.fetch_add(1, Ordering::Relaxed);
+        self.sample(ms, |c| c.admitted += 1);
+    }
+
+    /// The server took an order of `qty` tickets.
+    pub fn ordered(&self, qty: u32) {
+        self.stages.ordered.fetch_add(1, Ordering::Relaxed);
+        self.sample(self.now_ms(), |c| {
+            c.orders += 1;
+            c.tickets += u64::from(qty);
+        });
     }
 
     pub fn paid(&self) {
@@ -199,6 +386,7 @@ impl Recorder {
         mark_first(&self.moments.first_paid, ms);
         mark_last(&self.moments.last_paid, ms);
         self.stages.paid.fetch_add(1, Ordering::Relaxed);
+        self.sample(ms, |c| c.paid += 1);
     }
 
     pub fn sold_out_reply(&self) {
@@ -354,6 +542,43 @@ mod tests {
         assert_eq!(e[0].count, 2);
         assert_eq!(e[0].step, "order");
         assert_eq!(r.error_count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn the_timeline_counts_each_interval_and_the_queue_between() {
+        let mut s = Samples::default();
+        s.count(10, |c| c.queued += 1);
+        s.count(20, |c| c.queued += 1);
+        s.count(150, |c| c.admitted += 1);
+        s.count(250, |c| c.gave_up += 1);
+        s.count(260, |c| c.errors += 1);
+        let t = s.series(450);
+        assert_eq!(t.interval_ms, 100);
+        assert_eq!(t.queued, vec![2, 0, 0, 0, 0]);
+        assert_eq!(t.admitted, vec![0, 1, 0, 0, 0]);
+        assert_eq!(t.errors, vec![0, 0, 1, 0, 0]);
+        assert_eq!(t.queue_length, vec![2, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_long_sale_merges_intervals_and_keeps_every_count() {
+        let mut s = Samples::default();
+        let last = Samples::FIRST_INTERVAL_MS * Samples::MAX_INTERVALS as u64 * 3;
+        let mut n = 0u64;
+        for ms in (0..last).step_by(37) {
+            s.count(ms, |c| c.paid += 1);
+            n += 1;
+        }
+        let t = s.series(last);
+        assert!(t.paid.len() <= Samples::MAX_INTERVALS, "{}", t.paid.len());
+        assert_eq!(t.interval_ms, Samples::FIRST_INTERVAL_MS * 4);
+        assert_eq!(t.paid.iter().sum::<u64>(), n);
+        // 37 ms apart: each 400 ms interval holds 10 or 11 of them.
+        assert!(
+            t.paid[..t.paid.len() - 1]
+                .iter()
+                .all(|p| (10..=11).contains(p))
+        );
     }
 
     #[test]

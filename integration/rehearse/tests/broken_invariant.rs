@@ -280,6 +280,7 @@ async fn run_binary(base: &str, name: &str, buyers: &str) -> (i32, Value, String
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or(Value::Null);
     assert!(out.join("report.md").exists(), "no report.md:\n{text}");
+    assert!(out.join("report.html").exists(), "no report.html:\n{text}");
     let _ = std::fs::remove_dir_all(&out);
     (output.status.code().unwrap_or(-1), report, text)
 }

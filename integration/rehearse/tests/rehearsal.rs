@@ -1,6 +1,6 @@
 //! The rehearsal against the real system: `flash up` started in this process on port 0, a small
-//! sale (more buyers than tickets, failing payments retried), all three report forms, and a
-//! clean audit.
+//! sale (more buyers than tickets, failing payments retried), every report form, the sale's
+//! timeline adding up to its totals, and a clean audit.
 
 use clap::Parser;
 use flash::up::{Running, UpConfig, start};
@@ -88,12 +88,45 @@ async fn rehearse_and_read(plan: Plan) -> (flash_rehearse::Report, Value, String
     let report = rehearse(plan).await.expect("the rehearsal runs");
     let terminal = report.terminal();
     eprintln!("{terminal}");
-    let (json_path, md_path) = report.write(&out).expect("reports are written");
+    let files = report.write(&out).expect("reports are written");
     let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).expect("valid JSON");
-    let md = std::fs::read_to_string(md_path).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&files.json).unwrap()).expect("valid JSON");
+    let md = std::fs::read_to_string(&files.markdown).unwrap();
+    let html = std::fs::read_to_string(&files.html).unwrap();
+    let verdict = if report.verdict.passed {
+        "PASSED"
+    } else {
+        "FAILED"
+    };
+    assert!(
+        html.contains(&format!("<span id=\"verdict\">{verdict}</span>")),
+        "report.html has the verdict"
+    );
     let _ = std::fs::remove_dir_all(&out);
+    timeline_adds_up(&report);
     (report, json, terminal, md)
+}
+
+/// Each column of the sale's timeline sums to the total the report states, counted apart.
+fn timeline_adds_up(report: &flash_rehearse::Report) {
+    let (s, sale) = (&report.series, &report.sale);
+    let sum = |c: &[u64]| c.iter().sum::<u64>();
+    assert_eq!(sum(&s.arrivals), sale.arrivals, "arrivals");
+    assert_eq!(sum(&s.admitted), sale.admissions, "admissions");
+    assert_eq!(sum(&s.orders), sale.orders, "orders");
+    assert_eq!(sum(&s.tickets), sale.tickets_ordered, "tickets");
+    assert_eq!(sum(&s.paid), sale.outcomes.paid, "paid");
+    assert_eq!(sum(&s.errors) + report.setup.errors, sale.errors, "errors");
+    assert!(
+        sum(&s.queued) >= sale.admissions,
+        "every admitted buyer was queued"
+    );
+    let intervals = s.arrivals.len() as f64 * s.interval_ms as f64 / 1000.0;
+    assert!(
+        intervals >= sale.seconds,
+        "the timeline covers the sale: {intervals} s of {} s",
+        sale.seconds
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
