@@ -450,8 +450,8 @@ async fn wait_by_polling(
 
 /// A waiting buyer told the event sold out: counted, and out of the line (a buyer who walks
 /// away; the server would have kept the place in case stock returns).
-async fn walk_away_sold_out(api: &Api, token: &str, ticket: &str) -> Outcome {
-    api.rec.told_sold_out();
+async fn walk_away_sold_out(api: &Api, token: &str, ticket: &str, since: Instant) -> Outcome {
+    api.rec.told_sold_out(since);
     leave(api, token, ticket).await;
     Outcome::ToldSoldOut
 }
@@ -490,7 +490,9 @@ async fn poll_until_ready(
                 return Ok((ticket, gate.to_owned()));
             }
             (Some("QUEUED"), _) => {}
-            (Some("SOLD_OUT"), _) => return Err(walk_away_sold_out(api, token, &ticket).await),
+            (Some("SOLD_OUT"), _) => {
+                return Err(walk_away_sold_out(api, token, &ticket, since).await);
+            }
             (state, _) => {
                 rec.error(
                     Step::Status,
@@ -569,6 +571,7 @@ async fn wait_by_socket(
     let mut ticket: Option<String> = None;
     let mut acknowledged = false;
     let mut joined_at = Instant::now();
+    let mut queued_at = joined_at;
     for round in 0..=plan.http_retries {
         let mut socket = connect_socket(api, plan, token).await?;
         if round == 0 {
@@ -595,6 +598,7 @@ async fn wait_by_socket(
             };
             if !acknowledged {
                 acknowledged = true;
+                queued_at = Instant::now();
                 rec.time(Step::Enqueue, joined_at.elapsed());
                 rec.queued();
                 // "queued" only once the server said so: the timeline's queue counts it.
@@ -624,7 +628,7 @@ async fn wait_by_socket(
                 Some("SOLD_OUT") => {
                     if let Some(t) = ticket.clone() {
                         socket.close().await;
-                        return Err(walk_away_sold_out(api, token, &t).await);
+                        return Err(walk_away_sold_out(api, token, &t, queued_at).await);
                     }
                 }
                 _ => {}

@@ -478,9 +478,9 @@ pub async fn rehearse(plan: Plan) -> Result<Report, RehearseError> {
         first_sold_out_reply_s: secs_at(ms(&m.first_sold_out_reply)),
         last_hold_s: secs_at(ms(&m.last_hold)),
         last_told_sold_out_s: secs_at(ms(&m.last_told_sold_out)),
-        sold_out_to_last_told_s: match (ms(&m.last_hold), ms(&m.last_told_sold_out)) {
-            (held, told) if held > 0 && told > 0 => Some(told.saturating_sub(held) as f64 / 1000.0),
-            _ => None,
+        sold_out_to_last_told_s: match ms(&m.last_hold) {
+            0 => None,
+            held => rec.longest_unaware_ms(held).map(|w| w as f64 / 1000.0),
         },
     };
     let mut steps = setup_rec.step_summaries();

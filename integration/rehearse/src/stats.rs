@@ -260,6 +260,9 @@ pub struct Recorder {
     pub moments: Moments,
     /// `readyCapacity` as the server reported it (0 = not seen).
     pub capacity_seen: AtomicU64,
+    /// (in line since, told SOLD_OUT at), ms on the sale clock, of each buyer told SOLD_OUT while
+    /// waiting: one entry per buyer, so bounded by the plan's buyers.
+    told: Mutex<Vec<(u64, u64)>>,
 }
 
 /// Histograms keep microseconds up to one hour, 3 significant digits.
@@ -281,6 +284,7 @@ impl Recorder {
             stages: Stages::default(),
             moments: Moments::default(),
             capacity_seen: AtomicU64::new(0),
+            told: Mutex::new(Vec::new()),
         }
     }
 
@@ -398,10 +402,27 @@ impl Recorder {
         mark_last(&self.moments.last_hold, self.now_ms());
     }
 
-    /// A waiting buyer read SOLD_OUT (status or socket push).
-    pub fn told_sold_out(&self) {
-        mark_last(&self.moments.last_told_sold_out, self.now_ms());
+    /// A waiting buyer, in line since `queued_at`, read SOLD_OUT (status or socket push).
+    pub fn told_sold_out(&self, queued_at: Instant) {
+        let now = self.now_ms();
+        mark_last(&self.moments.last_told_sold_out, now);
         self.stages.told_sold_out.fetch_add(1, Ordering::Relaxed);
+        self.told
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((self.ms_at(queued_at), now));
+    }
+
+    /// The longest any waiting buyer went without hearing SOLD_OUT after `sold_out_ms` (the last
+    /// order placed) or, for one who joined the line later, after joining; `None` if nobody was
+    /// told.
+    pub fn longest_unaware_ms(&self, sold_out_ms: u64) -> Option<u64> {
+        self.told
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|&(queued, told)| told.saturating_sub(queued.max(sold_out_ms)))
+            .max()
     }
 
     pub fn saw_sold_out(&self) {

@@ -212,7 +212,10 @@ impl Report {
             ("first sold-out answer", t.first_sold_out_reply_s),
             ("last order placed", t.last_hold_s),
             ("last waiting buyer told SOLD_OUT", t.last_told_sold_out_s),
-            ("… after the last order placed", t.sold_out_to_last_told_s),
+            (
+                "longest a waiting buyer went unaware of the sell-out",
+                t.sold_out_to_last_told_s,
+            ),
             ("all tickets paid", t.all_paid_s),
             ("last paid", t.last_paid_s),
         ] {
