@@ -443,6 +443,44 @@ async function adminPagesOnAPhone(browser) {
   await context.close();
 }
 
+async function anAdminSchedulesASaleWithAPreQueue(browser) {
+  const { context, page } = await openPage(browser, DESKTOP);
+  await loginThroughPage(page, 'admin-e2e', 'admin-e2e-password');
+  await page.waitForURL('**/admin');
+  await page.getByRole('link', { name: 'New event' }).click();
+  await page.waitForURL('**/admin/new');
+  await page.getByLabel('Name').fill('Winter Lottery');
+  await page.getByLabel('Sale starts').fill('2099-01-02T10:00');
+  await page.getByLabel('Sale ends').fill('2099-01-03T10:00');
+  // The form refuses a pre-queue that opens after the start, and one without its own queue.
+  await page.getByLabel('Pre-queue opens').fill('2099-01-02T11:00');
+  await page.getByLabel('Buyers are let in from').selectOption('event');
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.getByText('The pre-queue must open before the sale starts.').waitFor();
+  await page.getByLabel('Pre-queue opens').fill('2099-01-02T09:00');
+  await page.getByLabel('Buyers are let in from').selectOption('global');
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.getByText('A pre-queue needs the event’s own queue.').waitFor();
+  await shot(page, 'admin-prequeue-needs-its-own-queue');
+  await page.getByLabel('Buyers are let in from').selectOption('event');
+  await page.getByRole('button', { name: 'Create event' }).click();
+  await page.waitForURL('**/admin');
+  await page.getByText('Created “Winter Lottery” as a draft.').waitFor();
+  await page.getByRole('button', { name: 'Put Winter Lottery on sale' }).click();
+  await page.getByText('“Winter Lottery” is now on sale.').waitFor();
+  const lottery = (await call('GET', '/events')).find((e) => e.name === 'Winter Lottery');
+  assert.equal(lottery?.queueMode, 'event');
+  assert.equal(new Date(lottery.prequeueStartsAt).getTime() < new Date(lottery.startsAt).getTime(), true);
+
+  // The edit form shows what was scheduled.
+  await page.getByRole('link', { name: 'Edit Winter Lottery' }).click();
+  await page.getByRole('heading', { name: 'Edit “Winter Lottery”' }).waitFor();
+  assert.equal(await page.getByLabel('Buyers are let in from').inputValue(), 'event');
+  assert.equal(await page.getByLabel('Pre-queue opens').inputValue(), '2099-01-02T09:00');
+  page.assertClean();
+  await context.close();
+}
+
 async function aFailedPaymentCanBeRetried(browser) {
   const { context, page } = await openPage(browser, PHONE);
   await loginThroughPage(page, 'test0000', 'testtest', FAILING);
@@ -478,6 +516,7 @@ const scenarios = [
   ['two buyers race for the last ticket and exactly one gets it', twoBuyersRaceForTheLastTicket],
   ['an admin creates an event and puts it on sale', adminCreatesAnEventAndPutsItOnSale],
   ['the admin pages fit a phone', adminPagesOnAPhone],
+  ['an admin schedules a sale with a pre-queue', anAdminSchedulesASaleWithAPreQueue],
   ['a failed payment can be retried', aFailedPaymentCanBeRetried],
 ];
 

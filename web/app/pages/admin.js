@@ -189,6 +189,14 @@ export function eventFormPage(ctx) {
   const total = field({ label: 'Tickets in total', id: uid('ev-total'), hint: `1 to ${formatNumber(MAX_TOTAL_QTY)}.`, control: h('input', { type: 'number', name: 'total_qty', min: 1, max: MAX_TOTAL_QTY, step: 1, inputmode: 'numeric', required: true, value: 100 }) });
   const perUser = field({ label: 'Limit per person', id: uid('ev-max'), hint: `1 to ${MAX_PER_USER}.`, control: h('input', { type: 'number', name: 'max_per_user', min: 1, max: MAX_PER_USER, step: 1, inputmode: 'numeric', required: true, value: 2 }) });
   const price = field({ label: 'Price per ticket (KRW)', id: uid('ev-price'), hint: 'Whole won, 0 for free.', control: h('input', { type: 'number', name: 'price', min: 0, step: 1, inputmode: 'numeric', required: true, value: 100000 }) });
+  const modeSelect = h(
+    'select',
+    { name: 'queue_mode' },
+    h('option', { value: 'global' }, 'The site-wide queue'),
+    h('option', { value: 'event' }, 'Its own queue'),
+  );
+  const mode = field({ label: 'Buyers are let in from', id: uid('ev-mode'), hint: 'Its own queue: only buyers admitted from this event’s line can buy it.', control: modeSelect });
+  const prequeue = field({ label: 'Pre-queue opens', id: uid('ev-prequeue'), hint: 'Optional, before the sale starts; needs its own queue. Everyone who joins before the start is put in a random order at the start.', control: h('input', { type: 'datetime-local', name: 'prequeue_starts_at' }) });
   const statusSelect = h('select', { name: 'status' });
   const status = field({ label: 'Status', id: uid('ev-status'), hint: 'Draft → On sale → Closed. Buyers see events on sale and closed ones.', control: statusSelect });
   status.wrap.hidden = !editing;
@@ -200,6 +208,7 @@ export function eventFormPage(ctx) {
     name.wrap,
     h('div', { class: 'field-row' }, starts.wrap, ends.wrap),
     h('div', { class: 'field-row' }, total.wrap, perUser.wrap, price.wrap),
+    h('div', { class: 'field-row' }, mode.wrap, prequeue.wrap),
     status.wrap,
     h('div', { class: 'actions' }, submit, h('a', { href: '/admin', 'data-link': true, class: 'button button-ghost' }, 'Cancel')),
   );
@@ -213,7 +222,11 @@ export function eventFormPage(ctx) {
       total_qty: intOf(total.input),
       max_per_user: intOf(perUser.input),
       price: intOf(price.input),
+      queue_mode: modeSelect.value,
     };
+    const opens = fromLocalInput(prequeue.input.value);
+    // A pre-queue is set, or moved, never cleared here (the API keeps it once set).
+    if (opens) values.prequeue_starts_at = opens;
     if (editing) values.status = statusSelect.value;
     const checks = [
       [name, values.name.length < 2 || values.name.length > 120 ? 'The name must be 2 to 120 characters long.' : ''],
@@ -222,6 +235,14 @@ export function eventFormPage(ctx) {
       [total, !Number.isInteger(values.total_qty) || values.total_qty < 1 || values.total_qty > MAX_TOTAL_QTY ? `Enter a whole number from 1 to ${formatNumber(MAX_TOTAL_QTY)}.` : ''],
       [perUser, !Number.isInteger(values.max_per_user) || values.max_per_user < 1 || values.max_per_user > MAX_PER_USER ? `Enter a whole number from 1 to ${MAX_PER_USER}.` : ''],
       [price, !Number.isSafeInteger(values.price) || values.price < 0 ? 'Enter a whole number of won, 0 or more.' : ''],
+      [
+        prequeue,
+        opens && values.starts_at && opens >= values.starts_at
+          ? 'The pre-queue must open before the sale starts.'
+          : opens && values.queue_mode !== 'event'
+            ? 'A pre-queue needs the event’s own queue.'
+            : '',
+      ],
     ];
     let first = null;
     for (const [f, message] of checks) {
@@ -246,7 +267,7 @@ export function eventFormPage(ctx) {
       for (const [k, v] of Object.entries(values)) {
         const before = original[k];
         // Dates are edited to the minute: unchanged inputs keep the stored seconds.
-        const same = k.endsWith('_at') ? toLocalInput(before) === toLocalInput(v) : before === v;
+        const same = k.endsWith('_at') ? before != null && toLocalInput(before) === toLocalInput(v) : before === v;
         if (!same) body[k] = v;
       }
       if (!Object.keys(body).length) {
@@ -286,6 +307,8 @@ export function eventFormPage(ctx) {
           max_per_user: ev.maxPerUser,
           price: ev.price,
           status: ev.status,
+          queue_mode: ev.queueMode ?? 'global',
+          prequeue_starts_at: ev.prequeueStartsAt ?? null,
         };
         heading.textContent = `Edit “${ev.name}”`;
         name.input.value = ev.name;
@@ -294,6 +317,8 @@ export function eventFormPage(ctx) {
         total.input.value = String(ev.totalQty);
         perUser.input.value = String(ev.maxPerUser);
         price.input.value = String(ev.price);
+        modeSelect.value = ev.queueMode ?? 'global';
+        prequeue.input.value = ev.prequeueStartsAt ? toLocalInput(ev.prequeueStartsAt) : '';
         const options = [ev.status, NEXT_STATUS[ev.status]].filter(Boolean);
         replace(statusSelect, options.map((s) => h('option', { value: s }, STATUS_LABELS[s] ?? s)));
         statusSelect.value = ev.status;
