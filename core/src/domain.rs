@@ -569,10 +569,12 @@ pub struct QueueStats {
 pub enum Place {
     /// Behind everyone, in arrival order (a server sequence).
     Arrival,
-    /// In the pre-queue's lottery, at this uniformly random draw from a CSPRNG: the lottery is
-    /// ordered by draws, ahead of every arrival, so the order at the start is a uniformly random
-    /// permutation decided once, server-side, and the same on every instance.
-    Lottery(u64),
+    /// In the pre-queue's lottery of a sale starting at `starts_at`, at `draw`, uniformly random
+    /// from a CSPRNG: the lottery is ordered by draws, ahead of every arrival, so the order at the
+    /// start is a uniformly random permutation decided once, server-side, and the same on every
+    /// instance. The store's phase decides: a line not yet given one enters the pre-queue; a
+    /// line that has left it takes the ticket as an arrival (a join that read a stale start).
+    Lottery { draw: u64, starts_at: Timestamp },
 }
 
 /// Result of an enqueue: a new ticket, or the caller's live one returned again.

@@ -98,7 +98,9 @@ pub trait QueueStore: Send + Sync {
     /// [`QueueStore::enqueue`] with the new ticket's place chosen: behind everyone
     /// ([`Place::Arrival`]), or in the pre-queue's lottery ([`Place::Lottery`]): a lottery ticket
     /// MUST be ahead of every arrival ticket of its scope, and lottery tickets MUST be in the
-    /// order of their draws (ties in any fixed order) once the line leaves its pre-queue.
+    /// order of their draws (ties in any fixed order) once the line leaves its pre-queue. In the
+    /// same atomic step: a line never given a phase MUST enter [`LinePhase::Prequeue`], and a
+    /// lottery placement on a line in any other phase it was given MUST be an arrival.
     async fn enqueue_at(
         &self,
         ticket: TicketId,

@@ -36,6 +36,8 @@ struct Line {
     recent: VecDeque<Timestamp>,
     /// Promotion admits only while open.
     phase: LinePhase,
+    /// Whether `phase` was ever given (a fresh line reads OPEN but may still enter a pre-queue).
+    phase_set: bool,
     /// Pre-queue tickets by (draw, id), not yet in `queued` (their `seq` is 0): drawn into the
     /// line, in this order and ahead of any arrival, when the line leaves its pre-queue.
     lottery: BTreeMap<(u64, TicketId), ()>,
@@ -54,6 +56,7 @@ impl Line {
             live_by_user: HashMap::new(),
             recent: VecDeque::new(),
             phase: LinePhase::Open,
+            phase_set: false,
             lottery: BTreeMap::new(),
             draws: HashMap::new(),
         }
@@ -301,14 +304,21 @@ impl QueueStore for MemoryQueueStore {
         }
         let QueueState { tickets, lines, .. } = &mut *s;
         let line = lines.entry(scope).or_insert_with(Line::new);
+        if let Place::Lottery { starts_at, .. } = place
+            && !line.phase_set
+        {
+            line.phase = LinePhase::Prequeue { starts_at };
+            line.phase_set = true;
+        }
         let seq = match place {
-            Place::Lottery(draw) => {
+            Place::Lottery { draw, .. } if matches!(line.phase, LinePhase::Prequeue { .. }) => {
                 line.lottery.insert((draw, ticket), ());
                 line.draws.insert(ticket, draw);
                 0
             }
-            Place::Arrival => {
-                // An arrival after the start always goes behind the whole pre-queue.
+            // An arrival, or a join that read a stale start after the line left its pre-queue:
+            // behind the whole pre-queue.
+            Place::Arrival | Place::Lottery { .. } => {
                 line.draw(tickets);
                 line.append(ticket)
             }
@@ -424,6 +434,7 @@ impl QueueStore for MemoryQueueStore {
         let line = lines.entry(scope).or_insert_with(Line::new);
         let changed = line.phase != phase;
         line.phase = phase;
+        line.phase_set = true;
         if !matches!(phase, LinePhase::Prequeue { .. }) {
             line.draw(tickets);
         }

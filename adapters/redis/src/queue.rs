@@ -4,7 +4,7 @@
 //!
 //! | key | type | content | TTL |
 //! |---|---|---|---|
-//! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed`, `phase` (unless OPEN) | live |
+//! | `P q:{S}:meta` | HASH | `seq` (INCR arrival counter), `used`, `listed`, `phase` (once set) | live |
 //! | `P q:{S}:queued` | ZSET | QUEUED ticket id → seq, or a pre-queue lottery draw in [-1, 0) (ZRANK + 1 = position) | live |
 //! | `P q:{S}:admitted` | ZSET | READY/USED ticket id → expires_at | live + admission |
 //! | `P q:{S}:live` | HASH | user id → live ticket id (idempotent enqueue) | live |
@@ -396,9 +396,12 @@ impl QueueStore for RedisQueueStore {
         place: Place,
     ) -> StoreResult<Enqueued> {
         const WHAT: &str = "queue enqueue";
-        let score = match place {
-            Place::Arrival => String::new(),
-            Place::Lottery(draw) => lottery_score(draw).to_string(),
+        let (score, prequeue) = match place {
+            Place::Arrival => (String::new(), String::new()),
+            Place::Lottery { draw, starts_at } => (
+                lottery_score(draw).to_string(),
+                LinePhase::Prequeue { starts_at }.encode(),
+            ),
         };
         let v = self
             .call(
@@ -406,7 +409,7 @@ impl QueueStore for RedisQueueStore {
                 &ENQUEUE,
                 scope,
                 now,
-                &[ticket.to_string(), user.to_string(), score],
+                &[ticket.to_string(), user.to_string(), score, prequeue],
             )
             .await?;
         let items = array(v, WHAT)?;

@@ -614,28 +614,40 @@ pub async fn queue_phase_change_is_reported_once_under_races(
     assert_eq!(changed.iter().filter(|c| **c).count(), 1, "{changed:?}");
 }
 
+/// A lottery placement for a sale starting a TTL after `now`.
+fn lottery(draw: u64, now: Timestamp) -> Place {
+    Place::Lottery {
+        draw,
+        starts_at: now.plus(TTL),
+    }
+}
+
 /// Pre-queue tickets are admitted in the order of their draws, not of their arrival, and ahead
-/// of every arrival, also of one that came while the line still read PREQUEUE; an arrival
-/// ticket has its sequence number, a drawn one gets its place when the line opens.
+/// of every arrival, also of one that came while the line still read PREQUEUE; a fresh line
+/// enters the pre-queue with its first lottery ticket; once the line has left the pre-queue, a
+/// lottery placement (a join that read a stale start) is an arrival.
 pub async fn queue_lottery_is_drawn_in_draw_order_ahead_of_arrivals(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
 ) {
     let s = scope();
-    let prequeue = LinePhase::Prequeue {
-        starts_at: now.plus(TTL),
-    };
-    q.set_phase(s, prequeue, now).await.unwrap();
     let draws = [u64::MAX - 1, 7, 1 << 40, u64::MAX / 2, 12_345];
     let mut drawn = Vec::new();
     for d in draws {
         let e = q
-            .enqueue_at(ticket_id(), user(), s, now, Place::Lottery(d))
+            .enqueue_at(ticket_id(), user(), s, now, lottery(d, now))
             .await
             .unwrap();
         assert!(e.created);
         drawn.push((d, e.ticket.id));
     }
+    assert_eq!(
+        q.stats(s, now).await.unwrap().phase,
+        LinePhase::Prequeue {
+            starts_at: now.plus(TTL)
+        },
+        "a fresh line enters the pre-queue with its first lottery ticket"
+    );
     assert!(
         q.promote(s, 100, now, TTL).await.unwrap().is_empty(),
         "admitted in the pre-queue"
@@ -645,9 +657,14 @@ pub async fn queue_lottery_is_drawn_in_draw_order_ahead_of_arrivals(
     let early = join(&q, user(), s, now).await;
     q.set_phase(s, LinePhase::Open, now).await.unwrap();
     let late = join(&q, user(), s, now).await;
+    let stale = q
+        .enqueue_at(ticket_id(), user(), s, now, lottery(0, now))
+        .await
+        .unwrap()
+        .ticket;
     drawn.sort();
     let mut expected: Vec<_> = drawn.iter().map(|(_, id)| *id).collect();
-    expected.extend([early.id, late.id]);
+    expected.extend([early.id, late.id, stale.id]);
     let first = &q.status(expected[0], now).await.unwrap().unwrap();
     assert_eq!(
         first.position,
@@ -687,7 +704,7 @@ pub async fn queue_lottery_order_is_a_uniform_permutation(q: Arc<dyn QueueStore>
         let mut ids = Vec::with_capacity(N);
         for _ in 0..N {
             let e = q
-                .enqueue_at(ticket_id(), user(), s, now, Place::Lottery(rng.random()))
+                .enqueue_at(ticket_id(), user(), s, now, lottery(rng.random(), now))
                 .await
                 .unwrap();
             ids.push(e.ticket.id);

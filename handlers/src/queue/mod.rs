@@ -112,7 +112,10 @@ impl JoinQueue {
         }
         let place = match prequeue {
             // ThreadRng: ChaCha seeded from the operating system, a CSPRNG.
-            Some(_) => Place::Lottery(rand::rng().random()),
+            Some(starts_at) => Place::Lottery {
+                draw: rand::rng().random(),
+                starts_at,
+            },
             None => Place::Arrival,
         };
         let ticket = TicketId(self.ids.uuid());
@@ -121,14 +124,6 @@ impl JoinQueue {
             .enqueue_at(ticket, user, scope, now, place)
             .await
             .map_err(JoinError::Store)?;
-        if let Some(starts_at) = prequeue {
-            // So that the ticket reads PREQUEUE from its first status (the promoter, kicked
-            // below, would set the same phase a moment later).
-            self.queue
-                .set_phase(scope, LinePhase::Prequeue { starts_at }, now)
-                .await
-                .map_err(JoinError::Store)?;
-        }
         if enqueued.created {
             self.kick.kick();
         }

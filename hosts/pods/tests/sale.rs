@@ -162,3 +162,129 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     );
     assert_eq!(bad, "0", "every PAID order has exactly one OK payment");
 }
+
+/// SPEC §4's pre-queue on the pods: buyers who join between `prequeueStartsAt` and `startsAt`
+/// (through two gateways) are put in one random order at the start, drawn once although two
+/// gateways and the api promote; every one of them is ahead of everyone who joined later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_scheduled_sale_lets_its_pre_queue_in_by_lottery_before_later_arrivals() {
+    const EARLY: usize = 300;
+    const LATE: usize = 50;
+    const CAPACITY: usize = 100;
+    let mut env = Env::new("lottery");
+    env.set("QUEUE_READY_CAPACITY", &CAPACITY.to_string());
+    let gateways = [Pod::gateway(&env, &[]), Pod::gateway(&env, &[])];
+    let api = Pod::api(&env, &[]);
+    let http = Http::new();
+    let (admin, event) = http.onsale_event(&gateways[0].url, &api.url, 1000, 1).await;
+    // Its own line, a pre-queue open since a minute ago, the sale an hour away (brought forward
+    // once everyone has joined, so no join can miss the pre-queue on a slow machine).
+    let now = flash_core::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    let starts = now.plus(Duration::from_secs(3600));
+    let (s, v) = http
+        .call(
+            reqwest::Method::PATCH,
+            format!("{}/events/{event}", api.url),
+            Some(&admin),
+            &[],
+            Some(json!({
+                "queue_mode": "event",
+                "starts_at": starts.to_iso(),
+                "ends_at": starts.plus(Duration::from_secs(7200)).to_iso(),
+                "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "schedule: {v}");
+
+    let join = |n: usize| {
+        let (http, gw, event) = (http.clone(), gateways[n % 2].url.clone(), event.clone());
+        async move {
+            let token = http.register(&gw, &format!("lot{n:04}")).await;
+            http.ticket(&gw, &token, &event).await
+        }
+    };
+    let early: Vec<String> = futures::future::join_all((0..EARLY).map(join)).await;
+    let status = |ticket: String| {
+        let (http, gw) = (http.clone(), gateways[0].url.clone());
+        async move {
+            let (_, st) = http
+                .get(format!("{gw}/queue/status?ticketId={ticket}"), None)
+                .await;
+            st
+        }
+    };
+    for st in futures::future::join_all(early.iter().cloned().map(status)).await {
+        assert_eq!(st["state"], "PREQUEUE", "{st}");
+        assert_eq!(st["startsAt"], starts.to_iso().as_str());
+    }
+
+    // The sale starts now: the line opens and the first CAPACITY of the lottery are let in.
+    let (s, v) = http
+        .call(
+            reqwest::Method::PATCH,
+            format!("{}/events/{event}", api.url),
+            Some(&admin),
+            &[],
+            Some(
+                json!({"starts_at": flash_core::Timestamp::from_millis(now.millis() + 1).to_iso()}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "start: {v}");
+    eventually("the line to open", Duration::from_secs(60), || async {
+        let st = status(early[0].clone()).await;
+        (st["state"] != "PREQUEUE").then_some(())
+    })
+    .await;
+    // One after another, so that their order of arrival is known.
+    let mut late = Vec::with_capacity(LATE);
+    for n in EARLY..EARLY + LATE {
+        late.push(join(n).await);
+    }
+    let early_now = futures::future::join_all(early.iter().cloned().map(status)).await;
+    let late_now = futures::future::join_all(late.iter().cloned().map(status)).await;
+
+    let admitted = early_now.iter().filter(|s| s["state"] == "READY").count();
+    assert_eq!(
+        admitted, CAPACITY,
+        "exactly the capacity let in, by racing promoters"
+    );
+    // The rest of the pre-queue holds places 1..=200, each once; the later arrivals follow in
+    // the order they came.
+    let mut places: Vec<u64> = early_now
+        .iter()
+        .filter(|s| s["state"] == "QUEUED")
+        .map(|s| s["position"].as_u64().unwrap())
+        .collect();
+    places.sort_unstable();
+    assert_eq!(places, (1..=(EARLY - CAPACITY) as u64).collect::<Vec<_>>());
+    let late_places: Vec<u64> = late_now
+        .iter()
+        .map(|s| s["position"].as_u64().unwrap_or_else(|| panic!("{s}")))
+        .collect();
+    let expected: Vec<u64> =
+        ((EARLY - CAPACITY + 1) as u64..=(EARLY - CAPACITY + LATE) as u64).collect();
+    assert_eq!(
+        late_places, expected,
+        "later arrivals queue behind the whole pre-queue, in order"
+    );
+    // A lottery, not the join order: of the first 100 to join, about a third are let in (a
+    // uniform draw gives 33.3, standard deviation 4.7); the join order would give all 100.
+    let first_joiners_in = early_now[..CAPACITY]
+        .iter()
+        .filter(|s| s["state"] == "READY")
+        .count();
+    assert!(
+        (10..=60).contains(&first_joiners_in),
+        "{first_joiners_in} of the first {CAPACITY} joiners let in first"
+    );
+}

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] meta      HASH  seq (last sequence number), used (USED count), listed (1 while the
 --                         scope is, or is about to be, in the global active set), phase (the
---                         line's phase when not OPEN: SOLD_OUT, CLOSED or PREQUEUE:<ms>)
+--                         line's phase once set: OPEN, SOLD_OUT, CLOSED or PREQUEUE:<ms>)
 -- KEYS[2] queued    ZSET  ticket id -> sequence number: QUEUED tickets only, so ZRANK is a position
 -- KEYS[3] admitted  ZSET  ticket id -> expires_at (ms): READY and USED tickets, oldest expiry first
 -- KEYS[4] live      HASH  user id -> ticket id of the user's live ticket in this scope

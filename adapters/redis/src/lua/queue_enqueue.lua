@@ -1,5 +1,7 @@
 -- enqueue: ARGV[5] ticket id, ARGV[6] user id, ARGV[7] the line score of a pre-queue lottery ticket
--- (in [-1, 0), so ahead of every arrival, whose score is its sequence number >= 1), or ''.
+-- (in [-1, 0), so ahead of every arrival, whose score is its sequence number >= 1), or '';
+-- ARGV[8] with it, the pre-queue phase (PREQUEUE:<ms>) a line never given a phase enters. A line
+-- given another phase has left its pre-queue: the ticket is an arrival after all.
 -- Reply {1, ticket} when created, {0, ticket} for the user's live ticket, {-1} when the id exists.
 local id, user = ARGV[5], ARGV[6]
 local cur = redis.call('HGET', live, user)
@@ -26,7 +28,14 @@ redis.call('HSET', k, 'user', user, 'state', 'QUEUED', 'seq', seq, 'created', no
 redis.call('PEXPIRE', k, live_ttl)
 local score = seq
 if ARGV[7] ~= nil and ARGV[7] ~= '' then
-  score = ARGV[7]
+  local current = redis.call('HGET', meta, 'phase')
+  if not current then
+    current = ARGV[8]
+    redis.call('HSET', meta, 'phase', current)
+  end
+  if string.sub(current, 1, 9) == 'PREQUEUE:' then
+    score = ARGV[7]
+  end
 end
 redis.call('ZADD', queued, score, id)
 redis.call('HSET', live, user, id)

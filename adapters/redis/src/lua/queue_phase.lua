@@ -1,13 +1,12 @@
--- phase: ARGV[5] the line's new phase (OPEN, SOLD_OUT, CLOSED or PREQUEUE:<starts_at ms>). O(1); QUEUED tickets keep
--- their places. Reply 1 when the phase changed, 0 when it already was that.
+-- phase: ARGV[5] the line's new phase (OPEN, SOLD_OUT, CLOSED or PREQUEUE:<starts_at ms>). O(1);
+-- QUEUED tickets keep their places. OPEN is stored too, so that an enqueue can tell a line that
+-- left its pre-queue from one never given a phase (both read as OPEN). Reply 1 when the phase
+-- changed, 0 when it already read that.
 local next_phase = ARGV[5]
-if phase() == next_phase then
+local before = phase()
+redis.call('HSET', meta, 'phase', next_phase)
+extend(meta, live_ttl)
+if before == next_phase then
   return 0
 end
-if next_phase == 'OPEN' then
-  redis.call('HDEL', meta, 'phase')
-else
-  redis.call('HSET', meta, 'phase', next_phase)
-end
-extend(meta, live_ttl)
 return 1
