@@ -431,6 +431,9 @@ pub struct Promoted {
     pub tickets: Vec<Ticket>,
     /// Lines whose phase this pass changed (sold out, re-opened, closed), with the new phase.
     pub phases: Vec<(QueueScope, LinePhase)>,
+    /// The earliest start of a line still in its pre-queue: a host runs a pass then, so that
+    /// the line opens at its start and not up to a promotion period later.
+    pub opens_at: Option<Timestamp>,
 }
 
 /// Admission notices sent at once by the promoter.
@@ -469,6 +472,9 @@ impl PromoteQueues {
             let line = self.keep_phase(scope, now).await;
             if let Some(phase) = line.changed {
                 promoted.phases.push((scope, phase));
+            }
+            if let Some(LinePhase::Prequeue { starts_at }) = line.phase {
+                promoted.opens_at = Some(promoted.opens_at.map_or(starts_at, |t| t.min(starts_at)));
             }
             // Never more buyers admitted than tickets left to sell (each needs at least one):
             // the rest wait, and hear SOLD_OUT, instead of being let in to be refused.
@@ -523,6 +529,7 @@ impl PromoteQueues {
         };
         let unchanged = LineCheck {
             changed: None,
+            phase: Some(phase),
             available,
         };
         match self.queue.set_phase(scope, phase, now).await {
@@ -544,6 +551,7 @@ impl PromoteQueues {
         }
         LineCheck {
             changed: Some(phase),
+            phase: Some(phase),
             available,
         }
     }
@@ -554,6 +562,8 @@ impl PromoteQueues {
 struct LineCheck {
     /// The phase this pass changed the line to.
     changed: Option<LinePhase>,
+    /// The line's phase as this pass decided it, when the event could be read.
+    phase: Option<LinePhase>,
     /// Tickets left to sell, when the event could be read.
     available: Option<u64>,
 }

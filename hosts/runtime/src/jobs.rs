@@ -6,10 +6,12 @@ use crate::periodic::spawn_periodic;
 use crate::shutdown::TaskSet;
 use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
 use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
-use flash_core::{Context, StoreError};
+use flash_core::{Context, StoreError, Timestamp};
 use flash_handlers::Handlers;
+use flash_handlers::queue::Promoted;
 use flash_metrics::Metrics;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// How often each sweeper runs.
@@ -22,6 +24,10 @@ pub struct Intervals {
 
 /// One promotion pass: admits what capacity allows and records admissions and waits.
 pub async fn promote_once(handlers: &Handlers, metrics: &Metrics) -> Result<usize, StoreError> {
+    Ok(promote_pass(handlers, metrics).await?.tickets.len())
+}
+
+async fn promote_pass(handlers: &Handlers, metrics: &Metrics) -> Result<Promoted, StoreError> {
     let promoted = handlers.promote.handle(&Context::new("promotion")).await?;
     for t in &promoted.tickets {
         metrics.queue_admissions_total.inc();
@@ -31,10 +37,27 @@ pub async fn promote_once(handlers: &Handlers, metrics: &Metrics) -> Result<usiz
                 .observe(t.created_at.until(at).as_secs_f64());
         }
     }
-    Ok(promoted.tickets.len())
+    Ok(promoted)
 }
 
-/// Admits queued tickets every interval and at once when kicked (a slot freed, someone joined).
+/// Kicks the promoter at `at` (a pre-queue's start), unless a wake-up at or before it is already
+/// armed: one sleeping task per pending start, not one per pass.
+fn wake_at(handlers: &Arc<Handlers>, armed: &Arc<AtomicI64>, at: Timestamp) {
+    let ms = at.millis();
+    if armed.fetch_min(ms, Ordering::SeqCst) <= ms {
+        return;
+    }
+    let delay = Duration::from_millis(u64::try_from(ms - handlers.now().millis()).unwrap_or(0));
+    let (handlers, armed) = (handlers.clone(), armed.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = armed.compare_exchange(ms, i64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+        handlers.promotion_kick.kick();
+    });
+}
+
+/// Admits queued tickets every interval, at once when kicked (a slot freed, someone joined), and
+/// when a pre-queue's sale starts (its line opens then, not up to an interval later).
 pub fn spawn_promoter(
     tasks: &mut TaskSet,
     handlers: Arc<Handlers>,
@@ -43,10 +66,16 @@ pub fn spawn_promoter(
 ) {
     let kick = handlers.promotion_kick.notify();
     let token = tasks.token();
+    let armed = Arc::new(AtomicI64::new(i64::MAX));
     let h = spawn_periodic("promotion", every, Some(kick), token, move || {
-        let handlers = handlers.clone();
-        let metrics = metrics.clone();
-        async move { promote_once(&handlers, &metrics).await }
+        let (handlers, metrics, armed) = (handlers.clone(), metrics.clone(), armed.clone());
+        async move {
+            let promoted = promote_pass(&handlers, &metrics).await?;
+            if let Some(at) = promoted.opens_at {
+                wake_at(&handlers, &armed, at);
+            }
+            Ok::<_, StoreError>(promoted.tickets.len())
+        }
     });
     tasks.adopt("promotion", h);
 }
