@@ -489,7 +489,8 @@ async fn poll_until_ready(
                 rec.time(Step::QueueWait, since.elapsed());
                 return Ok((ticket, gate.to_owned()));
             }
-            (Some("QUEUED"), _) => {}
+            // In line, or in a pre-queue's lottery until the sale starts.
+            (Some("QUEUED" | "PREQUEUE"), _) => {}
             (Some("SOLD_OUT"), _) => {
                 return Err(walk_away_sold_out(api, token, &ticket, since).await);
             }

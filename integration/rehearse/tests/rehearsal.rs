@@ -264,3 +264,116 @@ async fn polling_buyers_in_the_site_wide_queue_are_admitted_and_paid() {
     sys.shutdown.trigger();
     let _ = sys.done.await;
 }
+
+/// A scheduled sale rehearsed by polling buyers: they read PREQUEUE until the start (not a
+/// protocol error), the line opens at the start, and everyone buys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_buyers_wait_out_a_pre_queue_and_buy_once_the_sale_starts() {
+    const SECRET: &str = "rehearsal-admin-secret";
+    let cfg: UpConfig = parse_args_ignoring_env(&[
+        "--port",
+        "0",
+        "--demo-users",
+        "8",
+        "--demo-event-qty",
+        "100",
+        "--bcrypt-cost",
+        "4",
+        "--queue-ready-capacity",
+        "4",
+        "--payment-processing-min-ms",
+        "5",
+        "--payment-processing-max-ms",
+        "20",
+        "--admin-register-secret",
+        SECRET,
+        "--shutdown-grace-ms",
+        "1000",
+    ])
+    .expect("test configuration parses");
+    let sys = start(cfg, Shutdown::new()).await.expect("system starts");
+    let base = format!("http://{}", sys.addr);
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = http.post(format!("{base}{path}")).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let creds =
+        serde_json::json!({"userId": "boss01", "password": "testtest", "adminSecret": SECRET});
+    assert!(
+        post("/auth/register/admin", None, creds)
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let login = serde_json::json!({"userId": "boss01", "password": "testtest"});
+    let login: Value = post("/auth/login", None, login)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = login["accessToken"].as_str().unwrap().to_owned();
+    let events: Value = http
+        .get(format!("{base}/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = events[0]["id"].as_str().unwrap().to_owned();
+    let now = time::OffsetDateTime::now_utc();
+    let iso = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let schedule = serde_json::json!({
+        "queue_mode": "event",
+        "prequeue_starts_at": iso(now - time::Duration::minutes(1)),
+        "starts_at": iso(now + time::Duration::seconds(3)),
+        "ends_at": iso(now + time::Duration::hours(1)),
+    });
+    let patched = http
+        .patch(format!("{base}/events/{event}"))
+        .bearer_auth(&admin)
+        .json(&schedule)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        patched.status().is_success(),
+        "{}",
+        patched.text().await.unwrap()
+    );
+
+    let out = out_dir("prequeue");
+    let plan = plan(
+        &base,
+        &out,
+        &[
+            "-n",
+            "8",
+            "--event",
+            &event,
+            "--wait",
+            "poll",
+            "--queue",
+            "event",
+            "--login",
+            "inline",
+            "--payment-retries",
+            "5",
+        ],
+    );
+    let (report, _, terminal, _) = rehearse_and_read(plan).await;
+    assert!(report.verdict.passed, "{terminal}");
+    assert!(report.errors.is_empty(), "{terminal}");
+    assert_eq!(report.sale.outcomes.paid, 8, "{terminal}");
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+}
