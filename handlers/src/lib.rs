@@ -86,7 +86,7 @@ impl Handlers {
             promotion_kick.clone(),
             door(Door::Enqueue, l.enqueue_per_addr, l.enqueue_per_user),
         );
-        let event_statuses = join_queue.event_statuses();
+        let event_cache = join_queue.event_cache();
         Handlers {
             register: auth::Register::new(
                 ports,
@@ -110,8 +110,8 @@ impl Handlers {
             leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
             promote: queue::PromoteQueues::new(ports, &settings.queue),
             create_event: events::CreateEvent::new(ports),
-            update_event: events::UpdateEvent::new(ports).invalidating(event_statuses.clone()),
-            delete_event: events::DeleteEvent::new(ports).invalidating(event_statuses),
+            update_event: events::UpdateEvent::new(ports).invalidating(event_cache.clone()),
+            delete_event: events::DeleteEvent::new(ports).invalidating(event_cache),
             get_event: events::GetEvent::new(ports),
             list_events: events::ListEvents::new(ports),
             place_order: orders::PlaceOrder::new(

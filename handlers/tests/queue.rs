@@ -6,7 +6,7 @@ use flash_core::domain::{
 };
 use flash_core::ports::{EventStore, QueueStore};
 use flash_core::{Classify, ErrorKind, EventId, TicketId};
-use flash_handlers::events::EVENT_STATUS_TTL;
+use flash_handlers::events::EVENT_CACHE_TTL;
 use flash_handlers::queue::EnterError;
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn an_event_closed_elsewhere_stops_accepting_joins_within_the_ttl() {
         .unwrap();
     let closed = closing();
     w.shop.update(e.id, closed, w.now()).await.unwrap();
-    let ttl = u64::try_from(EVENT_STATUS_TTL.as_millis()).unwrap();
+    let ttl = u64::try_from(EVENT_CACHE_TTL.as_millis()).unwrap();
     w.advance(ttl - 1);
     w.h.join_queue
         .handle(&as_user(&buyer()), scope)
@@ -164,7 +164,7 @@ async fn a_missing_event_is_remembered_for_the_ttl_only() {
         ErrorKind::NotFound,
         "still remembered as missing"
     );
-    w.advance(u64::try_from(EVENT_STATUS_TTL.as_millis()).unwrap());
+    w.advance(u64::try_from(EVENT_CACHE_TTL.as_millis()).unwrap());
     w.h.join_queue
         .handle(&as_user(&u), QueueScope::Event(id))
         .await

@@ -40,7 +40,7 @@ struct Line {
     phase_set: bool,
     /// Pre-queue tickets by (draw, id), not yet in `queued` (their `seq` is 0): drawn into the
     /// line, in this order and ahead of any arrival, when the line leaves its pre-queue.
-    lottery: BTreeMap<(u64, TicketId), ()>,
+    lottery: BTreeSet<(u64, TicketId)>,
     /// The draw of each ticket in `lottery`.
     draws: HashMap<TicketId, u64>,
 }
@@ -57,7 +57,7 @@ impl Line {
             recent: VecDeque::new(),
             phase: LinePhase::Open,
             phase_set: false,
-            lottery: BTreeMap::new(),
+            lottery: BTreeSet::new(),
             draws: HashMap::new(),
         }
     }
@@ -65,7 +65,7 @@ impl Line {
     /// Puts the lottery into the line in draw order, each ticket given its sequence number.
     /// O(k log k) once for k pre-queue tickets.
     fn draw(&mut self, tickets: &mut HashMap<TicketId, Ticket>) {
-        for ((_, id), ()) in std::mem::take(&mut self.lottery) {
+        for (_, id) in std::mem::take(&mut self.lottery) {
             let seq = self.append(id);
             if let Some(t) = tickets.get_mut(&id) {
                 t.seq = seq;
@@ -312,7 +312,7 @@ impl QueueStore for MemoryQueueStore {
         }
         let seq = match place {
             Place::Lottery { draw, .. } if matches!(line.phase, LinePhase::Prequeue { .. }) => {
-                line.lottery.insert((draw, ticket), ());
+                line.lottery.insert((draw, ticket));
                 line.draws.insert(ticket, draw);
                 0
             }

@@ -1,23 +1,23 @@
 //! A short-lived, in-process memory of events for the enqueue hot path.
 //!
 //! `POST /queue/enqueue` for an event must refuse a missing, DRAFT or CLOSED event; reading the
-//! event from the store on every call made PostgreSQL the bound of the gateway. Statuses are
-//! remembered for [`EVENT_STATUS_TTL`] (a missing event too, so unknown ids cannot flood the
+//! event from the store on every call made PostgreSQL the bound of the gateway. Events (their
+//! status and dates, which decide a join) are remembered for [`EVENT_CACHE_TTL`] (a missing event too, so unknown ids cannot flood the
 //! store), measured on the [`Clock`] port from before the read. So an event taken off sale stops
 //! accepting enqueues within that TTL on every gateway, and at once on the instance whose
 //! handlers changed or deleted it (they invalidate the entry). Bounded: at most
 //! [`MAX_ENTRIES`] events are remembered; beyond that the memory starts afresh.
 
-use flash_core::domain::{Event, EventStatus};
+use flash_core::domain::Event;
 use flash_core::ports::{Clock, EventStore, StoreResult};
 use flash_core::{EventId, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long an event status is trusted without reading the store again: the longest an event
-/// taken off sale (or deleted) on another instance may still be joined.
-pub const EVENT_STATUS_TTL: Duration = Duration::from_secs(1);
+/// How long a remembered event is trusted without reading the store again: the longest an event
+/// taken off sale (or deleted, or rescheduled) on another instance may still be joined as before.
+pub const EVENT_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Most events remembered at once.
 pub const MAX_ENTRIES: usize = 4_096;
@@ -25,7 +25,7 @@ pub const MAX_ENTRIES: usize = 4_096;
 /// Each event as read (`None`: no such event), and when.
 type Entries = HashMap<EventId, (Option<Arc<Event>>, Timestamp)>;
 
-pub struct EventStatusCache {
+pub struct EventCache {
     clock: Arc<dyn Clock>,
     ttl: Duration,
     /// The event as read (`None`: no such event) and when. Only its status and dates are used:
@@ -33,23 +33,13 @@ pub struct EventStatusCache {
     entries: Mutex<Entries>,
 }
 
-impl EventStatusCache {
+impl EventCache {
     pub fn new(clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        EventStatusCache {
+        EventCache {
             clock,
             ttl,
             entries: Mutex::default(),
         }
-    }
-
-    /// The status of event `id` (`None` if it does not exist), read through `events` at most
-    /// once per TTL.
-    pub async fn status(
-        &self,
-        events: &dyn EventStore,
-        id: EventId,
-    ) -> StoreResult<Option<EventStatus>> {
-        Ok(self.event(events, id).await?.map(|e| e.status))
     }
 
     /// Event `id` (`None` if it does not exist) as read through `events` at most once per TTL;

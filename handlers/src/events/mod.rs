@@ -2,7 +2,7 @@
 
 mod cache;
 
-pub use cache::{EVENT_STATUS_TTL, EventStatusCache};
+pub use cache::{EVENT_CACHE_TTL, EventCache};
 
 use crate::common::{AccessDenied, admin};
 use crate::{Ports, classify};
@@ -98,7 +98,7 @@ impl CreateEvent {
 pub struct UpdateEvent {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventStore>,
-    cache: Option<Arc<EventStatusCache>>,
+    cache: Option<Arc<EventCache>>,
 }
 
 impl UpdateEvent {
@@ -111,7 +111,7 @@ impl UpdateEvent {
     }
 
     /// Forgets a changed event in `cache`, so this instance sees the change at once.
-    pub fn invalidating(self, cache: Arc<EventStatusCache>) -> Self {
+    pub fn invalidating(self, cache: Arc<EventCache>) -> Self {
         UpdateEvent {
             cache: Some(cache),
             ..self
@@ -144,7 +144,7 @@ impl UpdateEvent {
 
 pub struct DeleteEvent {
     events: Arc<dyn EventStore>,
-    cache: Option<Arc<EventStatusCache>>,
+    cache: Option<Arc<EventCache>>,
 }
 
 impl DeleteEvent {
@@ -156,7 +156,7 @@ impl DeleteEvent {
     }
 
     /// Forgets a deleted event in `cache`, so this instance sees the deletion at once.
-    pub fn invalidating(self, cache: Arc<EventStatusCache>) -> Self {
+    pub fn invalidating(self, cache: Arc<EventCache>) -> Self {
         DeleteEvent {
             cache: Some(cache),
             ..self

@@ -4,7 +4,7 @@ mod gate;
 
 pub use gate::{GateError, GatePass, GateTokens};
 
-use crate::events::{EVENT_STATUS_TTL, EventStatusCache};
+use crate::events::{EVENT_CACHE_TTL, EventCache};
 use crate::settings::QueueSettings;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
@@ -52,8 +52,8 @@ pub struct JoinQueue {
     events: Arc<dyn EventStore>,
     door: Doorman,
     kick: Kick,
-    /// Event statuses for [`EVENT_STATUS_TTL`], so a join does not read the event store.
-    event_statuses: Arc<EventStatusCache>,
+    /// Event statuses for [`EVENT_CACHE_TTL`], so a join does not read the event store.
+    event_cache: Arc<EventCache>,
 }
 
 impl JoinQueue {
@@ -66,13 +66,13 @@ impl JoinQueue {
             events: p.events.clone(),
             door,
             kick,
-            event_statuses: Arc::new(EventStatusCache::new(p.clock.clone(), EVENT_STATUS_TTL)),
+            event_cache: Arc::new(EventCache::new(p.clock.clone(), EVENT_CACHE_TTL)),
         }
     }
 
     /// The event-status memory of this handler, for the event handlers to invalidate.
-    pub fn event_statuses(&self) -> Arc<EventStatusCache> {
-        self.event_statuses.clone()
+    pub fn event_cache(&self) -> Arc<EventCache> {
+        self.event_cache.clone()
     }
 
     /// Puts the caller in line for `scope`, or returns their live ticket there. Between an
@@ -84,7 +84,7 @@ impl JoinQueue {
         let mut prequeue = None;
         if let QueueScope::Event(id) = scope {
             let event = self
-                .event_statuses
+                .event_cache
                 .event(self.events.as_ref(), id)
                 .await
                 .map_err(JoinError::Store)?

@@ -167,33 +167,22 @@ async fn a_scheduled_line_opens_at_its_start_not_a_promotion_period_later() {
     let base = format!("http://{}", sys.addr);
     let http = Http::new();
     let (admin, event) = http.onsale_event(&base, &base, 10, 1).await;
-    let now = flash_core::Timestamp::from_millis(
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap(),
-    );
+    let now = flash_core::ports::Clock::now(&flash_runtime::clock::SystemClock);
     // A pre-queue open since a minute ago, the sale two seconds away; promotion runs every
     // minute, so only the start itself can open the line within the wait below.
     let starts = now.plus(Duration::from_secs(2));
-    let (s, v) = http
-        .call(
-            reqwest::Method::PATCH,
-            format!("{base}/events/{event}"),
-            Some(&admin),
-            &[],
-            Some(json!({
-                "queue_mode": "event",
-                "starts_at": starts.to_iso(),
-                "ends_at": starts.plus(Duration::from_secs(3600)).to_iso(),
-                "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
-            })),
-        )
-        .await;
-    assert_eq!(s, 200, "schedule: {v}");
+    http.patch_event(
+        &base,
+        &admin,
+        &event,
+        json!({
+            "queue_mode": "event",
+            "starts_at": starts.to_iso(),
+            "ends_at": starts.plus(Duration::from_secs(3600)).to_iso(),
+            "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
+        }),
+    )
+    .await;
 
     let (b, mut b_rx) = connect(&base, Some(&login(&base, "test0001").await)).await;
     expect(&mut b_rx, "queue:config", |n, _| n == "queue:config").await;

@@ -179,31 +179,20 @@ async fn a_scheduled_sale_lets_its_pre_queue_in_by_lottery_before_later_arrivals
     let (admin, event) = http.onsale_event(&gateways[0].url, &api.url, 1000, 1).await;
     // Its own line, a pre-queue open since a minute ago, the sale an hour away (brought forward
     // once everyone has joined, so no join can miss the pre-queue on a slow machine).
-    let now = flash_core::Timestamp::from_millis(
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis(),
-        )
-        .unwrap(),
-    );
+    let now = flash_core::ports::Clock::now(&flash_runtime::clock::SystemClock);
     let starts = now.plus(Duration::from_secs(3600));
-    let (s, v) = http
-        .call(
-            reqwest::Method::PATCH,
-            format!("{}/events/{event}", api.url),
-            Some(&admin),
-            &[],
-            Some(json!({
-                "queue_mode": "event",
-                "starts_at": starts.to_iso(),
-                "ends_at": starts.plus(Duration::from_secs(7200)).to_iso(),
-                "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
-            })),
-        )
-        .await;
-    assert_eq!(s, 200, "schedule: {v}");
+    http.patch_event(
+        &api.url,
+        &admin,
+        &event,
+        json!({
+            "queue_mode": "event",
+            "starts_at": starts.to_iso(),
+            "ends_at": starts.plus(Duration::from_secs(7200)).to_iso(),
+            "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
+        }),
+    )
+    .await;
 
     let join = |n: usize| {
         let (http, gw, event) = (http.clone(), gateways[n % 2].url.clone(), event.clone());
@@ -228,18 +217,14 @@ async fn a_scheduled_sale_lets_its_pre_queue_in_by_lottery_before_later_arrivals
     }
 
     // The sale starts now: the line opens and the first CAPACITY of the lottery are let in.
-    let (s, v) = http
-        .call(
-            reqwest::Method::PATCH,
-            format!("{}/events/{event}", api.url),
-            Some(&admin),
-            &[],
-            Some(
-                json!({"starts_at": flash_core::Timestamp::from_millis(now.millis() + 1).to_iso()}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 200, "start: {v}");
+    let start = flash_core::Timestamp::from_millis(now.millis() + 1);
+    http.patch_event(
+        &api.url,
+        &admin,
+        &event,
+        json!({"starts_at": start.to_iso()}),
+    )
+    .await;
     eventually("the line to open", Duration::from_secs(60), || async {
         let st = status(early[0].clone()).await;
         (st["state"] != "PREQUEUE").then_some(())

@@ -255,6 +255,20 @@ impl Http {
         .await
     }
 
+    /// `PATCH /events/:id` with `body` as `admin`; the change must be accepted.
+    pub async fn patch_event(&self, api: &str, admin: &str, event: &str, body: Value) {
+        let (s, v) = self
+            .call(
+                reqwest::Method::PATCH,
+                format!("{api}/events/{event}"),
+                Some(admin),
+                &[],
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 200, "patch event: {v}");
+    }
+
     /// Registers the admin `boss01` (or finds it) and creates an ONSALE event of `total`
     /// tickets, `max` per user; returns (admin token, event id).
     pub async fn onsale_event(
@@ -284,16 +298,8 @@ impl Http {
             .await;
         assert_eq!(s, 201, "create event: {e}");
         let id = e["id"].as_str().unwrap().to_owned();
-        let (s, v) = self
-            .call(
-                reqwest::Method::PATCH,
-                format!("{api}/events/{id}"),
-                Some(&admin),
-                &[],
-                Some(json!({"status": "ONSALE"})),
-            )
+        self.patch_event(api, &admin, &id, json!({"status": "ONSALE"}))
             .await;
-        assert_eq!(s, 200, "on sale: {v}");
         (admin, id)
     }
 }
