@@ -34,7 +34,7 @@ const ADMIN_SECRET = process.env.FLASH_ADMIN_SECRET ?? '';
 const FAILING = (process.env.FLASH_FAILING_BASE_URL ?? '').replace(/\/+$/, '');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = path.resolve(process.env.FLASH_SCREENSHOTS ?? path.join(here, '../../integration/artifacts/screenshots'));
-const TOTAL_TIMEOUT_MS = 240_000;
+const TOTAL_TIMEOUT_MS = 480_000;
 const DESKTOP = { viewport: { width: 1280, height: 860 } };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
@@ -76,7 +76,7 @@ async function login(userId, password = 'testtest') {
   return pair.accessToken;
 }
 
-async function waitFor(what, check, timeoutMs = 10_000) {
+async function waitFor(what, check, timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
@@ -133,7 +133,7 @@ async function openPage(browser, options, allowStatus = []) {
   const page = await context.newPage();
   openPages.add(page);
   page.on('close', () => openPages.delete(page));
-  page.setDefaultTimeout(15_000);
+  page.setDefaultTimeout(60_000);
   const problems = [];
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
@@ -221,7 +221,7 @@ async function buyerWaitsBuysAndSeesPaid(browser) {
 
   // The two slot holders leave: the admission is pushed and the shop opens.
   await slots.release();
-  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.waitForURL('**/shop', { timeout: 60_000 });
   await page.getByText('You are in!').waitFor();
   await page.getByRole('link', { name: 'Buy tickets for Flash Tickets Live' }).waitFor();
   assert.match(await text(page.locator('.event-card').first()), /1,000 of 1,000 left/);
@@ -245,7 +245,7 @@ async function buyerWaitsBuysAndSeesPaid(browser) {
   assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'HOLD');
   await shot(page, 'checkout');
   await page.getByRole('button', { name: 'Pay ₩100,000' }).click();
-  await page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 20_000 });
+  await page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 60_000 });
   assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'PAID');
   await shot(page, 'paid');
 
@@ -257,7 +257,7 @@ async function buyerWaitsBuysAndSeesPaid(browser) {
   await shot(page, 'my-orders');
 
   // The access token lives 12 s: the page rotates it before it expires and keeps working.
-  await waitFor('the access token to be refreshed', async () => (await storedAccessToken(page)) !== firstToken, 20_000);
+  await waitFor('the access token to be refreshed', async () => (await storedAccessToken(page)) !== firstToken, 60_000);
   const claims = JSON.parse(Buffer.from(firstToken.split('.')[1], 'base64url').toString());
   const expiredIn = claims.exp * 1000 - Date.now();
   if (expiredIn > -1000) await page.waitForTimeout(expiredIn + 1000);
@@ -281,12 +281,12 @@ async function queuePollingWithoutTheSocket(browser) {
 
   await loginThroughPage(page, 'test0005');
   await page.waitForURL('**/waiting');
-  await page.getByText(/Updating every \d+ s/).waitFor({ timeout: 10_000 });
+  await page.getByText(/Updating every \d+ s/).waitFor({ timeout: 60_000 });
   assert.equal(await text(page.getByTestId('queue-position')), '#1');
   await shot(page, 'waiting-room-polling-phone');
 
   await slots.release();
-  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.waitForURL('**/shop', { timeout: 60_000 });
   await page.getByText('You are in!').waitFor();
   // Log out: the admission is given back at once.
   await page.getByRole('button', { name: 'Log out' }).click();
@@ -321,7 +321,7 @@ async function twoBuyersRaceForTheLastTicket(browser) {
     buyers.push({ user, ...b });
   }
   for (const b of buyers) {
-    await b.page.waitForURL('**/shop', { timeout: 10_000 });
+    await b.page.waitForURL('**/shop', { timeout: 60_000 });
     await b.page.getByRole('link', { name: 'Buy tickets for Last Seat Standing' }).click();
     await b.page.waitForURL(`**/shop/${event.id}`);
     await b.page.getByRole('button', { name: 'Buy 1 ticket' }).waitFor();
@@ -334,8 +334,8 @@ async function twoBuyersRaceForTheLastTicket(browser) {
   const outcomes = await Promise.all(
     buyers.map(async (b) => {
       // The other wait is left to time out quietly.
-      const won = b.page.waitForURL('**/checkout/*', { timeout: 15_000 }).then(() => 'won', () => 'timeout');
-      const lost = b.page.getByText('Not enough tickets remaining').waitFor({ timeout: 15_000 }).then(() => 'lost', () => 'timeout');
+      const won = b.page.waitForURL('**/checkout/*', { timeout: 60_000 }).then(() => 'won', () => 'timeout');
+      const lost = b.page.getByText('Not enough tickets remaining').waitFor({ timeout: 60_000 }).then(() => 'lost', () => 'timeout');
       return Promise.race([won, lost]);
     }),
   );
@@ -346,7 +346,7 @@ async function twoBuyersRaceForTheLastTicket(browser) {
   await loser.page.getByText('Sold out: there are no tickets left.').waitFor();
   await shot(loser.page, 'race-loser-phone');
   await winner.page.getByRole('button', { name: 'Pay ₩77,000' }).click();
-  await winner.page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 20_000 });
+  await winner.page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 60_000 });
   await shot(winner.page, 'race-winner-paid-phone');
 
   const after = await call('GET', `/events/${event.id}`);
@@ -484,12 +484,12 @@ async function anAdminSchedulesASaleWithAPreQueue(browser) {
 async function aFailedPaymentCanBeRetried(browser) {
   const { context, page } = await openPage(browser, PHONE);
   await loginThroughPage(page, 'test0000', 'testtest', FAILING);
-  await page.waitForURL('**/shop', { timeout: 10_000 });
+  await page.waitForURL('**/shop', { timeout: 60_000 });
   await page.getByRole('link', { name: 'Buy tickets for Flash Tickets Live' }).click();
   await page.getByRole('button', { name: 'Buy 1 ticket' }).click();
   await page.waitForURL('**/checkout/*');
   await page.getByRole('button', { name: 'Pay ₩50,000' }).click();
-  await page.getByText('The payment failed.').waitFor({ timeout: 20_000 });
+  await page.getByText('The payment failed.').waitFor({ timeout: 60_000 });
   assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'FAIL');
   assert.match(await text(page.getByRole('alert')), /declined/);
   await shot(page, 'payment-failed-phone');
@@ -500,7 +500,7 @@ async function aFailedPaymentCanBeRetried(browser) {
   const payment = await (await retried).json();
   assert.equal(payment.status, 'REQ');
   await page.getByText('Processing your payment…').waitFor();
-  await page.getByText('The payment failed.').waitFor({ timeout: 20_000 });
+  await page.getByText('The payment failed.').waitFor({ timeout: 60_000 });
 
   await page.getByRole('link', { name: 'My orders' }).first().click();
   await page.getByRole('link', { name: 'Retry the payment for Flash Tickets Live' }).waitFor();

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN_SECRET: &str = "browser-test-admin-secret";
-/// The browser script stops itself after 240 s; this is the last resort.
-const E2E_TIMEOUT: Duration = Duration::from_secs(300);
+/// The browser script stops itself after 480 s; this is the last resort.
+const E2E_TIMEOUT: Duration = Duration::from_secs(540);
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
