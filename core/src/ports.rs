@@ -151,6 +151,21 @@ pub trait QueueStore: Send + Sync {
         capacity: u64,
         now: Timestamp,
         ttl: Duration,
+    ) -> StoreResult<Vec<Ticket>> {
+        self.promote_counting(scope, capacity, 0, now, ttl).await
+    }
+
+    /// [`QueueStore::promote`], counting the admitted tickets as at least `counted`. A promoter
+    /// that caps `capacity` at the stock it read, and read `counted` (the admitted count) just
+    /// before it, must not let an admission spent between those reads and this step (its hold
+    /// already taken from the stock, or about to be) free a slot the stock it read no longer has.
+    async fn promote_counting(
+        &self,
+        scope: QueueScope,
+        capacity: u64,
+        counted: u64,
+        now: Timestamp,
+        ttl: Duration,
     ) -> StoreResult<Vec<Ticket>>;
 
     /// Sets the phase of `scope`'s line (read back in [`QueueStats::phase`]); QUEUED tickets keep

@@ -684,3 +684,94 @@ async fn a_pre_queue_refuses_joins_before_it_opens() {
         TicketState::Prequeue
     );
 }
+
+/// The promoter's view of the event, taken just before an admitted buyer orders in full (hold and
+/// admission spent) and handed back stale, as a pod's promoter sees it when an order on another
+/// pod completes between its reads.
+struct OrderDuringTheStockRead {
+    inner: std::sync::Arc<flash_adapter_memory::MemoryShop>,
+    world: std::sync::Arc<flash_handlers::Handlers>,
+    buyer: tokio::sync::Mutex<Option<(flash_core::Context, EventId)>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for OrderDuringTheStockRead {
+    async fn create(&self, event: flash_core::domain::Event) -> flash_core::ports::StoreResult<()> {
+        self.inner.create(event).await
+    }
+    async fn get(
+        &self,
+        id: EventId,
+    ) -> flash_core::ports::StoreResult<Option<flash_core::domain::Event>> {
+        let seen = self.inner.get(id).await;
+        if let Some((cx, event_id)) = self.buyer.lock().await.take() {
+            let request = flash_handlers::orders::PlaceOrderRequest { event_id, qty: 1 };
+            self.world.place_order.handle(&cx, request).await.unwrap();
+        }
+        seen
+    }
+    async fn list(
+        &self,
+        listing: flash_core::ports::EventListing,
+    ) -> flash_core::ports::StoreResult<Vec<flash_core::domain::Event>> {
+        self.inner.list(listing).await
+    }
+    async fn update(
+        &self,
+        id: EventId,
+        patch: EventPatch,
+        now: flash_core::Timestamp,
+    ) -> flash_core::ports::StoreResult<flash_core::ports::EventUpdate> {
+        self.inner.update(id, patch, now).await
+    }
+    async fn delete(
+        &self,
+        id: EventId,
+    ) -> flash_core::ports::StoreResult<flash_core::ports::EventDeletion> {
+        self.inner.delete(id).await
+    }
+}
+
+/// An admitted buyer's order that completes between the promoter's admitted count and its stock
+/// read must not free a slot for a ticket the stock it read no longer has: 2 tickets, 2 admitted,
+/// one orders mid-pass, and the third buyer is not let in (the other admitted buyer can still
+/// take the last ticket). Without the count taken first, the pass let the third buyer in too.
+#[tokio::test]
+async fn an_order_completing_during_a_pass_does_not_let_in_more_buyers_than_tickets_left() {
+    let w = world();
+    let ev = w.onsale_event(2, 1).await;
+    let scope = QueueScope::Event(ev.id);
+    let (a, b) = (buyer(), buyer());
+    w.admit(&a, scope).await;
+    w.admit(&b, scope).await;
+    let waiting =
+        w.h.join_queue
+            .handle(&as_user(&buyer()), scope)
+            .await
+            .unwrap();
+    let mut ordering = as_user(&a);
+    ordering.idempotency_key = Some("mid-pass".into());
+    let racing = std::sync::Arc::new(OrderDuringTheStockRead {
+        inner: w.shop.clone(),
+        world: w.h.clone(),
+        buyer: tokio::sync::Mutex::new(Some((ordering, ev.id))),
+    });
+    let mut ports = w.ports.clone();
+    ports.events = racing.clone();
+    let promoter = flash_handlers::Handlers::new(&ports, settings());
+    let pass = promoter.promote.handle(&cx()).await.unwrap();
+    assert!(
+        racing.buyer.lock().await.is_none(),
+        "the order ran mid-pass"
+    );
+    assert!(
+        pass.tickets.is_empty(),
+        "let in {:?} with one ticket left and one buyer already admitted for it",
+        pass.tickets
+    );
+    assert_eq!(w.event(ev.id).await.available(), 1);
+    assert_eq!(
+        status_of(&w, waiting.id).await.ticket.state,
+        TicketState::Queued
+    );
+}

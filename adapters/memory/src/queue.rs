@@ -388,10 +388,11 @@ impl QueueStore for MemoryQueueStore {
         })
     }
 
-    async fn promote(
+    async fn promote_counting(
         &self,
         scope: QueueScope,
         capacity: u64,
+        counted: u64,
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>> {
@@ -403,7 +404,8 @@ impl QueueStore for MemoryQueueStore {
         };
         let expires_at = now.plus(ttl);
         let mut admitted = Vec::new();
-        while (line.admitted.len() as u64) < capacity {
+        let mut counted = (line.admitted.len() as u64).max(counted);
+        while counted < capacity {
             let Some((seq, id)) = line.queued.pop_first() else {
                 break;
             };
@@ -417,6 +419,7 @@ impl QueueStore for MemoryQueueStore {
             line.admitted.insert((expires_at, id));
             line.recent.push_back(now);
             admitted.push(t.clone());
+            counted += 1;
         }
         line.compact();
         line.prune_recent(now);

@@ -567,10 +567,11 @@ impl QueueStore for RedisQueueStore {
         Ok(view)
     }
 
-    async fn promote(
+    async fn promote_counting(
         &self,
         scope: QueueScope,
         capacity: u64,
+        counted: u64,
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>> {
@@ -589,6 +590,7 @@ impl QueueStore for RedisQueueStore {
                     expires.millis().to_string(),
                     span.to_string(),
                     cutoff.millis().to_string(),
+                    counted.to_string(),
                 ],
             )
             .await?;

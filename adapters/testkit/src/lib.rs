@@ -105,6 +105,7 @@ macro_rules! queue_store_contracts {
             queue_position_counts_queued_ahead,
             queue_promote_admits_in_arrival_order_up_to_capacity,
             queue_promote_never_exceeds_capacity_with_racing_promoters,
+            queue_promote_counts_admissions_spent_since_the_callers_reading,
             queue_expired_admission_reads_expired_and_frees_slot,
             queue_promote_expires_stale_admissions_first,
             queue_enter_marks_used_and_rearms_expiry,

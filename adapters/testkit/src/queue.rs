@@ -179,6 +179,47 @@ pub async fn queue_promote_admits_in_arrival_order_up_to_capacity(
     assert_eq!(more[0].id, tickets[2].id);
 }
 
+/// `promote_counting` counts the admitted tickets as at least the caller's earlier reading: an
+/// admission spent since (ordered) does not free a slot, one that was never read does not hide
+/// the line's own count.
+pub async fn queue_promote_counts_admissions_spent_since_the_callers_reading(
+    q: Arc<dyn QueueStore>,
+    now: Timestamp,
+) {
+    let s = scope();
+    let mut tickets = Vec::new();
+    for _ in 0..5 {
+        tickets.push(join(&q, user(), s, now).await);
+    }
+    assert_eq!(q.promote(s, 2, now, TTL).await.unwrap().len(), 2);
+    let counted = q.stats(s, now).await.unwrap().admitted;
+    assert_eq!(counted, 2);
+    // One of the two orders between the caller's reading and its promotion.
+    q.consume(tickets[0].id, now).await.unwrap();
+    assert!(
+        q.promote_counting(s, 2, counted, now, TTL)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the spent admission's slot was given away against the earlier reading"
+    );
+    // A reading lower than the line's own count changes nothing: capacity still holds.
+    assert!(
+        q.promote_counting(s, 1, 0, now, TTL)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the line's own admitted count was ignored"
+    );
+    let next = q.promote_counting(s, 3, counted, now, TTL).await.unwrap();
+    let ids: Vec<_> = next.iter().map(|t| t.id).collect();
+    assert_eq!(
+        ids,
+        vec![tickets[2].id],
+        "room is capacity minus the larger count"
+    );
+}
+
 /// MUST be one atomic step: racing promoters never admit more than `capacity`.
 pub async fn queue_promote_never_exceeds_capacity_with_racing_promoters(
     q: Arc<dyn QueueStore>,

@@ -469,6 +469,13 @@ impl PromoteQueues {
         let now = self.clock.now();
         let mut promoted = Promoted::default();
         for scope in self.queue.active_scopes().await? {
+            // The admitted count read before the stock: an admission spent after this reading
+            // (its hold taken, maybe not yet seen in the stock read next) still counts below, so
+            // a pass never lets in more buyers than the tickets it saw left.
+            let counted = match scope.event() {
+                Some(_) => self.queue.stats(scope, now).await?.admitted,
+                None => 0,
+            };
             let line = self.keep_phase(scope, now).await;
             if let Some(phase) = line.changed {
                 promoted.phases.push((scope, phase));
@@ -483,8 +490,9 @@ impl PromoteQueues {
                 .map_or(self.capacity, |a| self.capacity.min(a));
             let tickets = self
                 .queue
-                .promote(scope, capacity, now, self.gate_ttl)
+                .promote_counting(scope, capacity, counted, now, self.gate_ttl)
                 .await?;
+            tracing::debug!(%scope, counted, available = ?line.available, capacity, admitted = tickets.len(), "promotion pass");
             // A promotion may admit thousands at once: announce them a batch at a time, not
             // one round trip after another.
             for batch in tickets.chunks(ANNOUNCE_IN_FLIGHT) {
