@@ -28,25 +28,31 @@ pub struct Tally(Mutex<HashMap<QueueScope, LineTally>>);
 struct LineTally {
     arrivals: u64,
     admissions: u64,
+    /// Phases the line changed to, one bit per [`phase_code`].
+    changes: u8,
 }
 
 impl Tally {
     pub fn arrival(&self, scope: QueueScope) {
-        self.add(scope, 1, 0);
+        self.with(scope, |t| t.arrivals += 1);
     }
 
     pub fn admissions(&self, scope: QueueScope, n: u64) {
         if n > 0 {
-            self.add(scope, 0, n);
+            self.with(scope, |t| t.admissions += n);
         }
     }
 
-    fn add(&self, scope: QueueScope, arrivals: u64, admissions: u64) {
+    /// The promoter changed the line's phase (only the pass that changed it reports it, so
+    /// each change is one marker whatever the number of promoters).
+    pub fn phase_changed(&self, scope: QueueScope, phase: LinePhase) {
+        self.with(scope, |t| t.changes |= 1 << phase_code(phase));
+    }
+
+    fn with(&self, scope: QueueScope, f: impl FnOnce(&mut LineTally)) {
         // A poisoned tally only loses monitoring counts; the sale goes on.
         if let Ok(mut m) = self.0.lock() {
-            let t = m.entry(scope).or_default();
-            t.arrivals += arrivals;
-            t.admissions += admissions;
+            f(m.entry(scope).or_default());
         }
     }
 
@@ -87,6 +93,9 @@ pub fn phase_code(p: LinePhase) -> u8 {
         LinePhase::Closed => 4,
     }
 }
+
+/// Every phase code, in the order of a sale (the order of markers within one second).
+const PHASE_CODES: [u8; 4] = [1, 2, 3, 4];
 
 fn phase_name(code: u64) -> Option<&'static str> {
     match code {
@@ -245,6 +254,11 @@ impl Timeline {
             let line = line.to_string();
             adds.push((field(&line, "arrivals"), t.arrivals));
             adds.push((field(&line, "admissions"), t.admissions));
+            for code in PHASE_CODES {
+                if t.changes & (1 << code) != 0 {
+                    adds.push((field(&line, &format!("marker|{code}")), 1));
+                }
+            }
         }
         if scope.queues {
             self.sample_queues(now, &mut levels).await;
@@ -370,7 +384,6 @@ fn series(records: &[TimelineRecord], line: &str, from: u64, until: u64) -> Time
             rates.insert(name, rate);
         }
         if r.second < from {
-            last_phase = phase.or(last_phase);
             continue;
         }
         for key in r.fields.keys() {
@@ -380,22 +393,23 @@ fn series(records: &[TimelineRecord], line: &str, from: u64, until: u64) -> Time
                 lines.insert(l.to_owned());
             }
         }
-        if let Some(code) = phase {
-            if last_phase.is_some_and(|p| p != code)
-                && let Some(name) = phase_name(code)
+        last_phase = phase.or(last_phase);
+        for code in PHASE_CODES {
+            if get(r, &format!("marker|{code}")).is_some_and(|n| n > 0)
+                && let Some(name) = phase_name(u64::from(code))
             {
                 v.markers.push(Marker {
                     second: r.second,
                     phase: name,
                 });
             }
-            last_phase = Some(code);
         }
         v.seconds.push(r.second);
         v.queued.push(get(r, "queued"));
         v.admitted.push(get(r, "admitted"));
-        v.arrivals.push(get(r, "arrivals").or(phase.map(|_| 0)));
-        v.admissions.push(get(r, "admissions").or(phase.map(|_| 0)));
+        // A sampled second without a count for the line had none.
+        v.arrivals.push(Some(get(r, "arrivals").unwrap_or(0)));
+        v.admissions.push(Some(get(r, "admissions").unwrap_or(0)));
         v.estimated_wait.push(get(r, "wait"));
         v.orders_created.push(rates["orders_created"]);
         v.orders_paid.push(rates["orders_paid"]);
@@ -457,15 +471,23 @@ mod tests {
     #[test]
     fn rates_from_counts_markers_from_phase_changes_and_p99_from_buckets() {
         let records = [
-            record(9, &[("L|phase", 1), ("site|orders_created", 0)]),
+            record(9, &[("L|phase", 1), ("L|marker|1", 1)]),
             record(
                 10,
-                &[("L|phase", 2), ("L|queued", 5), ("site|orders_created", 4)],
+                &[
+                    ("L|phase", 2),
+                    ("L|marker|2", 1),
+                    ("L|queued", 5),
+                    ("site|orders_created", 4),
+                ],
             ),
             record(
                 12,
                 &[
                     ("L|phase", 3),
+                    ("L|marker|2", 1),
+                    ("L|marker|3", 1),
+                    ("L|arrivals", 2),
                     ("site|orders_created", 10),
                     ("site|le|5000", 98),
                     ("site|le|50000", 99),
@@ -477,12 +499,16 @@ mod tests {
         let v = series(&records, "L", 10, 12);
         assert_eq!(v.seconds, vec![10, 12]);
         assert_eq!(v.queued, vec![Some(5), None]);
-        assert_eq!(v.orders_created, vec![Some(4.0), Some(3.0)]);
+        assert_eq!(v.orders_created, vec![None, Some(3.0)]);
         assert_eq!(
             v.markers,
             vec![
                 Marker {
                     second: 10,
+                    phase: "OPEN"
+                },
+                Marker {
+                    second: 12,
                     phase: "OPEN"
                 },
                 Marker {
@@ -494,6 +520,11 @@ mod tests {
         assert_eq!(v.phase, Some("SOLD_OUT"));
         assert_eq!(v.p99, vec![None, Some(0.05)]);
         assert_eq!(v.requests, vec![None, Some(100)]);
+        assert_eq!(
+            v.arrivals,
+            vec![Some(0), Some(2)],
+            "a sampled second without joins"
+        );
         assert_eq!(v.lines, vec!["L".to_owned()]);
     }
 

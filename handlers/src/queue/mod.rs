@@ -502,6 +502,7 @@ impl PromoteQueues {
             let line = self.keep_phase(scope, now).await;
             if let Some(phase) = line.changed {
                 promoted.phases.push((scope, phase));
+                self.tally.phase_changed(scope, phase);
             }
             if let Some(LinePhase::Prequeue { starts_at }) = line.phase {
                 promoted.opens_at = Some(promoted.opens_at.map_or(starts_at, |t| t.min(starts_at)));
