@@ -230,6 +230,8 @@ export function timelineCharts(uPlot, container, series) {
           ...(scale ? { scale } : {}),
         })),
       ],
+      // The labels only: the values are in the summary above each chart.
+      legend: { live: false },
       plugins: [markerPlugin(series)],
     };
     plots.push({ chart, figure, summary, plot, u: new uPlot(opts, series.data(chart), plot) });

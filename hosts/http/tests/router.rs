@@ -2285,6 +2285,23 @@ async fn metrics_are_prometheus_text_with_the_legacy_names() {
         "{}",
         r.text
     );
+    // The monitoring timeline's figures per line: one waiting on the event's line (never
+    // promoted, so with the floor rate of 50 per 120 s: 3 s), none admitted there, the line open;
+    // the site-wide line holds the buyer's consumed admission no longer. (Arrivals are counted
+    // by the host's sampler, which this router test does not run.)
+    for line in [
+        format!(r#"flash_queue_admitted{{event="{event}"}} 0"#),
+        format!(r#"flash_queue_estimated_wait_seconds{{event="{event}"}} 3"#),
+        format!(r#"flash_queue_phase{{event="{event}"}} 2"#),
+        r#"flash_queue_admitted{event="global"} 0"#.to_owned(),
+        "queue_arrivals_total 0".to_owned(),
+    ] {
+        assert!(
+            r.text.lines().any(|l| l == line),
+            "{line} missing from:\n{}",
+            r.text
+        );
+    }
     assert!(
         r.text.contains(r#"route="/auth/login""#) && r.text.contains(r#"route="unmatched""#),
         "{}",
