@@ -194,7 +194,8 @@ pub struct Timeline {
     tally: Arc<Tally>,
     capacity: u64,
     gate_ttl: Duration,
-    previous: Mutex<Option<HostCounters>>,
+    /// The host's counters at the last sample (zero at start: a process's counters start at 0).
+    previous: Mutex<HostCounters>,
 }
 
 impl Timeline {
@@ -207,46 +208,44 @@ impl Timeline {
             tally,
             capacity: s.capacity,
             gate_ttl: s.gate_ttl,
-            previous: Mutex::new(None),
+            previous: Mutex::new(HostCounters::default()),
         }
     }
 
-    /// Records this instance's second: what its counters gained since the last sample (nothing
-    /// on the first, which only sets the baseline), its joins and admissions, and the shared
-    /// figures `scope` lets it read. A figure that cannot be read is left out of the second.
+    /// Records this instance's second: what its counters gained since the last sample (since
+    /// the start, for the first), its joins and admissions, and the shared figures `scope` lets
+    /// it read. A figure that cannot be read is left out of the second.
     /// Returns the joins it recorded (the host counts them in `queue_arrivals_total`).
     pub async fn sample(&self, host: HostCounters, scope: SampleScope) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let second = u64::try_from(now.unix_seconds()).unwrap_or(0);
         let mut adds = Vec::new();
         let mut levels = Vec::new();
-        let previous = self
+        let before = self
             .previous
             .lock()
-            .map(|mut p| p.replace(host.clone()))
-            .unwrap_or(None);
-        if let Some(before) = previous {
-            let gained = |now: u64, then: u64| now.saturating_sub(then);
-            adds.push((
-                field(SITE, "requests"),
-                gained(host.requests, before.requests),
-            ));
-            adds.push((
-                field(SITE, "4xx"),
-                gained(host.client_errors, before.client_errors),
-            ));
-            adds.push((
-                field(SITE, "5xx"),
-                gained(host.server_errors, before.server_errors),
-            ));
-            for (le, n) in &host.latency {
-                let then = before
-                    .latency
-                    .iter()
-                    .find(|(b, _)| b == le)
-                    .map_or(0, |(_, c)| *c);
-                adds.push((field(SITE, &bound_key(*le)), gained(*n, then)));
-            }
+            .map(|mut p| std::mem::replace(&mut *p, host.clone()))
+            .unwrap_or_default();
+        let gained = |now: u64, then: u64| now.saturating_sub(then);
+        adds.push((
+            field(SITE, "requests"),
+            gained(host.requests, before.requests),
+        ));
+        adds.push((
+            field(SITE, "4xx"),
+            gained(host.client_errors, before.client_errors),
+        ));
+        adds.push((
+            field(SITE, "5xx"),
+            gained(host.server_errors, before.server_errors),
+        ));
+        for (le, n) in &host.latency {
+            let then = before
+                .latency
+                .iter()
+                .find(|(b, _)| b == le)
+                .map_or(0, |(_, c)| *c);
+            adds.push((field(SITE, &bound_key(*le)), gained(*n, then)));
         }
         let mut arrivals = 0;
         for (line, t) in self.tally.take() {
