@@ -75,6 +75,14 @@ pub struct HostCounters {
     pub latency: Vec<(f64, u64)>,
 }
 
+/// One sample: the joins this instance counted since the last one (the host adds them to
+/// `queue_arrivals_total` whether or not the store took the record), and the store's answer.
+#[derive(Debug)]
+pub struct Sampled {
+    pub arrivals: u64,
+    pub recorded: Result<(), StoreError>,
+}
+
 /// What one instance samples: the HTTP counters it serves, and which shared figures it can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleScope {
@@ -215,8 +223,7 @@ impl Timeline {
     /// Records this instance's second: what its counters gained since the last sample (since
     /// the start, for the first), its joins and admissions, and the shared figures `scope` lets
     /// it read. A figure that cannot be read is left out of the second.
-    /// Returns the joins it recorded (the host counts them in `queue_arrivals_total`).
-    pub async fn sample(&self, host: HostCounters, scope: SampleScope) -> Result<u64, StoreError> {
+    pub async fn sample(&self, host: HostCounters, scope: SampleScope) -> Sampled {
         let now = self.clock.now();
         let second = u64::try_from(now.unix_seconds()).unwrap_or(0);
         let mut adds = Vec::new();
@@ -275,8 +282,10 @@ impl Timeline {
                 Err(e) => tracing::warn!(error = %e, "order figures unavailable for the timeline"),
             }
         }
-        self.store.record(second, &adds, &levels).await?;
-        Ok(arrivals)
+        Sampled {
+            arrivals,
+            recorded: self.store.record(second, &adds, &levels).await,
+        }
     }
 
     async fn sample_queues(&self, now: Timestamp, levels: &mut Vec<(String, u64)>) {

@@ -2516,6 +2516,7 @@ async fn sample(api: &Api, requests: u64, client_errors: u64, server_errors: u64
             },
         )
         .await
+        .recorded
         .expect("sample");
 }
 

@@ -43,18 +43,17 @@ pub fn spawn_sampler(
                 () = token.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
             }
-            match handlers
+            let sampled = handlers
                 .timeline
                 .sample(host_counters(&metrics), scope)
-                .await
-            {
-                Ok(arrivals) => {
-                    metrics.queue_arrivals_total.inc_by(arrivals);
-                    if failing {
-                        failing = false;
-                        tracing::info!("timeline sampling recovered");
-                    }
+                .await;
+            metrics.queue_arrivals_total.inc_by(sampled.arrivals);
+            match sampled.recorded {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("timeline sampling recovered");
                 }
+                Ok(()) => {}
                 // Logged once per outage, not once a second.
                 Err(e) if !failing => {
                     failing = true;
