@@ -222,7 +222,8 @@ impl Timeline {
 
     /// Records this instance's second: what its counters gained since the last sample (since
     /// the start, for the first), its joins and admissions, and the shared figures `scope` lets
-    /// it read. A figure that cannot be read is left out of the second.
+    /// it read. A figure that cannot be read is left out of the second (logged at debug level:
+    /// during an outage the store's own failure is what the host reports, once).
     pub async fn sample(&self, host: HostCounters, scope: SampleScope) -> Sampled {
         let now = self.clock.now();
         let second = u64::try_from(now.unix_seconds()).unwrap_or(0);
@@ -279,7 +280,7 @@ impl Timeline {
                     (field(SITE, "payments_ok"), c.payments_ok),
                     (field(SITE, "payments_failed"), c.payments_failed),
                 ]),
-                Err(e) => tracing::warn!(error = %e, "order figures unavailable for the timeline"),
+                Err(e) => tracing::debug!(error = %e, "order figures unavailable for the timeline"),
             }
         }
         Sampled {
@@ -292,7 +293,7 @@ impl Timeline {
         let mut scopes = match self.queue.active_scopes().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "queue figures unavailable for the timeline");
+                tracing::debug!(error = %e, "queue figures unavailable for the timeline");
                 return;
             }
         };
@@ -303,7 +304,7 @@ impl Timeline {
             let s = match self.queue.stats(scope, now).await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, %scope, "line figures unavailable for the timeline");
+                    tracing::debug!(error = %e, %scope, "line figures unavailable for the timeline");
                     continue;
                 }
             };
