@@ -182,6 +182,15 @@ function markerPlugin(series) {
   };
 }
 
+/** uPlot's point filter: the indices of values with no neighbour to draw a line to. */
+function isolatedPoints(u, seriesIdx) {
+  const ys = u.data[seriesIdx];
+  const empty = (i) => ys[i] === null || ys[i] === undefined;
+  const out = [];
+  for (let i = 0; i < ys.length; i += 1) if (!empty(i) && empty(i - 1) && empty(i + 1)) out.push(i);
+  return out.length ? out : null;
+}
+
 function format(v) {
   if (v === null || v === undefined) return '—';
   return Number.isInteger(v) ? formatNumber(v) : v.toFixed(1);
@@ -225,7 +234,8 @@ export function timelineCharts(uPlot, container, series) {
           stroke: color,
           width: 2,
           spanGaps: false,
-          points: { show: false },
+          // A value between two gaps (a line active for one second) is a dot, not nothing.
+          points: { show: false, filter: isolatedPoints },
           ...(dash ? { dash } : {}),
           ...(scale ? { scale } : {}),
         })),
