@@ -52,6 +52,7 @@ function home() {
   if (!session.isLoggedIn()) return '/login';
   if (session.isAdmin()) return '/admin';
   const q = queue.snapshot();
+  if (q.state === 'READY' && q.eventId !== queue.GLOBAL) return `/shop/${encodeURIComponent(q.eventId)}`;
   if (q.state === 'READY' || !q.active) return '/shop';
   return '/waiting';
 }

@@ -1,7 +1,9 @@
-// The site-wide waiting queue (`__global__`): live over Socket.IO (namespace /queue, the access
-// token in the handshake), with a polling fallback on GET /queue/status whenever the socket is
-// down or silent. Joining is idempotent on the server, so a reload or a reconnect finds the
-// same ticket again.
+// The line this tab waits in: the site-wide queue (`__global__`, joined at login) or the own
+// line of one event (`queueMode: "event"`). One line at a time: joining another leaves the
+// previous one, so its place or admission goes to the next buyer at once. Live over Socket.IO
+// (namespace /queue, the access token in the handshake), with a polling fallback on
+// GET /queue/status whenever the socket is down or silent. Joining is idempotent on the server,
+// so a reload or a reconnect finds the same ticket again.
 
 import { io } from '../vendor/socket.io.esm.min.js';
 import { api, ApiError } from './api.js';
@@ -15,6 +17,8 @@ export const POLL_MS = 2000;
 const SILENCE_MS = 4000;
 
 const EMPTY = {
+  /** The line: `__global__` or an event id. */
+  eventId: GLOBAL,
   active: false,
   joining: false,
   ticketId: null,
@@ -24,6 +28,13 @@ const EMPTY = {
   queueSize: null,
   readyCapacity: null,
   estimatedWaitSeconds: null,
+  /** While PREQUEUE: when the sale starts and the pre-queue's order is drawn (ISO). */
+  startsAt: null,
+  /**
+   * Set once, when the pre-queue's draw is seen: `{position}`, the place it gave this ticket
+   * among those still waiting (null: let in at once).
+   */
+  drawn: null,
   gateToken: null,
   error: null,
   transport: 'idle',
@@ -73,21 +84,30 @@ export function gateExpiresAt(token) {
   return Number.isFinite(ms) && ms > 0 ? ms : null;
 }
 
-/** The admission to buy with: `{gateToken, expiresAt}` while READY, else null. */
-export function admission() {
-  if (state.state !== 'READY' || !state.gateToken) return null;
+/** The line an event is bought through: its own, or the site-wide one. */
+export function lineOf(event) {
+  return event?.queueMode === 'event' ? event.id : GLOBAL;
+}
+
+/** The admission to buy in `line` with: `{gateToken, expiresAt}` while READY there, else null. */
+export function admission(line = GLOBAL) {
+  if (state.eventId !== line || state.state !== 'READY' || !state.gateToken) return null;
   return { gateToken: state.gateToken, expiresAt: gateExpiresAt(state.gateToken) };
 }
 
+/** No further change will come to the ticket: a new one is needed to wait again. */
 function isFinished(s) {
-  return s === 'ORDERED' || s === 'EXPIRED';
+  return s === 'ORDERED' || s === 'EXPIRED' || s === 'CLOSED';
 }
 
 /** Applies a status (socket `queue:update` or REST) of our ticket. */
 function applyStatus(u) {
   if (!u || typeof u !== 'object') return;
   if (state.ticketId && u.ticketId && u.ticketId !== state.ticketId && !state.joining) return;
+  if (u.eventId && u.eventId !== state.eventId) return;
   const position = u.state === 'QUEUED' ? u.position ?? null : null;
+  // The lottery moment: the first status after waiting in the pre-queue that is not PREQUEUE.
+  const drawn = state.state === 'PREQUEUE' && u.state && u.state !== 'PREQUEUE' && state.drawn === null;
   set({
     ticketId: u.ticketId ?? state.ticketId,
     state: u.state ?? state.state,
@@ -97,6 +117,8 @@ function applyStatus(u) {
     queueSize: u.queueSize ?? state.queueSize,
     readyCapacity: u.readyCapacity ?? state.readyCapacity,
     estimatedWaitSeconds: u.state === 'QUEUED' ? u.estimatedWaitSeconds ?? null : null,
+    startsAt: u.state === 'PREQUEUE' ? u.startsAt ?? state.startsAt : null,
+    drawn: drawn ? { position } : state.drawn,
     gateToken: u.state === 'READY' ? u.gateToken ?? state.gateToken : null,
     joining: false,
     error: null,
@@ -123,7 +145,7 @@ function ensureSocket() {
   socket.on('connect', () => {
     stopPolling();
     set({ transport: 'socket' });
-    if (state.active) socket.emit('queue/join', { eventId: GLOBAL });
+    if (state.active) socket.emit('queue/join', { eventId: state.eventId });
   });
   socket.on('connect_error', async (err) => {
     if (state.active) startPolling();
@@ -147,7 +169,7 @@ function ensureSocket() {
     applyStatus(u);
   });
   socket.on('queue:summary', (s) => {
-    if (s?.eventId === GLOBAL) set({ queueSize: s.queueSize, readyCapacity: s.readyCapacity });
+    if (s?.eventId === state.eventId) set({ queueSize: s.queueSize, readyCapacity: s.readyCapacity });
   });
   socket.on('queue:joined', (j) => {
     if (j?.ticketId) set({ ticketId: j.ticketId, joining: false });
@@ -172,7 +194,7 @@ async function pollOnce() {
   if (!state.active) return stopPolling();
   try {
     if (!state.ticketId || state.joining) {
-      const { ticketId } = await api('/queue/enqueue', { method: 'POST', body: { eventId: GLOBAL } });
+      const { ticketId } = await api('/queue/enqueue', { method: 'POST', body: { eventId: state.eventId } });
       if (!state.active) return undefined;
       set({ ticketId, joining: true });
     }
@@ -203,25 +225,33 @@ function stopPolling() {
   if (state.transport !== 'socket' && socket?.connected) set({ transport: 'socket' });
 }
 
-/** Joins the site-wide queue (again, after an order or an expiry: a new ticket). */
-export function join() {
-  const fresh = !state.ticketId || isFinished(state.state) || !state.active;
+const FRESH = { ticketId: null, state: null, position: null, firstPosition: null, startsAt: null, drawn: null, gateToken: null, queueSize: null };
+
+/**
+ * Joins `line` (the site-wide queue by default; again after an order or an expiry: a new
+ * ticket). Joining another line than the current one leaves the current one first.
+ */
+export function join(line = GLOBAL) {
+  const previous = state.eventId !== line && state.active && state.ticketId && !isFinished(state.state) ? state.ticketId : null;
+  if (previous) leaveTicket(previous).catch(() => {
+    // The old place expires on its own.
+  });
+  const switching = state.eventId !== line;
   set({
     active: true,
     joining: true,
     error: null,
-    ...(fresh && isFinished(state.state)
-      ? { ticketId: null, state: null, position: null, firstPosition: null, gateToken: null }
-      : {}),
+    eventId: line,
+    ...(switching || isFinished(state.state) ? FRESH : {}),
   });
   ensureSocket();
-  if (socket.connected) socket.emit('queue/join', { eventId: GLOBAL });
+  if (socket.connected) socket.emit('queue/join', { eventId: line });
   armSilenceTimer();
 }
 
-/** Picks the queue up again after a reload, if this tab was in it. */
+/** Picks the line up again after a reload, if this tab was in one. */
 export function resume() {
-  if (state.active && session.isLoggedIn() && !isFinished(state.state)) join();
+  if (state.active && session.isLoggedIn() && !isFinished(state.state)) join(state.eventId);
 }
 
 /** The admission was spent on an order (the server says ORDERED soon; the page knows now). */
@@ -238,13 +268,15 @@ export async function leave() {
   stopPolling();
   if (socket?.connected) socket.emit('queue/leave', { clearTicket: false });
   set({ ...EMPTY, transport: socket?.connected ? 'socket' : 'idle' });
-  if (wasActive && ticketId && session.isLoggedIn()) {
-    try {
-      await api('/queue/leave', { method: 'POST', body: { ticketId } });
-    } catch (e) {
-      // Already finished tickets cannot be left; nothing to undo.
-      if (!(e instanceof ApiError) || e.status >= 500 || e.status === 0) throw e;
-    }
+  if (wasActive && ticketId && session.isLoggedIn()) await leaveTicket(ticketId);
+}
+
+async function leaveTicket(ticketId) {
+  try {
+    await api('/queue/leave', { method: 'POST', body: { ticketId } });
+  } catch (e) {
+    // Already finished tickets cannot be left; nothing to undo.
+    if (!(e instanceof ApiError) || e.status >= 500 || e.status === 0) throw e;
   }
 }
 

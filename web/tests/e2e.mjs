@@ -17,11 +17,15 @@
 //   2. with the socket blocked, a buyer still moves through the queue by polling;
 //   3. two buyers race for the last ticket on phone-sized screens: exactly one gets it;
 //   4. an admin registers, creates an event, puts it on sale, edits it and checks monitoring;
-//   5. on a second system whose payments always fail (FLASH_FAILING_BASE_URL), a buyer sees
-//      FAIL, retries, and sees the retry's own outcome.
-//   6. during a sale on an event's own line, the admin's monitoring charts render and move
+//   5. an admin schedules a sale with a pre-queue in the admin page;
+//   6. a buyer waits in an event's pre-queue (a countdown), sees the draw at the start and buys;
+//   7. a buyer in an event's own line sees "sold out" the moment the last ticket is held, and is
+//      let in when tickets come back;
+//   8. during a sale on an event's own line, the admin's monitoring charts render and move
 //      (samples grow, arrivals, admissions, orders, payments and the sold-out marker appear),
-//      the line picker is reached by keyboard, and the charts fit a phone.
+//      the line picker is reached by keyboard, and the charts fit a phone;
+//   9. on a second system whose payments always fail (FLASH_FAILING_BASE_URL), a buyer sees
+//      FAIL, retries, and sees the retry's own outcome.
 // Every page is screenshotted; any console error or uncaught exception fails its scenario.
 
 import assert from 'node:assert/strict';
@@ -57,8 +61,8 @@ setTimeout(() => {
 // ---------------------------------------------------------------------------------------------
 // The API, for setting the scene and checking the outcome.
 
-async function call(method, urlPath, { token, body } = {}) {
-  const headers = { Accept: 'application/json' };
+async function call(method, urlPath, { token, body, headers: extra = {} } = {}) {
+  const headers = { Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (token) headers.Authorization = `Bearer ${token}`;
   const res = await fetch(`${BASE}${urlPath}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -484,6 +488,139 @@ async function anAdminSchedulesASaleWithAPreQueue(browser) {
   await context.close();
 }
 
+/** An admin's event with a line of its own, put on sale; `extra` overrides the defaults. */
+async function eventWithItsOwnLine(name, extra) {
+  const adminUser = 'line-admin';
+  await call('POST', '/auth/register/admin', { body: { userId: adminUser, password: 'line-admin-pw', adminSecret: ADMIN_SECRET } }).catch((e) => {
+    if (!/→ 409/.test(e.message)) throw e;
+  });
+  const admin = () => login(adminUser, 'line-admin-pw');
+  const now = Date.now();
+  const event = await call('POST', '/events', {
+    token: await admin(),
+    body: {
+      name,
+      starts_at: new Date(now - 60_000).toISOString(),
+      ends_at: new Date(now + 86_400_000).toISOString(),
+      total_qty: 10,
+      max_per_user: 1,
+      price: 30000,
+      queue_mode: 'event',
+      ...extra,
+    },
+  });
+  await call('PATCH', `/events/${event.id}`, { token: await admin(), body: { status: 'ONSALE' } });
+  return { event, admin };
+}
+
+/** A buyer who joins `eventId`'s line through the API. */
+async function apiBuyer(user, eventId) {
+  const token = () => login(user);
+  const { ticketId } = await call('POST', '/queue/enqueue', { token: await token(), body: { eventId } });
+  return {
+    ticketId,
+    status: () => call('GET', `/queue/status?ticketId=${ticketId}`),
+    async leave() {
+      await call('POST', '/queue/leave', { token: await token(), body: { ticketId } }).catch(() => {});
+    },
+    async order(gateToken) {
+      return call('POST', '/orders', { token: await token(), body: { event_id: eventId, qty: 1 }, headers: { 'X-Gate-Token': gateToken, 'Idempotency-Key': crypto.randomUUID() } });
+    },
+  };
+}
+
+async function aBuyerWaitsInAPreQueueAndSeesTheDraw(browser) {
+  // The pre-queue is open; the sale starts in an hour, until the admin brings it forward.
+  const now = Date.now();
+  const { event, admin } = await eventWithItsOwnLine('Midnight Drop', {
+    prequeue_starts_at: new Date(now - 60_000).toISOString(),
+    starts_at: new Date(now + 3_600_000).toISOString(),
+  });
+  const { context, page } = await openPage(browser, DESKTOP);
+  await loginThroughPage(page, 'test0003');
+  await page.waitForURL('**/shop', { timeout: 60_000 });
+  await page.getByRole('button', { name: 'Join the pre-queue for Midnight Drop' }).click();
+  await page.waitForURL('**/waiting');
+  const countdown = page.getByTestId('prequeue-countdown');
+  await countdown.waitFor();
+  assert.match(await text(countdown), /^(59|60):\d\d$/, 'the countdown to the start');
+  await page.getByText('The line for Midnight Drop.').waitFor();
+  await page.getByText('Live updates').waitFor();
+  await shot(page, 'prequeue-countdown');
+
+  // Four more buyers join the pre-queue: nobody has a place before the draw. With two let in at
+  // a time, the draw puts this buyer in the line (3 in 5) or lets them in at once (2 in 5).
+  const others = [];
+  for (const user of ['test0000', 'test0001', 'test0002', 'test0005']) others.push(await apiBuyer(user, event.id));
+  for (const b of others) {
+    const st = await b.status();
+    assert.equal(st.state, 'PREQUEUE');
+    assert.equal(st.position, undefined);
+    assert.equal(new Date(st.startsAt).getTime(), new Date(event.startsAt).getTime(), 'a pre-queue status says when the sale starts');
+  }
+
+  // The admin starts the sale now: the draw happens, and the page says what it gave this buyer
+  // (a place in the line, or a turn at once).
+  await call('PATCH', `/events/${event.id}`, { token: await admin(), body: { starts_at: new Date(Date.now() + 1000).toISOString() } });
+  const drawn = page.getByTestId('lottery-result');
+  await drawn.waitFor({ timeout: 60_000 });
+  assert.match(await text(drawn), /draw/);
+  await shot(page, 'prequeue-drawn');
+  for (const b of others) assert.notEqual((await b.status()).state, 'PREQUEUE');
+
+  // The others step aside if they were let in first; this buyer's turn comes and they buy.
+  for (const b of others) await b.leave();
+  await page.waitForURL(`**/shop/${event.id}`, { timeout: 60_000 });
+  await page.getByText('You are in!').waitFor();
+  await page.getByRole('button', { name: 'Buy 1 ticket' }).click();
+  await page.waitForURL('**/checkout/*');
+  await page.getByRole('button', { name: 'Pay ₩30,000' }).click();
+  await page.getByText('Payment confirmed. Your tickets are booked!').waitFor({ timeout: 60_000 });
+  page.assertClean();
+  await context.close();
+}
+
+async function aWaitingBuyerIsToldSoldOutAndLetInWhenTicketsReturn(browser) {
+  const { event, admin } = await eventWithItsOwnLine('Encore Night', { total_qty: 1 });
+  // Someone else is let in first and holds the one ticket's admission.
+  const first = await apiBuyer('test0001', event.id);
+  const admitted = await waitFor('the first buyer let in', async () => {
+    const st = await first.status();
+    return st.state === 'READY' ? st : null;
+  });
+
+  const { context, page } = await openPage(browser, PHONE);
+  await loginThroughPage(page, 'test0004');
+  await page.waitForURL('**/shop', { timeout: 60_000 });
+  await page.getByRole('button', { name: 'Join the line for Encore Night' }).click();
+  await page.waitForURL('**/waiting');
+  await page.getByTestId('queue-position').waitFor();
+  assert.equal(await text(page.getByTestId('queue-position')), '#1');
+  await page.getByText('Live updates').waitFor();
+  await shot(page, 'own-line-waiting-phone');
+
+  // The last ticket is held: the waiting buyer is told at once, without reloading.
+  const order = await first.order(admitted.gateToken);
+  assert.equal(order.status, 'HOLD');
+  const soldOut = page.getByTestId('sold-out');
+  await soldOut.waitFor({ timeout: 60_000 });
+  assert.match(await text(soldOut), /Sold out/);
+  await page.getByRole('button', { name: 'Leave the line' }).waitFor();
+  await shot(page, 'sold-out-phone');
+
+  // The admin releases one more ticket: the line opens again and this buyer, next in it, is let in.
+  await call('PATCH', `/events/${event.id}`, { token: await admin(), body: { total_qty: 2 } });
+  await page.waitForURL(`**/shop/${event.id}`, { timeout: 60_000 });
+  await page.getByRole('button', { name: 'Buy 1 ticket' }).click();
+  await page.waitForURL('**/checkout/*');
+  assert.equal(await page.getByTestId('order-status').getAttribute('data-status'), 'HOLD');
+  await shot(page, 'let-in-after-sold-out-phone');
+  const after = await call('GET', `/events/${event.id}`);
+  assert.equal(after.availableQty, 0);
+  page.assertClean();
+  await context.close();
+}
+
 async function aFailedPaymentCanBeRetried(browser) {
   const { context, page } = await openPage(browser, PHONE);
   await loginThroughPage(page, 'test0000', 'testtest', FAILING);
@@ -639,6 +776,8 @@ const scenarios = [
   ['an admin creates an event and puts it on sale', adminCreatesAnEventAndPutsItOnSale],
   ['the admin pages fit a phone', adminPagesOnAPhone],
   ['an admin schedules a sale with a pre-queue', anAdminSchedulesASaleWithAPreQueue],
+  ['a buyer waits in a pre-queue and sees the draw at the start', aBuyerWaitsInAPreQueueAndSeesTheDraw],
+  ['a waiting buyer is told sold out and let in when tickets return', aWaitingBuyerIsToldSoldOutAndLetInWhenTicketsReturn],
   ['the monitoring charts move during a sale', theMonitoringChartsMoveDuringASale],
   ['a failed payment can be retried', aFailedPaymentCanBeRetried],
 ];

@@ -43,14 +43,19 @@ function every(ctx, ms, fn) {
   ctx.onCleanup(() => clearInterval(id));
 }
 
-/** Joins the queue again and shows the waiting room. */
-function rejoin(ctx) {
-  queue.join();
+/** Joins `line` (again) and shows the waiting room. */
+function rejoin(ctx, line = queue.GLOBAL) {
+  queue.join(line);
   ctx.navigate('/waiting');
 }
 
-function rejoinButton(ctx, label = 'Join the queue') {
-  return h('button', { type: 'button', class: 'button button-primary', onClick: () => rejoin(ctx) }, label);
+function rejoinButton(ctx, label = 'Join the queue', line = queue.GLOBAL) {
+  return h('button', { type: 'button', class: 'button button-primary', onClick: () => rejoin(ctx, line) }, label);
+}
+
+/** Where an admission of `line` is spent: the shop, or the page of the line's own event. */
+function shopOf(line) {
+  return line === queue.GLOBAL ? '/shop' : `/shop/${encodeURIComponent(line)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,6 +78,7 @@ function stat(label, value, extraClass = '') {
 /** The queued view, built once and updated in place so that focus and screen readers keep up. */
 function queuedPanel(ctx) {
   const error = h('div', { class: 'alert alert-warning', role: 'alert', hidden: true });
+  const drawn = h('div', { class: 'alert alert-success lottery-result', 'data-testid': 'lottery-result', hidden: true });
   const number = h('span', { class: 'position-number', 'data-testid': 'queue-position' });
   const progress = h('progress', { class: 'queue-progress', 'aria-label': 'Progress through the queue' });
   const ahead = h('dd');
@@ -84,6 +90,7 @@ function queuedPanel(ctx) {
     'div',
     null,
     error,
+    drawn,
     h('div', { class: 'position' }, h('span', { class: 'position-label' }, 'Your position'), number),
     progress,
     h(
@@ -104,6 +111,10 @@ function queuedPanel(ctx) {
     update(q) {
       error.hidden = !q.error;
       error.textContent = q.error ?? '';
+      drawn.hidden = !q.drawn?.position;
+      drawn.textContent = q.drawn?.position
+        ? `The sale has started and the draw is done: it gave you place #${formatNumber(q.drawn.position)} in the line.`
+        : '';
       number.textContent = `#${formatNumber(q.position ?? 1)}`;
       progress.hidden = !(q.firstPosition > 1);
       if (q.firstPosition > 1) {
@@ -122,7 +133,55 @@ function queuedPanel(ctx) {
   };
 }
 
-/** Every view of the waiting room other than "queued": rebuilt only when the state changes. */
+/** The pre-queue: a countdown to the start, when everyone waiting is put in a random order. */
+function prequeuePanel(ctx) {
+  const count = h('strong', { class: 'countdown prequeue-countdown', 'data-testid': 'prequeue-countdown' });
+  const when = h('span');
+  const line = h('p', { class: 'big-message' }, 'The sale starts in ', count);
+  const size = h('dd');
+  const transport = h('div');
+  const el = h(
+    'div',
+    null,
+    h('p', { class: 'eyebrow' }, 'You are in the pre-queue'),
+    line,
+    h('p', null, 'At the start (', when, ') everyone in the pre-queue is given a place in a random draw, so joining early or refreshing gives no advantage. People who join after the start queue behind the pre-queue.'),
+    h('dl', { class: 'stats' }, h('div', { class: 'stat stat-queue-size' }, h('dt', null, 'People in the line'), size)),
+    transport,
+    h('p', { class: 'muted' }, 'Keep this page open: it moves on by itself at the start.'),
+    h('p', null, h('button', { type: 'button', class: 'button button-ghost', onClick: () => leaveQueue(ctx) }, 'Leave the pre-queue')),
+  );
+  let startsAt = null;
+  let transportKey = null;
+  function tick() {
+    if (startsAt === null) return;
+    const left = startsAt - Date.now();
+    if (left > 0) {
+      line.replaceChildren('The sale starts in ', count);
+      count.textContent = formatCountdown(left);
+    } else {
+      line.replaceChildren(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'The sale is starting: drawing the order…');
+    }
+  }
+  const id = setInterval(tick, 1000);
+  ctx.onCleanup(() => clearInterval(id));
+  return {
+    el,
+    update(q) {
+      const t = new Date(q.startsAt ?? '').getTime();
+      startsAt = Number.isNaN(t) ? null : t;
+      when.textContent = startsAt === null ? 'soon' : formatDateTime(q.startsAt);
+      size.textContent = q.queueSize === null ? '—' : formatNumber(q.queueSize);
+      if (q.transport !== transportKey) {
+        transportKey = q.transport;
+        replace(transport, transportLine(q));
+      }
+      tick();
+    },
+  };
+}
+
+/** Every view of the waiting room other than "queued" and "pre-queue": rebuilt only when the state changes. */
 function otherView(ctx, q) {
   const error = q.error ? h('div', { class: 'alert alert-warning', role: 'alert' }, q.error) : null;
   if (!q.active && !q.state) {
@@ -147,7 +206,27 @@ function otherView(ctx, q) {
     return [
       error,
       h('div', { class: 'alert alert-warning' }, 'Your place in the queue has expired.'),
-      h('p', null, rejoinButton(ctx, 'Join the queue again')),
+      h('p', null, rejoinButton(ctx, 'Join the queue again', q.eventId)),
+    ];
+  }
+  if (q.state === 'SOLD_OUT') {
+    return [
+      h('div', { class: 'sold-out', 'data-testid': 'sold-out' }, h('p', { class: 'big-message failure' }, 'Sold out'), h('p', null, 'Every ticket has been taken.')),
+      h('p', null, 'If tickets come back (a reservation is not paid in time), the line opens again and you keep your place: stay on this page to be told at once.'),
+      transportLine(q),
+      h(
+        'div',
+        { class: 'actions' },
+        h('button', { type: 'button', class: 'button button-ghost', onClick: () => leaveQueue(ctx) }, 'Leave the line'),
+        h('a', { href: '/shop', 'data-link': true, class: 'button' }, 'See other events'),
+      ),
+    ];
+  }
+  if (q.state === 'CLOSED') {
+    return [
+      h('p', { class: 'big-message failure' }, 'The sale is closed'),
+      h('p', null, 'This sale has ended: its line lets nobody in any more.'),
+      h('p', null, h('a', { href: '/shop', 'data-link': true, class: 'button button-primary' }, 'See other events')),
     ];
   }
   return [error, h('p', { class: 'big-message' }, h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'Joining the queue…'), transportLine(q)];
@@ -155,7 +234,11 @@ function otherView(ctx, q) {
 
 /** What a screen reader hears: position changes and the turn, not every refresh. */
 function announcement(q) {
+  if (q.state === 'QUEUED' && q.drawn?.position && q.position === q.drawn.position) return `The draw is done: it gave you place ${formatNumber(q.drawn.position)}. Estimated wait ${formatWait(q.estimatedWaitSeconds)}.`;
   if (q.state === 'QUEUED') return `Your position in the queue: ${formatNumber(q.position ?? 1)}. Estimated wait ${formatWait(q.estimatedWaitSeconds)}.`;
+  if (q.state === 'PREQUEUE') return 'You are in the pre-queue. Places are drawn at random when the sale starts.';
+  if (q.state === 'SOLD_OUT') return 'Sold out. Stay on this page: if tickets come back you keep your place.';
+  if (q.state === 'CLOSED') return 'The sale is closed.';
   if (q.state === 'READY') return 'It is your turn. Opening the shop.';
   if (q.state === 'EXPIRED') return 'Your place in the queue has expired.';
   if (q.state === 'ORDERED' || q.state === 'USED') return 'You have used your turn for an order.';
@@ -175,6 +258,8 @@ async function leaveQueue(ctx) {
 export function waitingPage(ctx) {
   ctx.setTitle('Waiting room');
   const body = h('div', { class: 'waiting-body' });
+  const lineName = h('p', { class: 'line-name muted', 'data-testid': 'line-name' });
+  let namedLine = null;
   const announcer = h('p', { class: 'visually-hidden', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' });
   let panel = null;
   let viewKey = null;
@@ -185,15 +270,23 @@ export function waitingPage(ctx) {
       leaving = true;
       // After the current render: this callback may run while the page is being built.
       setTimeout(() => {
-        if (!ctx.signal.aborted) ctx.navigate('/shop', { replace: true });
+        if (!ctx.signal.aborted) ctx.navigate(shopOf(q.eventId), { replace: true });
       }, 0);
     }
+    if (q.eventId !== namedLine) {
+      namedLine = q.eventId;
+      nameLine(q.eventId);
+    }
     const queued = q.state === 'QUEUED' && q.active;
-    const key = queued ? 'queued' : `${q.active}-${q.state}-${q.joining}-${q.error ?? ''}-${q.transport}`;
+    const prequeued = q.state === 'PREQUEUE' && q.active;
+    const key = queued ? 'queued' : prequeued ? 'prequeue' : `${q.active}-${q.state}-${q.joining}-${q.error ?? ''}-${q.transport}`;
     if (key !== viewKey) {
       viewKey = key;
       if (queued) {
         panel = queuedPanel(ctx);
+        replace(body, panel.el);
+      } else if (prequeued) {
+        panel = prequeuePanel(ctx);
         replace(body, panel.el);
       } else {
         panel = null;
@@ -208,10 +301,25 @@ export function waitingPage(ctx) {
     }
   });
   ctx.onCleanup(unsubscribe);
+  /** Says whose line this is: the site's, or one event's (its name read once). */
+  async function nameLine(line) {
+    if (line === queue.GLOBAL) {
+      lineName.textContent = 'The queue for every sale without a line of its own.';
+      return;
+    }
+    lineName.textContent = 'The line for one event.';
+    try {
+      const e = await api(`/events/${encodeURIComponent(line)}`, { signal: ctx.signal });
+      if (!ctx.signal.aborted && namedLine === line) lineName.textContent = `The line for ${e.name}.`;
+    } catch {
+      // The generic text stays.
+    }
+  }
   return h(
     'section',
     { class: 'page narrow' },
     h('h1', { tabindex: '-1' }, 'Waiting room'),
+    lineName,
     h('div', { class: 'card waiting' }, body),
     announcer,
   );
@@ -220,28 +328,57 @@ export function waitingPage(ctx) {
 // ---------------------------------------------------------------------------------------------
 // Admission banner (shop and purchase pages)
 
-function admissionBanner(ctx) {
+/**
+ * Where the buyer stands in `line` (an event's page: the line it is bought through), or in
+ * whichever line the buyer is in (the shop: `line` undefined).
+ */
+function admissionBanner(ctx, line) {
   const el = h('div', { class: 'admission' });
   const countdown = h('strong', { class: 'countdown' });
   let lastKind = null;
   function tick() {
-    const a = queue.admission();
+    const a = queue.admission(line ?? queue.snapshot().eventId);
     if (a?.expiresAt) countdown.textContent = formatCountdown(a.expiresAt - Date.now());
   }
   const unsubscribe = queue.subscribe((q) => {
-    const kind = q.state === 'READY' ? 'ready' : q.state === 'QUEUED' ? `queued-${q.position}` : `other-${q.state}-${q.active}`;
+    const target = line ?? q.eventId;
+    const inLine = q.eventId === target;
+    const kind = !inLine ? `elsewhere-${q.active}` : q.state === 'READY' ? 'ready' : q.state === 'QUEUED' ? `queued-${q.position}` : `other-${q.state}-${q.active}`;
     if (kind === lastKind) return;
     lastKind = kind;
-    if (q.state === 'READY') {
+    if (!inLine) {
+      replace(
+        el,
+        h(
+          'div',
+          { class: 'alert alert-info', role: 'status' },
+          h('p', null, 'This event has a line of its own: join it to buy. You are let in when it is your turn.'),
+          h('div', { class: 'alert-actions' }, rejoinButton(ctx, 'Join the line for this event', line)),
+        ),
+      );
+    } else if (q.state === 'READY') {
       tick();
-      replace(el, h('div', { class: 'alert alert-success', role: 'status' }, h('p', null, 'You are in! Your turn to buy ends in ', countdown, '.')));
+      // Let in straight from the pre-queue's draw: say so, it is the moment the buyer waited for.
+      const drawn = q.drawn && !q.drawn.position ? h('p', { 'data-testid': 'lottery-result' }, 'The sale has started and the draw put you among the first.') : null;
+      replace(el, h('div', { class: 'alert alert-success', role: 'status' }, drawn, h('p', null, 'You are in! Your turn to buy ends in ', countdown, '.')));
     } else if (q.state === 'QUEUED' && q.active) {
       replace(
         el,
         h(
           'div',
           { class: 'alert alert-info', role: 'status' },
-          h('p', null, `You are in the queue at position ${formatNumber(q.position ?? 1)}. You can buy when it is your turn.`),
+          h('p', null, `You are in ${target === queue.GLOBAL ? 'the queue' : 'the event’s own line'} at position ${formatNumber(q.position ?? 1)}. You can buy when it is your turn.`),
+          h('div', { class: 'alert-actions' }, h('a', { href: '/waiting', 'data-link': true, class: 'button button-small' }, 'Go to the waiting room')),
+        ),
+      );
+    } else if (['PREQUEUE', 'SOLD_OUT', 'CLOSED'].includes(q.state) && q.active) {
+      const text = { PREQUEUE: 'You are in the pre-queue: places are drawn when the sale starts.', SOLD_OUT: 'Sold out: you keep your place in case tickets come back.', CLOSED: 'The sale is closed.' }[q.state];
+      replace(
+        el,
+        h(
+          'div',
+          { class: 'alert alert-info', role: 'status' },
+          h('p', null, text),
           h('div', { class: 'alert-actions' }, h('a', { href: '/waiting', 'data-link': true, class: 'button button-small' }, 'Go to the waiting room')),
         ),
       );
@@ -252,7 +389,7 @@ function admissionBanner(ctx) {
           : q.state === 'EXPIRED'
             ? 'Your turn has expired. Join the queue again to buy tickets.'
             : 'To buy tickets, join the queue first. You will be let in when it is your turn.';
-      replace(el, h('div', { class: 'alert alert-warning', role: 'status' }, h('p', null, text), h('div', { class: 'alert-actions' }, rejoinButton(ctx))));
+      replace(el, h('div', { class: 'alert alert-warning', role: 'status' }, h('p', null, text), h('div', { class: 'alert-actions' }, rejoinButton(ctx, 'Join the queue', target))));
     }
   });
   const id = setInterval(tick, 1000);
@@ -271,7 +408,36 @@ function stockText(e) {
   return `${formatNumber(e.availableQty)} of ${formatNumber(e.totalQty)} left`;
 }
 
-function eventCard() {
+/**
+ * What the buyer can do with an event now: for one with a line of its own that depends on the
+ * pre-queue's dates and on where the buyer stands in that line.
+ */
+function eventAction(ctx, e, q) {
+  const now = Date.now();
+  const buy = (label = 'Buy tickets') => ({
+    key: `buy-${e.id}-${label}`,
+    el: () => h('a', { href: `/shop/${e.id}`, 'data-link': true, class: 'button button-primary', 'aria-label': `${label} for ${e.name}` }, label),
+  });
+  const text = (key, label) => ({ key, el: () => h('span', { class: 'muted' }, label) });
+  if (e.status !== 'ONSALE') return text('closed', 'Sale closed');
+  if (e.queueMode !== 'event') return e.availableQty > 0 ? buy() : text('soldout', 'Sold out');
+  const inLine = q.active && q.eventId === e.id;
+  if (inLine && q.state === 'READY') return buy();
+  if (inLine && !['ORDERED', 'USED', 'EXPIRED', 'CLOSED'].includes(q.state)) {
+    return { key: `waiting-${e.id}`, el: () => h('a', { href: '/waiting', 'data-link': true, class: 'button', 'aria-label': `Your place in the line for ${e.name}` }, 'See your place in the line') };
+  }
+  const opens = e.prequeueStartsAt ? new Date(e.prequeueStartsAt).getTime() : null;
+  const starts = new Date(e.startsAt).getTime();
+  if (opens !== null && now < opens) return text(`opens-${opens}`, `The line opens ${formatDateTime(e.prequeueStartsAt)}`);
+  if (e.availableQty <= 0) return text('soldout', 'Sold out');
+  const label = opens !== null && now < starts ? 'Join the pre-queue' : 'Join the line';
+  return {
+    key: `join-${e.id}-${label}`,
+    el: () => h('button', { type: 'button', class: 'button button-primary', 'aria-label': `${label} for ${e.name}`, onClick: () => rejoin(ctx, e.id) }, label),
+  };
+}
+
+function eventCard(ctx) {
   const title = h('h2', { class: 'event-name' });
   const status = h('span');
   const when = h('p', { class: 'muted event-when' });
@@ -279,12 +445,13 @@ function eventCard() {
   const meter = h('meter', { min: 0, class: 'stock-meter' });
   const stock = h('p', { class: 'stock' });
   const limit = h('p', { class: 'muted' });
+  const line = h('p', { class: 'muted event-line' });
   const action = h('div', { class: 'event-action' });
-  const el = h('article', { class: 'card event-card' }, h('div', { class: 'event-head' }, title, status), when, price, meter, stock, limit, action);
+  const el = h('article', { class: 'card event-card' }, h('div', { class: 'event-head' }, title, status), when, price, meter, stock, limit, line, action);
   let actionKey = null;
   return {
     el,
-    update(e) {
+    update(e, q) {
       title.textContent = e.name;
       replace(status, statusBadge(e.status));
       when.textContent = `${formatDateTime(e.startsAt)} – ${formatDateTime(e.endsAt)}`;
@@ -295,16 +462,14 @@ function eventCard() {
       stock.textContent = stockText(e);
       stock.classList.toggle('stock-out', e.availableQty <= 0);
       limit.textContent = `Up to ${plural(e.maxPerUser, 'ticket')} per person`;
-      const buyable = e.status === 'ONSALE' && e.availableQty > 0;
-      const key = buyable ? `buy-${e.id}` : e.status === 'ONSALE' ? 'soldout' : 'closed';
-      if (key !== actionKey) {
-        actionKey = key;
-        replace(
-          action,
-          buyable
-            ? h('a', { href: `/shop/${e.id}`, 'data-link': true, class: 'button button-primary', 'aria-label': `Buy tickets for ${e.name}` }, 'Buy tickets')
-            : h('span', { class: 'muted' }, e.status === 'ONSALE' ? 'Sold out' : 'Sale closed'),
-        );
+      line.hidden = e.queueMode !== 'event';
+      line.textContent = e.prequeueStartsAt
+        ? `Its own line, with a pre-queue from ${formatDateTime(e.prequeueStartsAt)}: places are drawn at random at the start.`
+        : 'Its own line: join it to buy.';
+      const next = eventAction(ctx, e, q);
+      if (next.key !== actionKey) {
+        actionKey = next.key;
+        replace(action, next.el());
       }
     },
   };
@@ -321,10 +486,11 @@ export function shopPage(ctx) {
   const grid = h('div', { class: 'event-grid' }, h('p', { class: 'muted' }, 'Loading events…'));
   const cards = new Map();
   let loaded = false;
+  let events = [];
 
   async function load() {
     try {
-      const events = sortEvents(await api('/events', { signal: ctx.signal }));
+      events = sortEvents(await api('/events', { signal: ctx.signal }));
       if (ctx.signal.aborted) return;
       messages.clear();
       if (!events.length) {
@@ -340,10 +506,10 @@ export function shopPage(ctx) {
         seen.add(e.id);
         let card = cards.get(e.id);
         if (!card) {
-          card = eventCard();
+          card = eventCard(ctx);
           cards.set(e.id, card);
         }
-        card.update(e);
+        card.update(e, queue.snapshot());
         // Only move cards that are out of place, so a focused link keeps its focus.
         if (grid.children[i] !== card.el) grid.insertBefore(card.el, grid.children[i] ?? null);
       });
@@ -360,6 +526,15 @@ export function shopPage(ctx) {
   }
   load();
   every(ctx, STOCK_REFRESH_MS, load);
+  // The buttons follow the buyer's line (joined, let in) and the pre-queue's dates.
+  const unsubscribe = queue.subscribe((q) => {
+    for (const e of events) cards.get(e.id)?.update(e, q);
+  });
+  ctx.onCleanup(unsubscribe);
+  every(ctx, 1000, () => {
+    const q = queue.snapshot();
+    for (const e of events) cards.get(e.id)?.update(e, q);
+  });
 
   return h(
     'section',
@@ -401,6 +576,9 @@ export function purchasePage(ctx) {
   let mine = 0;
   let submitting = false;
   let shownBlock = null;
+  /** The line this event is bought through, known once the event is read. */
+  let line = null;
+  const banner = h('div');
 
   function maxQty() {
     if (!event) return 0;
@@ -421,7 +599,7 @@ export function purchasePage(ctx) {
     if (mine > 0) parts.push(`you already have ${formatNumber(mine)}`);
     parts.push(`${formatNumber(event.availableQty)} left`);
     qty.hint.textContent = `${parts.join(' · ')}.`;
-    const admitted = Boolean(queue.admission());
+    const admitted = Boolean(queue.admission(line));
     let blocked = null;
     if (event.status !== 'ONSALE') blocked = event.status === 'DRAFT' ? 'This event is not on sale yet.' : 'The sale of this event has closed.';
     else if (event.availableQty <= 0) blocked = 'Sold out: there are no tickets left.';
@@ -446,6 +624,10 @@ export function purchasePage(ctx) {
       ]);
       if (ctx.signal.aborted) return;
       event = e;
+      if (line !== queue.lineOf(e)) {
+        line = queue.lineOf(e);
+        replace(banner, admissionBanner(ctx, line));
+      }
       if (orders) mine = alreadyMine(orders, eventId);
       heading.textContent = e.name;
       ctx.setTitle(`Buy tickets: ${e.name}`);
@@ -488,9 +670,9 @@ export function purchasePage(ctx) {
       qty.input.focus();
       return;
     }
-    const admission = queue.admission();
+    const admission = queue.admission(line);
     if (!admission) {
-      messages.show('error', 'It is not your turn yet: join the queue and wait to be let in before buying.', rejoinButton(ctx));
+      messages.show('error', 'It is not your turn yet: join the queue and wait to be let in before buying.', rejoinButton(ctx, 'Join the queue', line));
       return;
     }
     submitting = true;
@@ -509,7 +691,7 @@ export function purchasePage(ctx) {
       if (ctx.signal.aborted) return;
       submitting = false;
       setBusy(submit, false);
-      const extra = err instanceof ApiError && err.status === 403 ? [rejoinButton(ctx, 'Join the queue again')] : [];
+      const extra = err instanceof ApiError && err.status === 403 ? [rejoinButton(ctx, 'Join the queue again', line)] : [];
       messages.show('error', `Could not place the order: ${err.message}`, ...extra);
       await load();
     }
@@ -527,7 +709,7 @@ export function purchasePage(ctx) {
     { class: 'page narrow' },
     h('p', { class: 'breadcrumb' }, h('a', { href: '/shop', 'data-link': true }, '← All events')),
     heading,
-    admissionBanner(ctx),
+    banner,
     details,
     messages.el,
     note.el,
@@ -606,7 +788,8 @@ export function checkoutPage(ctx) {
   }
 
   function buyMoreButton() {
-    return h('button', { type: 'button', class: 'button', onClick: () => rejoin(ctx) }, 'Buy more tickets');
+    // Back into the line the last admission came from.
+    return h('button', { type: 'button', class: 'button', onClick: () => rejoin(ctx, queue.snapshot().eventId) }, 'Buy more tickets');
   }
 
   let panelKey = null;
