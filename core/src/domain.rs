@@ -564,6 +564,18 @@ pub struct QueueStats {
     pub phase: LinePhase,
 }
 
+/// Seconds of monitoring history a [`TimelineStore`](crate::ports::TimelineStore) keeps: the
+/// last 15 minutes, one record per second.
+pub const TIMELINE_SECONDS: u64 = 900;
+
+/// One second of the monitoring timeline: named counters (`<line>|<name>` or `site|<name>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimelineRecord {
+    /// Unix seconds.
+    pub second: u64,
+    pub fields: std::collections::BTreeMap<String, u64>,
+}
+
 /// Where an enqueue puts a new ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {

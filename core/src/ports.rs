@@ -430,3 +430,24 @@ pub trait HealthCheck: Send + Sync {
     fn name(&self) -> &'static str;
     async fn ping(&self) -> StoreResult<()>;
 }
+
+/// The monitoring timeline: one record of named counters per second, shared by every instance
+/// (the admin charts read the same records whichever instance answers). Memory is bounded: at
+/// most [`TIMELINE_SECONDS`] records are kept, each with the fields of the lines then active.
+#[async_trait]
+pub trait TimelineStore: Send + Sync {
+    /// Adds each `adds` value to its field of `second`'s record and sets each `levels` field,
+    /// creating the record. Concurrent calls for one second from several instances MUST NOT
+    /// lose an add (levels: the last write wins). A record MUST be forgotten on its own once it
+    /// is more than [`TIMELINE_SECONDS`] seconds older than the newest one written.
+    async fn record(
+        &self,
+        second: u64,
+        adds: &[(String, u64)],
+        levels: &[(String, u64)],
+    ) -> StoreResult<()>;
+
+    /// The records of the seconds `from..=to` that exist, oldest first; at most
+    /// [`TIMELINE_SECONDS`] of them (a wider range is cut to its newest seconds).
+    async fn read(&self, from: u64, to: u64) -> StoreResult<Vec<TimelineRecord>>;
+}

@@ -23,6 +23,7 @@ pub struct Ports {
     pub payments: Arc<dyn PaymentStore>,
     pub bus: Arc<dyn Bus>,
     pub ledger: Arc<dyn PaymentLedger>,
+    pub timeline: Arc<dyn TimelineStore>,
 }
 
 /// A wake-up for a background task (promotion, outbox relay) so it runs now, not at its next tick.

@@ -14,6 +14,7 @@ pub mod payments;
 pub mod queue;
 pub mod settings;
 pub mod stats;
+pub mod timeline;
 
 pub use common::{Doorman, Kick, Ports};
 use flash_core::limits::Door;
@@ -49,6 +50,8 @@ pub struct Handlers {
     pub time_out_payments: payments::TimeOutPayments,
     pub process_payment: pay::ProcessPayment,
     pub overview: stats::Overview,
+    /// The monitoring timeline: sampled every second by long-running hosts, read by admins.
+    pub timeline: timeline::Timeline,
     /// Wakes the promoter when a slot frees or someone joins.
     pub promotion_kick: Kick,
     /// Wakes the outbox relay when a payment message is written.
@@ -81,11 +84,13 @@ impl Handlers {
         let door = |door, per_addr, per_user| {
             Doorman::new(ports.limiter.clone(), door, per_addr, per_user)
         };
+        let tally = std::sync::Arc::new(timeline::Tally::default());
         let join_queue = queue::JoinQueue::new(
             ports,
             promotion_kick.clone(),
             door(Door::Enqueue, l.enqueue_per_addr, l.enqueue_per_user),
-        );
+        )
+        .counting(tally.clone());
         let event_cache = join_queue.event_cache();
         Handlers {
             register: auth::Register::new(
@@ -108,7 +113,7 @@ impl Handlers {
             queue_status: queue::QueueStatus::new(ports, &settings.queue, gate.clone()),
             enter_queue: queue::EnterQueue::new(ports, &settings.queue, gate.clone()),
             leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
-            promote: queue::PromoteQueues::new(ports, &settings.queue),
+            promote: queue::PromoteQueues::new(ports, &settings.queue).counting(tally.clone()),
             create_event: events::CreateEvent::new(ports),
             update_event: events::UpdateEvent::new(ports).invalidating(event_cache.clone()),
             delete_event: events::DeleteEvent::new(ports).invalidating(event_cache),
@@ -139,7 +144,8 @@ impl Handlers {
                 &settings.pay,
                 &settings.payments.result_queue,
             ),
-            overview: stats::Overview::new(ports),
+            overview: stats::Overview::new(ports, &settings.queue),
+            timeline: timeline::Timeline::new(ports, &settings.queue, tally),
             tokens,
             clock: ports.clock.clone(),
             promotion_kick,

@@ -2,10 +2,13 @@
 //! payment counts. Every read is O(active queues) or O(1).
 
 use crate::Ports;
+use crate::queue::wait_estimate;
+use crate::settings::QueueSettings;
 use flash_core::StoreError;
-use flash_core::domain::{QueueScope, ShopCounts};
+use flash_core::domain::{LinePhase, QueueScope, QueueStats, ShopCounts};
 use flash_core::ports::{Clock, PaymentStore, QueueStore};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueFigures {
@@ -14,20 +17,27 @@ pub struct QueueFigures {
     /// READY + USED.
     pub admitted: u64,
     pub used: u64,
+    /// Seconds the last in line waits at the measured admission rate (0 with nobody waiting).
+    pub estimated_wait_seconds: u64,
+    pub phase: LinePhase,
 }
 
 pub struct Overview {
     clock: Arc<dyn Clock>,
     queue: Arc<dyn QueueStore>,
     payments: Arc<dyn PaymentStore>,
+    capacity: u64,
+    gate_ttl: Duration,
 }
 
 impl Overview {
-    pub fn new(p: &Ports) -> Self {
+    pub fn new(p: &Ports, s: &QueueSettings) -> Self {
         Overview {
             clock: p.clock.clone(),
             queue: p.queue.clone(),
             payments: p.payments.clone(),
+            capacity: s.capacity,
+            gate_ttl: s.gate_ttl,
         }
     }
 
@@ -47,9 +57,25 @@ impl Overview {
                 queued: s.queued,
                 admitted: s.admitted,
                 used: s.used,
+                estimated_wait_seconds: self.wait(&s),
+                phase: s.phase,
             });
         }
         Ok(out)
+    }
+
+    /// Seconds the last of `s.queued` waits at the line's measured admission rate.
+    pub fn wait(&self, s: &QueueStats) -> u64 {
+        if s.queued == 0 {
+            return 0;
+        }
+        wait_estimate(
+            s.queued,
+            s.recent_admissions,
+            s.window_ms,
+            self.capacity,
+            self.gate_ttl,
+        )
     }
 
     pub async fn shop(&self) -> Result<ShopCounts, StoreError> {

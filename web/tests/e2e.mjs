@@ -21,7 +21,10 @@
 //   6. a buyer waits in an event's pre-queue (a countdown), sees the draw at the start and buys;
 //   7. a buyer in an event's own line sees "sold out" the moment the last ticket is held, and is
 //      let in when tickets come back;
-//   8. on a second system whose payments always fail (FLASH_FAILING_BASE_URL), a buyer sees
+//   8. during a sale on an event's own line, the admin's monitoring charts render and move
+//      (samples grow, arrivals, admissions, orders, payments and the sold-out marker appear),
+//      the line picker is reached by keyboard, and the charts fit a phone;
+//   9. on a second system whose payments always fail (FLASH_FAILING_BASE_URL), a buyer sees
 //      FAIL, retries, and sees the retry's own outcome.
 // Every page is screenshotted; any console error or uncaught exception fails its scenario.
 
@@ -645,6 +648,125 @@ async function aFailedPaymentCanBeRetried(browser) {
   await context.close();
 }
 
+// The monitoring charts during a sale: buyers join an event's own line and buy through the API
+// while an admin watches the page. Self-contained: its own admin, event and helpers.
+
+/** `call` with extra request headers (the order's Idempotency-Key and gate token). */
+async function callWithHeaders(method, urlPath, { token, body, headers = {} }) {
+  const res = await fetch(`${BASE}${urlPath}`, {
+    method,
+    headers: { Accept: 'application/json', 'Content-Type': 'application/json', Authorization: `Bearer ${token}`, ...headers },
+    body: JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${method} ${urlPath} → ${res.status}: ${JSON.stringify(data)}`);
+  return data;
+}
+
+/** One buyer through the line: join, wait for READY, order one ticket, pay. */
+async function buyThroughTheLine(userId, eventId) {
+  const token = await login(userId);
+  const { ticketId } = await call('POST', '/queue/enqueue', { token, body: { eventId } });
+  const ready = await waitFor(`${userId} admitted`, async () => {
+    const s = await call('GET', `/queue/status?ticketId=${ticketId}`);
+    return s.state === 'READY' ? s : null;
+  });
+  const order = await callWithHeaders('POST', '/orders', {
+    token,
+    body: { event_id: eventId, qty: 1 },
+    headers: { 'Idempotency-Key': crypto.randomUUID(), 'X-Gate-Token': ready.gateToken },
+  });
+  await call('POST', '/payments', { token, body: { orderId: order.orderId, method: 'MOCK' } });
+  return order.orderId;
+}
+
+/** A chart's drawn state: seconds drawn, each line's sum over them, its markers. */
+async function chartState(page, id) {
+  const figure = page.locator(`figure.chart[data-chart="${id}"]`);
+  const [points, sums, markers] = await Promise.all([figure.getAttribute('data-points'), figure.getAttribute('data-sums'), figure.getAttribute('data-markers')]);
+  return { points: Number(points ?? 0), sums: JSON.parse(sums ?? '{}'), markers: (markers ?? '').split(' ').filter(Boolean) };
+}
+
+async function theMonitoringChartsMoveDuringASale(browser) {
+  await call('POST', '/auth/register/admin', { body: { userId: 'monitor-admin', password: 'monitor-admin-pw', adminSecret: ADMIN_SECRET } });
+  const admin = await login('monitor-admin', 'monitor-admin-pw');
+  const now = Date.now();
+  const event = await call('POST', '/events', {
+    token: admin,
+    body: {
+      name: 'Charts Night',
+      starts_at: new Date(now - 60_000).toISOString(),
+      ends_at: new Date(now + 86_400_000).toISOString(),
+      total_qty: 3,
+      max_per_user: 1,
+      price: 10000,
+      queue_mode: 'event',
+    },
+  });
+  await call('PATCH', `/events/${event.id}`, { token: admin, body: { status: 'ONSALE' } });
+
+  const { context, page } = await openPage(browser, DESKTOP);
+  await loginThroughPage(page, 'monitor-admin', 'monitor-admin-pw');
+  await page.waitForURL('**/admin');
+  await page.getByRole('link', { name: 'Monitoring' }).first().click();
+  await page.waitForURL('**/admin/monitoring');
+  // Every chart is drawn from the server's samples, and they keep coming.
+  await page.locator('figure.chart[data-chart="http"] canvas').first().waitFor();
+  assert.equal(await page.locator('figure.chart').count(), 6);
+  const first = await waitFor('site-wide samples on the charts', async () => ((await chartState(page, 'http')).points > 0 ? chartState(page, 'http') : null));
+  await waitFor('the site-wide charts growing', async () => (await chartState(page, 'http')).points > first.points);
+
+  // The keyboard reaches the line picker.
+  const picker = page.getByLabel('Queue line');
+  let reached = false;
+  for (let i = 0; i < 60 && !reached; i += 1) {
+    await page.keyboard.press('Tab');
+    reached = await picker.evaluate((el) => el === document.activeElement);
+  }
+  assert.ok(reached, 'Tab reaches the queue line picker');
+  await picker.selectOption({ label: 'Charts Night' });
+  await page.getByText('Charts Night:', { exact: false }).waitFor();
+  await shot(page, 'monitoring-charts-before');
+
+  // The sale: three buyers for three tickets, two admitted at a time, then one too late.
+  const buyers = ['test0002', 'test0003', 'test0004'].map((u) => buyThroughTheLine(u, event.id));
+  await waitFor('arrivals and the queue on the line charts', async () => {
+    const flow = await chartState(page, 'flow');
+    return flow.sums.arrivalsPerSecond >= 1;
+  });
+  await shot(page, 'monitoring-charts-during');
+  await Promise.all(buyers);
+  const late = await login('test0005');
+  const soldOut = await call('POST', '/queue/enqueue', { token: late, body: { eventId: event.id } });
+  await waitFor('every order and payment, and the sold-out marker, on the charts', async () => {
+    const [orders, flow, queue] = await Promise.all([chartState(page, 'orders'), chartState(page, 'flow'), chartState(page, 'queue')]);
+    return (
+      orders.sums['ordersPerSecond.created'] >= 3 &&
+      orders.sums['paymentsPerSecond.ok'] >= 3 &&
+      flow.sums.admissionsPerSecond >= 3 &&
+      flow.sums.arrivalsPerSecond >= 4 &&
+      queue.markers.includes('SOLD_OUT')
+    );
+  });
+  assert.equal((await call('GET', `/queue/status?ticketId=${soldOut.ticketId}`)).state, 'SOLD_OUT');
+  await page.getByText('line sold out', { exact: false }).waitFor();
+  await shot(page, 'monitoring-charts-after');
+  page.assertClean();
+  await context.close();
+
+  // On a phone the charts fit the screen's width.
+  const phone = await openPage(browser, PHONE);
+  await loginThroughPage(phone.page, 'monitor-admin', 'monitor-admin-pw');
+  await phone.page.waitForURL('**/admin');
+  await phone.page.goto(`${BASE}/admin/monitoring`);
+  await waitFor('the charts on a phone', async () => (await chartState(phone.page, 'queue')).points > 0);
+  const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the monitoring page is ${overflow}px wider than the phone`);
+  await shot(phone.page, 'monitoring-charts-phone');
+  phone.page.assertClean();
+  await phone.context.close();
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const scenarios = [
@@ -656,6 +778,7 @@ const scenarios = [
   ['an admin schedules a sale with a pre-queue', anAdminSchedulesASaleWithAPreQueue],
   ['a buyer waits in a pre-queue and sees the draw at the start', aBuyerWaitsInAPreQueueAndSeesTheDraw],
   ['a waiting buyer is told sold out and let in when tickets return', aWaitingBuyerIsToldSoldOutAndLetInWhenTicketsReturn],
+  ['the monitoring charts move during a sale', theMonitoringChartsMoveDuringASale],
   ['a failed payment can be retried', aFailedPaymentCanBeRetried],
 ];
 

@@ -3,8 +3,9 @@
 #
 # Nothing here has a build step, so the official builds are copied byte for byte:
 # - socket.io-client's ESM build, which the page loads;
-# - uPlot's minified browser build, stylesheet and license, which the rehearsal inlines into
-#   report.html (integration/rehearse/src/report/html.rs).
+# - uPlot's minified browser build, stylesheet and license, which the monitoring page loads
+#   (web/app/charts.js) and the rehearsal inlines into report.html
+#   (integration/rehearse/src/report/html.rs).
 # The versions are the ones pinned (exactly) in web/package.json and web/package-lock.json; npm
 # checks each package's integrity hash from the lock file.
 #

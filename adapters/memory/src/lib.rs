@@ -19,6 +19,7 @@ mod ledger;
 mod notifier;
 mod queue;
 mod shop;
+mod timeline;
 
 pub use auth::{
     DEFAULT_RATE_LIMIT_MAX_KEYS, MemoryRateLimiter, MemorySessionStore, MemoryUserStore,
@@ -30,6 +31,7 @@ pub use ledger::{MemoryHealth, MemoryPaymentLedger};
 pub use notifier::MemoryQueueNotifier;
 pub use queue::{DEFAULT_TICKET_RETENTION, MemoryQueueStore, RECENT_ADMISSIONS_WINDOW};
 pub use shop::{DEFAULT_IDEMPOTENCY_MAX_RECORDS, MemoryShop};
+pub use timeline::MemoryTimeline;
 
 use flash_core::StoreError;
 use std::sync::{Mutex, MutexGuard};

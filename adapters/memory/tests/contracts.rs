@@ -39,6 +39,7 @@ flash_testkit::queue_notifier_contracts!(Arc::new(MemoryQueueNotifier::new()));
 flash_testkit::shop_contracts!(shop());
 flash_testkit::bus_contracts!(bus());
 flash_testkit::payment_ledger_contracts!(Arc::new(MemoryPaymentLedger::new()));
+flash_testkit::timeline_store_contracts!(Arc::new(MemoryTimeline::new()));
 
 /// The fake clock and the seeded random source meet the same contracts.
 mod fakes {

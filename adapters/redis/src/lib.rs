@@ -3,7 +3,8 @@
 //! Implements the ports that live in Redis — the waiting queue ([`RedisQueueStore`]), READY
 //! fan-out across instances through pub/sub ([`RedisQueueNotifier`]), login and enqueue rate
 //! limits ([`RedisRateLimiter`]), refresh-token rotation ([`RedisSessionStore`]), the mock
-//! processor's verdict ledger ([`RedisPaymentLedger`]) and a health check ([`RedisHealth`]) — on
+//! processor's verdict ledger ([`RedisPaymentLedger`]), the monitoring timeline
+//! ([`RedisTimeline`]) and a health check ([`RedisHealth`]) — on
 //! one shared, multiplexed [`Redis`] connection that reconnects on its own.
 //!
 //! Properties every adapter here keeps:
@@ -27,6 +28,7 @@ pub mod queue;
 mod reply;
 mod scopes;
 mod sessions;
+mod timeline;
 
 pub use config::{DEFAULT_PORT, RedisConfig, RedisConfigError, parse_port, parse_tls};
 pub use conn::Redis;
@@ -35,3 +37,4 @@ pub use notifier::RedisQueueNotifier;
 pub use queue::{QueueTuning, RedisQueueStore};
 pub use scopes::DEFAULT_SCOPE_CACHE_MAX;
 pub use sessions::{RedisRateLimiter, RedisSessionStore};
+pub use timeline::RedisTimeline;

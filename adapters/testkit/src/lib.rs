@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod moto;
 pub mod queue;
 pub mod shop;
+pub mod timeline;
 
 pub use fixtures::{BusPorts, ShopPorts, T0, Tamper};
 
@@ -206,5 +207,16 @@ macro_rules! payment_ledger_contracts {
             ledger_decides_once,
             ledger_concurrent_decisions_agree,
             ledger_tracks_published_results);
+    };
+}
+
+/// Every contract of [`flash_core::ports::TimelineStore`].
+#[macro_export]
+macro_rules! timeline_store_contracts {
+    ($make:expr) => { $crate::timeline_store_contracts!($make, $crate::T0); };
+    ($make:expr, $now:expr) => {
+        $crate::__contract_tests!(timeline, $make, $now;
+            timeline_adds_from_racing_writers_sum_up,
+            timeline_reads_existing_seconds_in_order_within_the_window);
     };
 }

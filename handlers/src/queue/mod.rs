@@ -6,6 +6,7 @@ pub use gate::{GateError, GatePass, GateTokens};
 
 use crate::events::{EVENT_CACHE_TTL, EventCache};
 use crate::settings::QueueSettings;
+use crate::timeline::Tally;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
     EventStatus, LineNotice, LinePhase, Notice, Place, QueueNotice, QueueScope, Ticket,
@@ -54,6 +55,7 @@ pub struct JoinQueue {
     kick: Kick,
     /// Event statuses for [`EVENT_CACHE_TTL`], so a join does not read the event store.
     event_cache: Arc<EventCache>,
+    tally: Arc<Tally>,
 }
 
 impl JoinQueue {
@@ -67,7 +69,14 @@ impl JoinQueue {
             door,
             kick,
             event_cache: Arc::new(EventCache::new(p.clock.clone(), EVENT_CACHE_TTL)),
+            tally: Arc::default(),
         }
+    }
+
+    /// Counts each new ticket in `tally` (the monitoring timeline's arrivals).
+    pub fn counting(mut self, tally: Arc<Tally>) -> Self {
+        self.tally = tally;
+        self
     }
 
     /// The event-status memory of this handler, for the event handlers to invalidate.
@@ -125,6 +134,7 @@ impl JoinQueue {
             .await
             .map_err(JoinError::Store)?;
         if enqueued.created {
+            self.tally.arrival(scope);
             self.kick.kick();
         }
         Ok(enqueued.ticket)
@@ -290,15 +300,27 @@ impl QueueStatus {
     /// rate below the floor of one full capacity per admission TTL (every slot recycles at
     /// least that fast).
     fn estimate_wait(&self, position: u64, recent: u64, window_ms: u64) -> u64 {
-        let measured = if window_ms == 0 {
-            0.0
-        } else {
-            recent as f64 * 1000.0 / window_ms as f64
-        };
-        let floor = self.capacity as f64 / self.gate_ttl.as_secs_f64().max(0.001);
-        let rate = measured.max(floor).max(f64::MIN_POSITIVE);
-        (position as f64 / rate).ceil() as u64
+        wait_estimate(position, recent, window_ms, self.capacity, self.gate_ttl)
     }
+}
+
+/// Seconds until `position` is admitted when `recent` admissions happened over the last
+/// `window_ms`, never assuming a rate below one full `capacity` per admission `ttl`.
+pub fn wait_estimate(
+    position: u64,
+    recent: u64,
+    window_ms: u64,
+    capacity: u64,
+    ttl: Duration,
+) -> u64 {
+    let measured = if window_ms == 0 {
+        0.0
+    } else {
+        recent as f64 * 1000.0 / window_ms as f64
+    };
+    let floor = capacity as f64 / ttl.as_secs_f64().max(0.001);
+    let rate = measured.max(floor).max(f64::MIN_POSITIVE);
+    (position as f64 / rate).ceil() as u64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,6 +468,7 @@ pub struct PromoteQueues {
     notifier: Arc<dyn QueueNotifier>,
     capacity: u64,
     gate_ttl: Duration,
+    tally: Arc<Tally>,
 }
 
 impl PromoteQueues {
@@ -457,7 +480,14 @@ impl PromoteQueues {
             notifier: p.notifier.clone(),
             capacity: s.capacity,
             gate_ttl: s.gate_ttl,
+            tally: Arc::default(),
         }
+    }
+
+    /// Counts each admission in `tally` (the monitoring timeline's admissions).
+    pub fn counting(mut self, tally: Arc<Tally>) -> Self {
+        self.tally = tally;
+        self
     }
 
     /// Sets each event line's phase from its event (SPEC §4: sold out closes the line, stock
@@ -479,6 +509,7 @@ impl PromoteQueues {
             let line = self.keep_phase(scope, now).await;
             if let Some(phase) = line.changed {
                 promoted.phases.push((scope, phase));
+                self.tally.phase_changed(scope, phase);
             }
             if let Some(LinePhase::Prequeue { starts_at }) = line.phase {
                 promoted.opens_at = Some(promoted.opens_at.map_or(starts_at, |t| t.min(starts_at)));
@@ -493,6 +524,7 @@ impl PromoteQueues {
                 .promote_counting(scope, capacity, counted, now, self.gate_ttl)
                 .await?;
             tracing::debug!(%scope, counted, available = ?line.available, capacity, admitted = tickets.len(), "promotion pass");
+            self.tally.admissions(scope, tickets.len() as u64);
             // A promotion may admit thousands at once: announce them a batch at a time, not
             // one round trip after another.
             for batch in tickets.chunks(ANNOUNCE_IN_FLIGHT) {

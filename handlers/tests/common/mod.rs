@@ -60,6 +60,7 @@ pub fn world_with(settings: Settings) -> World {
         payments: shop.clone(),
         bus: bus.clone(),
         ledger: Arc::new(MemoryPaymentLedger::new()),
+        timeline: Arc::new(MemoryTimeline::new()),
     };
     let h = Arc::new(Handlers::new(&ports, settings));
     World {

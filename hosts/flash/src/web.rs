@@ -1,8 +1,8 @@
 //! The web page buyers and admins use, served by `flash up` on the same origin as the API.
 //!
-//! The page has no build step: `web/index.html`, plain ES modules under `web/app/` and the
-//! vendored Socket.IO client under `web/vendor/`, all embedded into the binary here, so
-//! `cargo run --release` serves it on a machine without Node.
+//! The page has no build step: `web/index.html`, plain ES modules under `web/app/`, the
+//! vendored Socket.IO client and uPlot (the monitoring charts) under `web/vendor/`, all
+//! embedded into the binary here, so `cargo run --release` serves it on a machine without Node.
 //!
 //! What is served, and what never is:
 //! - `GET /` and any page address of the single-page app (`/login`, `/shop/<id>`, …): the page.
@@ -60,10 +60,14 @@ pub const ASSETS: &[Asset] = &[
     asset!("app/api.js", JS),
     asset!("app/session.js", JS),
     asset!("app/queue.js", JS),
+    asset!("app/charts.js", JS),
     asset!("app/pages/auth.js", JS),
     asset!("app/pages/buyer.js", JS),
     asset!("app/pages/admin.js", JS),
     asset!("vendor/socket.io.esm.min.js", JS),
+    // Loaded by the monitoring page only (app/charts.js), never by the buyer pages.
+    asset!("vendor/uPlot.iife.min.js", JS),
+    asset!("vendor/uPlot.min.css", CSS),
 ];
 
 /// The page shell; its `/assets/` references get the version inserted when served.
@@ -359,6 +363,8 @@ mod tests {
         let mut on_disk = Vec::new();
         files_under(&base.join("app"), &base, &mut on_disk);
         on_disk.push("vendor/socket.io.esm.min.js".to_owned());
+        on_disk.push("vendor/uPlot.iife.min.js".to_owned());
+        on_disk.push("vendor/uPlot.min.css".to_owned());
         on_disk.sort();
         let mut embedded: Vec<String> = ASSETS.iter().map(|a| a.path.to_owned()).collect();
         embedded.sort();

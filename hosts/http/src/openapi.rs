@@ -86,6 +86,7 @@ pub const SPEC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/events"),
     ("POST", "/events"),
     ("GET", "/events/admin/all"),
+    ("GET", "/events/admin/timeline"),
     ("GET", "/events/{id}"),
     ("PATCH", "/events/{id}"),
     ("DELETE", "/events/{id}"),

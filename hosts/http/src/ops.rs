@@ -101,6 +101,24 @@ async fn metrics(State(s): State<AppState>) -> Response {
                         &[("event", &label)],
                         q.queued as f64,
                     );
+                    t.gauge_with(
+                        "flash_queue_admitted",
+                        "Admitted (READY + USED) tickets per queue",
+                        &[("event", &label)],
+                        q.admitted as f64,
+                    );
+                    t.gauge_with(
+                        "flash_queue_estimated_wait_seconds",
+                        "Seconds the last in line waits at the measured admission rate, per queue",
+                        &[("event", &label)],
+                        q.estimated_wait_seconds as f64,
+                    );
+                    t.gauge_with(
+                        "flash_queue_phase",
+                        "Sale phase of each queue: 1 PREQUEUE, 2 OPEN, 3 SOLD_OUT, 4 CLOSED",
+                        &[("event", &label)],
+                        f64::from(flash_handlers::timeline::phase_code(q.phase)),
+                    );
                     waiting += q.queued;
                     ready += q.admitted - q.used.min(q.admitted);
                     used += q.used;

@@ -20,6 +20,7 @@ use flash_handlers::auth::{AccessError, LoginRequest, RegisterRequest};
 use flash_handlers::events::NewEvent;
 use flash_handlers::orders::PlaceOrderRequest;
 use flash_handlers::payments::{CallbackRequest, PaymentRequest};
+use flash_handlers::timeline::TimelineQuery;
 use serde_json::{Value, json};
 
 type ApiResult = Result<Response, ApiError>;
@@ -131,6 +132,7 @@ pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/events", get(list_events).post(create_event))
         .route("/events/admin/all", get(list_all_events))
+        .route("/events/admin/timeline", get(timeline))
         .route(
             "/events/{id}",
             get(get_event).patch(update_event).delete(delete_event),
@@ -366,6 +368,60 @@ async fn list_all_events(AuthedCx(cx, _): AuthedCx, State(s): State<AppState>) -
         .map_err(fail)?;
     Ok(ok(Value::Array(events.iter().map(views::event).collect())))
 }
+
+/// `GET /events/admin/timeline?line=__global__|<event id>&since=<unix seconds>` (admins): the
+/// monitoring charts' last 15 minutes, or only the seconds after `since`.
+async fn timeline(
+    AuthedCx(cx, caller): AuthedCx,
+    State(s): State<AppState>,
+    QueryMap(q): QueryMap,
+) -> ApiResult {
+    require_admin(&caller)?;
+    let mut query = TimelineQuery {
+        line: QueueScope::Global,
+        since: None,
+    };
+    for (key, value) in &q {
+        let name = match key.as_str() {
+            "line" => "line",
+            "since" => "since",
+            _ => {
+                return Err(ApiError::validation(vec![
+                    "only line and since are accepted".into(),
+                ]));
+            }
+        };
+        let Value::String(value) = value else {
+            return Err(ApiError::validation(vec![format!(
+                "{name} must be a single value"
+            )]));
+        };
+        match name {
+            "line" => {
+                query.line = match value.as_str() {
+                    "global" => QueueScope::Global,
+                    other => QueueScope::parse(other).ok_or_else(|| {
+                        ApiError::validation(vec![
+                            "line must be __global__ or an event UUID".into(),
+                        ])
+                    })?,
+                }
+            }
+            "since" => {
+                let since = value.parse::<u64>().ok().filter(|s| *s <= MAX_SINCE);
+                query.since = Some(since.ok_or_else(|| {
+                    ApiError::validation(vec!["since must be a whole number of seconds".into()])
+                })?);
+            }
+            _ => {}
+        }
+    }
+    let view = s.handlers.timeline.read(&cx, query).await.map_err(fail)?;
+    Ok(ok(views::timeline(&query.line.to_string(), &view)))
+}
+
+/// The latest `since` accepted: year 9999 in unix seconds.
+const MAX_SINCE: u64 = 253_402_300_799;
 
 async fn get_event(Cx(cx): Cx, State(s): State<AppState>, PathUuid(id): PathUuid) -> ApiResult {
     let e = s

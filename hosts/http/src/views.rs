@@ -61,3 +61,37 @@ pub fn payment(p: &Payment) -> Value {
         "updatedAt": p.updated_at.to_iso(),
     })
 }
+
+/// `GET /events/admin/timeline`: per-second series aligned on `t` (unix seconds), ready for a
+/// chart; `null` where a second has no figure.
+pub fn timeline(line: &str, v: &flash_handlers::timeline::TimelineView) -> Value {
+    json!({
+        "line": line,
+        "until": v.until,
+        "periodSeconds": 1,
+        "capacity": flash_core::domain::TIMELINE_SECONDS,
+        "phase": v.phase,
+        "lines": v.lines,
+        "t": v.seconds,
+        "queued": v.queued,
+        "admitted": v.admitted,
+        "arrivalsPerSecond": v.arrivals,
+        "admissionsPerSecond": v.admissions,
+        "estimatedWaitSeconds": v.estimated_wait,
+        "ordersPerSecond": {
+            "created": v.orders_created,
+            "paid": v.orders_paid,
+            "failed": v.orders_failed,
+            "expired": v.orders_expired,
+        },
+        "paymentsPerSecond": {
+            "ok": v.payments_ok,
+            "failed": v.payments_failed,
+        },
+        "requestsPerSecond": v.requests,
+        "clientErrorsPerSecond": v.client_errors,
+        "serverErrorsPerSecond": v.server_errors,
+        "p99Seconds": v.p99,
+        "markers": v.markers.iter().map(|m| json!({"t": m.second, "phase": m.phase})).collect::<Vec<_>>(),
+    })
+}

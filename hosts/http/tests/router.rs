@@ -10,12 +10,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use flash_adapter_memory::{
     FakeClock, Faults, MemoryBus, MemoryIds, MemoryPaymentLedger, MemoryQueueNotifier,
-    MemoryQueueStore, MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryUserStore,
-    SeededRandom,
+    MemoryQueueStore, MemoryRateLimiter, MemorySessionStore, MemoryShop, MemoryTimeline,
+    MemoryUserStore, SeededRandom,
 };
 use flash_core::budget::Budgets;
 use flash_core::ports::HealthCheck;
 use flash_core::{Context, Timestamp};
+use flash_handlers::timeline::{HostCounters, SampleScope};
 use flash_handlers::{Handlers, Ports, Settings};
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
@@ -58,6 +59,7 @@ struct Api {
     handlers: Arc<Handlers>,
     clock: Arc<FakeClock>,
     faults: Faults,
+    timeline: Arc<MemoryTimeline>,
 }
 
 impl Api {
@@ -72,6 +74,7 @@ impl Api {
             MemoryShop::new(settings.payments.request_queue.clone()).with_faults(faults.clone()),
         );
         let limiter = Arc::new(MemoryRateLimiter::new());
+        let timeline = Arc::new(MemoryTimeline::new());
         let budgets = Budgets::default();
         budgets.add(limiter.budget());
         budgets.add(shop.key_budget());
@@ -89,6 +92,7 @@ impl Api {
             payments: shop.clone(),
             bus: Arc::new(MemoryBus::new(5)),
             ledger: Arc::new(MemoryPaymentLedger::new()),
+            timeline: timeline.clone(),
         };
         let handlers = Arc::new(Handlers::new(&ports, settings));
         let health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(faults.clone())];
@@ -109,6 +113,7 @@ impl Api {
             handlers,
             clock,
             faults,
+            timeline,
         }
     }
 
@@ -2280,6 +2285,23 @@ async fn metrics_are_prometheus_text_with_the_legacy_names() {
         "{}",
         r.text
     );
+    // The monitoring timeline's figures per line: one waiting on the event's line (never
+    // promoted, so with the floor rate of 50 per 120 s: 3 s), none admitted there, the line open;
+    // the site-wide line holds the buyer's consumed admission no longer. (Arrivals are counted
+    // by the host's sampler, which this router test does not run.)
+    for line in [
+        format!(r#"flash_queue_admitted{{event="{event}"}} 0"#),
+        format!(r#"flash_queue_estimated_wait_seconds{{event="{event}"}} 3"#),
+        format!(r#"flash_queue_phase{{event="{event}"}} 2"#),
+        r#"flash_queue_admitted{event="global"} 0"#.to_owned(),
+        "queue_arrivals_total 0".to_owned(),
+    ] {
+        assert!(
+            r.text.lines().any(|l| l == line),
+            "{line} missing from:\n{}",
+            r.text
+        );
+    }
     assert!(
         r.text.contains(r#"route="/auth/login""#) && r.text.contains(r#"route="unmatched""#),
         "{}",
@@ -2466,4 +2488,210 @@ async fn a_gateway_only_router_does_not_serve_api_routes() {
     doc.expect(200);
     assert!(doc.json["paths"]["/auth/login"]["post"].is_object());
     assert!(doc.json["paths"].get("/orders").is_none(), "{}", doc.text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Monitoring timeline
+
+/// One sample of the timeline, as the host's sampler takes it each second, with this host's
+/// HTTP counters so far.
+async fn sample(api: &Api, requests: u64, client_errors: u64, server_errors: u64) {
+    let latency = vec![
+        (0.005, requests * 8 / 10),
+        (0.05, requests),
+        (f64::INFINITY, requests),
+    ];
+    api.handlers
+        .timeline
+        .sample(
+            HostCounters {
+                requests,
+                client_errors,
+                server_errors,
+                latency,
+            },
+            SampleScope {
+                queues: true,
+                shop: true,
+            },
+        )
+        .await
+        .recorded
+        .expect("sample");
+}
+
+fn numbers(v: &Value) -> Vec<Option<f64>> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(Value::as_f64)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_timeline_is_for_admins_only_and_refuses_bad_queries() {
+    let api = Api::new();
+    let admin = api.admin("boss01").await;
+    let buyer = api.user("buyer01").await;
+    assert_unauthorized(&api.send(get("/events/admin/timeline")).await);
+    assert_error(
+        &api.send(get("/events/admin/timeline").bearer(&buyer.access))
+            .await,
+        403,
+        "Forbidden resource",
+    );
+    for (query, message) in [
+        ("line=nope", "line must be __global__ or an event UUID"),
+        ("line=", "line must be __global__ or an event UUID"),
+        ("since=-1", "since must be a whole number of seconds"),
+        ("since=1.5", "since must be a whole number of seconds"),
+        (
+            "since=99999999999999999999",
+            "since must be a whole number of seconds",
+        ),
+        ("since=1&since=2", "since must be a single value"),
+        ("line=__global__&line=global", "line must be a single value"),
+        ("limit=5", "only line and since are accepted"),
+    ] {
+        let r = api
+            .send(get(&format!("/events/admin/timeline?{query}")).bearer(&admin.access))
+            .await;
+        assert_validation(&r, &[message]);
+    }
+    let r = api
+        .send(get("/events/admin/timeline?line=global").bearer(&admin.access))
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["line"], "__global__");
+    assert_eq!(r.json["capacity"], 900);
+    assert_eq!(r.json["t"], json!([]), "nothing sampled yet");
+}
+
+#[tokio::test]
+async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() {
+    let api = Api::new();
+    let admin = api.admin("boss01").await;
+    let first = api.user("buyer01").await;
+    let late = api.user("buyer02").await;
+    let mut body = event_body("Charts");
+    body["total_qty"] = json!(1);
+    body["max_per_user"] = json!(1);
+    body["queue_mode"] = json!("event");
+    let created = api.create_event(&admin, &body).await;
+    created.expect(201);
+    let event = created.str("id");
+    api.patch_event(&admin, &event, &json!({"status": "ONSALE"}))
+        .await
+        .expect(200);
+    let s0 = (T0 / 1000) as u64;
+
+    // Second 0: nothing yet. Second 1: a buyer joins the event's line and is admitted.
+    sample(&api, 0, 0, 0).await;
+    api.clock.advance(Duration::from_secs(1));
+    api.admit(&first, &event).await;
+    sample(&api, 10, 2, 1).await;
+    // Second 2: the buyer takes the last ticket and pays; the line sells out and a late buyer
+    // joins it.
+    api.clock.advance(Duration::from_secs(1));
+    let order = api
+        .place_order(&first, &uuid::Uuid::new_v4().to_string(), &event, json!(1))
+        .await;
+    order.expect(201);
+    let order_id = order.str("orderId");
+    let payment = api.request_payment(&first, &order_id).await;
+    payment.expect(201);
+    let callback = callback_body(&order_id, &payment.str("paymentId"), "OK");
+    api.send(
+        post("/payments/callback")
+            .header("X-Signature-Timestamp", &SIGNED_AT.to_string())
+            .header("X-Signature", &sign(&callback))
+            .raw(callback),
+    )
+    .await
+    .expect(201);
+    // The promoter sees the sell-out once the late buyer's ticket makes the line active again.
+    api.enqueue(&late, &event).await.expect(201);
+    api.promote().await;
+    sample(&api, 25, 2, 3).await;
+    // Only complete seconds are read.
+    api.clock.advance(Duration::from_secs(1));
+
+    let r = api
+        .send(get(&format!("/events/admin/timeline?line={event}")).bearer(&admin.access))
+        .await;
+    r.expect(200);
+    let j = &r.json;
+    assert_eq!(j["line"], event.as_str());
+    assert_eq!(j["until"], s0 + 2);
+    assert_eq!(j["t"], json!([s0, s0 + 1, s0 + 2]));
+    assert_eq!(j["queued"], json!([null, 0, 1]), "{}", r.text);
+    assert_eq!(j["admitted"], json!([null, 1, 0]));
+    // Counts of a sampled second are 0 when nothing happened (levels stay null).
+    assert_eq!(j["arrivalsPerSecond"], json!([0, 1, 1]));
+    assert_eq!(j["admissionsPerSecond"], json!([0, 1, 0]));
+    assert_eq!(j["estimatedWaitSeconds"][0], Value::Null);
+    assert!(j["estimatedWaitSeconds"][2].as_u64().is_some_and(|w| w > 0));
+    assert_eq!(
+        numbers(&j["ordersPerSecond"]["created"]),
+        [None, Some(0.0), Some(1.0)]
+    );
+    assert_eq!(
+        numbers(&j["ordersPerSecond"]["paid"]),
+        [None, Some(0.0), Some(1.0)]
+    );
+    assert_eq!(
+        numbers(&j["paymentsPerSecond"]["ok"]),
+        [None, Some(0.0), Some(1.0)]
+    );
+    assert_eq!(
+        numbers(&j["paymentsPerSecond"]["failed"]),
+        [None, Some(0.0), Some(0.0)]
+    );
+    assert_eq!(j["requestsPerSecond"], json!([0, 10, 15]));
+    assert_eq!(j["clientErrorsPerSecond"], json!([0, 2, 0]));
+    assert_eq!(j["serverErrorsPerSecond"], json!([0, 1, 2]));
+    assert_eq!(numbers(&j["p99Seconds"]), [None, Some(0.05), Some(0.05)]);
+    assert_eq!(j["markers"], json!([{"t": s0 + 2, "phase": "SOLD_OUT"}]));
+    assert_eq!(j["phase"], "SOLD_OUT");
+    let lines: Vec<&str> = j["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(lines.contains(&"__global__") && lines.contains(&event.as_str()));
+
+    // The site-wide line has its own figures, and `since` gives only the later seconds.
+    let r = api
+        .send(get(&format!("/events/admin/timeline?since={}", s0 + 1)).bearer(&admin.access))
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["t"], json!([s0 + 2]));
+    assert_eq!(r.json["queued"], json!([0]));
+    assert_eq!(r.json["requestsPerSecond"], json!([15]));
+    assert_eq!(r.json["markers"], json!([]));
+}
+
+#[tokio::test]
+async fn the_timeline_keeps_at_most_fifteen_minutes_of_seconds() {
+    let api = Api::new();
+    api.admin("boss01").await;
+    for i in 0..1000 {
+        sample(&api, i, 0, 0).await;
+        assert!(api.timeline.len() <= 900, "{} records", api.timeline.len());
+        api.clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(api.timeline.len(), 900);
+    // 1000 s outlive the access token.
+    let admin = api.session("boss01").await;
+    let r = api
+        .send(get("/events/admin/timeline").bearer(&admin.access))
+        .await;
+    r.expect(200);
+    let t = r.json["t"].as_array().expect("t");
+    assert_eq!(t.len(), 900);
+    let newest = (T0 / 1000) as u64 + 999;
+    assert_eq!(t.first(), Some(&json!(newest - 899)));
+    assert_eq!(t.last(), Some(&json!(newest)));
+    assert_eq!(r.json["requestsPerSecond"][0], 1);
 }

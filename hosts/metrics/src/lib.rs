@@ -18,6 +18,16 @@ use std::sync::Arc;
 /// The Prometheus text exposition content type (legacy `/metrics` and `/live`).
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// What [`MetricSet::http_totals`] reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpTotals {
+    pub requests: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    /// `(upper bound in seconds, requests at or under it)`, ascending, `+Inf` last.
+    pub latency: Vec<(f64, u64)>,
+}
+
 /// The legacy `/live` body.
 pub const LIVE_BODY: &str =
     "# HELP service_live Service liveness signal\n# TYPE service_live gauge\nservice_live 1\n";
@@ -60,6 +70,8 @@ pub struct MetricSet {
     pub queue_wait_seconds: Histogram,
     /// Tickets admitted (QUEUED → READY).
     pub queue_admissions_total: IntCounter,
+    /// Tickets created by joins on this instance (counted by the timeline's sampler).
+    pub queue_arrivals_total: IntCounter,
     /// Time from a promotion to the READY push on a socket of this instance.
     pub queue_ready_push_seconds: Histogram,
     /// `bus_published_total{queue}`: messages confirmed by the broker.
@@ -112,6 +124,11 @@ impl Metrics {
                 &registry,
                 "queue_admissions_total",
                 "Queue tickets admitted (QUEUED to READY)",
+            )?,
+            queue_arrivals_total: register_counter(
+                &registry,
+                "queue_arrivals_total",
+                "Queue tickets created by joins (new arrivals in a line)",
             )?,
             bus_published_total: register_counter_vec(
                 &registry,
@@ -183,6 +200,52 @@ impl MetricSet {
         self.http_request_duration_seconds
             .with_label_values(&[service, route, method])
             .observe(seconds);
+    }
+
+    /// This process's HTTP figures over every route, cumulative since it started (the
+    /// monitoring timeline's sampler takes per-second differences of them).
+    pub fn http_totals(&self) -> HttpTotals {
+        use prometheus::core::Collector as _;
+        let mut t = HttpTotals::default();
+        let mut buckets: Vec<(f64, u64)> = Vec::new();
+        for family in self.http_requests_total.collect() {
+            for m in family.get_metric() {
+                let n = m.get_counter().get_value() as u64;
+                let status = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "status")
+                    .map_or("", |l| l.value());
+                t.requests += n;
+                if status.starts_with('4') {
+                    t.client_errors += n;
+                } else if status.starts_with('5') {
+                    t.server_errors += n;
+                }
+            }
+        }
+        let mut total = 0u64;
+        for family in self.http_request_duration_seconds.collect() {
+            for m in family.get_metric() {
+                let h = m.get_histogram();
+                total += h.get_sample_count();
+                for (i, b) in h.get_bucket().iter().enumerate() {
+                    match buckets.get_mut(i) {
+                        Some(slot) => slot.1 += b.cumulative_count(),
+                        None => buckets.push((b.upper_bound(), b.cumulative_count())),
+                    }
+                }
+            }
+        }
+        if buckets.is_empty() {
+            buckets = prometheus::DEFAULT_BUCKETS
+                .iter()
+                .map(|b| (*b, 0))
+                .collect();
+        }
+        buckets.push((f64::INFINITY, total));
+        t.latency = buckets;
+        t
     }
 
     /// The `/metrics` response: the registry in text format, then `extra` (legacy metrics

@@ -186,6 +186,19 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
             settings.queue.promotion_interval,
         );
     }
+    if role.services().gateway || role.services().api {
+        // Every instance adds its own requests, joins and admissions to the shared timeline;
+        // the order and payment counts are read where the order store is (the api).
+        flash_runtime::sampler::spawn_sampler(
+            &mut tasks,
+            handlers.clone(),
+            app.metrics.clone(),
+            flash_handlers::timeline::SampleScope {
+                queues: true,
+                shop: role.services().api,
+            },
+        );
+    }
     let concurrency = settings.pay.concurrency;
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     if role.services().api {

@@ -10,6 +10,7 @@
 //! - [`consumers`]: bus messages decoded and handed to one handler each, outcomes mapped to
 //!   ack / retry / dead-letter;
 //! - [`jobs`]: the background tasks of a host (promotion, sweepers, relay, consumers);
+//! - [`sampler`]: the monitoring timeline's once-a-second sample;
 //! - [`backoff`]: jittered exponential back-off for retry loops.
 //!
 //! This crate decides *when* and *how often* work runs and how it is stopped, never *what* it
@@ -23,6 +24,7 @@ pub mod config;
 pub mod consumers;
 pub mod jobs;
 pub mod periodic;
+pub mod sampler;
 pub mod shutdown;
 pub mod telemetry;
 pub mod worker;

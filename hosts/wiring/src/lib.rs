@@ -274,6 +274,7 @@ pub struct Stores {
     notifier: Arc<dyn QueueNotifier>,
     limiter: Arc<dyn RateLimiter>,
     ledger: Arc<dyn PaymentLedger>,
+    timeline: Arc<dyn TimelineStore>,
     pub outbox: Arc<dyn Outbox>,
     /// Dependencies for `/ready` and `/health` (the host adds its bus).
     pub health: Vec<Arc<dyn HealthCheck>>,
@@ -301,6 +302,7 @@ impl Stores {
             payments: self.payments.clone(),
             bus,
             ledger: self.ledger.clone(),
+            timeline: self.timeline.clone(),
         }
     }
 
@@ -332,6 +334,7 @@ struct Fast {
     notifier: Arc<dyn QueueNotifier>,
     limiter: Arc<dyn RateLimiter>,
     ledger: Arc<dyn PaymentLedger>,
+    timeline: Arc<dyn TimelineStore>,
     sessions: Arc<dyn SessionStore>,
 }
 
@@ -467,6 +470,7 @@ impl StoreConfig {
             notifier,
             limiter,
             ledger,
+            timeline,
             sessions: sessions_redis,
         } = match &redis_config {
             Some(config) => {
@@ -482,6 +486,7 @@ impl StoreConfig {
                     notifier: Arc::new(redis::RedisQueueNotifier::new(r.clone())),
                     limiter: Arc::new(redis::RedisRateLimiter::new(r.clone())),
                     ledger: Arc::new(redis::RedisPaymentLedger::new(r.clone())),
+                    timeline: Arc::new(redis::RedisTimeline::new(r.clone())),
                     sessions: Arc::new(redis::RedisSessionStore::new(r)),
                 }
             }
@@ -494,6 +499,8 @@ impl StoreConfig {
                     Arc::new(memory::MemoryRateLimiter::with_budget(keys))
                 },
                 ledger: Arc::new(memory::MemoryPaymentLedger::new()),
+                // 900 one-second records of a few fields per active line: well under 1 MiB.
+                timeline: Arc::new(memory::MemoryTimeline::new()),
                 sessions: Arc::new(memory::MemorySessionStore::new()),
             },
         };
@@ -508,6 +515,7 @@ impl StoreConfig {
             notifier,
             limiter,
             ledger,
+            timeline,
             outbox,
             health,
             db_stats,

@@ -75,6 +75,7 @@ impl Bench {
                 cfg.pod.app.settings.payments.bus_max_attempts,
             )),
             ledger: Arc::new(MemoryPaymentLedger::new()),
+            timeline: Arc::new(flash_adapter_memory::MemoryTimeline::new()),
         };
         let handlers = Arc::new(Handlers::new(
             &ports,

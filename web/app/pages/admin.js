@@ -3,6 +3,7 @@
 import { h, replace, field, messageArea, badge, setBusy, uid, table } from '../dom.js';
 import { api, ApiError } from '../api.js';
 import { formatMoney, formatNumber, formatDateTime, formatUptime, formatTime, toLocalInput, fromLocalInput } from '../format.js';
+import { loadUplot, Series, timelineCharts } from '../charts.js';
 
 const STATUS_LABELS = { DRAFT: 'Draft', ONSALE: 'On sale', CLOSED: 'Closed' };
 /** The status model: DRAFT → ONSALE → CLOSED. */
@@ -11,6 +12,9 @@ const MAX_TOTAL_QTY = 1_000_000;
 const MAX_PER_USER = 100;
 const CONFIRM_MS = 4000;
 const MONITOR_REFRESH_MS = 5000;
+/** The charts' refresh: the server samples once a second. */
+const TIMELINE_REFRESH_MS = 2000;
+const GLOBAL_LINE = '__global__';
 
 function statusBadge(status) {
   return badge(status, STATUS_LABELS[status] ?? status);
@@ -401,6 +405,81 @@ export function monitoringPage(ctx) {
   const autoBox = h('input', { type: 'checkbox', id: uid('mon-auto'), checked: true });
   let names = new Map();
 
+  // The live charts of the last 15 minutes, for one queue line and the site.
+  const lineSelect = h('select', { id: uid('mon-line'), name: 'line' }, h('option', { value: GLOBAL_LINE }, 'Site-wide queue'));
+  const chartsBox = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Loading the charts…'));
+  const timelineNote = h('p', { class: 'muted small', 'aria-live': 'polite' });
+  const timelineSection = h(
+    'section',
+    { class: 'card timeline', 'aria-labelledby': 'mon-timeline' },
+    h('h2', { id: 'mon-timeline' }, 'Last 15 minutes'),
+    h('div', { class: 'field' }, h('label', { for: lineSelect.id }, 'Queue line'), lineSelect),
+    timelineNote,
+    chartsBox,
+  );
+  let series = new Series();
+  let charts = null;
+  let chartLib = null;
+  let timelineLoading = false;
+
+  function lineLabel(line) {
+    return line === GLOBAL_LINE ? 'Site-wide queue' : names.get(line) ?? line;
+  }
+
+  /** Every line with figures, and every event with its own line, stays selectable. */
+  function syncLines(lines, events) {
+    const known = new Set([...lineSelect.options].map((o) => o.value));
+    const wanted = [...(lines ?? []), ...(events ?? []).filter((e) => e.queueMode === 'event').map((e) => e.id)];
+    for (const line of wanted) {
+      if (known.has(line)) continue;
+      known.add(line);
+      lineSelect.append(h('option', { value: line }, lineLabel(line)));
+    }
+    for (const o of lineSelect.options) o.textContent = lineLabel(o.value);
+  }
+
+  async function loadTimeline() {
+    if (timelineLoading) return;
+    timelineLoading = true;
+    const line = lineSelect.value;
+    try {
+      if (!chartLib) chartLib = await loadUplot();
+      const since = series.until === null ? '' : `&since=${series.until}`;
+      const doc = await api(`/events/admin/timeline?line=${encodeURIComponent(line)}${since}`, { signal: ctx.signal });
+      if (ctx.signal.aborted || line !== lineSelect.value) return;
+      series.add(doc);
+      syncLines(doc.lines);
+      if (!charts) {
+        replace(chartsBox);
+        charts = timelineCharts(chartLib, chartsBox, series);
+      } else {
+        charts.update();
+      }
+      const phase = series.phase ? ` · line ${series.phase.replace('_', ' ').toLowerCase()}` : '';
+      timelineNote.textContent = `${lineLabel(line)}: ${formatNumber(series.t.length)} seconds of samples${phase}`;
+    } catch (err) {
+      if (ctx.signal.aborted || err?.name === 'AbortError') return;
+      timelineNote.textContent = `Could not read the timeline: ${err.message}`;
+    } finally {
+      timelineLoading = false;
+    }
+  }
+
+  lineSelect.addEventListener('change', () => {
+    charts?.destroy();
+    charts = null;
+    series = new Series();
+    replace(chartsBox, h('p', { class: 'muted' }, 'Loading the charts…'));
+    loadTimeline();
+  });
+  const timelineTimer = setInterval(() => {
+    if (autoBox.checked && document.visibilityState === 'visible') loadTimeline();
+  }, TIMELINE_REFRESH_MS);
+  ctx.onCleanup(() => {
+    clearInterval(timelineTimer);
+    charts?.destroy();
+  });
+
   function renderHealth(health) {
     const ok = health?.status === 'ok';
     const checks = Object.entries(health?.checks ?? {});
@@ -497,7 +576,10 @@ export function monitoringPage(ctx) {
     loading = false;
     if (ctx.signal.aborted) return;
     setBusy(refreshButton, false);
-    if (Array.isArray(events)) names = new Map(events.map((e) => [e.id, e.name]));
+    if (Array.isArray(events)) {
+      names = new Map(events.map((e) => [e.id, e.name]));
+      syncLines([], events);
+    }
     if (health && typeof health === 'object') renderHealth(health);
     if (typeof metrics === 'string') renderMetrics(parseMetrics(metrics));
     if (failures.length) messages.show('error', `Could not read ${failures.join('; ')}`);
@@ -505,12 +587,16 @@ export function monitoringPage(ctx) {
     updated.textContent = `Updated at ${formatTime(new Date())}`;
   }
 
-  refreshButton.addEventListener('click', load);
+  refreshButton.addEventListener('click', () => {
+    load();
+    loadTimeline();
+  });
   const timer = setInterval(() => {
     if (autoBox.checked && document.visibilityState === 'visible') load();
   }, MONITOR_REFRESH_MS);
   ctx.onCleanup(() => clearInterval(timer));
   load();
+  loadTimeline();
 
   return h(
     'section',
@@ -519,10 +605,11 @@ export function monitoringPage(ctx) {
       'div',
       { class: 'page-head' },
       h('h1', { tabindex: '-1' }, 'Monitoring'),
-      h('div', { class: 'actions' }, h('div', { class: 'field-check' }, autoBox, h('label', { for: autoBox.id }, `Refresh every ${MONITOR_REFRESH_MS / 1000} s`)), refreshButton),
+      h('div', { class: 'actions' }, h('div', { class: 'field-check' }, autoBox, h('label', { for: autoBox.id }, `Live (charts every ${TIMELINE_REFRESH_MS / 1000} s, figures every ${MONITOR_REFRESH_MS / 1000} s)`)), refreshButton),
     ),
     updated,
     messages.el,
+    timelineSection,
     h('div', { class: 'monitor-grid' }, healthSection, queueSection, ordersSection, paymentsSection, httpSection),
   );
 }
