@@ -31,7 +31,16 @@ cli() { local port=$1; shift; redis-cli -h "$HOST" -p "$port" "$@"; }
 pong() { [[ "$(cli "$1" ping 2>/dev/null)" == PONG ]]; }
 info_field() { cli "$1" cluster info 2>/dev/null | tr -d '\r' | sed -n "s/^$2://p"; }
 
-# Every node: cluster_state:ok, 6 known nodes, 3 masters serving all 16384 slots.
+# "masters replicas" that `cluster nodes` on $1 sees connected and not failing, e.g. "3 3".
+roles() {
+    cli "$1" cluster nodes 2>/dev/null | tr -d '\r' | awk '
+        $3 ~ /fail|handshake|noaddr/ || $8 != "connected" { bad = 1 }
+        $3 ~ /master/ { m++ } $3 ~ /slave/ { r++ }
+        END { if (bad) print "bad"; else printf "%d %d\n", m, r }'
+}
+
+# Every node: cluster_state:ok, 3 masters serving all 16384 slots, and the same 6 nodes (3
+# masters, 3 replicas) connected and not failing, as that node sees them.
 healthy() {
     local port
     for port in "${PORTS[@]}"; do
@@ -39,6 +48,7 @@ healthy() {
         [[ "$(info_field "$port" cluster_known_nodes)" == 6 ]] || return 1
         [[ "$(info_field "$port" cluster_size)" == 3 ]] || return 1
         [[ "$(info_field "$port" cluster_slots_ok)" == 16384 ]] || return 1
+        [[ "$(roles "$port")" == "3 3" ]] || return 1
     done
 }
 
@@ -57,7 +67,7 @@ start_node() {
     mkdir -p "$dir"
     redis-server --port "$port" --bind "$HOST" --protected-mode no \
         --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
-        --cluster-node-timeout 2000 --cluster-require-full-coverage yes \
+        --cluster-node-timeout 2000 --cluster-require-full-coverage no \
         --save "" --appendonly no --dir "$dir" \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
 }
@@ -69,8 +79,18 @@ all_pong() {
 
 url() { printf 'redis://%s:%s\n' "$HOST" "$BASE"; }
 
+# A dead master stops only its own slots (as ElastiCache does), not the whole cluster; set at
+# every start so that a reused cluster gets it too.
+partial_coverage() {
+    local port
+    for port in "${PORTS[@]}"; do
+        cli "$port" config set cluster-require-full-coverage no >/dev/null
+    done
+}
+
 start() {
     if healthy; then
+        partial_coverage
         log "reusing the healthy cluster on $HOST:${PORTS[0]}..${PORTS[5]}"
         url
         return 0
@@ -94,6 +114,7 @@ start() {
         for port in "${PORTS[@]}"; do nodes+=("$HOST:$port"); done
         redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >/dev/null
     fi
+    partial_coverage
     wait_until "cluster_state:ok on every node" healthy
     log "cluster ready on $HOST:${PORTS[0]}..${PORTS[5]}"
     url

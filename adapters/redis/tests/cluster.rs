@@ -9,13 +9,15 @@
 //! notices published on one node reach a subscriber on another (a replica), and a subscription
 //! whose node is gone resubscribes on another node of the cluster.
 
+mod common;
+
+use common::{endpoint, keyslot, shards, url};
 use flash_adapter_redis::*;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore};
 use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId, UserId};
 use flash_testkit::T0;
-use redis::Value;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -24,10 +26,6 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
-
-fn url() -> String {
-    std::env::var("REDIS_CLUSTER_URL").unwrap_or_else(|_| "redis://127.0.0.1:7000".to_owned())
-}
 
 fn cluster_config(url: &str) -> (RedisConfig, String) {
     let prefix = format!("test-{}:", Uuid::new_v4().simple());
@@ -65,80 +63,27 @@ async fn health_ping_answers_under_a_short_name() {
 
 /// A plain connection to one node, for inspecting it.
 async fn node(addr: &str) -> MultiplexedConnection {
-    redis::Client::open(format!("redis://{addr}"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| {
-            panic!("no Redis Cluster node at {addr} ({e}): run bash integration/redis-cluster.sh")
-        })
+    common::node(addr).await.unwrap_or_else(|e| {
+        panic!("no Redis Cluster node at {addr} ({e}): run bash integration/redis-cluster.sh")
+    })
 }
 
-/// The configuration endpoint's address (`host:port`).
-fn endpoint() -> String {
-    url()
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned()
+/// The cluster's shards as its endpoint sees them.
+async fn layout() -> Vec<common::Shard> {
+    shards(&endpoint()).await.unwrap_or_else(|e| {
+        panic!(
+            "no Redis Cluster at {} ({e}): run bash integration/redis-cluster.sh",
+            endpoint()
+        )
+    })
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        other => panic!("expected a string, got {other:?}"),
-    }
-}
-
-/// The cluster's layout from `CLUSTER SLOTS`: (first slot, last slot, master, replicas).
-async fn layout() -> Vec<(u16, u16, String, Vec<String>)> {
-    let mut conn = node(&endpoint()).await;
-    let ranges: Vec<Value> = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    ranges
-        .iter()
-        .map(|r| {
-            let Value::Array(f) = r else {
-                panic!("slot range {r:?}")
-            };
-            let int = |v: &Value| match v {
-                Value::Int(n) => u16::try_from(*n).unwrap(),
-                other => panic!("expected an integer, got {other:?}"),
-            };
-            let addr = |v: &Value| {
-                let Value::Array(n) = v else {
-                    panic!("node {v:?}")
-                };
-                format!("{}:{}", text(&n[0]), int(&n[1]))
-            };
-            (
-                int(&f[0]),
-                int(&f[1]),
-                addr(&f[2]),
-                f[3..].iter().map(addr).collect(),
-            )
-        })
-        .collect()
-}
-
-fn master_of(layout: &[(u16, u16, String, Vec<String>)], slot: u16) -> String {
+fn master_of(layout: &[common::Shard], slot: u16) -> String {
     layout
         .iter()
-        .find(|(lo, hi, _, _)| (*lo..=*hi).contains(&slot))
-        .map(|(_, _, m, _)| m.clone())
+        .find(|s| s.serves(slot))
+        .map(|s| s.master.clone())
         .unwrap_or_else(|| panic!("slot {slot} is not served"))
-}
-
-async fn keyslot(conn: &mut MultiplexedConnection, key: &str) -> u16 {
-    redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query_async(conn)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -151,9 +96,8 @@ async fn the_endpoint_is_a_healthy_cluster_of_three_masters_with_a_replica_each(
         .unwrap();
     assert!(info.contains("cluster_state:ok"), "{info}");
     let layout = layout().await;
-    let masters: BTreeSet<_> = layout.iter().map(|(_, _, m, _)| m.clone()).collect();
-    assert_eq!(masters.len(), 3, "{layout:?}");
-    assert!(layout.iter().all(|(_, _, _, r)| r.len() == 1), "{layout:?}");
+    assert_eq!(layout.len(), 3, "{layout:?}");
+    assert!(layout.iter().all(|s| s.replicas.len() == 1), "{layout:?}");
 }
 
 /// Every key under `prefix` on `addr`, with its TTL (SCAN is fine in a test, never in the
@@ -205,7 +149,7 @@ async fn lines_on_every_master_work_and_every_key_on_every_node_expires() {
     let layout = layout().await;
     let mut conn = node(&endpoint()).await;
     let mut lines: BTreeMap<String, QueueScope> = BTreeMap::new();
-    let masters: BTreeSet<_> = layout.iter().map(|(_, _, m, _)| m.clone()).collect();
+    let masters: BTreeSet<_> = layout.iter().map(|s| s.master.clone()).collect();
     while lines.len() < masters.len() {
         let scope = QueueScope::Event(EventId(Uuid::new_v4()));
         let slot = keyslot(&mut conn, &format!("{prefix}q:{{{scope}}}:meta")).await;
@@ -339,7 +283,7 @@ async fn within<T>(what: &str, limit: Duration, f: impl Future<Output = T>) -> T
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notices_published_on_any_node_reach_a_subscriber_on_a_replica() {
     let layout = layout().await;
-    let replica = layout[0].3[0].clone();
+    let replica = layout[0].replicas[0].clone();
     let (on_replica, prefix) = cluster_config(&format!("redis://{replica}"));
     let listener = RedisQueueNotifier::new(Redis::open(&on_replica).unwrap());
     let mut sub = listener.subscribe().await.unwrap();
@@ -362,8 +306,7 @@ async fn notices_published_on_any_node_reach_a_subscriber_on_a_replica() {
     .await;
     assert_eq!(got, sent);
 
-    let masters: BTreeSet<_> = layout.iter().map(|(_, _, m, _)| m.clone()).collect();
-    for master in masters {
+    for master in layout.iter().map(|s| s.master.clone()) {
         let sent = ready(QueueScope::Event(EventId(Uuid::new_v4())));
         let mut conn = node(&master).await;
         let _: i64 = redis::cmd("PUBLISH")
