@@ -15,7 +15,9 @@ use common::{endpoint, keyslot, shards, url};
 use flash_adapter_redis::*;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore};
+use flash_core::ports::{
+    HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
+};
 use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId, UserId};
 use flash_testkit::T0;
 use redis::aio::MultiplexedConnection;
@@ -334,8 +336,14 @@ struct Proxy {
 
 impl Proxy {
     fn to(upstream: String) -> Proxy {
+        Self::on("127.0.0.1:0".parse().unwrap(), upstream)
+    }
+
+    /// Listens on `addr` (port 0: any free port).
+    fn on(addr: SocketAddr, upstream: String) -> Proxy {
         let socket = TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(addr).unwrap();
         let listener: TcpListener = socket.listen(64).unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -407,4 +415,94 @@ async fn a_subscription_whose_node_is_gone_resubscribes_on_another_node() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(listener.await.unwrap(), sent);
+}
+
+/// A cluster endpoint nothing listens on: every port fails fast with `Unavailable`, as on one
+/// node, and the client keeps trying in the background instead of giving up for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_is_unavailable_within_the_timeout() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (config, _) = cluster_config(&format!("redis://127.0.0.1:{port}"));
+    let config = config.with_command_timeout(Duration::from_millis(500));
+    let redis = Redis::open(&config).unwrap();
+    let bound = Duration::from_secs(2);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = RedisQueueStore::new(redis.clone())
+            .enqueue(ticket_id(), user(), QueueScope::Global, T0)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, flash_core::StoreError::Unavailable(_)),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    }
+    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
+    assert!(
+        matches!(err, flash_core::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    let started = Instant::now();
+    let err = RedisQueueNotifier::new(redis.clone())
+        .subscribe()
+        .await
+        .err()
+        .expect("subscribed to nothing");
+    assert!(
+        matches!(err, flash_core::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < bound * 2,
+        "took {:?}",
+        started.elapsed()
+    );
+    let err = Redis::connect(&config).await.unwrap_err();
+    assert!(
+        matches!(err, flash_core::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+}
+
+/// A host starts while the cluster cannot be reached (its endpoint not yet listening): calls
+/// are `Unavailable`, and once the endpoint answers, the same connection finds the cluster by
+/// itself, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_that_comes_up_after_the_host_is_found_without_a_restart() {
+    let addr: SocketAddr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (config, _) = cluster_config(&format!("redis://{addr}"));
+    let config = config.with_command_timeout(Duration::from_millis(500));
+    let q = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let err = q
+        .enqueue(ticket_id(), user(), QueueScope::Global, T0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, flash_core::StoreError::Unavailable(_)),
+        "{err:?}"
+    );
+    let proxy = Proxy::on(addr, endpoint());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let t = loop {
+        match q.enqueue(ticket_id(), user(), QueueScope::Global, T0).await {
+            Ok(e) => break e.ticket,
+            Err(flash_core::StoreError::Unavailable(_)) => {
+                assert!(Instant::now() < deadline, "the cluster was never found");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        q.ticket(t.id, T0).await.unwrap().map(|t| t.state),
+        Some(TicketState::Queued)
+    );
+    proxy.cut().await;
 }
