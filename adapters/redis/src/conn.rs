@@ -127,7 +127,11 @@ impl Redis {
                 .tcp_settings(TcpSettings::default().set_nodelay(true))
                 .build()
                 .map_err(invalid)?;
-            Conn::Cluster(cluster.get_pending_async_connection_with_config(ClusterConfig::new()))
+            // The connection's own config replaces the builder's per-node timeouts: repeat them.
+            let per_node = ClusterConfig::new()
+                .set_connection_timeout(config.connect_timeout())
+                .set_response_timeout(config.command_timeout());
+            Conn::Cluster(cluster.get_pending_async_connection_with_config(per_node))
         } else {
             let manager_config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout()))
