@@ -24,8 +24,9 @@ for i in 0 1 2 3 4 5; do PORTS+=($((BASE + i))); done
 log() { printf 'redis-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-command -v redis-server >/dev/null && command -v redis-cli >/dev/null \
-    || die "redis-server and redis-cli are needed (apt-get install redis-server)"
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    die "redis-server and redis-cli are needed (apt-get install redis-server)"
+fi
 
 cli() { local port=$1; shift; redis-cli -h "$HOST" -p "$port" "$@"; }
 pong() { [[ "$(cli "$1" ping 2>/dev/null)" == PONG ]]; }
