@@ -40,6 +40,19 @@ pub fn parse_tls(text: &str) -> Result<bool, RedisConfigError> {
     }
 }
 
+/// `REDIS_CLUSTER`: exactly `true` talks to a Redis Cluster (the URL or host then names its
+/// configuration endpoint), `false` to one node.
+pub fn parse_cluster(text: &str) -> Result<bool, RedisConfigError> {
+    match text.trim() {
+        "false" => Ok(false),
+        "true" => Ok(true),
+        other => Err(RedisConfigError::invalid(
+            "REDIS_CLUSTER",
+            format!("{other:?} is neither \"true\" nor \"false\""),
+        )),
+    }
+}
+
 /// A configuration value that cannot work; the message names the variable or setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisConfigError {
@@ -73,6 +86,7 @@ enum Target {
 #[derive(Clone)]
 pub struct RedisConfig {
     target: Target,
+    cluster: bool,
     prefix: String,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -90,6 +104,7 @@ impl fmt::Debug for RedisConfig {
         };
         f.debug_struct("RedisConfig")
             .field("target", &target)
+            .field("cluster", &self.cluster)
             .field("prefix", &self.prefix)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -107,7 +122,8 @@ impl RedisConfig {
     }
 
     /// The legacy variables: `REDIS_HOST` (default `localhost`), `REDIS_PORT` (`6379`),
-    /// `REDIS_PASSWORD` (none), `REDIS_TLS` (`true` enables TLS; `false` or unset disables it).
+    /// `REDIS_PASSWORD` (none), `REDIS_TLS` (`true` enables TLS; `false` or unset disables it),
+    /// and `REDIS_CLUSTER` (`true`: the host is a Redis Cluster's configuration endpoint).
     pub fn from_env() -> Result<Self, RedisConfigError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -117,6 +133,9 @@ impl RedisConfig {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let port = set("REDIS_PORT").map(|p| parse_port(&p)).transpose()?;
         let tls = set("REDIS_TLS").map(|t| parse_tls(&t)).transpose()?;
+        let cluster = set("REDIS_CLUSTER")
+            .map(|c| parse_cluster(&c))
+            .transpose()?;
         let password = var("REDIS_PASSWORD")
             .filter(|p| !p.is_empty())
             .map(SecretString::from);
@@ -125,7 +144,8 @@ impl RedisConfig {
             port.unwrap_or(DEFAULT_PORT),
             password,
             tls.unwrap_or(false),
-        )
+        )?
+        .with_cluster(cluster.unwrap_or(false))
     }
 
     /// One host and port, as the legacy variables name them once parsed (a configuration tree
@@ -153,6 +173,7 @@ impl RedisConfig {
     fn with_target(target: Target) -> Self {
         RedisConfig {
             target,
+            cluster: false,
             prefix: DEFAULT_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -171,6 +192,27 @@ impl RedisConfig {
         }
         self.prefix = prefix;
         Ok(self)
+    }
+
+    /// Talk to a Redis Cluster (`true`) whose configuration endpoint the URL or host names, or to
+    /// one node. A cluster has only database 0, so a URL naming another one is refused.
+    pub fn with_cluster(mut self, cluster: bool) -> Result<Self, RedisConfigError> {
+        if cluster {
+            let db = self.connection_info()?.redis_settings().db();
+            if db != 0 {
+                return Err(RedisConfigError::invalid(
+                    "REDIS_CLUSTER",
+                    format!("a Redis Cluster has only database 0, the URL names database {db}"),
+                ));
+            }
+        }
+        self.cluster = cluster;
+        Ok(self)
+    }
+
+    /// Whether the target is a Redis Cluster.
+    pub fn cluster(&self) -> bool {
+        self.cluster
     }
 
     /// Bound on one operation, waiting for a reconnection included.
@@ -301,6 +343,36 @@ mod tests {
         assert!(c.tls());
         assert!(!format!("{c:?}").contains("secret"));
         assert_eq!(c.connection_info().unwrap().redis_settings().db(), 2);
+    }
+
+    #[test]
+    fn cluster_mode_is_read_from_redis_cluster() {
+        let single = RedisConfig::from_vars(vars(&[("REDIS_HOST", "cache.internal")])).unwrap();
+        assert!(!single.cluster());
+        let cluster = RedisConfig::from_vars(vars(&[
+            ("REDIS_HOST", "clustercfg.cache.internal"),
+            ("REDIS_CLUSTER", "true"),
+        ]))
+        .unwrap();
+        assert!(cluster.cluster());
+        assert!(
+            format!("{cluster:?}").contains("cluster: true"),
+            "{cluster:?}"
+        );
+        let err = RedisConfig::from_vars(vars(&[("REDIS_CLUSTER", "yes")])).unwrap_err();
+        assert!(err.to_string().starts_with("REDIS_CLUSTER"), "{err}");
+        let err = RedisConfig::from_url("redis://127.0.0.1:7000/3")
+            .unwrap()
+            .with_cluster(true)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("REDIS_CLUSTER"), "{err}");
+        assert!(
+            RedisConfig::from_url("redis://127.0.0.1:7000/0")
+                .unwrap()
+                .with_cluster(true)
+                .unwrap()
+                .cluster()
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! fan-out across instances through pub/sub ([`RedisQueueNotifier`]), login and enqueue rate
 //! limits ([`RedisRateLimiter`]), refresh-token rotation ([`RedisSessionStore`]), the mock
 //! processor's verdict ledger ([`RedisPaymentLedger`]), the monitoring timeline
-//! ([`RedisTimeline`]) and a health check ([`RedisHealth`]) — on
-//! one shared, multiplexed [`Redis`] connection that reconnects on its own.
+//! ([`RedisTimeline`]) and a health check ([`RedisHealth`]) — on one shared, multiplexed
+//! [`Redis`] connection that reconnects on its own, to one node or to a Redis Cluster
+//! (`REDIS_CLUSTER=true`; the same adapters run on both).
 //!
 //! Properties every adapter here keeps:
 //! - Every mutation that must be atomic is one Lua script (`src/lua/`), so any number of gateway
@@ -13,9 +14,15 @@
 //! - Every key gets a TTL; nothing runs `KEYS` or `SCAN`; queue operations cost O(log n).
 //! - A dead or slow Redis yields [`flash_core::StoreError::Unavailable`] within the configured
 //!   command timeout, never a hang; malformed data yields `Internal`.
-//! - Per-scope queue keys share a `{scope}` hash tag, so each scope's script touches one Redis
-//!   Cluster slot. The two global queue keys (the active-scope set and the ticket-id index) are
-//!   maintained outside those scripts, in an order that keeps them correct (see [`queue`]).
+//! - No script, transaction or pipeline touches keys of two Redis Cluster slots. Per-scope queue
+//!   keys share a `{scope}` hash tag, so each line's script runs on the one master of its slot
+//!   and lines of different events spread over the masters. The two global queue keys (the
+//!   active-scope set and the ticket-id index) are written one key per command, outside those
+//!   scripts, in an order that keeps them correct (see [`queue`]). Sessions share one
+//!   `{sessions}` tag (a rotation reaches the token's family in the same script); a rate-limit
+//!   window and a ledger entry are one key each.
+//! - Queue notices are plain `PUBLISH`es, which a cluster delivers to every node: a subscription
+//!   on any one node hears them all, and moves to another node when its own goes away.
 //!
 //! Depends on `flash-core`, the `redis` driver and small support crates (tokio, serde_json,
 //! secrecy, tracing); never on handlers, hosts or other adapters.
@@ -30,7 +37,9 @@ mod scopes;
 mod sessions;
 mod timeline;
 
-pub use config::{DEFAULT_PORT, RedisConfig, RedisConfigError, parse_port, parse_tls};
+pub use config::{
+    DEFAULT_PORT, RedisConfig, RedisConfigError, parse_cluster, parse_port, parse_tls,
+};
 pub use conn::Redis;
 pub use ledger::{RedisHealth, RedisPaymentLedger};
 pub use notifier::RedisQueueNotifier;

@@ -68,14 +68,29 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The Redis the end-to-end tests run on: the machine's Redis on 127.0.0.1:6379, or, when
+/// `FLASH_TEST_REDIS_CLUSTER_URL` is set (`.ci/test` sets it to run the pods' journey and sale
+/// again), the Redis Cluster whose configuration endpoint it names.
+pub fn test_redis() -> Vec<(&'static str, String)> {
+    match std::env::var("FLASH_TEST_REDIS_CLUSTER_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            vec![("REDIS_URL", url), ("REDIS_CLUSTER", "true".into())]
+        }
+        _ => vec![
+            ("REDIS_URL", "redis://127.0.0.1:6379".into()),
+            ("REDIS_CLUSTER", "false".into()),
+        ],
+    }
+}
+
 /// The settings every end-to-end test runs with, `id` keeping its secrets, Redis keys and queues
 /// apart from other tests': cheap password hashes, payments that settle in tens of milliseconds
 /// and always succeed, frequent promotion, and per-address limits out of the way (every test
 /// client is 127.0.0.1, so SPEC §11's per-address limits would be the whole test's limits).
 pub fn fast_settings(id: &str) -> Vec<(&'static str, String)> {
     let wide = || "100000/min".to_owned();
-    vec![
-        ("REDIS_URL", "redis://127.0.0.1:6379".into()),
+    let mut settings = test_redis();
+    settings.extend([
         ("REDIS_KEY_PREFIX", format!("it{id}:")),
         ("PAYMENT_REQUEST_QUEUE", format!("req_{id}")),
         ("PAYMENT_RESULT_QUEUE", format!("res_{id}")),
@@ -93,7 +108,8 @@ pub fn fast_settings(id: &str) -> Vec<(&'static str, String)> {
         ("ORDER_RATE_LIMIT_PER_IP", wide()),
         ("PAYMENT_RATE_LIMIT_PER_IP", wide()),
         ("RUST_LOG", "warn".into()),
-    ]
+    ]);
+    settings
 }
 
 /// Polls `f` every 50 ms until it returns `Some`, or panics naming `what` after `limit` (the

@@ -194,6 +194,10 @@ pub struct StoreConfig {
     /// Legacy: exactly `true` enables TLS to Redis.
     #[arg(long = "redis-tls", env = "REDIS_TLS", value_name = "REDIS_TLS", default_value = "false", action = clap::ArgAction::Set, value_parser = redis::parse_tls)]
     pub redis_tls: bool,
+    /// Exactly `true`: REDIS_URL / REDIS_HOST name a Redis Cluster's configuration endpoint
+    /// (ElastiCache cluster mode) and every command goes to the master of its slot.
+    #[arg(long = "redis-cluster", env = "REDIS_CLUSTER", value_name = "REDIS_CLUSTER", default_value = "false", action = clap::ArgAction::Set, value_parser = redis::parse_cluster)]
+    pub redis_cluster: bool,
     /// Prefix of every Redis key and channel (several systems can share one Redis).
     #[arg(
         long = "redis-key-prefix",
@@ -393,7 +397,8 @@ impl StoreConfig {
             return Ok(None);
         };
         config
-            .with_prefix(self.redis_key_prefix.clone())
+            .with_cluster(self.redis_cluster)
+            .and_then(|c| c.with_prefix(self.redis_key_prefix.clone()))
             .map(Some)
             .map_err(bad)
     }
@@ -568,10 +573,26 @@ mod tests {
             (["--redis-port", "http"], "REDIS_PORT"),
             (["--redis-port", "0"], "REDIS_PORT"),
             (["--redis-tls", "yes"], "REDIS_TLS"),
+            (["--redis-cluster", "1"], "REDIS_CLUSTER"),
         ] {
             let text = stores(&args).expect_err("refused").to_string();
             assert!(text.contains(variable), "{args:?}: {text}");
         }
+        assert!(!config.cluster());
+        let cluster = stores(&[
+            "--redis-url",
+            "redis://clustercfg.cache.internal:6379",
+            "--redis-cluster",
+            "true",
+        ])
+        .unwrap();
+        assert!(
+            cluster
+                .redis_config()
+                .unwrap()
+                .expect("REDIS_URL names a Redis Cluster")
+                .cluster()
+        );
         let bad_host = stores(&["--redis-host", "a b"]).unwrap();
         assert!(
             bad_host
