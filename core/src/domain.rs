@@ -548,6 +548,17 @@ pub struct Ticket {
     pub expires_at: Option<Timestamp>,
 }
 
+/// What a promoter read of a line before reading the stock it caps a promotion at
+/// ([`QueueStore::promote_counting`](crate::ports::QueueStore::promote_counting)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineReading {
+    /// READY + USED tickets when it was read.
+    pub admitted: u64,
+    /// When it was read (at or before the read): every admission stamped after it counts too,
+    /// spent or not, since the stock read after it may not show that admission's hold yet.
+    pub at: Timestamp,
+}
+
 /// Counters of one queue, all O(1) to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueueStats {

@@ -152,18 +152,19 @@ pub trait QueueStore: Send + Sync {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>> {
-        self.promote_counting(scope, capacity, 0, now, ttl).await
+        self.promote_counting(scope, capacity, None, now, ttl).await
     }
 
-    /// [`QueueStore::promote`], counting the admitted tickets as at least `counted`. A promoter
-    /// that caps `capacity` at the stock it read, and read `counted` (the admitted count) just
-    /// before it, must not let an admission spent between those reads and this step (its hold
-    /// already taken from the stock, or about to be) free a slot the stock it read no longer has.
+    /// [`QueueStore::promote`], counting the admitted tickets as at least those of `reading`
+    /// plus every admission stamped after it (whoever made it, spent or not). A promoter caps
+    /// `capacity` at the stock it read after `reading`; an admission spent in between (its hold
+    /// taken after the stock read, or its slot handed out by another promoter and spent since)
+    /// must not free a slot for a ticket that stock no longer has. O(log n).
     async fn promote_counting(
         &self,
         scope: QueueScope,
         capacity: u64,
-        counted: u64,
+        reading: Option<LineReading>,
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>>;

@@ -3,7 +3,9 @@
 use crate::fenwick::Fenwick;
 use crate::{Faults, lock};
 use async_trait::async_trait;
-use flash_core::domain::{Enqueued, LinePhase, Place, QueueScope, QueueStats, Ticket, TicketState};
+use flash_core::domain::{
+    Enqueued, LinePhase, LineReading, Place, QueueScope, QueueStats, Ticket, TicketState,
+};
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -392,7 +394,7 @@ impl QueueStore for MemoryQueueStore {
         &self,
         scope: QueueScope,
         capacity: u64,
-        counted: u64,
+        reading: Option<LineReading>,
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>> {
@@ -404,7 +406,12 @@ impl QueueStore for MemoryQueueStore {
         };
         let expires_at = now.plus(ttl);
         let mut admitted = Vec::new();
-        let mut counted = (line.admitted.len() as u64).max(counted);
+        let since_reading = |r: &LineReading| {
+            let later = line.recent.iter().rev().take_while(|t| **t > r.at).count();
+            r.admitted + later as u64
+        };
+        let mut counted =
+            (line.admitted.len() as u64).max(reading.as_ref().map_or(0, since_reading));
         while counted < capacity {
             let Some((seq, id)) = line.queued.pop_first() else {
                 break;

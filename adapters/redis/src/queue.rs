@@ -49,7 +49,8 @@ use crate::scopes::ScopeCache;
 use async_trait::async_trait;
 use flash_core::budget::Budget;
 use flash_core::domain::{
-    Enqueued, LinePhase, Place, QueueScope, QueueStats, Ticket, TicketState, TicketView,
+    Enqueued, LinePhase, LineReading, Place, QueueScope, QueueStats, Ticket, TicketState,
+    TicketView,
 };
 use flash_core::ports::{QueueStore, StoreResult};
 use flash_core::{StoreError, TicketId, Timestamp, UserId};
@@ -577,7 +578,7 @@ impl QueueStore for RedisQueueStore {
         &self,
         scope: QueueScope,
         capacity: u64,
-        counted: u64,
+        reading: Option<LineReading>,
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Vec<Ticket>> {
@@ -596,7 +597,8 @@ impl QueueStore for RedisQueueStore {
                     expires.millis().to_string(),
                     span.to_string(),
                     cutoff.millis().to_string(),
-                    counted.to_string(),
+                    reading.map_or(0, |r| r.admitted).to_string(),
+                    reading.map_or_else(String::new, |r| r.at.millis().to_string()),
                 ],
             )
             .await?;

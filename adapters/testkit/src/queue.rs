@@ -2,7 +2,7 @@
 
 use crate::fixtures::{event_id, race, ticket_id, user, within};
 use flash_core::domain::{
-    LineNotice, LinePhase, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
+    LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
 use flash_core::ports::{QueueNotifier, QueueStore};
 use flash_core::{Timestamp, UserId};
@@ -179,9 +179,9 @@ pub async fn queue_promote_admits_in_arrival_order_up_to_capacity(
     assert_eq!(more[0].id, tickets[2].id);
 }
 
-/// `promote_counting` counts the admitted tickets as at least the caller's earlier reading: an
-/// admission spent since (ordered) does not free a slot, one that was never read does not hide
-/// the line's own count.
+/// `promote_counting` counts the admitted tickets as at least the caller's earlier reading plus
+/// every admission since: an admission spent after the reading (ordered) does not free a slot,
+/// nor does one made after it and spent; a reading never hides the line's own count.
 pub async fn queue_promote_counts_admissions_spent_since_the_callers_reading(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
@@ -192,32 +192,47 @@ pub async fn queue_promote_counts_admissions_spent_since_the_callers_reading(
         tickets.push(join(&q, user(), s, now).await);
     }
     assert_eq!(q.promote(s, 2, now, TTL).await.unwrap().len(), 2);
-    let counted = q.stats(s, now).await.unwrap().admitted;
-    assert_eq!(counted, 2);
+    let later = now.plus(Duration::from_millis(5));
+    let read = LineReading {
+        admitted: q.stats(s, later).await.unwrap().admitted,
+        at: later,
+    };
+    assert_eq!(read.admitted, 2);
+    let reading = Some(read);
+    // The promotions run after the reading, and their admissions are stamped after it.
+    let after = later.plus(Duration::from_millis(5));
+    let promote = |capacity: u64, reading: Option<LineReading>| {
+        let q = q.clone();
+        async move {
+            let admitted = q.promote_counting(s, capacity, reading, after, TTL).await;
+            admitted.unwrap().iter().map(|t| t.id).collect::<Vec<_>>()
+        }
+    };
     // One of the two orders between the caller's reading and its promotion.
-    q.consume(tickets[0].id, now).await.unwrap();
-    assert!(
-        q.promote_counting(s, 2, counted, now, TTL)
-            .await
-            .unwrap()
-            .is_empty(),
+    q.consume(tickets[0].id, after).await.unwrap();
+    assert_eq!(
+        promote(2, reading).await,
+        vec![],
         "the spent admission's slot was given away against the earlier reading"
     );
-    // A reading lower than the line's own count changes nothing: capacity still holds.
-    assert!(
-        q.promote_counting(s, 1, 0, now, TTL)
-            .await
-            .unwrap()
-            .is_empty(),
+    assert_eq!(
+        promote(1, None).await,
+        vec![],
         "the line's own admitted count was ignored"
     );
-    let next = q.promote_counting(s, 3, counted, now, TTL).await.unwrap();
-    let ids: Vec<_> = next.iter().map(|t| t.id).collect();
     assert_eq!(
-        ids,
+        promote(3, reading).await,
         vec![tickets[2].id],
-        "room is capacity minus the larger count"
+        "room is capacity minus the reading"
     );
+    // Admitted after the reading and spent at once: it still counts against that reading.
+    q.consume(tickets[2].id, after).await.unwrap();
+    assert_eq!(
+        promote(3, reading).await,
+        vec![],
+        "an admission made and spent since the reading freed a slot"
+    );
+    assert_eq!(promote(4, reading).await, vec![tickets[3].id]);
 }
 
 /// MUST be one atomic step: racing promoters never admit more than `capacity`.

@@ -9,8 +9,8 @@ use crate::settings::QueueSettings;
 use crate::timeline::Tally;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
-    EventStatus, LineNotice, LinePhase, Notice, Place, QueueNotice, QueueScope, Ticket,
-    TicketState, TicketView,
+    EventStatus, LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope,
+    Ticket, TicketState, TicketView,
 };
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
@@ -500,11 +500,15 @@ impl PromoteQueues {
         let mut promoted = Promoted::default();
         for scope in self.queue.active_scopes().await? {
             // The admitted count read before the stock: an admission spent after this reading
-            // (its hold taken, maybe not yet seen in the stock read next) still counts below, so
-            // a pass never lets in more buyers than the tickets it saw left.
-            let counted = match scope.event() {
-                Some(_) => self.queue.stats(scope, now).await?.admitted,
-                None => 0,
+            // (its hold taken, maybe not yet seen in the stock read next), or made by another
+            // promoter since and spent, still counts below, so a pass never lets in more buyers
+            // than the tickets it saw left. `now` is the pass's start, at or before the read.
+            let reading = match scope.event() {
+                Some(_) => Some(LineReading {
+                    admitted: self.queue.stats(scope, now).await?.admitted,
+                    at: now,
+                }),
+                None => None,
             };
             let line = self.keep_phase(scope, now).await;
             if let Some(phase) = line.changed {
@@ -521,9 +525,9 @@ impl PromoteQueues {
                 .map_or(self.capacity, |a| self.capacity.min(a));
             let tickets = self
                 .queue
-                .promote_counting(scope, capacity, counted, now, self.gate_ttl)
+                .promote_counting(scope, capacity, reading, now, self.gate_ttl)
                 .await?;
-            tracing::debug!(%scope, counted, available = ?line.available, capacity, admitted = tickets.len(), "promotion pass");
+            tracing::debug!(%scope, ?reading, available = ?line.available, capacity, admitted = tickets.len(), "promotion pass");
             self.tally.admissions(scope, tickets.len() as u64);
             // A promotion may admit thousands at once: announce them a batch at a time, not
             // one round trip after another.

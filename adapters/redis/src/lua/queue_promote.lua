@@ -1,6 +1,7 @@
 -- promote: ARGV[5] capacity, ARGV[6] expires_at of new admissions, ARGV[7] TTL (ms) that keeps
 -- them readable until then, ARGV[8] stats window cut-off (admissions at or before it are dropped),
--- ARGV[9] the fewest admitted tickets to count (a caller's earlier reading).
+-- ARGV[9], ARGV[10] a caller's earlier reading: the admitted count, and when ('': none); the
+-- admitted tickets count as at least that count plus every admission after it (spent or not).
 -- Expires stale admissions, then, while the line is OPEN, admits from the front of the line while
 -- slots are free; the whole step runs inside one script, so racing promoters serialise on it and
 -- never overshoot.
@@ -12,7 +13,10 @@ end
 local expires_s = ARGV[6]
 local span = tonumber(ARGV[7])
 expire_front()
-local n = math.max(redis.call('ZCARD', admitted), tonumber(ARGV[9]))
+local n = redis.call('ZCARD', admitted)
+if ARGV[10] ~= '' then
+  n = math.max(n, tonumber(ARGV[9]) + redis.call('ZCOUNT', recent, '(' .. ARGV[10], '+inf'))
+end
 local out = {}
 while n < capacity do
   local head = redis.call('ZPOPMIN', queued, 1)
