@@ -571,6 +571,10 @@ pub struct QueueStats {
     /// Admissions over the last `window_ms`.
     pub recent_admissions: u64,
     pub window_ms: u64,
+    /// The admissions as an exponentially decaying count with time constant `window_ms`, in
+    /// thousandths: at a steady rate it tends to rate × window, so ÷ `window_ms` is the
+    /// exponentially weighted mean of admissions per second over the last window (SPEC §4).
+    pub decayed_admissions_milli: u64,
     /// The line's phase as last set ([`QueueStore::set_phase`](crate::ports::QueueStore::set_phase)).
     pub phase: LinePhase,
 }

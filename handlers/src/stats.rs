@@ -71,7 +71,7 @@ impl Overview {
         }
         wait_estimate(
             s.queued,
-            s.recent_admissions,
+            s.decayed_admissions_milli,
             s.window_ms,
             self.capacity,
             self.gate_ttl,

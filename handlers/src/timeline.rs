@@ -314,7 +314,7 @@ impl Timeline {
             } else {
                 wait_estimate(
                     s.queued,
-                    s.recent_admissions,
+                    s.decayed_admissions_milli,
                     s.window_ms,
                     self.capacity,
                     self.gate_ttl,

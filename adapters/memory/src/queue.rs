@@ -36,6 +36,10 @@ struct Line {
     live_by_user: HashMap<UserId, TicketId>,
     /// Admission instants within the stats window, oldest first.
     recent: VecDeque<Timestamp>,
+    /// The admissions as an exponentially decaying count (time constant: the stats window), as
+    /// of `decayed_at`.
+    decayed: f64,
+    decayed_at: Timestamp,
     /// Promotion admits only while open.
     phase: LinePhase,
     /// Whether `phase` was ever given (a fresh line reads OPEN but may still enter a pre-queue).
@@ -57,6 +61,8 @@ impl Line {
             used: 0,
             live_by_user: HashMap::new(),
             recent: VecDeque::new(),
+            decayed: 0.0,
+            decayed_at: Timestamp(0),
             phase: LinePhase::Open,
             phase_set: false,
             lottery: BTreeSet::new(),
@@ -112,6 +118,14 @@ impl Line {
         if dead >= COMPACT_MIN && dead * 2 >= self.waiting.len() as u64 {
             self.waiting = Fenwick::rebuild(head, self.next_seq, self.queued.keys().copied());
         }
+    }
+
+    /// The decaying admission count brought forward to `now` (never back: a caller's clock
+    /// behind the last admission's leaves it as it is).
+    fn decayed_as_of(&self, now: Timestamp) -> f64 {
+        let tau = RECENT_ADMISSIONS_WINDOW.as_millis() as f64;
+        let elapsed = now.millis().saturating_sub(self.decayed_at.millis()) as f64;
+        self.decayed * (-elapsed / tau).exp()
     }
 
     fn prune_recent(&mut self, now: Timestamp) {
@@ -387,6 +401,7 @@ impl QueueStore for MemoryQueueStore {
             recent_admissions: line.recent.len() as u64,
             window_ms,
             phase: line.phase,
+            decayed_admissions_milli: (line.decayed_as_of(now) * 1000.0).round() as u64,
         })
     }
 
@@ -427,6 +442,10 @@ impl QueueStore for MemoryQueueStore {
             line.recent.push_back(now);
             admitted.push(t.clone());
             counted += 1;
+        }
+        if !admitted.is_empty() {
+            line.decayed = line.decayed_as_of(now) + admitted.len() as f64;
+            line.decayed_at = now;
         }
         line.compact();
         line.prune_recent(now);

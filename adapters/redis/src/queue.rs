@@ -514,6 +514,7 @@ impl QueueStore for RedisQueueStore {
             recent_admissions: count(at(&items, 4, WHAT)?, WHAT)?,
             window_ms: millis(self.tuning.stats_window),
             phase: parse_phase(at(&items, 5, WHAT)?, WHAT)?,
+            decayed_admissions_milli: count(at(&items, 6, WHAT)?, WHAT)?,
         };
         self.settle(
             scope,
@@ -559,6 +560,7 @@ impl QueueStore for RedisQueueStore {
                         recent_admissions: count(at(&items, 5, WHAT)?, WHAT)?,
                         window_ms: millis(self.tuning.stats_window),
                         phase: parse_phase(at(&items, 7, WHAT)?, WHAT)?,
+                        decayed_admissions_milli: count(at(&items, 8, WHAT)?, WHAT)?,
                     },
                 })
             }

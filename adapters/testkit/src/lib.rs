@@ -115,6 +115,7 @@ macro_rules! queue_store_contracts {
             queue_admission_returns_only_live_admissions,
             queue_consume_orders_admitted_tickets_only,
             queue_stats_count_queued_admitted_and_recent,
+            queue_stats_decay_admissions_exponentially,
             queue_stats_count_entered_admissions_as_used,
             queue_status_reads_ticket_stats_and_position,
             queue_active_scopes_only_lists_busy_scopes,

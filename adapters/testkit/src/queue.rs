@@ -480,6 +480,43 @@ pub async fn queue_stats_count_queued_admitted_and_recent(q: Arc<dyn QueueStore>
     assert_eq!((later.queued, later.admitted), (2, 2));
 }
 
+/// The decaying admission count: every admission adds one, and it fades by e over each window, so
+/// ÷ window it is the exponentially weighted mean admission rate (SPEC §4's estimated wait).
+pub async fn queue_stats_decay_admissions_exponentially(q: Arc<dyn QueueStore>, now: Timestamp) {
+    let s = scope();
+    assert_eq!(q.stats(s, now).await.unwrap().decayed_admissions_milli, 0);
+    for _ in 0..20 {
+        join(&q, user(), s, now).await;
+    }
+    let long = Duration::from_secs(3600);
+    q.promote(s, 10, now, long).await.unwrap();
+    let at_once = q.stats(s, now).await.unwrap();
+    assert_eq!(at_once.decayed_admissions_milli, 10_000);
+    let window = Duration::from_millis(at_once.window_ms);
+    let one_window = now.plus(window);
+    let faded = q
+        .stats(s, one_window)
+        .await
+        .unwrap()
+        .decayed_admissions_milli;
+    assert!(
+        faded.abs_diff(3_679) <= 2,
+        "10 admissions one window ago read {faded} thousandths, not 10 e^-1"
+    );
+    // Five more then: the faded count plus five, and read at that instant by a status too.
+    let more = q.promote(s, 15, one_window, long).await.unwrap();
+    assert_eq!(more.len(), 5);
+    let both = q
+        .stats(s, one_window)
+        .await
+        .unwrap()
+        .decayed_admissions_milli;
+    assert!(both.abs_diff(8_679) <= 2, "read {both}");
+    let waiting = join(&q, user(), s, one_window).await;
+    let view = q.status(waiting.id, one_window).await.unwrap().unwrap();
+    assert!(view.stats.decayed_admissions_milli.abs_diff(8_679) <= 2);
+}
+
 /// `used` counts entered admissions only, and drops when they finish.
 pub async fn queue_stats_count_entered_admissions_as_used(q: Arc<dyn QueueStore>, now: Timestamp) {
     let s = scope();

@@ -263,8 +263,8 @@ impl QueueStatus {
             ..ticket
         };
         let position = position.filter(|_| ticket.state == TicketState::Queued);
-        let estimated_wait_seconds =
-            position.map(|p| self.estimate_wait(p, stats.recent_admissions, stats.window_ms));
+        let estimated_wait_seconds = position
+            .map(|p| self.estimate_wait(p, stats.decayed_admissions_milli, stats.window_ms));
         let gate_token = match (ticket.state, ticket.expires_at) {
             (TicketState::Ready, Some(expires_at)) => Some(self.gate.sign(&GatePass {
                 ticket: ticket.id,
@@ -299,16 +299,23 @@ impl QueueStatus {
     /// Seconds until `position` is admitted at the measured admission rate, never assuming a
     /// rate below the floor of one full capacity per admission TTL (every slot recycles at
     /// least that fast).
-    fn estimate_wait(&self, position: u64, recent: u64, window_ms: u64) -> u64 {
-        wait_estimate(position, recent, window_ms, self.capacity, self.gate_ttl)
+    fn estimate_wait(&self, position: u64, decayed_milli: u64, window_ms: u64) -> u64 {
+        wait_estimate(
+            position,
+            decayed_milli,
+            window_ms,
+            self.capacity,
+            self.gate_ttl,
+        )
     }
 }
 
-/// Seconds until `position` is admitted when `recent` admissions happened over the last
-/// `window_ms`, never assuming a rate below one full `capacity` per admission `ttl`.
+/// Seconds until `position` is admitted at the line's admission rate, the exponentially weighted
+/// mean over the last `window_ms` ([`flash_core::domain::QueueStats::decayed_admissions_milli`] ÷ `window_ms`),
+/// never assuming a rate below one full `capacity` per admission `ttl`.
 pub fn wait_estimate(
     position: u64,
-    recent: u64,
+    decayed_milli: u64,
     window_ms: u64,
     capacity: u64,
     ttl: Duration,
@@ -316,7 +323,7 @@ pub fn wait_estimate(
     let measured = if window_ms == 0 {
         0.0
     } else {
-        recent as f64 * 1000.0 / window_ms as f64
+        decayed_milli as f64 / window_ms as f64
     };
     let floor = capacity as f64 / ttl.as_secs_f64().max(0.001);
     let rate = measured.max(floor).max(f64::MIN_POSITIVE);

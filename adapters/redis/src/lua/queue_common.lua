@@ -9,6 +9,8 @@
 -- KEYS[3] admitted  ZSET  ticket id -> expires_at (ms): READY and USED tickets, oldest expiry first
 -- KEYS[4] live      HASH  user id -> ticket id of the user's live ticket in this scope
 -- KEYS[5] recent    ZSET  ticket id -> admitted_at (ms), trimmed to the stats window
+-- (meta also keeps ew and ew_at: the admissions as an exponentially decaying count, and when it
+-- was last brought forward; see decayed below)
 -- ARGV[1] ticket key prefix, ARGV[2] now (ms), ARGV[3] live TTL (ms), ARGV[4] retention (ms) of a
 -- finished ticket; op-specific arguments follow.
 --
@@ -24,6 +26,27 @@ local retention = tonumber(ARGV[4])
 
 local function tkey(id)
   return tprefix .. id
+end
+
+-- The admissions as an exponentially decaying count with time constant `tau` ms, as of now: at a
+-- steady rate r it tends to r * tau, so it over tau is the exponentially weighted mean rate.
+local function decayed(tau)
+  local v = redis.call('HMGET', meta, 'ew', 'ew_at')
+  local ew = tonumber(v[1] or '0') or 0
+  local at = tonumber(v[2] or now_s) or now
+  if tau <= 0 or now <= at then
+    return ew
+  end
+  return ew * math.exp((at - now) / tau)
+end
+
+local function count_admissions(k, tau)
+  redis.call('HSET', meta, 'ew', tostring(decayed(tau) + k), 'ew_at', now_s)
+end
+
+-- decayed(tau) in thousandths, as an integer for the reply.
+local function decayed_milli(tau)
+  return math.floor(decayed(tau) * 1000 + 0.5)
 end
 
 -- Renews a TTL to `ms` once less than half of it is left (or none is set), never shortening it:

@@ -39,6 +39,7 @@ while n < capacity do
 end
 redis.call('ZREMRANGEBYSCORE', recent, '-inf', ARGV[8])
 if #out > 0 then
+  count_admissions(#out, now - tonumber(ARGV[8]))
   touch(span)
 end
 local idle = 0

@@ -1,7 +1,8 @@
 -- status: ARGV[5] ticket id, ARGV[6] stats window cut-off. Everything GET /queue/status needs in
 -- one round trip: the ticket (as `ticket`), the scope's counters (as `stats`) and, for a QUEUED
 -- ticket, its rank (as `position`).
--- Reply {went_idle, ticket|nil, queued, admitted, used, recent, rank|-1, phase}.
+-- Reply {went_idle, ticket|nil, queued, admitted, used, recent, rank|-1, phase, decayed admissions
+-- in thousandths}.
 local id = ARGV[5]
 local f = look(id)
 if not f then
@@ -24,4 +25,5 @@ return {
   redis.call('ZCARD', recent),
   rank,
   phase(),
+  decayed_milli(now - tonumber(ARGV[6])),
 }
