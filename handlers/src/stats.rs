@@ -66,16 +66,7 @@ impl Overview {
 
     /// Seconds the last of `s.queued` waits at the line's measured admission rate.
     pub fn wait(&self, s: &QueueStats) -> u64 {
-        if s.queued == 0 {
-            return 0;
-        }
-        wait_estimate(
-            s.queued,
-            s.decayed_admissions_milli,
-            s.window_ms,
-            self.capacity,
-            self.gate_ttl,
-        )
+        wait_estimate(s.queued, s, self.capacity, self.gate_ttl)
     }
 
     pub async fn shop(&self) -> Result<ShopCounts, StoreError> {

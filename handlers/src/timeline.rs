@@ -309,17 +309,7 @@ impl Timeline {
                 }
             };
             let line = scope.to_string();
-            let wait = if s.queued == 0 {
-                0
-            } else {
-                wait_estimate(
-                    s.queued,
-                    s.decayed_admissions_milli,
-                    s.window_ms,
-                    self.capacity,
-                    self.gate_ttl,
-                )
-            };
+            let wait = wait_estimate(s.queued, &s, self.capacity, self.gate_ttl);
             levels.extend([
                 (field(&line, "queued"), s.queued),
                 (field(&line, "admitted"), s.admitted),

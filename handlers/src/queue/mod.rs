@@ -10,7 +10,7 @@ use crate::timeline::Tally;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
     EventStatus, LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope,
-    Ticket, TicketState, TicketView,
+    QueueStats, Ticket, TicketState, TicketView,
 };
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
@@ -263,8 +263,8 @@ impl QueueStatus {
             ..ticket
         };
         let position = position.filter(|_| ticket.state == TicketState::Queued);
-        let estimated_wait_seconds = position
-            .map(|p| self.estimate_wait(p, stats.decayed_admissions_milli, stats.window_ms));
+        let estimated_wait_seconds =
+            position.map(|p| wait_estimate(p, &stats, self.capacity, self.gate_ttl));
         let gate_token = match (ticket.state, ticket.expires_at) {
             (TicketState::Ready, Some(expires_at)) => Some(self.gate.sign(&GatePass {
                 ticket: ticket.id,
@@ -295,35 +295,20 @@ impl QueueStatus {
             starts_at,
         }
     }
-
-    /// Seconds until `position` is admitted at the measured admission rate, never assuming a
-    /// rate below the floor of one full capacity per admission TTL (every slot recycles at
-    /// least that fast).
-    fn estimate_wait(&self, position: u64, decayed_milli: u64, window_ms: u64) -> u64 {
-        wait_estimate(
-            position,
-            decayed_milli,
-            window_ms,
-            self.capacity,
-            self.gate_ttl,
-        )
-    }
 }
 
-/// Seconds until `position` is admitted at the line's admission rate, the exponentially weighted
-/// mean over the last `window_ms` ([`flash_core::domain::QueueStats::decayed_admissions_milli`] ÷ `window_ms`),
-/// never assuming a rate below one full `capacity` per admission `ttl`.
-pub fn wait_estimate(
-    position: u64,
-    decayed_milli: u64,
-    window_ms: u64,
-    capacity: u64,
-    ttl: Duration,
-) -> u64 {
-    let measured = if window_ms == 0 {
+/// Seconds until `position` is admitted (0 for none) at the line's admission rate, the
+/// exponentially weighted mean over its stats window
+/// ([`QueueStats::decayed_admissions_milli`] ÷ `window_ms`), never assuming a rate below one
+/// full `capacity` per admission `ttl` (every slot recycles at least that fast).
+pub fn wait_estimate(position: u64, stats: &QueueStats, capacity: u64, ttl: Duration) -> u64 {
+    if position == 0 {
+        return 0;
+    }
+    let measured = if stats.window_ms == 0 {
         0.0
     } else {
-        decayed_milli as f64 / window_ms as f64
+        stats.decayed_admissions_milli as f64 / stats.window_ms as f64
     };
     let floor = capacity as f64 / ttl.as_secs_f64().max(0.001);
     let rate = measured.max(floor).max(f64::MIN_POSITIVE);
