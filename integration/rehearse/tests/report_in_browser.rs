@@ -9,6 +9,10 @@
 //! missing or older than the lock file. The report is left in
 //! `integration/artifacts/rehearsal-report/` and its screenshots in
 //! `integration/artifacts/screenshots/` (both git-ignored), for a person to look at.
+//!
+//! A second test watches the admin's monitoring page while `flash-rehearse` runs:
+//! `web/tests/monitor.mjs` opens it, starts the rehearsal, and checks that the charts move while
+//! it runs and end with its paid orders (screenshots before, during and after).
 
 use flash::up::{Running, UpConfig, start};
 use flash_runtime::config::parse_args_ignoring_env;
@@ -20,6 +24,8 @@ use std::time::Duration;
 use tokio::process::Command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// The system's ADMIN_REGISTER_SECRET, for the admin who watches the monitoring page.
+const ADMIN_SECRET: &str = "monitor-admin-secret";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -92,8 +98,11 @@ async fn require_tools() {
     );
 }
 
-/// `npm ci` in `web/` when `node_modules` is missing or older than `package-lock.json`.
+/// `npm ci` in `web/` when `node_modules` is missing or older than `package-lock.json`; once at
+/// a time (both tests of this file need it, and run side by side).
 async fn ensure_node_modules() {
+    static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = INSTALLING.lock().await;
     let web = repo_root().join("web");
     let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let installed = modified(web.join("node_modules/.package-lock.json"));
@@ -138,6 +147,8 @@ async fn system() -> Running {
         "0.6",
         "--shutdown-grace-ms",
         "1000",
+        "--admin-register-secret",
+        ADMIN_SECRET,
     ])
     .expect("test configuration parses");
     start(cfg, Shutdown::new()).await.expect("system starts")
@@ -216,5 +227,39 @@ async fn the_report_of_a_real_rehearsal_draws_every_chart_with_the_json_totals()
     assert!(
         opened.status.success(),
         "the report's browser test failed:\n{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitoring_page_shows_a_rehearsal_live() {
+    require_tools().await;
+    ensure_node_modules().await;
+    let sys = system().await;
+    let base = format!("http://{}", sys.addr);
+    let root = repo_root();
+    let out = root.join("integration/artifacts/rehearsal-monitored");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut browser = Command::new("node");
+    browser
+        .arg(root.join("web/tests/monitor.mjs"))
+        .arg(&base)
+        .current_dir(&root)
+        .env("FLASH_ADMIN_SECRET", ADMIN_SECRET)
+        .env("FLASH_REHEARSE_BIN", env!("CARGO_BIN_EXE_flash-rehearse"))
+        .env("FLASH_REHEARSE_OUT", &out)
+        .env("CHROMIUM_PATH", CHROMIUM)
+        .env(
+            "FLASH_SCREENSHOTS",
+            root.join("integration/artifacts/screenshots"),
+        );
+    let watched = run(browser, Duration::from_secs(300)).await;
+    sys.shutdown.trigger();
+    let _ = sys.done.await;
+    let watched = watched.unwrap_or_else(|e| panic!("{e}"));
+    let said = text(&watched);
+    println!("{said}");
+    assert!(
+        watched.status.success(),
+        "the monitoring page's test during a rehearsal failed:\n{said}"
     );
 }
