@@ -110,6 +110,12 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
     })
     .await;
     assert_eq!(http.get(format!("{}/ready", gw.url), None).await.0, 200);
+    // The api pod's own Redis connection comes back on its own too (its first command after the
+    // restart may still meet the old one): wait for its readiness, not just the gateway's.
+    eventually("the api ready again", Duration::from_secs(30), || async {
+        (http.get(format!("{}/ready", api.url), None).await.0 == 200).then_some(())
+    })
+    .await;
 
     // --- RabbitMQ restarts while payments are in flight: none lost, none applied twice.
     let mut buyers = Vec::new();
