@@ -38,11 +38,15 @@ const EMPTY = {
   gateToken: null,
   error: null,
   transport: 'idle',
+  /** Socket connections made by this tab (shown to tests as `data-connections`). */
+  connections: 0,
   updatedAt: null,
 };
 
 let state = restore();
 let socket = null;
+/** The access token the socket's current connection was authorised with. */
+let connectedWith = null;
 let pollTimer = null;
 let silenceTimer = null;
 const listeners = new Set();
@@ -57,7 +61,7 @@ function restore() {
 }
 
 function persist() {
-  const { transport, joining, error, ...kept } = state;
+  const { transport, joining, error, connections, ...kept } = state;
   sessionStorage.setItem(KEY, JSON.stringify(kept));
 }
 
@@ -138,13 +142,16 @@ function ensureSocket() {
     path: '/socket.io/',
     transports: ['websocket', 'polling'],
     // A function, so every (re)connection carries the current access token.
-    auth: (cb) => cb({ token: session.accessToken() ?? '' }),
+    auth: (cb) => {
+      connectedWith = session.accessToken() ?? '';
+      cb({ token: connectedWith });
+    },
     reconnectionDelayMax: 5000,
     timeout: 5000,
   });
   socket.on('connect', () => {
     stopPolling();
-    set({ transport: 'socket' });
+    set({ transport: 'socket', connections: state.connections + 1 });
     if (state.active) socket.emit('queue/join', { eventId: state.eventId });
   });
   socket.on('connect_error', async (err) => {
@@ -156,9 +163,14 @@ function ensureSocket() {
       if (ok && socket && state.active) socket.connect();
     }
   });
-  socket.on('disconnect', () => {
-    if (state.active) startPolling();
-    else set({ transport: 'idle' });
+  socket.on('disconnect', (reason) => {
+    if (!state.active) return set({ transport: 'idle' });
+    startPolling();
+    // The server closes a socket whose access token lapsed (or whose session was revoked), and
+    // the client only reconnects by itself after a transport failure: connect again with the
+    // current token, refreshing it first if it is still the one the server let lapse.
+    if (reason === 'io server disconnect') reconnectWithFreshToken();
+    return undefined;
   });
   socket.on('queue:config', (c) => {
     if (c?.readyCapacity !== undefined) set({ readyCapacity: c.readyCapacity });
@@ -175,9 +187,18 @@ function ensureSocket() {
     if (j?.ticketId) set({ ticketId: j.ticketId, joining: false });
   });
   socket.on('queue:error', (e) => {
+    // The token lapsed: the server closes the socket next and the page connects again.
+    if (e?.message === 'Unauthorized') return;
     set({ error: e?.message ?? 'The queue reported an error.', joining: false });
     if (state.active) startPolling();
   });
+}
+
+async function reconnectWithFreshToken() {
+  if (session.accessToken() === connectedWith && (await session.refresh()) === false) return;
+  // Refused (false): the session is over and the page logs out. Unknown (null): try with the
+  // token we have; a refusal comes back as connect_error and is handled there.
+  if (socket && state.active && !socket.connected) socket.connect();
 }
 
 function armSilenceTimer() {

@@ -104,7 +104,7 @@ async function occupySlots() {
   for (const user of ['test0001', 'test0002']) {
     const token = await login(user);
     const { ticketId } = await call('POST', '/queue/enqueue', { token, body: { eventId: '__global__' } });
-    holders.push({ token, ticketId });
+    holders.push({ user, ticketId });
   }
   await waitFor('both slots taken', async () => {
     const states = await Promise.all(holders.map((h) => call('GET', `/queue/status?ticketId=${h.ticketId}`)));
@@ -112,7 +112,8 @@ async function occupySlots() {
   });
   return {
     async release() {
-      for (const h of holders) await call('POST', '/queue/leave', { token: h.token, body: { ticketId: h.ticketId } });
+      // A fresh token each: the test may have outlived the 12-s ones it joined with.
+      for (const h of holders) await call('POST', '/queue/leave', { token: await login(h.user), body: { ticketId: h.ticketId } });
     },
   };
 }
@@ -225,6 +226,16 @@ async function buyerWaitsBuysAndSeesPaid(browser) {
   assert.match(await text(page.locator('.stats')), /Estimated wait/);
   const firstToken = await storedAccessToken(page);
   await shot(page, 'waiting-room');
+
+  // The socket outlives its 12-s access token: the server closes it when the token lapses and
+  // the page connects again with the refreshed one, live again without a reload or an error.
+  const connections = async () => Number(await page.locator('.live').getAttribute('data-connections'));
+  const before = await connections();
+  await waitFor('the access token to be refreshed', async () => (await storedAccessToken(page)) !== firstToken, 60_000);
+  await waitFor('the socket to connect again after its token lapsed', async () => (await connections()) > before, 60_000);
+  await page.getByText('Live updates').waitFor();
+  assert.equal(await text(position), '#1');
+  assert.equal(await page.getByRole('alert').count(), 0, 'no error when the socket reconnects');
 
   // The two slot holders leave: the admission is pushed and the shop opens.
   await slots.release();

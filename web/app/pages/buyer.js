@@ -62,13 +62,11 @@ function shopOf(line) {
 // Waiting room
 
 function transportLine(q) {
-  if (q.transport === 'socket') {
-    return h('p', { class: 'live' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Live updates');
-  }
-  if (q.transport === 'polling' || q.transport === 'socket+polling') {
-    return h('p', { class: 'live live-polling' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), `Updating every ${queue.POLL_MS / 1000} s`);
-  }
-  return h('p', { class: 'live live-off' }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), 'Connecting…');
+  const line = (kind, text) =>
+    h('p', { class: kind ? `live ${kind}` : 'live', 'data-connections': String(q.connections) }, h('span', { class: 'live-dot', 'aria-hidden': 'true' }), text);
+  if (q.transport === 'socket') return line('', 'Live updates');
+  if (q.transport === 'polling' || q.transport === 'socket+polling') return line('live-polling', `Updating every ${queue.POLL_MS / 1000} s`);
+  return line('live-off', 'Connecting…');
 }
 
 function stat(label, value, extraClass = '') {
