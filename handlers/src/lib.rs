@@ -115,7 +115,9 @@ impl Handlers {
             leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
             promote: queue::PromoteQueues::new(ports, &settings.queue).counting(tally.clone()),
             create_event: events::CreateEvent::new(ports),
-            update_event: events::UpdateEvent::new(ports).invalidating(event_cache.clone()),
+            update_event: events::UpdateEvent::new(ports)
+                .invalidating(event_cache.clone())
+                .counting(tally.clone()),
             delete_event: events::DeleteEvent::new(ports).invalidating(event_cache),
             get_event: events::GetEvent::new(ports),
             list_events: events::ListEvents::new(ports),

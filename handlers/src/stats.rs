@@ -4,9 +4,9 @@
 use crate::Ports;
 use crate::queue::wait_estimate;
 use crate::settings::QueueSettings;
-use flash_core::StoreError;
 use flash_core::domain::{LinePhase, QueueScope, QueueStats, ShopCounts};
 use flash_core::ports::{Clock, PaymentStore, QueueStore};
+use flash_core::{EventId, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,5 +71,10 @@ impl Overview {
 
     pub async fn shop(&self) -> Result<ShopCounts, StoreError> {
         self.payments.counts().await
+    }
+
+    /// The same counters for one event's orders and their payments.
+    pub async fn event_shop(&self, event: EventId) -> Result<ShopCounts, StoreError> {
+        self.payments.event_counts(event).await
     }
 }

@@ -12,8 +12,10 @@ use crate::common::{AccessDenied, admin};
 use crate::queue::wait_estimate;
 use crate::settings::QueueSettings;
 use crate::{Ports, classify};
-use flash_core::domain::{LinePhase, QueueScope, TIMELINE_SECONDS, TimelineRecord};
-use flash_core::ports::{Clock, PaymentStore, QueueStore, TimelineStore};
+use flash_core::domain::{
+    EventStatus, LinePhase, QueueScope, ShopCounts, TIMELINE_SECONDS, TimelineRecord,
+};
+use flash_core::ports::{Clock, EventListing, EventStore, PaymentStore, QueueStore, TimelineStore};
 use flash_core::{Context, StoreError, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,11 +32,17 @@ struct LineTally {
     admissions: u64,
     /// Phases the line changed to, one bit per [`phase_code`].
     changes: u8,
+    /// Joined as the only line of its event: no order of the event can predate the line.
+    own: bool,
 }
 
 impl Tally {
-    pub fn arrival(&self, scope: QueueScope) {
-        self.with(scope, |t| t.arrivals += 1);
+    /// A new ticket in `scope`; `own_line`: the line is the only one its event sells through.
+    pub fn arrival(&self, scope: QueueScope, own_line: bool) {
+        self.with(scope, |t| {
+            t.arrivals += 1;
+            t.own |= own_line;
+        });
     }
 
     pub fn admissions(&self, scope: QueueScope, n: u64) {
@@ -117,6 +125,9 @@ fn phase_name(code: u64) -> Option<&'static str> {
 
 const SITE: &str = "site";
 
+/// Events on sale whose orders are sampled even before their line is active.
+const SAMPLED_SALES: usize = 32;
+
 fn field(line: &str, name: &str) -> String {
     format!("{line}|{name}")
 }
@@ -197,6 +208,7 @@ pub struct TimelineView {
 pub struct Timeline {
     clock: Arc<dyn Clock>,
     queue: Arc<dyn QueueStore>,
+    events: Arc<dyn EventStore>,
     payments: Arc<dyn PaymentStore>,
     store: Arc<dyn TimelineStore>,
     tally: Arc<Tally>,
@@ -204,6 +216,10 @@ pub struct Timeline {
     gate_ttl: Duration,
     /// The host's counters at the last sample (zero at start: a process's counters start at 0).
     previous: Mutex<HostCounters>,
+    /// Event lines seen active, with the last second they were: their orders and payments are
+    /// still charted for [`TIMELINE_SECONDS`] after the line empties (payments land after the
+    /// last buyer left it). Bounded like the records.
+    recent: Mutex<HashMap<QueueScope, u64>>,
 }
 
 impl Timeline {
@@ -211,12 +227,14 @@ impl Timeline {
         Timeline {
             clock: p.clock.clone(),
             queue: p.queue.clone(),
+            events: p.events.clone(),
             payments: p.payments.clone(),
             store: p.timeline.clone(),
             tally,
             capacity: s.capacity,
             gate_ttl: s.gate_ttl,
             previous: Mutex::new(HostCounters::default()),
+            recent: Mutex::default(),
         }
     }
 
@@ -261,27 +279,28 @@ impl Timeline {
             let line = line.to_string();
             adds.push((field(&line, "arrivals"), t.arrivals));
             adds.push((field(&line, "admissions"), t.admissions));
+            if t.own {
+                adds.push((field(&line, "own"), 1));
+            }
             for code in PHASE_CODES {
                 if t.changes & (1 << code) != 0 {
                     adds.push((field(&line, &format!("marker|{code}")), 1));
                 }
             }
         }
+        let lines = if scope.queues || scope.shop {
+            self.lines().await
+        } else {
+            Vec::new()
+        };
         if scope.queues {
-            self.sample_queues(now, &mut levels).await;
+            self.sample_queues(&lines, now, &mut levels).await;
         }
         if scope.shop {
-            match self.payments.counts().await {
-                Ok(c) => levels.extend([
-                    (field(SITE, "orders_created"), c.orders_total),
-                    (field(SITE, "orders_paid"), c.orders_paid),
-                    (field(SITE, "orders_failed"), c.orders_failed),
-                    (field(SITE, "orders_expired"), c.orders_expired),
-                    (field(SITE, "payments_ok"), c.payments_ok),
-                    (field(SITE, "payments_failed"), c.payments_failed),
-                ]),
-                Err(e) => tracing::debug!(error = %e, "order figures unavailable for the timeline"),
-            }
+            let mut selling = lines.clone();
+            selling.extend(self.on_sale().await);
+            let sold = self.recently_active(&selling, second);
+            self.sample_shop(&sold, &mut levels).await;
         }
         Sampled {
             arrivals,
@@ -289,18 +308,91 @@ impl Timeline {
         }
     }
 
-    async fn sample_queues(&self, now: Timestamp, levels: &mut Vec<(String, u64)>) {
+    /// The lines with figures: the active ones and the site-wide one, even when it is empty.
+    async fn lines(&self) -> Vec<QueueScope> {
         let mut scopes = match self.queue.active_scopes().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "queue figures unavailable for the timeline");
-                return;
+                return Vec::new();
             }
         };
         if !scopes.contains(&QueueScope::Global) {
             scopes.push(QueueScope::Global);
         }
-        for scope in scopes {
+        scopes
+    }
+
+    /// The lines of the events on sale (at most [`SAMPLED_SALES`], the latest to start): their
+    /// order counts are sampled before anyone joins them, so the first orders have a baseline.
+    async fn on_sale(&self) -> Vec<QueueScope> {
+        match self.events.list(EventListing::Public).await {
+            Ok(events) => events
+                .iter()
+                .rev()
+                .filter(|e| e.status == EventStatus::Onsale)
+                .take(SAMPLED_SALES)
+                .map(|e| QueueScope::Event(e.id))
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, "events unavailable for the timeline");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The event lines active now or within the last [`TIMELINE_SECONDS`] (remembered here).
+    fn recently_active(&self, active: &[QueueScope], second: u64) -> Vec<QueueScope> {
+        let Ok(mut recent) = self.recent.lock() else {
+            return active.to_vec();
+        };
+        for &scope in active {
+            if scope.event().is_some() {
+                recent.insert(scope, second);
+            }
+        }
+        recent.retain(|_, seen| second.saturating_sub(*seen) < TIMELINE_SECONDS);
+        recent.keys().copied().collect()
+    }
+
+    /// Order and payment counts: the site's (charted for the site-wide line, whose buyers may
+    /// buy any event sold through it) and each event line's own.
+    async fn sample_shop(&self, lines: &[QueueScope], levels: &mut Vec<(String, u64)>) {
+        let counts = |line: &str, c: ShopCounts| {
+            [
+                (field(line, "orders_created"), c.orders_total),
+                (field(line, "orders_paid"), c.orders_paid),
+                (field(line, "orders_failed"), c.orders_failed),
+                (field(line, "orders_expired"), c.orders_expired),
+                (field(line, "payments_ok"), c.payments_ok),
+                (field(line, "payments_failed"), c.payments_failed),
+            ]
+        };
+        match self.payments.counts().await {
+            Ok(c) => levels.extend(counts(SITE, c)),
+            Err(e) => {
+                tracing::debug!(error = %e, "order figures unavailable for the timeline");
+                return;
+            }
+        }
+        for &scope in lines {
+            let Some(event) = scope.event() else { continue };
+            match self.payments.event_counts(event).await {
+                Ok(c) => levels.extend(counts(&scope.to_string(), c)),
+                Err(e) => {
+                    tracing::debug!(error = %e, %scope, "line order figures unavailable for the timeline");
+                }
+            }
+        }
+    }
+
+    async fn sample_queues(
+        &self,
+        lines: &[QueueScope],
+        now: Timestamp,
+        levels: &mut Vec<(String, u64)>,
+    ) {
+        for &scope in lines {
             let s = match self.queue.stats(scope, now).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -343,21 +435,28 @@ impl Timeline {
             .read(from.saturating_sub(1), until)
             .await
             .map_err(TimelineError::Store)?;
-        Ok(series(&records, &q.line.to_string(), from, until))
+        Ok(series(&records, q.line, from, until))
     }
 }
 
-/// Turns records (oldest first, possibly one before `from`) into the series of `line`.
-fn series(records: &[TimelineRecord], line: &str, from: u64, until: u64) -> TimelineView {
+/// Turns records (oldest first, possibly one before `from`) into the series of `line`: its own
+/// figures, the site's requests and errors, and the order and payment rates of its event (the
+/// site's, for the site-wide line).
+fn series(records: &[TimelineRecord], scope: QueueScope, from: u64, until: u64) -> TimelineView {
     let mut v = TimelineView {
         until,
         ..TimelineView::default()
     };
+    let line = &scope.to_string();
+    let shop_line = if scope.event().is_some() { line } else { SITE };
     let get = |r: &TimelineRecord, name: &str| r.fields.get(&field(line, name)).copied();
     let site = |r: &TimelineRecord, name: &str| r.fields.get(&field(SITE, name)).copied();
+    let shop = |r: &TimelineRecord, name: &str| r.fields.get(&field(shop_line, name)).copied();
     let mut lines = std::collections::BTreeSet::new();
     let mut last_counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let mut last_phase = None;
+    // The second before, when it was read and the line was not sampled in it.
+    let mut line_absent_at: Option<u64> = None;
     const COUNTS: [&str; 6] = [
         "orders_created",
         "orders_paid",
@@ -368,11 +467,18 @@ fn series(records: &[TimelineRecord], line: &str, from: u64, until: u64) -> Time
     ];
     for r in records {
         let phase = get(r, "phase");
+        // A line that sells its event alone and was absent the second before starts here: its
+        // event had no orders before it, so its first counts are that second's.
+        let starts_here = line_absent_at.filter(|_| get(r, "own").is_some_and(|n| n > 0));
         let mut rates: BTreeMap<&str, Option<f64>> = BTreeMap::new();
         for name in COUNTS {
-            let now = site(r, name);
-            let rate = match (now, last_counts.get(name)) {
-                (Some(n), Some(&(t, before))) if r.second > t => {
+            let now = shop(r, name);
+            let before = last_counts
+                .get(name)
+                .copied()
+                .or(starts_here.map(|t| (t, 0)));
+            let rate = match (now, before) {
+                (Some(n), Some((t, before))) if r.second > t => {
                     Some(n.saturating_sub(before) as f64 / (r.second - t) as f64)
                 }
                 _ => None,
@@ -382,6 +488,9 @@ fn series(records: &[TimelineRecord], line: &str, from: u64, until: u64) -> Time
             }
             rates.insert(name, rate);
         }
+        // Sampled as active (its phase) or as recently active (its counts).
+        let line_present = phase.is_some() || COUNTS.iter().any(|n| get(r, n).is_some());
+        line_absent_at = (!line_present).then_some(r.second);
         if r.second < from {
             continue;
         }
@@ -460,10 +569,21 @@ fn p99(r: &TimelineRecord) -> Option<f64> {
 mod tests {
     use super::*;
 
+    /// The event line of these tests, written `L|…` in their records.
+    const L: &str = "7f2c0d1e-5a7b-4c3d-9e8f-0a1b2c3d4e5f";
+
+    fn line() -> QueueScope {
+        QueueScope::parse(L).expect("an event line")
+    }
+
     fn record(second: u64, fields: &[(&str, u64)]) -> TimelineRecord {
+        let key = |k: &str| match k.strip_prefix("L|") {
+            Some(rest) => format!("{L}|{rest}"),
+            None => k.to_owned(),
+        };
         TimelineRecord {
             second,
-            fields: fields.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            fields: fields.iter().map(|(k, v)| (key(k), *v)).collect(),
         }
     }
 
@@ -477,6 +597,7 @@ mod tests {
                     ("L|phase", 2),
                     ("L|marker|2", 1),
                     ("L|queued", 5),
+                    ("L|orders_created", 1),
                     ("site|orders_created", 4),
                 ],
             ),
@@ -487,6 +608,7 @@ mod tests {
                     ("L|marker|2", 1),
                     ("L|marker|3", 1),
                     ("L|arrivals", 2),
+                    ("L|orders_created", 2),
                     ("site|orders_created", 10),
                     ("site|le|5000", 98),
                     ("site|le|50000", 99),
@@ -495,10 +617,20 @@ mod tests {
                 ],
             ),
         ];
-        let v = series(&records, "L", 10, 12);
+        let v = series(&records, line(), 10, 12);
         assert_eq!(v.seconds, vec![10, 12]);
         assert_eq!(v.queued, vec![Some(5), None]);
-        assert_eq!(v.orders_created, vec![None, Some(3.0)]);
+        assert_eq!(
+            v.orders_created,
+            vec![None, Some(0.5)],
+            "an event line charts its own orders"
+        );
+        let site = series(&records, QueueScope::Global, 10, 12);
+        assert_eq!(
+            site.orders_created,
+            vec![None, Some(3.0)],
+            "the site-wide line charts the site's"
+        );
         assert_eq!(
             v.markers,
             vec![
@@ -524,7 +656,38 @@ mod tests {
             vec![Some(0), Some(2)],
             "a sampled second without joins"
         );
-        assert_eq!(v.lines, vec!["L".to_owned()]);
+        assert_eq!(v.lines, vec![L.to_owned()]);
+    }
+
+    #[test]
+    fn a_line_that_sells_its_event_alone_counts_its_first_second_from_zero() {
+        // Second 9: sampled, the line not there yet. Second 10: the line appears with 2 orders.
+        let fresh = [
+            record(9, &[("site|requests", 1)]),
+            record(10, &[("L|own", 1), ("L|phase", 2), ("L|orders_created", 2)]),
+            record(11, &[("L|phase", 2), ("L|orders_created", 3)]),
+        ];
+        let v = series(&fresh, line(), 10, 11);
+        assert_eq!(v.orders_created, vec![Some(2.0), Some(1.0)]);
+        // Not its event's only line: orders may predate it, so its first second has no rate.
+        let shared = [
+            record(9, &[("site|requests", 1)]),
+            record(10, &[("L|phase", 2), ("L|orders_created", 2)]),
+            record(11, &[("L|phase", 2), ("L|orders_created", 3)]),
+        ];
+        assert_eq!(
+            series(&shared, line(), 10, 11).orders_created,
+            vec![None, Some(1.0)]
+        );
+        // Already there the second before (a window starting mid-sale): no made-up spike.
+        let midway = [
+            record(9, &[("L|phase", 2)]),
+            record(
+                10,
+                &[("L|own", 1), ("L|phase", 2), ("L|orders_created", 50)],
+            ),
+        ];
+        assert_eq!(series(&midway, line(), 10, 10).orders_created, vec![None]);
     }
 
     #[test]

@@ -63,7 +63,7 @@ export const CHARTS = [
   },
   {
     id: 'orders',
-    title: 'Orders and payments per second (site-wide)',
+    title: 'Orders and payments per second (this event; every event for the site-wide queue)',
     unit: 'per second',
     lines: [
       ['ordersPerSecond.created', 'orders', '#d97706'],

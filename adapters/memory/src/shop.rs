@@ -60,6 +60,8 @@ struct ShopState {
     unsent: BTreeMap<u64, OutboxId>,
     outbox_seq: u64,
     counts: ShopCounts,
+    /// The same counters per event (its orders and their payments).
+    event_counts: HashMap<EventId, ShopCounts>,
 }
 
 fn order_counter(c: &mut ShopCounts, s: OrderStatus) -> &mut u64 {
@@ -82,6 +84,14 @@ fn payment_counter(c: &mut ShopCounts, s: PaymentStatus) -> &mut u64 {
 }
 
 impl ShopState {
+    /// Counts a change in the site's counters and in those of `event`.
+    fn count(&mut self, event: Option<EventId>, f: impl Fn(&mut ShopCounts)) {
+        f(&mut self.counts);
+        if let Some(e) = event {
+            f(self.event_counts.entry(e).or_default());
+        }
+    }
+
     fn sweep_keys(&mut self, now: Timestamp) {
         while let Some((at, _, _)) = self.key_expiry.first() {
             if *at > now {
@@ -185,9 +195,11 @@ impl ShopState {
         if to.counts_for_limit() {
             *c += qty;
         }
-        let left = *order_counter(&mut self.counts, from);
-        *order_counter(&mut self.counts, from) = left.saturating_sub(1);
-        *order_counter(&mut self.counts, to) += 1;
+        self.count(Some(event_id), |c| {
+            let left = order_counter(c, from);
+            *left = left.saturating_sub(1);
+            *order_counter(c, to) += 1;
+        });
         self.reschedule(id);
     }
 
@@ -204,9 +216,12 @@ impl ShopState {
                 self.req_payment.remove(&p.order_id);
             }
         }
-        let left = *payment_counter(&mut self.counts, from);
-        *payment_counter(&mut self.counts, from) = left.saturating_sub(1);
-        *payment_counter(&mut self.counts, to) += 1;
+        let event = self.orders.get(&p.order_id).map(|o| o.event_id);
+        self.count(event, |c| {
+            let left = payment_counter(c, from);
+            *left = left.saturating_sub(1);
+            *payment_counter(c, to) += 1;
+        });
     }
 }
 
@@ -484,8 +499,10 @@ impl OrderStore for MemoryShop {
         *s.committed.entry((req.user, req.event_id)).or_default() += req.qty;
         *s.orders_per_event.entry(req.event_id).or_default() += 1;
         s.user_orders.entry(req.user).or_default().push(order.id);
-        s.counts.orders_total += 1;
-        s.counts.orders_hold += 1;
+        s.count(Some(req.event_id), |c| {
+            c.orders_total += 1;
+            c.orders_hold += 1;
+        });
         s.orders.insert(order.id, order.clone());
         s.reschedule(order.id);
         s.remember(&req, order.id, &self.key_budget);
@@ -604,7 +621,8 @@ impl PaymentStore for MemoryShop {
             o.updated_at = cmd.now;
         }
         s.req_by_age.insert((payment.created_at, payment.id));
-        s.counts.payments_pending += 1;
+        let event = s.orders.get(&order_id).map(|o| o.event_id);
+        s.count(event, |c| c.payments_pending += 1);
         s.payments.insert(payment.id, payment.clone());
         s.outbox_seq += 1;
         let seq = s.outbox_seq;
@@ -685,6 +703,15 @@ impl PaymentStore for MemoryShop {
             outbox_backlog: s.unsent.len() as u64,
             ..s.counts
         })
+    }
+
+    async fn event_counts(&self, event: EventId) -> StoreResult<ShopCounts> {
+        Ok(self
+            .state()?
+            .event_counts
+            .get(&event)
+            .copied()
+            .unwrap_or_default())
     }
 }
 

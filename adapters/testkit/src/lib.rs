@@ -178,6 +178,7 @@ macro_rules! shop_contracts {
             payments_ok_for_cancelled_order_requires_refund,
             payments_overdue_lists_old_requests_oldest_first,
             payments_counts_follow_every_transition,
+            payments_event_counts_are_per_event,
             outbox_lease_hides_message_from_other_relays,
             outbox_message_returns_after_its_lease_ends,
             outbox_sent_messages_are_never_handed_out_again);

@@ -7,7 +7,7 @@ use crate::fixtures::{
 use flash_core::domain::{
     Event, EventPatch, EventStatus, HoldOutcome, HoldRejection, KeyedOutcome, Order, OrderStatus,
     PatchRejection, Payment, PaymentOpened, PaymentRejection, PaymentStatus, ResultApplied,
-    ResultCommand, ResultRejection, Verdict,
+    ResultCommand, ResultRejection, ShopCounts, Verdict,
 };
 use flash_core::messages::{Envelope, PaymentRequestMessage};
 use flash_core::ports::{EventDeletion, EventListing, EventUpdate};
@@ -1004,6 +1004,63 @@ pub async fn payments_counts_follow_every_transition(shop: ShopPorts, now: Times
     assert_eq!(c.payments_pending, before.payments_pending);
     assert_eq!(c.payments_ok, before.payments_ok + 1);
     assert_eq!(c.payments_failed, before.payments_failed + 1);
+}
+
+/// `event_counts` are the same counters for one event's orders and their payments: a new event
+/// starts at zero, another event's orders never show in it, and the site's counters gain what
+/// the events gained.
+pub async fn payments_event_counts_are_per_event(shop: ShopPorts, now: Timestamp) {
+    let before = shop.payments.counts().await.unwrap();
+    let a = on_sale(&shop, now, 10, 4).await;
+    let b = on_sale(&shop, now, 10, 4).await;
+    let zero = shop.payments.event_counts(a.id).await.unwrap();
+    assert_eq!(
+        zero,
+        ShopCounts::default(),
+        "a new event has counted nothing"
+    );
+    let paid = held(&shop, &a, 1, now).await;
+    let failed = held(&shop, &a, 2, now).await;
+    held(&shop, &a, 1, now).await;
+    let other = held(&shop, &b, 1, now).await;
+    let p = opened(&shop, &paid, now).await;
+    let f = opened(&shop, &failed, now).await;
+    let o = opened(&shop, &other, now).await;
+    let mid = shop.payments.event_counts(a.id).await.unwrap();
+    assert_eq!((mid.orders_total, mid.orders_hold), (3, 3));
+    assert_eq!(mid.payments_pending, 2);
+    assert_eq!(mid.outbox_backlog, 0, "the outbox is site-wide");
+    settle(&shop, &p, Verdict::Ok, now).await;
+    settle(&shop, &f, Verdict::Fail, now).await;
+    settle(&shop, &o, Verdict::Ok, now).await;
+    shop.orders
+        .expire_holds(now.plus(secs(86_400)), 100)
+        .await
+        .unwrap();
+    let ca = shop.payments.event_counts(a.id).await.unwrap();
+    let want_a = ShopCounts {
+        orders_total: 3,
+        orders_paid: 1,
+        orders_expired: 2,
+        payments_ok: 1,
+        payments_failed: 1,
+        ..ShopCounts::default()
+    };
+    assert_eq!(ca, want_a);
+    let cb = shop.payments.event_counts(b.id).await.unwrap();
+    let want_b = ShopCounts {
+        orders_total: 1,
+        orders_paid: 1,
+        payments_ok: 1,
+        ..ShopCounts::default()
+    };
+    assert_eq!(cb, want_b);
+    let site = shop.payments.counts().await.unwrap();
+    assert_eq!(site.orders_total, before.orders_total + 4);
+    assert_eq!(site.orders_paid, before.orders_paid + 2);
+    assert_eq!(site.orders_expired, before.orders_expired + 2);
+    assert_eq!(site.payments_ok, before.payments_ok + 2);
+    assert_eq!(site.payments_failed, before.payments_failed + 1);
 }
 
 /// A leased message MUST NOT be handed to another relay until its lease ends.

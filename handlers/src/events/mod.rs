@@ -5,8 +5,11 @@ mod cache;
 pub use cache::{EVENT_CACHE_TTL, EventCache};
 
 use crate::common::{AccessDenied, admin};
+use crate::timeline::Tally;
 use crate::{Ports, classify};
-use flash_core::domain::{Event, EventPatch, EventStatus, PatchRejection};
+use flash_core::domain::{
+    Event, EventPatch, EventStatus, LinePhase, PatchRejection, QueueMode, QueueScope,
+};
 use flash_core::ports::{Clock, EventDeletion, EventListing, EventStore, EventUpdate, Ids};
 use flash_core::{Context, EventId, StoreError, Timestamp};
 use std::sync::Arc;
@@ -99,6 +102,7 @@ pub struct UpdateEvent {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventStore>,
     cache: Option<Arc<EventCache>>,
+    tally: Arc<Tally>,
 }
 
 impl UpdateEvent {
@@ -107,7 +111,14 @@ impl UpdateEvent {
             clock: p.clock.clone(),
             events: p.events.clone(),
             cache: None,
+            tally: Arc::default(),
         }
+    }
+
+    /// Marks a sale's start in `tally` (the monitoring timeline's markers): an event put on sale
+    /// and open at once (a pre-queue's start is marked by the promoter when it is drawn).
+    pub fn counting(self, tally: Arc<Tally>) -> Self {
+        UpdateEvent { tally, ..self }
     }
 
     /// Forgets a changed event in `cache`, so this instance sees the change at once.
@@ -126,18 +137,48 @@ impl UpdateEvent {
         patch: EventPatch,
     ) -> Result<Event, EventError> {
         admin(cx).map_err(EventError::Access)?;
+        let now = self.clock.now();
+        // Only a patch that puts the event on sale can start it; the status before is read for
+        // the marker alone (a racing admin may mark a start twice, never change the sale).
+        let was_on_sale = match patch.status {
+            Some(EventStatus::Onsale) => self
+                .events
+                .get(id)
+                .await
+                .map_err(EventError::Store)?
+                .map(|e| e.status == EventStatus::Onsale),
+            _ => None,
+        };
         let updated = self
             .events
-            .update(id, patch, self.clock.now())
+            .update(id, patch, now)
             .await
             .map_err(EventError::Store);
         if let Some(cache) = &self.cache {
             cache.invalidate(id);
         }
         match updated? {
-            EventUpdate::Updated(e) => Ok(e),
+            EventUpdate::Updated(e) => {
+                if was_on_sale == Some(false) && e.line_phase(now) == LinePhase::Open {
+                    self.mark_start(&e);
+                }
+                Ok(e)
+            }
             EventUpdate::NotFound => Err(EventError::NotFound),
             EventUpdate::Rejected(r) => Err(EventError::Rejected(r.to_string())),
+        }
+    }
+}
+
+impl UpdateEvent {
+    /// Marks the start on the lines that sell `e`: its own, and the site-wide one unless only
+    /// its own line admits buyers.
+    fn mark_start(&self, e: &Event) {
+        self.tally
+            .phase_changed(QueueScope::Event(e.id), LinePhase::Open);
+        if e.queue_mode == QueueMode::Global {
+            self.tally
+                .phase_changed(QueueScope::Global, LinePhase::Open);
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::settings::QueueSettings;
 use crate::timeline::Tally;
 use crate::{Doorman, Kick, Ports, classify};
 use flash_core::domain::{
-    EventStatus, LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope,
-    QueueStats, Ticket, TicketState, TicketView,
+    EventStatus, LineNotice, LinePhase, LineReading, Notice, Place, QueueMode, QueueNotice,
+    QueueScope, QueueStats, Ticket, TicketState, TicketView,
 };
 use flash_core::ports::{Clock, EventStore, Ids, QueueNotifier, QueueStore};
 use flash_core::{Context, StoreError, TicketId, Timestamp};
@@ -91,6 +91,8 @@ impl JoinQueue {
         let user = caller(cx).map_err(JoinError::Access)?.user;
         let now = self.clock.now();
         let mut prequeue = None;
+        // The event sells only through this line: its orders start with the line.
+        let mut own_line = false;
         if let QueueScope::Event(id) = scope {
             let event = self
                 .event_cache
@@ -110,6 +112,7 @@ impl JoinQueue {
             if event.in_prequeue(now) {
                 prequeue = Some(event.starts_at);
             }
+            own_line = event.queue_mode == QueueMode::Event;
         }
         if let Some(wait) = self
             .door
@@ -134,7 +137,7 @@ impl JoinQueue {
             .await
             .map_err(JoinError::Store)?;
         if enqueued.created {
-            self.tally.arrival(scope);
+            self.tally.arrival(scope, own_line);
             self.kick.kick();
         }
         Ok(enqueued.ticket)

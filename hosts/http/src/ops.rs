@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use flash_core::EventId;
 use flash_core::domain::QueueScope;
 use serde_json::{Map, Value, json};
 use std::time::Instant;
@@ -82,13 +83,57 @@ async fn health(State(s): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Orders and payments of each active event line's event, by outcome (the monitoring page's
+/// per-line chart; the site-wide line's are the unlabelled legacy counters).
+async fn line_shop_counts(s: &AppState, lines: &[EventId], t: &mut LegacyText) {
+    const ORDERS: &str = "flash_line_orders_total";
+    const ORDERS_HELP: &str = "Orders of each active event line's event, by outcome (created: all)";
+    const PAYMENTS: &str = "flash_line_payments_total";
+    const PAYMENTS_HELP: &str = "Payments of each active event line's event, by outcome";
+    t.declare_counter(ORDERS, ORDERS_HELP)
+        .declare_counter(PAYMENTS, PAYMENTS_HELP);
+    for &event in lines {
+        let c = match s.handlers.overview.event_shop(event).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, %event, "line order figures unavailable for /metrics");
+                continue;
+            }
+        };
+        let event = event.to_string();
+        for (status, n) in [
+            ("created", c.orders_total),
+            ("paid", c.orders_paid),
+            ("failed", c.orders_failed),
+            ("expired", c.orders_expired),
+        ] {
+            t.counter_with(
+                ORDERS,
+                ORDERS_HELP,
+                &[("event", &event), ("status", status)],
+                n as f64,
+            );
+        }
+        for (status, n) in [("ok", c.payments_ok), ("failed", c.payments_failed)] {
+            t.counter_with(
+                PAYMENTS,
+                PAYMENTS_HELP,
+                &[("event", &event), ("status", status)],
+                n as f64,
+            );
+        }
+    }
+}
+
 /// The registry plus the legacy metrics, computed from counters and per-queue figures (no scans).
 async fn metrics(State(s): State<AppState>) -> Response {
     let mut t = LegacyText::new();
     let now = s.handlers.now();
+    let mut lines = Vec::new();
     if s.services.gateway || s.services.api {
         match s.handlers.overview.queues().await {
             Ok(queues) => {
+                lines = queues.iter().filter_map(|q| q.scope.event()).collect();
                 let (mut waiting, mut ready, mut used) = (0u64, 0u64, 0u64);
                 for q in &queues {
                     let label = match q.scope {
@@ -194,6 +239,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
             }
             Err(e) => tracing::warn!(error = %e, "order figures unavailable for /metrics"),
         }
+        line_shop_counts(&s, &lines, &mut t).await;
         if let Some(db) = &s.db_stats {
             for (name, help, kind, value) in db.db_stats().await {
                 match kind {

@@ -2293,6 +2293,10 @@ async fn metrics_are_prometheus_text_with_the_legacy_names() {
         format!(r#"flash_queue_admitted{{event="{event}"}} 0"#),
         format!(r#"flash_queue_estimated_wait_seconds{{event="{event}"}} 3"#),
         format!(r#"flash_queue_phase{{event="{event}"}} 2"#),
+        // The event's own orders, counted per line as well as site-wide.
+        format!(r#"flash_line_orders_total{{event="{event}",status="created"}} 1"#),
+        format!(r#"flash_line_orders_total{{event="{event}",status="paid"}} 0"#),
+        format!(r#"flash_line_payments_total{{event="{event}",status="ok"}} 0"#),
         r#"flash_queue_admitted{event="global"} 0"#.to_owned(),
         "queue_arrivals_total 0".to_owned(),
     ] {
@@ -2573,22 +2577,31 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
     let admin = api.admin("boss01").await;
     let first = api.user("buyer01").await;
     let late = api.user("buyer02").await;
-    let mut body = event_body("Charts");
-    body["total_qty"] = json!(1);
-    body["max_per_user"] = json!(1);
-    body["queue_mode"] = json!("event");
-    let created = api.create_event(&admin, &body).await;
-    created.expect(201);
-    let event = created.str("id");
-    api.patch_event(&admin, &event, &json!({"status": "ONSALE"}))
-        .await
-        .expect(200);
+    let elsewhere = api.user("buyer03").await;
+    let on_sale = async |name: &str, mode: &str| {
+        let mut body = event_body(name);
+        body["total_qty"] = json!(1);
+        body["max_per_user"] = json!(1);
+        body["queue_mode"] = json!(mode);
+        let created = api.create_event(&admin, &body).await;
+        created.expect(201);
+        let event = created.str("id");
+        api.patch_event(&admin, &event, &json!({"status": "ONSALE"}))
+            .await
+            .expect(200);
+        event
+    };
+    let event = on_sale("Charts", "event").await;
+    // Another event sold at the same time: its orders are not this line's.
+    let other = on_sale("Elsewhere", "event").await;
     let s0 = (T0 / 1000) as u64;
 
-    // Second 0: nothing yet. Second 1: a buyer joins the event's line and is admitted.
+    // Second 0: both sales start (the marker). Second 1: a buyer joins the event's line and is
+    // admitted; another is admitted to the other event.
     sample(&api, 0, 0, 0).await;
     api.clock.advance(Duration::from_secs(1));
     api.admit(&first, &event).await;
+    api.admit(&elsewhere, &other).await;
     sample(&api, 10, 2, 1).await;
     // Second 2: the buyer takes the last ticket and pays; the line sells out and a late buyer
     // joins it.
@@ -2597,6 +2610,14 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
         .place_order(&first, &uuid::Uuid::new_v4().to_string(), &event, json!(1))
         .await;
     order.expect(201);
+    api.place_order(
+        &elsewhere,
+        &uuid::Uuid::new_v4().to_string(),
+        &other,
+        json!(1),
+    )
+    .await
+    .expect(201);
     let order_id = order.str("orderId");
     let payment = api.request_payment(&first, &order_id).await;
     payment.expect(201);
@@ -2631,9 +2652,11 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
     assert_eq!(j["admissionsPerSecond"], json!([0, 1, 0]));
     assert_eq!(j["estimatedWaitSeconds"][0], Value::Null);
     assert!(j["estimatedWaitSeconds"][2].as_u64().is_some_and(|w| w > 0));
+    // The line sells its event alone: its order figures start from zero with the line.
     assert_eq!(
         numbers(&j["ordersPerSecond"]["created"]),
-        [None, Some(0.0), Some(1.0)]
+        [None, Some(0.0), Some(1.0)],
+        "the line's own orders, not the other event's"
     );
     assert_eq!(
         numbers(&j["ordersPerSecond"]["paid"]),
@@ -2651,7 +2674,11 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
     assert_eq!(j["clientErrorsPerSecond"], json!([0, 2, 0]));
     assert_eq!(j["serverErrorsPerSecond"], json!([0, 1, 2]));
     assert_eq!(numbers(&j["p99Seconds"]), [None, Some(0.05), Some(0.05)]);
-    assert_eq!(j["markers"], json!([{"t": s0 + 2, "phase": "SOLD_OUT"}]));
+    assert_eq!(
+        j["markers"],
+        json!([{"t": s0, "phase": "OPEN"}, {"t": s0 + 2, "phase": "SOLD_OUT"}]),
+        "the sale's start and its sell-out"
+    );
     assert_eq!(j["phase"], "SOLD_OUT");
     let lines: Vec<&str> = j["lines"]
         .as_array()
@@ -2669,7 +2696,42 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
     assert_eq!(r.json["t"], json!([s0 + 2]));
     assert_eq!(r.json["queued"], json!([0]));
     assert_eq!(r.json["requestsPerSecond"], json!([15]));
-    assert_eq!(r.json["markers"], json!([]));
+    assert_eq!(
+        numbers(&r.json["ordersPerSecond"]["created"]),
+        [Some(2.0)],
+        "the site's orders: both events'"
+    );
+    let r = api
+        .send(get("/events/admin/timeline").bearer(&admin.access))
+        .await;
+    assert_eq!(
+        r.json["markers"],
+        json!([]),
+        "sales with lines of their own start on their own lines"
+    );
+}
+
+#[tokio::test]
+async fn a_sale_sold_through_the_site_wide_line_marks_its_start_there_once() {
+    let api = Api::new();
+    let admin = api.admin("boss01").await;
+    let created = api.create_event(&admin, &event_body("Plain")).await;
+    created.expect(201);
+    let event = created.str("id");
+    let s0 = (T0 / 1000) as u64;
+    for _ in 0..2 {
+        // Patched on sale twice: only the first starts the sale.
+        api.patch_event(&admin, &event, &json!({"status": "ONSALE"}))
+            .await
+            .expect(200);
+        sample(&api, 0, 0, 0).await;
+        api.clock.advance(Duration::from_secs(1));
+    }
+    let r = api
+        .send(get("/events/admin/timeline").bearer(&admin.access))
+        .await;
+    r.expect(200);
+    assert_eq!(r.json["markers"], json!([{"t": s0, "phase": "OPEN"}]));
 }
 
 #[tokio::test]

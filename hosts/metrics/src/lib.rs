@@ -434,6 +434,20 @@ impl LegacyText {
         self.sample(name, help, "counter", labels, value)
     }
 
+    /// A labelled counter family, declared even before it has samples (its `HELP` and `TYPE`
+    /// are served, so dashboards and rules can name it while nothing is counted yet).
+    pub fn declare_counter(&mut self, name: &str, help: &str) -> &mut Self {
+        self.families.entry(name.to_owned()).or_insert_with(|| {
+            self.order.push(name.to_owned());
+            Family {
+                help: help.to_owned(),
+                kind: "counter",
+                samples: Vec::new(),
+            }
+        });
+        self
+    }
+
     /// The text, ready to pass to [`Metrics::render`].
     pub fn finish(&self) -> String {
         let mut out = String::new();
@@ -609,6 +623,31 @@ mod tests {
              flash_queue_metrics_collected_at 1762149814.5\n"
         );
         assert_eq!(lint_exposition(&text), Ok(()));
+    }
+
+    #[test]
+    fn a_declared_family_is_served_before_its_first_sample_and_keeps_it_after() {
+        let mut t = LegacyText::new();
+        t.declare_counter("flash_line_orders_total", "Orders per line");
+        let empty = t.finish();
+        assert_eq!(
+            empty,
+            "# HELP flash_line_orders_total Orders per line
+# TYPE flash_line_orders_total counter
+"
+        );
+        assert_eq!(lint_exposition(&empty), Ok(()));
+        t.counter_with(
+            "flash_line_orders_total",
+            "Orders per line",
+            &[("event", "e1")],
+            2.0,
+        )
+        .declare_counter("flash_line_orders_total", "Orders per line");
+        assert_eq!(
+            t.finish(),
+            format!("{empty}flash_line_orders_total{{event=\"e1\"}} 2\n")
+        );
     }
 
     #[test]

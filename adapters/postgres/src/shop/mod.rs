@@ -188,11 +188,11 @@ impl PgShop {
             "WITH gone AS ( \
                  DELETE FROM shop_counters WHERE backend <> 0 \
                    AND backend NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) \
-                 RETURNING name, value), \
+                 RETURNING name, event_id, value), \
              kept AS ( \
-                 INSERT INTO shop_counters (name, backend, value) \
-                 SELECT name, 0, sum(value) FROM gone GROUP BY name \
-                 ON CONFLICT (name, backend) \
+                 INSERT INTO shop_counters (name, event_id, backend, value) \
+                 SELECT name, event_id, 0, sum(value) FROM gone GROUP BY name, event_id \
+                 ON CONFLICT (event_id, name, backend) \
                  DO UPDATE SET value = shop_counters.value + EXCLUDED.value) \
              SELECT count(*) FROM gone",
         )
@@ -225,30 +225,48 @@ impl PgShop {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db("counts", e))?;
-        let mut c = ShopCounts::default();
-        for row in &rows {
-            let name: String = get(row, "name")?;
-            let value: Option<i64> = get(row, "value")?;
-            // A negative sum can only come from hand-edited rows; report zero, not garbage.
-            let value = u64::try_from(value.unwrap_or(0)).unwrap_or(0);
-            let slot = match name.as_str() {
-                "orders_total" => &mut c.orders_total,
-                "orders_HOLD" => &mut c.orders_hold,
-                "orders_PAID" => &mut c.orders_paid,
-                "orders_FAIL" => &mut c.orders_failed,
-                "orders_CANCELLED" => &mut c.orders_cancelled,
-                "orders_EXPIRED" => &mut c.orders_expired,
-                "payments_REQ" => &mut c.payments_pending,
-                "payments_OK" => &mut c.payments_ok,
-                "payments_FAIL" => &mut c.payments_failed,
-                "payments_REFUND_REQUIRED" => &mut c.payments_refund_required,
-                "outbox_backlog" => &mut c.outbox_backlog,
-                _ => continue,
-            };
-            *slot = value;
-        }
-        Ok(c)
+        counts_of(&rows)
     }
+
+    /// One event's counters: its rows are together at the front of the primary key.
+    async fn event_shop_counts(&self, event: EventId) -> StoreResult<ShopCounts> {
+        let rows = sqlx::query(
+            "SELECT name, sum(value)::bigint AS value FROM shop_counters \
+             WHERE event_id = $1 GROUP BY name",
+        )
+        .bind(event.as_uuid())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("event counts", e))?;
+        counts_of(&rows)
+    }
+}
+
+/// `ShopCounts` from `(name, value)` rows of the counters.
+fn counts_of(rows: &[sqlx::postgres::PgRow]) -> StoreResult<ShopCounts> {
+    let mut c = ShopCounts::default();
+    for row in rows {
+        let name: String = get(row, "name")?;
+        let value: Option<i64> = get(row, "value")?;
+        // A negative sum can only come from hand-edited rows; report zero, not garbage.
+        let value = u64::try_from(value.unwrap_or(0)).unwrap_or(0);
+        let slot = match name.as_str() {
+            "orders_total" => &mut c.orders_total,
+            "orders_HOLD" => &mut c.orders_hold,
+            "orders_PAID" => &mut c.orders_paid,
+            "orders_FAIL" => &mut c.orders_failed,
+            "orders_CANCELLED" => &mut c.orders_cancelled,
+            "orders_EXPIRED" => &mut c.orders_expired,
+            "payments_REQ" => &mut c.payments_pending,
+            "payments_OK" => &mut c.payments_ok,
+            "payments_FAIL" => &mut c.payments_failed,
+            "payments_REFUND_REQUIRED" => &mut c.payments_refund_required,
+            "outbox_backlog" => &mut c.outbox_backlog,
+            _ => continue,
+        };
+        *slot = value;
+    }
+    Ok(c)
 }
 
 /// How an order's status change moves the event's stock and the user's committed quantity

@@ -9,7 +9,7 @@ use flash_core::domain::{
     ResultApplied, ResultCommand, ResultRejection, ShopCounts, payable, settle,
 };
 use flash_core::ports::{PaymentStore, StoreResult};
-use flash_core::{PaymentId, StoreError, Timestamp};
+use flash_core::{EventId, PaymentId, StoreError, Timestamp};
 use uuid::Uuid;
 
 /// The payment, its outbox message and the order's new state, in one statement. A FAIL order
@@ -224,5 +224,9 @@ impl PaymentStore for PgShop {
     /// Sums of the trigger-maintained counters plus an indexed count of unsent messages.
     async fn counts(&self) -> StoreResult<ShopCounts> {
         self.shop_counts().await
+    }
+
+    async fn event_counts(&self, event: EventId) -> StoreResult<ShopCounts> {
+        self.event_shop_counts(event).await
     }
 }
