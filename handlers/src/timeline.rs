@@ -125,6 +125,9 @@ fn phase_name(code: u64) -> Option<&'static str> {
 
 const SITE: &str = "site";
 
+/// Whole seconds a record is left to its samplers after its second ends before it is read.
+const SETTLE_SECONDS: u64 = 1;
+
 /// Events on sale whose orders are sampled even before their line is active.
 const SAMPLED_SALES: usize = 32;
 
@@ -412,7 +415,7 @@ impl Timeline {
     }
 
     /// The last [`TIMELINE_SECONDS`] of `q.line` and of the site (admins only), complete
-    /// seconds only: the one under way may still gain counts from other instances.
+    /// seconds only, and not the one just ended: either may still gain counts from instances.
     pub async fn read(
         &self,
         cx: &Context,
@@ -420,7 +423,10 @@ impl Timeline {
     ) -> Result<TimelineView, TimelineError> {
         admin(cx).map_err(TimelineError::Access)?;
         let now = u64::try_from(self.clock.now().unix_seconds()).unwrap_or(0);
-        let until = now.saturating_sub(1);
+        // The second just ended may still be written: a sampler stamps its record with the
+        // second it started in and writes it after its reads. Reading it now would hide, from an
+        // incremental reader, what such a sampler adds.
+        let until = now.saturating_sub(1 + SETTLE_SECONDS);
         let oldest = until.saturating_sub(TIMELINE_SECONDS - 1);
         let from = q.since.map_or(oldest, |s| s.saturating_add(1)).max(oldest);
         if from > until {
@@ -494,8 +500,10 @@ fn series(records: &[TimelineRecord], scope: QueueScope, from: u64, until: u64) 
         if r.second < from {
             continue;
         }
+        // A line with figures: sampled while busy, or joined or admitted from (a line busy
+        // only between two samples, its buyers admitted and gone in milliseconds, has those).
         for key in r.fields.keys() {
-            if let Some((l, "phase")) = key.split_once('|')
+            if let Some((l, "phase" | "arrivals" | "admissions")) = key.split_once('|')
                 && l != SITE
             {
                 lines.insert(l.to_owned());
@@ -669,6 +677,12 @@ mod tests {
         ];
         let v = series(&fresh, line(), 10, 11);
         assert_eq!(v.orders_created, vec![Some(2.0), Some(1.0)]);
+        // Joined between two samples only: still a line to pick.
+        let brief = [record(10, &[("L|arrivals", 1)])];
+        assert_eq!(
+            series(&brief, QueueScope::Global, 10, 10).lines,
+            vec![L.to_owned()]
+        );
         // Not its event's only line: orders may predate it, so its first second has no rate.
         let shared = [
             record(9, &[("site|requests", 1)]),

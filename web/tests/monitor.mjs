@@ -140,7 +140,16 @@ try {
   // The rehearsed line shows up in the picker once it has figures; its charts fill while the
   // buyers are still arriving.
   const picker = page.getByLabel('Queue line');
-  await waitFor('the rehearsed line in the picker', async () => (await picker.locator(`option[value="${event.id}"]`).count()) > 0);
+  await waitFor('the rehearsed line in the picker', async () => (await picker.locator(`option[value="${event.id}"]`).count()) > 0).catch(async (e) => {
+    const options = await picker.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    const note = await page.evaluate(async (id) => {
+      const token = JSON.parse(localStorage.getItem('flash-tickets-auth') ?? '{}').accessToken;
+      const get = async (line) => (await fetch(`/events/admin/timeline?line=${line}`, { headers: { Authorization: `Bearer ${token}` } })).json();
+      const [own, site] = await Promise.all([get(id), get('__global__')]);
+      return JSON.stringify({ ownLines: own.lines, ownArrivals: own.arrivalsPerSecond, ownQueued: own.queued, siteLines: site.lines, siteT: site.t?.length });
+    }, event.id);
+    throw new Error(`${e.message}\noptions: ${options.join(', ')}\nrehearsal running: ${rehearsal.running}\npage: ${note.slice(0, 300)}\nrehearsal said:\n${(await Promise.race([rehearsal.exited, new Promise((r) => setTimeout(() => r({ said: '(still running)' }), 1000))])).said}`);
+  });
   await picker.selectOption(event.id);
   await waitFor('arrivals and admissions on the rehearsed line', async () => {
     const flow = await chartState(page, 'flow');

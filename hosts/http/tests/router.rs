@@ -2634,7 +2634,12 @@ async fn the_timeline_counts_a_sale_second_by_second_with_its_sold_out_marker() 
     api.enqueue(&late, &event).await.expect(201);
     api.promote().await;
     sample(&api, 25, 2, 3).await;
-    // Only complete seconds are read.
+    // Only settled seconds are read: not the one under way, nor the one just ended.
+    api.clock.advance(Duration::from_secs(1));
+    let r = api
+        .send(get(&format!("/events/admin/timeline?line={event}")).bearer(&admin.access))
+        .await;
+    assert_eq!(r.json["until"], s0 + 1, "{}", r.text);
     api.clock.advance(Duration::from_secs(1));
 
     let r = api
@@ -2744,6 +2749,8 @@ async fn the_timeline_keeps_at_most_fifteen_minutes_of_seconds() {
         api.clock.advance(Duration::from_secs(1));
     }
     assert_eq!(api.timeline.len(), 900);
+    // The last second settles.
+    api.clock.advance(Duration::from_secs(1));
     // 1000 s outlive the access token.
     let admin = api.session("boss01").await;
     let r = api
