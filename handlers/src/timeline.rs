@@ -125,6 +125,20 @@ fn phase_name(code: u64) -> Option<&'static str> {
 
 const SITE: &str = "site";
 
+/// Reads one count of [`ShopCounts`].
+type CountOf = fn(&ShopCounts) -> u64;
+
+/// The order and payment counts a record keeps per line, by field name: the series turns each
+/// into a rate.
+const COUNTS: [(&str, CountOf); 6] = [
+    ("orders_created", |c| c.orders_total),
+    ("orders_paid", |c| c.orders_paid),
+    ("orders_failed", |c| c.orders_failed),
+    ("orders_expired", |c| c.orders_expired),
+    ("payments_ok", |c| c.payments_ok),
+    ("payments_failed", |c| c.payments_failed),
+];
+
 /// Whole seconds a record is left to its samplers after its second ends before it is read.
 const SETTLE_SECONDS: u64 = 1;
 
@@ -300,8 +314,7 @@ impl Timeline {
             self.sample_queues(&lines, now, &mut levels).await;
         }
         if scope.shop {
-            let mut selling = lines.clone();
-            selling.extend(self.on_sale().await);
+            let selling = [lines.as_slice(), &self.on_sale().await].concat();
             let sold = self.recently_active(&selling, second);
             self.sample_shop(&sold, &mut levels).await;
         }
@@ -361,16 +374,8 @@ impl Timeline {
     /// Order and payment counts: the site's (charted for the site-wide line, whose buyers may
     /// buy any event sold through it) and each event line's own.
     async fn sample_shop(&self, lines: &[QueueScope], levels: &mut Vec<(String, u64)>) {
-        let counts = |line: &str, c: ShopCounts| {
-            [
-                (field(line, "orders_created"), c.orders_total),
-                (field(line, "orders_paid"), c.orders_paid),
-                (field(line, "orders_failed"), c.orders_failed),
-                (field(line, "orders_expired"), c.orders_expired),
-                (field(line, "payments_ok"), c.payments_ok),
-                (field(line, "payments_failed"), c.payments_failed),
-            ]
-        };
+        let counts =
+            |line: &str, c: ShopCounts| COUNTS.map(|(name, of)| (field(line, name), of(&c)));
         match self.payments.counts().await {
             Ok(c) => levels.extend(counts(SITE, c)),
             Err(e) => {
@@ -463,21 +468,13 @@ fn series(records: &[TimelineRecord], scope: QueueScope, from: u64, until: u64) 
     let mut last_phase = None;
     // The second before, when it was read and the line was not sampled in it.
     let mut line_absent_at: Option<u64> = None;
-    const COUNTS: [&str; 6] = [
-        "orders_created",
-        "orders_paid",
-        "orders_failed",
-        "orders_expired",
-        "payments_ok",
-        "payments_failed",
-    ];
     for r in records {
         let phase = get(r, "phase");
         // A line that sells its event alone and was absent the second before starts here: its
         // event had no orders before it, so its first counts are that second's.
         let starts_here = line_absent_at.filter(|_| get(r, "own").is_some_and(|n| n > 0));
         let mut rates: BTreeMap<&str, Option<f64>> = BTreeMap::new();
-        for name in COUNTS {
+        for (name, _) in COUNTS {
             let now = shop(r, name);
             let before = last_counts
                 .get(name)
@@ -495,7 +492,7 @@ fn series(records: &[TimelineRecord], scope: QueueScope, from: u64, until: u64) 
             rates.insert(name, rate);
         }
         // Sampled as active (its phase) or as recently active (its counts).
-        let line_present = phase.is_some() || COUNTS.iter().any(|n| get(r, n).is_some());
+        let line_present = phase.is_some() || COUNTS.iter().any(|(n, _)| get(r, n).is_some());
         line_absent_at = (!line_present).then_some(r.second);
         if r.second < from {
             continue;
