@@ -796,6 +796,38 @@ pub fn check_hold(event: &Event, qty: i64, user_committed: i64) -> Result<(), Ho
     Ok(())
 }
 
+/// What an order's status change does to its event's held and sold stock and to its buyer's
+/// committed quantity (the per-user limit): the one stock rule every store applies, whatever
+/// changes the status (a payment's result, the expiry sweep, an operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockMove {
+    pub held: i64,
+    pub sold: i64,
+    pub committed: i64,
+}
+
+impl StockMove {
+    /// The move of `qty` tickets from an order in `from` to one in `to`.
+    pub fn of(from: OrderStatus, to: OrderStatus, qty: i64) -> StockMove {
+        let side = |s: OrderStatus| StockMove {
+            held: if s.holds_stock() { qty } else { 0 },
+            sold: if s == OrderStatus::Paid { qty } else { 0 },
+            committed: if s.counts_for_limit() { qty } else { 0 },
+        };
+        let (before, after) = (side(from), side(to));
+        StockMove {
+            held: after.held - before.held,
+            sold: after.sold - before.sold,
+            committed: after.committed - before.committed,
+        }
+    }
+
+    /// Whether the event's stock changes (not only the buyer's count).
+    pub fn moves_stock(self) -> bool {
+        self.held != 0 || self.sold != 0
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Payments
 
@@ -1046,6 +1078,37 @@ pub struct ShopCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The stock rule: HOLD and FAIL hold stock, PAID sold it, and all three count against the
+    /// buyer's limit; EXPIRED and CANCELLED hold nothing.
+    #[test]
+    fn stock_moves_follow_the_order_status() {
+        use OrderStatus::*;
+        let m = |held, sold, committed| StockMove {
+            held,
+            sold,
+            committed,
+        };
+        assert_eq!(StockMove::of(Hold, Paid, 2), m(-2, 2, 0));
+        assert_eq!(StockMove::of(Fail, Paid, 2), m(-2, 2, 0));
+        assert_eq!(StockMove::of(Fail, Expired, 3), m(-3, 0, -3));
+        assert_eq!(StockMove::of(Hold, Fail, 1), m(0, 0, 0));
+        assert_eq!(StockMove::of(Paid, Cancelled, 1), m(0, -1, -1));
+        assert_eq!(StockMove::of(Expired, Hold, 4), m(4, 0, 4));
+        assert!(!StockMove::of(Hold, Fail, 1).moves_stock());
+        assert!(StockMove::of(Paid, Cancelled, 1).moves_stock());
+        for from in [Hold, Paid, Fail, Expired, Cancelled] {
+            for to in [Hold, Paid, Fail, Expired, Cancelled] {
+                let there = StockMove::of(from, to, 5);
+                let back = StockMove::of(to, from, 5);
+                assert_eq!(
+                    there,
+                    m(-back.held, -back.sold, -back.committed),
+                    "{from:?} {to:?}"
+                );
+            }
+        }
+    }
 
     /// SPEC §7's payment table, once for every store: a PAID order never changes, a FAIL never
     /// undoes an OK, a late OK still pays or is recorded for refund.

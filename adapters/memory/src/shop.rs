@@ -6,7 +6,8 @@ use flash_core::budget::Budget;
 use flash_core::domain::{
     Event, EventPatch, HoldOutcome, HoldRejection, HoldRequest, IdempotencyRecord, KeyedOutcome,
     Order, OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
-    ResultApplied, ResultCommand, ResultRejection, ShopCounts, check_hold, payable, settle,
+    ResultApplied, ResultCommand, ResultRejection, ShopCounts, StockMove, check_hold, payable,
+    settle,
 };
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::{
@@ -173,28 +174,13 @@ impl ShopState {
         self.hold_deadlines.remove(&(o.hold_expires_at, id));
         o.status = to;
         o.updated_at = now;
-        let (qty, user, event_id) = (o.qty, o.user, o.event_id);
+        let (user, event_id) = (o.user, o.event_id);
+        let moved = StockMove::of(from, to, o.qty);
         if let Some(e) = self.events.get_mut(&event_id) {
-            if from.holds_stock() {
-                e.held_qty -= qty;
-            }
-            if to.holds_stock() {
-                e.held_qty += qty;
-            }
-            if from == OrderStatus::Paid {
-                e.sold_qty -= qty;
-            }
-            if to == OrderStatus::Paid {
-                e.sold_qty += qty;
-            }
+            e.held_qty += moved.held;
+            e.sold_qty += moved.sold;
         }
-        let c = self.committed.entry((user, event_id)).or_default();
-        if from.counts_for_limit() {
-            *c -= qty;
-        }
-        if to.counts_for_limit() {
-            *c += qty;
-        }
+        *self.committed.entry((user, event_id)).or_default() += moved.committed;
         self.count(Some(event_id), |c| {
             let left = order_counter(c, from);
             *left = left.saturating_sub(1);

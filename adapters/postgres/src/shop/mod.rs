@@ -7,7 +7,7 @@ mod payments;
 
 use crate::error::db;
 use crate::row::{get, get_int, order_status, ts};
-use flash_core::domain::{OrderStatus, ShopCounts};
+use flash_core::domain::{OrderStatus, ShopCounts, StockMove};
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::StoreResult;
 use flash_core::{EventId, OrderId, StoreError, Timestamp};
@@ -101,7 +101,7 @@ impl PgShop {
             let qty = get_int(&row, "qty")?;
             let user: uuid::Uuid = get(&row, "user_id")?;
             let event: uuid::Uuid = get(&row, "event_id")?;
-            let d = Deltas::of(from, to, qty);
+            let d = StockMove::of(from, to, qty);
             sqlx::query(
                 "UPDATE orders SET status = $2::text::order_status, updated_at = $3 WHERE id = $1",
             )
@@ -130,23 +130,7 @@ impl PgShop {
                     .await
                     .map_err(|e| db("adjust per-user quantity", e))?;
             }
-            if d.held != 0 || d.sold != 0 {
-                let shard: Option<i16> = get(&row, "stock_shard")?;
-                let shard = shard.ok_or_else(|| {
-                    StoreError::Internal(format!("order {id} has no stock shard"))
-                })?;
-                sqlx::query(
-                    "UPDATE event_stock SET held_qty = held_qty + $3, sold_qty = sold_qty + $4 \
-                     WHERE event_id = $1 AND shard = $2",
-                )
-                .bind(event)
-                .bind(shard)
-                .bind(d.held)
-                .bind(d.sold)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db("adjust stock", e))?;
-            }
+            move_stock(&mut tx, id, event, get(&row, "stock_shard")?, d).await?;
         }
         tx.commit().await.map_err(|e| db("commit", e))?;
         Ok(true)
@@ -269,32 +253,32 @@ fn counts_of(rows: &[sqlx::postgres::PgRow]) -> StoreResult<ShopCounts> {
     Ok(c)
 }
 
-/// How an order's status change moves the event's stock and the user's committed quantity
-/// (the same rule as the in-memory adapter's `transition`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Deltas {
-    held: i64,
-    sold: i64,
-    committed: i64,
-}
-
-impl Deltas {
-    fn of(from: OrderStatus, to: OrderStatus, qty: i64) -> Deltas {
-        let side = |s: OrderStatus| {
-            (
-                if s.holds_stock() { qty } else { 0 },
-                if s == OrderStatus::Paid { qty } else { 0 },
-                if s.counts_for_limit() { qty } else { 0 },
-            )
-        };
-        let (h0, s0, c0) = side(from);
-        let (h1, s1, c1) = side(to);
-        Deltas {
-            held: h1 - h0,
-            sold: s1 - s0,
-            committed: c1 - c0,
-        }
+/// Applies an order's [`StockMove`] to the stock shard it took its tickets from. The shard row
+/// is contended, so callers run this last before COMMIT.
+async fn move_stock(
+    tx: &mut Tx,
+    order: OrderId,
+    event: uuid::Uuid,
+    shard: Option<i16>,
+    moved: StockMove,
+) -> StoreResult<()> {
+    if !moved.moves_stock() {
+        return Ok(());
     }
+    let shard =
+        shard.ok_or_else(|| StoreError::Internal(format!("order {order} has no stock shard")))?;
+    sqlx::query(
+        "UPDATE event_stock SET held_qty = held_qty + $3, sold_qty = sold_qty + $4 \
+         WHERE event_id = $1 AND shard = $2",
+    )
+    .bind(event)
+    .bind(shard)
+    .bind(moved.held)
+    .bind(moved.sold)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| db("move stock", e))?;
+    Ok(())
 }
 
 /// Ends a transaction that took locks and returns `value`. Every early return goes through here:
@@ -469,7 +453,6 @@ SELECT format('order %s has no stock shard', o.id) FROM orders o WHERE o.stock_s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use OrderStatus::*;
 
     fn shard(id: i16, total: i64, sold: i64, held: i64) -> Shard {
         Shard {
@@ -509,41 +492,5 @@ mod tests {
         assert_eq!(gather(&shards, 3), None);
         let (target, moves) = gather(&shards, 1).unwrap();
         assert_eq!((target, moves), (0, vec![]));
-    }
-
-    #[test]
-    fn deltas_follow_the_stock_rule() {
-        assert_eq!(
-            Deltas::of(Hold, Paid, 2),
-            Deltas {
-                held: -2,
-                sold: 2,
-                committed: 0
-            }
-        );
-        assert_eq!(
-            Deltas::of(Fail, Expired, 3),
-            Deltas {
-                held: -3,
-                sold: 0,
-                committed: -3
-            }
-        );
-        assert_eq!(
-            Deltas::of(Hold, Fail, 1),
-            Deltas {
-                held: 0,
-                sold: 0,
-                committed: 0
-            }
-        );
-        assert_eq!(
-            Deltas::of(Paid, Cancelled, 1),
-            Deltas {
-                held: 0,
-                sold: -1,
-                committed: -1
-            }
-        );
     }
 }

@@ -1,12 +1,12 @@
 //! `PaymentStore`: opening a payment with its outbox message, and applying results.
 
-use super::{PgShop, finish, limit_param};
+use super::{PgShop, finish, limit_param, move_stock};
 use crate::error::db;
 use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_status, ts};
 use async_trait::async_trait;
 use flash_core::domain::{
     OrderStatus, Payment, PaymentCommand, PaymentOpened, PaymentRejection, PaymentStatus,
-    ResultApplied, ResultCommand, ResultRejection, ShopCounts, payable, settle,
+    ResultApplied, ResultCommand, ResultRejection, ShopCounts, StockMove, payable, settle,
 };
 use flash_core::ports::{PaymentStore, StoreResult};
 use flash_core::{EventId, PaymentId, StoreError, Timestamp};
@@ -37,12 +37,6 @@ UPDATE orders SET status = coalesce($5::text::order_status, status), \
     updated_at = CASE WHEN $5::text IS NULL THEN updated_at ELSE $3 END, \
     payment_in_flight = payment_in_flight AND NOT $6 \
 WHERE id = $4 AND ($5::text IS NOT NULL OR $6)";
-
-/// PAID: the quantity moves from held to sold on the order's shard. A contended row again, so
-/// last before COMMIT.
-const SELL_SQL: &str = "\
-UPDATE event_stock SET held_qty = held_qty - $3, sold_qty = sold_qty + $3 \
-WHERE event_id = $1 AND shard = $2";
 
 #[async_trait]
 impl PaymentStore for PgShop {
@@ -165,18 +159,20 @@ impl PaymentStore for PgShop {
             .execute(&mut *tx)
             .await
             .map_err(|e| db("settle payment", e))?;
-        if order_to == Some(OrderStatus::Paid) {
-            let shard: Option<i16> = get(&row, "stock_shard")?;
-            let shard = shard.ok_or_else(|| {
-                StoreError::Internal(format!("order {} has no stock shard", payment.order_id))
-            })?;
-            sqlx::query(SELL_SQL)
-                .bind(get::<Uuid>(&row, "order_event")?)
-                .bind(shard)
-                .bind(get_int(&row, "order_qty")?)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db("sell stock", e))?;
+        if let Some(to) = order_to {
+            let moved = StockMove::of(order, to, get_int(&row, "order_qty")?);
+            // A payment's result moves an order between HOLD, FAIL and PAID, which all count
+            // against the buyer's limit: only the stock moves.
+            debug_assert_eq!(moved.committed, 0, "{order:?} -> {to:?}");
+            let event = get::<Uuid>(&row, "order_event")?;
+            move_stock(
+                &mut tx,
+                payment.order_id,
+                event,
+                get(&row, "stock_shard")?,
+                moved,
+            )
+            .await?;
         }
         tx.commit().await.map_err(|e| db("commit", e))?;
         Ok(Ok(settled.outcome.applied(Payment {
