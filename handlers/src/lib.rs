@@ -45,10 +45,12 @@ pub struct Handlers {
     pub list_orders: orders::ListOrders,
     pub expire_holds: orders::ExpireHolds,
     pub request_payment: payments::RequestPayment,
-    pub apply_result: payments::ApplyPaymentResult,
+    /// Shared with the bus consumer that applies results.
+    pub apply_result: std::sync::Arc<payments::ApplyPaymentResult>,
     pub callback: payments::PaymentCallback,
     pub time_out_payments: payments::TimeOutPayments,
-    pub process_payment: pay::ProcessPayment,
+    /// Shared with the bus consumer of payment requests.
+    pub process_payment: std::sync::Arc<pay::ProcessPayment>,
     pub overview: stats::Overview,
     /// The monitoring timeline: sampled every second by long-running hosts, read by admins.
     pub timeline: timeline::Timeline,
@@ -138,14 +140,14 @@ impl Handlers {
                 relay_kick.clone(),
                 door(Door::Payment, l.payment_per_addr, l.payment_per_user),
             ),
-            apply_result: payments::ApplyPaymentResult::new(ports),
+            apply_result: std::sync::Arc::new(payments::ApplyPaymentResult::new(ports)),
             callback: payments::PaymentCallback::new(ports, &settings.payments),
             time_out_payments: payments::TimeOutPayments::new(ports, &settings.payments),
-            process_payment: pay::ProcessPayment::new(
+            process_payment: std::sync::Arc::new(pay::ProcessPayment::new(
                 ports,
                 &settings.pay,
                 &settings.payments.result_queue,
-            ),
+            )),
             overview: stats::Overview::new(ports, &settings.queue),
             timeline: timeline::Timeline::new(ports, &settings.queue, tally),
             tokens,

@@ -89,13 +89,7 @@ pub struct AuthSettings {
     pub admin_secret: Option<SecretString>,
 
     /// bcrypt cost of new password hashes (4..=31); existing hashes verify at their own cost.
-    #[arg(
-        long = "bcrypt-cost",
-        env = "BCRYPT_COST",
-        value_name = "BCRYPT_COST",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u32).range(4..=31)
-    )]
+    #[arg(long, env, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
 
     /// Login attempts allowed per user id (N/min, N/s, N/h or N/<duration>).
@@ -154,9 +148,8 @@ pub struct AuthSettings {
     /// Whether Socket.IO accepts the access token from `?token=` (legacy clients only: query
     /// strings land in proxy and load-balancer logs).
     #[arg(
-        long = "socket-token-in-query",
-        env = "SOCKET_TOKEN_IN_QUERY",
-        value_name = "SOCKET_TOKEN_IN_QUERY",
+        long,
+        env,
         default_value = "false",
         action = ArgAction::Set,
         value_parser = bool_parser()
@@ -373,13 +366,7 @@ pub struct PaymentSettings {
     pub result_queue: String,
 
     /// Deliveries of one message before it is dead-lettered.
-    #[arg(
-        long = "bus-max-attempts",
-        env = "BUS_MAX_ATTEMPTS",
-        value_name = "BUS_MAX_ATTEMPTS",
-        default_value_t = 5,
-        value_parser = clap::value_parser!(u32).range(1..=1000)
-    )]
+    #[arg(long, env, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub bus_max_attempts: u32,
 }
 

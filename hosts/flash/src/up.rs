@@ -18,20 +18,10 @@ pub struct UpConfig {
     #[command(flatten)]
     pub pod: PodConfig,
     /// Demo accounts test0000… created at start-up (password `testtest`); 0 for none.
-    #[arg(
-        long = "demo-users",
-        env = "DEMO_USERS",
-        value_name = "DEMO_USERS",
-        default_value_t = 1000
-    )]
+    #[arg(long, env, default_value_t = 1000)]
     pub demo_users: u32,
     /// Tickets of the demo ONSALE event; 0 for no demo event.
-    #[arg(
-        long = "demo-event-qty",
-        env = "DEMO_EVENT_QTY",
-        value_name = "DEMO_EVENT_QTY",
-        default_value_t = 1000
-    )]
+    #[arg(long, env, default_value_t = 1000)]
     pub demo_event_qty: i64,
 }
 

@@ -11,7 +11,7 @@ use flash_core::messages::{Envelope, PaymentResultMessage};
 use flash_core::ports::{Bus, Disposition};
 use flash_lambda::Kind;
 use flash_lambda::batch::handle_batch;
-use flash_runtime::consumers::PaymentResults;
+use flash_runtime::consumers::Consumer;
 use flash_runtime::worker::MessageHandler;
 use std::time::Duration;
 
@@ -105,11 +105,7 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
         "postgres://postgres@127.0.0.1:1/unreachable",
     );
     let function = world.function(Kind::Results);
-    let handler = PaymentResults {
-        handlers: function.app.handlers.clone(),
-        metrics: function.app.metrics.clone(),
-        queue: world.result_queue().to_owned(),
-    };
+    let handler = Consumer::payment_results(&function.app.handlers, function.app.metrics.clone());
     let queue = world.result_queue().to_owned();
     let result = PaymentResultMessage {
         request_id: "req-1".into(),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Args)]
 pub struct BusConfig {
     /// RabbitMQ URL (`amqp://user:pass@host:5672/%2f`); unset: an in-process bus.
-    #[arg(long = "rabbitmq-url", env = "RABBITMQ_URL", value_name = "RABBITMQ_URL", value_parser = parse_secret, help_heading = "Backends")]
+    #[arg(long, env, value_parser = parse_secret, help_heading = "Backends")]
     pub rabbitmq_url: Option<SecretString>,
 }
 

@@ -92,7 +92,7 @@ pub struct PodConfig {
     #[command(flatten)]
     pub bus: BusConfig,
     /// Whether this api instance publishes the outbox (run it in every api pod or in a few).
-    #[arg(long = "outbox-relay", env = "OUTBOX_RELAY", value_name = "OUTBOX_RELAY", default_value = "true", value_parser = flash_runtime::config::parse_bool)]
+    #[arg(long, env, default_value = "true", value_parser = flash_runtime::config::parse_bool)]
     pub outbox_relay: bool,
 }
 
@@ -216,7 +216,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
         }
         jobs::spawn_result_consumer(
             &mut tasks,
-            handlers.clone(),
+            handlers,
             app.metrics.clone(),
             backends.consumer(&settings.payments.result_queue, prefetch),
             concurrency,
@@ -225,7 +225,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
     if matches!(role, Role::Pay | Role::All) {
         jobs::spawn_pay_worker(
             &mut tasks,
-            handlers.clone(),
+            handlers,
             app.metrics.clone(),
             backends.consumer(&settings.payments.request_queue, prefetch),
             concurrency,

@@ -107,36 +107,21 @@ pub fn parse_filter(s: &str) -> Result<String, String> {
 #[command(next_help_heading = "HTTP", about = None, long_about = None)]
 pub struct HttpConfig {
     /// Listen port (the pods override the default: gateway 3000, api 4000).
-    #[arg(
-        long = "port",
-        env = "PORT",
-        value_name = "PORT",
-        default_value_t = 8080
-    )]
+    #[arg(long, env, default_value_t = 8080)]
     pub port: u16,
 
     /// Gateway listen port; takes precedence over PORT for the gateway, as in the legacy.
-    #[arg(
-        long = "queue-gateway-port",
-        env = "QUEUE_GATEWAY_PORT",
-        value_name = "QUEUE_GATEWAY_PORT"
-    )]
+    #[arg(long, env)]
     pub queue_gateway_port: Option<u16>,
 
     /// Address to bind (0.0.0.0 in containers).
-    #[arg(
-        long = "host",
-        env = "HOST",
-        value_name = "HOST",
-        default_value = "127.0.0.1"
-    )]
+    #[arg(long, env, default_value = "127.0.0.1")]
     pub host: IpAddr,
 
     /// Browser origins allowed by CORS, comma-separated.
     #[arg(
-        long = "cors-origins",
-        env = "CORS_ORIGINS",
-        value_name = "CORS_ORIGINS",
+        long,
+        env,
         value_delimiter = ',',
         default_value = DEFAULT_CORS_ORIGINS,
         value_parser = parse_origin
@@ -197,33 +182,15 @@ pub enum LogFormat {
 #[command(next_help_heading = "Telemetry", about = None, long_about = None)]
 pub struct TelemetryConfig {
     /// Log line format.
-    #[arg(
-        long = "log-format",
-        env = "LOG_FORMAT",
-        value_name = "LOG_FORMAT",
-        value_enum,
-        ignore_case = true,
-        default_value_t = LogFormat::Text
-    )]
+    #[arg(long, env, value_enum, ignore_case = true, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Full tracing filter (`info,flash_http=debug`); takes precedence over LOG_LEVEL.
-    #[arg(
-        long = "rust-log",
-        env = "RUST_LOG",
-        value_name = "RUST_LOG",
-        value_parser = parse_filter
-    )]
+    #[arg(long, env, value_parser = parse_filter)]
     pub rust_log: Option<String>,
 
     /// Log level (or filter) used when RUST_LOG is unset.
-    #[arg(
-        long = "log-level",
-        env = "LOG_LEVEL",
-        value_name = "LOG_LEVEL",
-        default_value = "info",
-        value_parser = parse_filter
-    )]
+    #[arg(long, env, default_value = "info", value_parser = parse_filter)]
     pub log_level: String,
 }
 

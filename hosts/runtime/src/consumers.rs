@@ -8,7 +8,10 @@ use flash_core::messages::{Envelope, PaymentRequestMessage, PaymentResultMessage
 use flash_core::ports::Disposition;
 use flash_core::{Classify, Context, ErrorKind};
 use flash_handlers::Handlers;
+use flash_handlers::pay::ProcessPayment;
+use flash_handlers::payments::ApplyPaymentResult;
 use flash_metrics::Metrics;
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,62 +61,121 @@ fn context(envelope: &Envelope, attempt: u32) -> Context {
     cx
 }
 
-/// Applies `payments_result` messages to orders and payments.
-pub struct PaymentResults {
-    pub handlers: Arc<Handlers>,
-    pub metrics: Metrics,
-    pub queue: String,
+/// A business handler fed by a bus queue: the legacy JSON message it decodes and what it does
+/// with one. [`Consumer`] does the rest (decoding, the disposition, metrics) the same for all.
+#[async_trait]
+pub trait Consumes: Send + Sync + 'static {
+    /// The message on the queue.
+    type Message: DeserializeOwned + Send + Sync;
+    /// What the message is, in dead-letter reasons and logs (`payment result`).
+    const MESSAGE: &'static str;
+
+    /// The payment the message is about, for logs.
+    fn payment_id(message: &Self::Message) -> &str;
+
+    /// Handles one message; an error's kind decides between retry and dead letter.
+    async fn consume(
+        &self,
+        cx: &Context,
+        message: &Self::Message,
+        metrics: &Metrics,
+    ) -> Result<(), (ErrorKind, String)>;
 }
 
+/// Applies `payments_result` messages to orders and payments.
 #[async_trait]
-impl MessageHandler for PaymentResults {
-    async fn handle(&self, envelope: &Envelope, attempt: u32) -> Disposition {
-        let d = match serde_json::from_slice::<PaymentResultMessage>(&envelope.body) {
-            Err(e) => Disposition::DeadLetter {
-                reason: format!("malformed payment result: {e}"),
-            },
-            Ok(msg) => {
-                let cx = context(envelope, attempt);
-                match self.handlers.apply_result.handle(&cx, &msg).await {
-                    Ok(applied) => {
-                        if let ResultApplied::RefundRequired(_) = applied {
-                            self.metrics.orders_refund_required_total.inc();
-                        }
-                        Disposition::Ack
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, payment = %msg.payment_id, attempt, "payment result not applied");
-                        disposition(e.kind(), e.to_string(), attempt)
-                    }
-                }
+impl Consumes for ApplyPaymentResult {
+    type Message = PaymentResultMessage;
+    const MESSAGE: &'static str = "payment result";
+
+    fn payment_id(message: &PaymentResultMessage) -> &str {
+        &message.payment_id
+    }
+
+    async fn consume(
+        &self,
+        cx: &Context,
+        message: &PaymentResultMessage,
+        metrics: &Metrics,
+    ) -> Result<(), (ErrorKind, String)> {
+        match self.handle(cx, message).await {
+            Ok(ResultApplied::RefundRequired(_)) => {
+                metrics.orders_refund_required_total.inc();
+                Ok(())
             }
-        };
-        record(&self.metrics, &self.queue, &d);
-        d
+            Ok(_) => Ok(()),
+            Err(e) => Err((e.kind(), e.to_string())),
+        }
     }
 }
 
 /// The mock payment processor on `payments_request`.
-pub struct PaymentRequests {
-    pub handlers: Arc<Handlers>,
+#[async_trait]
+impl Consumes for ProcessPayment {
+    type Message = PaymentRequestMessage;
+    const MESSAGE: &'static str = "payment request";
+
+    fn payment_id(message: &PaymentRequestMessage) -> &str {
+        &message.payment_id
+    }
+
+    async fn consume(
+        &self,
+        cx: &Context,
+        message: &PaymentRequestMessage,
+        _metrics: &Metrics,
+    ) -> Result<(), (ErrorKind, String)> {
+        self.handle(cx, message)
+            .await
+            .map(drop)
+            .map_err(|e| (e.kind(), e.to_string()))
+    }
+}
+
+/// One queue's consumer: decodes each message for its handler and maps the outcome to a
+/// disposition, counted per queue.
+pub struct Consumer<H> {
+    pub handler: Arc<H>,
     pub metrics: Metrics,
     pub queue: String,
 }
 
+impl Consumer<ApplyPaymentResult> {
+    /// The payment-results consumer on `payments_result` (the settings' result queue).
+    pub fn payment_results(handlers: &Handlers, metrics: Metrics) -> Self {
+        Consumer {
+            handler: handlers.apply_result.clone(),
+            metrics,
+            queue: handlers.settings.payments.result_queue.clone(),
+        }
+    }
+}
+
+impl Consumer<ProcessPayment> {
+    /// The mock processor on `payments_request` (the settings' request queue).
+    pub fn payment_requests(handlers: &Handlers, metrics: Metrics) -> Self {
+        Consumer {
+            handler: handlers.process_payment.clone(),
+            metrics,
+            queue: handlers.settings.payments.request_queue.clone(),
+        }
+    }
+}
+
 #[async_trait]
-impl MessageHandler for PaymentRequests {
+impl<H: Consumes> MessageHandler for Consumer<H> {
     async fn handle(&self, envelope: &Envelope, attempt: u32) -> Disposition {
-        let d = match serde_json::from_slice::<PaymentRequestMessage>(&envelope.body) {
+        let d = match serde_json::from_slice::<H::Message>(&envelope.body) {
             Err(e) => Disposition::DeadLetter {
-                reason: format!("malformed payment request: {e}"),
+                reason: format!("malformed {}: {e}", H::MESSAGE),
             },
-            Ok(msg) => {
+            Ok(message) => {
                 let cx = context(envelope, attempt);
-                match self.handlers.process_payment.handle(&cx, &msg).await {
-                    Ok(_) => Disposition::Ack,
-                    Err(e) => {
-                        tracing::warn!(error = %e, payment = %msg.payment_id, attempt, "payment request not processed");
-                        disposition(e.kind(), e.to_string(), attempt)
+                match self.handler.consume(&cx, &message, &self.metrics).await {
+                    Ok(()) => Disposition::Ack,
+                    Err((kind, error)) => {
+                        tracing::warn!(%error, payment = H::payment_id(&message), attempt, "{} not handled", H::MESSAGE);
+                        disposition(kind, error, attempt)
                     }
                 }
             }

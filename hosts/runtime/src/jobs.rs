@@ -1,7 +1,7 @@
 //! The background work of a host: promotion, hold expiry, payment timeouts, the outbox relay and
 //! the bus consumers, each as a named task that stops on shutdown.
 
-use crate::consumers::{PaymentRequests, PaymentResults};
+use crate::consumers::Consumer;
 use crate::periodic::spawn_periodic;
 use crate::shutdown::TaskSet;
 use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
@@ -177,17 +177,12 @@ pub fn spawn_relay(
 /// Applies payment results from the bus.
 pub fn spawn_result_consumer(
     tasks: &mut TaskSet,
-    handlers: Arc<Handlers>,
+    handlers: &Handlers,
     metrics: Metrics,
     consumer: Arc<dyn BusConsumer>,
     concurrency: usize,
 ) {
-    let queue = handlers.settings.payments.result_queue.clone();
-    let handler = PaymentResults {
-        handlers,
-        metrics,
-        queue,
-    };
+    let handler = Consumer::payment_results(handlers, metrics);
     spawn_consumer(
         tasks,
         "payment-results",
@@ -200,17 +195,12 @@ pub fn spawn_result_consumer(
 /// Runs the mock payment processor on the request queue.
 pub fn spawn_pay_worker(
     tasks: &mut TaskSet,
-    handlers: Arc<Handlers>,
+    handlers: &Handlers,
     metrics: Metrics,
     consumer: Arc<dyn BusConsumer>,
     concurrency: usize,
 ) {
-    let queue = handlers.settings.payments.request_queue.clone();
-    let handler = PaymentRequests {
-        handlers,
-        metrics,
-        queue,
-    };
+    let handler = Consumer::payment_requests(handlers, metrics);
     spawn_consumer(
         tasks,
         "pay-worker",

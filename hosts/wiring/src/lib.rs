@@ -168,50 +168,51 @@ impl App {
 #[command(next_help_heading = "Backends")]
 pub struct StoreConfig {
     /// PostgreSQL URL (users, events, orders, payments, outbox); unset: in memory.
-    #[arg(long = "database-url", env = "DATABASE_URL", value_name = "DATABASE_URL", value_parser = parse_secret)]
+    #[arg(long, env, value_parser = parse_secret)]
     pub database_url: Option<SecretString>,
     /// Most connections of the PostgreSQL pool.
-    #[arg(
-        long = "database-pool-max",
-        env = "DATABASE_POOL_MAX",
-        value_name = "DATABASE_POOL_MAX",
-        default_value_t = 20
-    )]
+    #[arg(long, env, default_value_t = 20)]
     pub database_pool_max: u32,
     /// Redis URL (`redis://` or `rediss://`); the legacy REDIS_HOST / REDIS_PORT /
     /// REDIS_PASSWORD / REDIS_TLS work too. Unset (both): queue, limits and sessions in memory.
-    #[arg(long = "redis-url", env = "REDIS_URL", value_name = "REDIS_URL", value_parser = parse_secret)]
+    #[arg(long, env, value_parser = parse_secret)]
     pub redis_url: Option<SecretString>,
     /// Legacy Redis host (used when REDIS_URL is unset).
-    #[arg(long = "redis-host", env = "REDIS_HOST", value_name = "REDIS_HOST")]
+    #[arg(long, env)]
     pub redis_host: Option<String>,
     /// Legacy Redis port.
-    #[arg(long = "redis-port", env = "REDIS_PORT", value_name = "REDIS_PORT", default_value_t = redis::DEFAULT_PORT, value_parser = redis::parse_port)]
+    #[arg(long, env, default_value_t = redis::DEFAULT_PORT, value_parser = redis::parse_port)]
     pub redis_port: u16,
     /// Legacy Redis password.
-    #[arg(long = "redis-password", env = "REDIS_PASSWORD", value_name = "REDIS_PASSWORD", value_parser = parse_secret)]
+    #[arg(long, env, value_parser = parse_secret)]
     pub redis_password: Option<SecretString>,
     /// Legacy: exactly `true` enables TLS to Redis.
-    #[arg(long = "redis-tls", env = "REDIS_TLS", value_name = "REDIS_TLS", default_value = "false", action = clap::ArgAction::Set, value_parser = redis::parse_tls)]
+    #[arg(
+        long,
+        env,
+        default_value = "false",
+        action = clap::ArgAction::Set,
+        value_parser = redis::parse_tls
+    )]
     pub redis_tls: bool,
     /// Exactly `true`: REDIS_URL / REDIS_HOST name a Redis Cluster's configuration endpoint
     /// (ElastiCache cluster mode) and every command goes to the master of its slot.
-    #[arg(long = "redis-cluster", env = "REDIS_CLUSTER", value_name = "REDIS_CLUSTER", default_value = "false", action = clap::ArgAction::Set, value_parser = redis::parse_cluster)]
+    #[arg(
+        long,
+        env,
+        default_value = "false",
+        action = clap::ArgAction::Set,
+        value_parser = redis::parse_cluster
+    )]
     pub redis_cluster: bool,
     /// Prefix of every Redis key and channel (several systems can share one Redis).
-    #[arg(
-        long = "redis-key-prefix",
-        env = "REDIS_KEY_PREFIX",
-        value_name = "REDIS_KEY_PREFIX",
-        default_value = "flash:"
-    )]
+    #[arg(long, env, default_value = "flash:")]
     pub redis_key_prefix: String,
     /// Most rate-limit windows kept in memory (without Redis); beyond it the window closest to
     /// its end is forgotten first. Clients cannot grow the process past it (SPEC §11).
     #[arg(
-        long = "rate-limit-max-keys",
-        env = "RATE_LIMIT_MAX_KEYS",
-        value_name = "RATE_LIMIT_MAX_KEYS",
+        long,
+        env,
         default_value_t = memory::DEFAULT_RATE_LIMIT_MAX_KEYS,
         value_parser = parse_positive_usize
     )]
@@ -219,9 +220,8 @@ pub struct StoreConfig {
     /// Most idempotency records kept in memory (without PostgreSQL); beyond it the record
     /// closest to its expiry is forgotten first.
     #[arg(
-        long = "idempotency-max-records",
-        env = "IDEMPOTENCY_MAX_RECORDS",
-        value_name = "IDEMPOTENCY_MAX_RECORDS",
+        long,
+        env,
         default_value_t = memory::DEFAULT_IDEMPOTENCY_MAX_RECORDS,
         value_parser = parse_positive_usize
     )]
@@ -229,9 +229,8 @@ pub struct StoreConfig {
     /// Most ticket ids whose queue the Redis adapter remembers in process (status polls by
     /// ticket id cost one round trip while remembered).
     #[arg(
-        long = "queue-scope-cache-max",
-        env = "QUEUE_SCOPE_CACHE_MAX",
-        value_name = "QUEUE_SCOPE_CACHE_MAX",
+        long,
+        env,
         default_value_t = redis::DEFAULT_SCOPE_CACHE_MAX,
         value_parser = parse_positive_usize
     )]

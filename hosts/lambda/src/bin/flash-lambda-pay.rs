@@ -1,16 +1,15 @@
 //! The SQS-triggered mock payment processor on `payments_request`.
 
 use flash_lambda::{BoxError, Function, Kind, batch};
-use flash_runtime::consumers::PaymentRequests;
+use flash_runtime::consumers::Consumer;
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let function = Arc::new(Function::init(Kind::Pay).await?);
-    let handler = Arc::new(PaymentRequests {
-        handlers: function.app.handlers.clone(),
-        metrics: function.app.metrics.clone(),
-        queue: function.config.app.settings.payments.request_queue.clone(),
-    });
+    let handler = Arc::new(Consumer::payment_requests(
+        &function.app.handlers,
+        function.app.metrics.clone(),
+    ));
     batch::run(function, handler).await
 }
