@@ -4,6 +4,9 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use flash_adapter_sqs::{Received, Settled, SqsBus, queue_name_from_arn};
+use flash_handlers::Handlers;
+use flash_http::metrics::Metrics;
+use flash_runtime::consumers::{Consumer, Consumes};
 use flash_runtime::worker::MessageHandler;
 use futures::StreamExt;
 
@@ -99,6 +102,17 @@ pub async fn handle_batch(
         }
     }
     Ok(response)
+}
+
+/// The main of an SQS-triggered function: its configuration and backends for `kind`, then the
+/// consumer `consumer` builds from its handlers on every batch.
+pub async fn serve<H: Consumes>(
+    kind: crate::Kind,
+    consumer: fn(&Handlers, Metrics) -> Consumer<H>,
+) -> Result<(), crate::BoxError> {
+    let function = std::sync::Arc::new(crate::Function::init(kind).await?);
+    let handler = consumer(&function.app.handlers, function.app.metrics.clone());
+    run(function, std::sync::Arc::new(handler)).await
 }
 
 /// Runs an SQS-triggered function: every batch Lambda hands over goes through `handler`.

@@ -7,10 +7,13 @@ use clap::{Args, CommandFactory, Parser};
 use flash_http::server::ServeOptions;
 use flash_http::state::Services;
 use flash_runtime::config::parse_command_from_env;
+use flash_runtime::consumers::Consumer;
 use flash_runtime::jobs;
 use flash_runtime::shutdown::{Shutdown, TaskSet, Threads};
+use flash_runtime::worker::MessageHandler;
 use flash_wiring::{AppConfig, Secrets};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a process serves.
@@ -214,22 +217,28 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
                 Duration::from_millis(500),
             );
         }
-        jobs::spawn_result_consumer(
-            &mut tasks,
-            handlers,
-            app.metrics.clone(),
-            backends.consumer(&settings.payments.result_queue, prefetch),
-            concurrency,
-        );
+    }
+    // The bus consumers of this role, each on its queue.
+    let mut consumers: Vec<(&'static str, &str, Arc<dyn MessageHandler>)> = Vec::new();
+    if role.services().api {
+        let results = Consumer::payment_results(handlers, app.metrics.clone());
+        consumers.push((
+            "payment-results",
+            &settings.payments.result_queue,
+            Arc::new(results),
+        ));
     }
     if matches!(role, Role::Pay | Role::All) {
-        jobs::spawn_pay_worker(
-            &mut tasks,
-            handlers,
-            app.metrics.clone(),
-            backends.consumer(&settings.payments.request_queue, prefetch),
-            concurrency,
-        );
+        let requests = Consumer::payment_requests(handlers, app.metrics.clone());
+        consumers.push((
+            "pay-worker",
+            &settings.payments.request_queue,
+            Arc::new(requests),
+        ));
+    }
+    for (name, queue, handler) in consumers {
+        let consumer = backends.consumer(queue, prefetch);
+        jobs::spawn_consumer(&mut tasks, name, consumer, handler, concurrency);
     }
     let addr = match role {
         Role::Gateway => c.app.http.gateway_addr(),

@@ -1,7 +1,6 @@
 //! The background work of a host: promotion, hold expiry, payment timeouts, the outbox relay and
 //! the bus consumers, each as a named task that stops on shutdown.
 
-use crate::consumers::Consumer;
 use crate::periodic::spawn_periodic;
 use crate::shutdown::TaskSet;
 use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
@@ -174,43 +173,9 @@ pub fn spawn_relay(
     tasks.adopt("outbox-relay", h);
 }
 
-/// Applies payment results from the bus.
-pub fn spawn_result_consumer(
-    tasks: &mut TaskSet,
-    handlers: &Handlers,
-    metrics: Metrics,
-    consumer: Arc<dyn BusConsumer>,
-    concurrency: usize,
-) {
-    let handler = Consumer::payment_results(handlers, metrics);
-    spawn_consumer(
-        tasks,
-        "payment-results",
-        consumer,
-        Arc::new(handler),
-        concurrency,
-    );
-}
-
-/// Runs the mock payment processor on the request queue.
-pub fn spawn_pay_worker(
-    tasks: &mut TaskSet,
-    handlers: &Handlers,
-    metrics: Metrics,
-    consumer: Arc<dyn BusConsumer>,
-    concurrency: usize,
-) {
-    let handler = Consumer::payment_requests(handlers, metrics);
-    spawn_consumer(
-        tasks,
-        "pay-worker",
-        consumer,
-        Arc::new(handler),
-        concurrency,
-    );
-}
-
-fn spawn_consumer(
+/// Runs a bus consumer (`payment-results`, `pay-worker`) on `consumer`, `concurrency` messages
+/// at a time, until shutdown.
+pub fn spawn_consumer(
     tasks: &mut TaskSet,
     name: &'static str,
     consumer: Arc<dyn BusConsumer>,
