@@ -1,7 +1,7 @@
 //! Accounts (`users`) and refresh-token sessions (`refresh_tokens`, `refresh_token_families`).
 
 use crate::error::db;
-use crate::row::{get, get_ts, ts};
+use crate::row::{self, get, get_ts, ts};
 use async_trait::async_trait;
 use flash_core::domain::{LoginName, RefreshSession, Role, Rotation, User};
 use flash_core::ports::{SessionStore, StoreResult, UserStore};
@@ -58,26 +58,14 @@ impl UserStore for PgUserStore {
 
     async fn by_login(&self, login: &LoginName) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1");
-        sqlx::query(&sql)
-            .bind(login.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("user by login", e))?
-            .as_ref()
-            .map(user)
-            .transpose()
+        let query = sqlx::query(&sql).bind(login.as_str());
+        row::fetch_optional(query, &self.pool, "user by login", user).await
     }
 
     async fn by_id(&self, id: UserId) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("user by id", e))?
-            .as_ref()
-            .map(user)
-            .transpose()
+        let query = sqlx::query(&sql).bind(id.as_uuid());
+        row::fetch_optional(query, &self.pool, "user by id", user).await
     }
 }
 

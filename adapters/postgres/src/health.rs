@@ -63,6 +63,14 @@ impl PgHealth {
 
 type StatSpec = (&'static str, &'static str, &'static str);
 
+const fn counter(name: &'static str, help: &'static str) -> StatSpec {
+    (name, help, "counter")
+}
+
+const fn gauge(name: &'static str, help: &'static str) -> StatSpec {
+    (name, help, "gauge")
+}
+
 fn collect(row: &PgRow, specs: &[StatSpec], out: &mut Vec<DbStat>) -> StoreResult<()> {
     for &(name, help, kind) in specs {
         let v: Option<f64> = get(row, name)?;
@@ -85,57 +93,36 @@ const DATABASE_SQL: &str = "SELECT numbackends::float8 AS db_connections_active,
     FROM pg_stat_database WHERE datname = current_database()";
 
 const DATABASE_STATS: &[StatSpec] = &[
-    (
+    gauge(
         "db_connections_active",
         "Backends connected to the database",
-        "gauge",
     ),
-    (
-        "db_transactions_committed_total",
-        "Transactions committed",
-        "counter",
-    ),
-    (
+    counter("db_transactions_committed_total", "Transactions committed"),
+    counter(
         "db_transactions_rolled_back_total",
         "Transactions rolled back",
-        "counter",
     ),
-    ("db_blocks_read_total", "Disk blocks read", "counter"),
-    ("db_blocks_hit_total", "Buffer cache hits", "counter"),
-    (
+    counter("db_blocks_read_total", "Disk blocks read"),
+    counter("db_blocks_hit_total", "Buffer cache hits"),
+    counter(
         "db_block_read_time_ms_total",
         "Time spent reading blocks, in milliseconds",
-        "counter",
     ),
-    (
+    counter(
         "db_block_write_time_ms_total",
         "Time spent writing blocks, in milliseconds",
-        "counter",
     ),
-    (
-        "db_rows_returned_total",
-        "Rows returned by queries",
-        "counter",
-    ),
-    (
-        "db_rows_fetched_total",
-        "Rows fetched by queries",
-        "counter",
-    ),
-    ("db_rows_inserted_total", "Rows inserted", "counter"),
-    ("db_rows_updated_total", "Rows updated", "counter"),
-    ("db_rows_deleted_total", "Rows deleted", "counter"),
-    (
+    counter("db_rows_returned_total", "Rows returned by queries"),
+    counter("db_rows_fetched_total", "Rows fetched by queries"),
+    counter("db_rows_inserted_total", "Rows inserted"),
+    counter("db_rows_updated_total", "Rows updated"),
+    counter("db_rows_deleted_total", "Rows deleted"),
+    counter(
         "db_conflicts_total",
         "Queries cancelled due to recovery conflicts",
-        "counter",
     ),
-    ("db_temp_files_total", "Temporary files created", "counter"),
-    (
-        "db_temp_bytes_total",
-        "Bytes written to temporary files",
-        "counter",
-    ),
+    counter("db_temp_files_total", "Temporary files created"),
+    counter("db_temp_bytes_total", "Bytes written to temporary files"),
 ];
 
 const BGWRITER_SQL: &str = "SELECT checkpoints_timed::float8 AS db_bgwriter_checkpoints_timed_total, \
@@ -167,56 +154,43 @@ const CHECKPOINTER_SQL: &str = "SELECT c.num_timed::float8 AS db_bgwriter_checkp
     FROM pg_stat_checkpointer c CROSS JOIN pg_stat_bgwriter b";
 
 const CHECKPOINT_STATS: &[StatSpec] = &[
-    (
+    counter(
         "db_bgwriter_checkpoints_timed_total",
         "Scheduled checkpoints",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_checkpoints_requested_total",
         "Requested checkpoints",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_checkpoint_write_time_ms_total",
         "Time spent writing checkpoint files, in milliseconds",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_checkpoint_sync_time_ms_total",
         "Time spent syncing checkpoint files, in milliseconds",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_buffers_checkpoint_total",
         "Buffers written during checkpoints",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_buffers_clean_total",
         "Buffers written by the background writer",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_maxwritten_clean_total",
         "Times the background writer stopped for writing too many buffers",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_buffers_backend_total",
         "Buffers written directly by backends",
-        "counter",
     ),
-    (
+    counter(
         "db_bgwriter_buffers_backend_fsync_total",
         "Times a backend had to execute its own fsync",
-        "counter",
     ),
-    (
-        "db_bgwriter_buffers_alloc_total",
-        "Buffers allocated",
-        "counter",
-    ),
+    counter("db_bgwriter_buffers_alloc_total", "Buffers allocated"),
 ];
 
 #[async_trait]

@@ -1,13 +1,50 @@
 //! Reading rows into domain types. Nothing read from the database is trusted to decode: a bad
 //! value is `StoreError::Internal`, never a panic.
 
+use crate::error::db;
 use flash_core::domain::{
     Event, EventStatus, Order, OrderStatus, Payment, PaymentStatus, QueueMode,
 };
 use flash_core::{EventId, OrderId, PaymentId, StoreError, Timestamp, UserId};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
 use time::OffsetDateTime;
+
+/// A row-decoding function such as [`event`] or [`order`].
+pub(crate) type Decoder<T> = fn(&PgRow) -> Result<T, StoreError>;
+
+/// Runs `query` for at most one row and decodes it; `what` names the operation in errors.
+pub(crate) async fn fetch_optional<T>(
+    query: Query<'_, Postgres, PgArguments>,
+    pool: &PgPool,
+    what: &str,
+    decode: Decoder<T>,
+) -> Result<Option<T>, StoreError> {
+    query
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| db(what, e))?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// Runs `query` and decodes every row; `what` names the operation in errors.
+pub(crate) async fn fetch_all<T>(
+    query: Query<'_, Postgres, PgArguments>,
+    pool: &PgPool,
+    what: &str,
+    decode: Decoder<T>,
+) -> Result<Vec<T>, StoreError> {
+    query
+        .fetch_all(pool)
+        .await
+        .map_err(|e| db(what, e))?
+        .iter()
+        .map(decode)
+        .collect()
+}
 
 /// Our millisecond instant as a `timestamptz` value.
 pub(crate) fn ts(t: Timestamp) -> Result<OffsetDateTime, StoreError> {

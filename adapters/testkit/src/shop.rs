@@ -30,6 +30,15 @@ async fn stock(shop: &ShopPorts, id: EventId) -> (i64, i64) {
     (e.sold_qty, e.held_qty)
 }
 
+async fn counts(shop: &ShopPorts) -> ShopCounts {
+    shop.payments.counts().await.unwrap()
+}
+
+/// Outbox messages not yet sent.
+async fn backlog(shop: &ShopPorts) -> u64 {
+    shop.outbox.backlog().await.unwrap()
+}
+
 async fn order(shop: &ShopPorts, id: OrderId) -> Order {
     shop.orders.get(id).await.unwrap().expect("order vanished")
 }
@@ -65,6 +74,18 @@ async fn settle(shop: &ShopPorts, p: &Payment, verdict: Verdict, now: Timestamp)
         .await
         .unwrap()
         .unwrap_or_else(|r| panic!("result refused: {r:?}"))
+}
+
+/// Settles `p` OK where the order can no longer be paid: the payment must be REFUND_REQUIRED,
+/// and counted there.
+async fn refund_required(shop: &ShopPorts, p: &Payment, now: Timestamp, why: &str) -> Payment {
+    let before = counts(shop).await.payments_refund_required;
+    let ResultApplied::RefundRequired(r) = settle(shop, p, Verdict::Ok, now).await else {
+        panic!("{why}");
+    };
+    assert_eq!(r.status, PaymentStatus::RefundRequired, "{why}");
+    assert_eq!(counts(shop).await.payments_refund_required, before + 1);
+    r
 }
 
 fn ours(list: Vec<Event>, ids: &[EventId]) -> Vec<EventId> {
@@ -575,7 +596,7 @@ pub async fn payments_open_writes_the_outbox_message(shop: ShopPorts, now: Times
     assert_eq!(p.status, PaymentStatus::Req);
     assert_eq!((p.amount, p.method.as_str()), (o.amount, "card"));
     assert_eq!(shop.payments.get(p.id).await.unwrap(), Some(p.clone()));
-    assert_eq!(shop.outbox.backlog().await.unwrap(), 1);
+    assert_eq!(backlog(&shop).await, 1);
     let claimed = shop.outbox.claim(10, now, secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1, "the outbox message is missing");
     let m = &claimed[0];
@@ -638,11 +659,7 @@ pub async fn payments_one_active_payment_per_order(shop: ShopPorts, now: Timesta
         "{} REQ payments for one order",
         ids.len()
     );
-    assert_eq!(
-        shop.outbox.backlog().await.unwrap(),
-        1,
-        "one message per payment"
-    );
+    assert_eq!(backlog(&shop).await, 1, "one message per payment");
 }
 
 /// Owner and eligibility checks of `open`.
@@ -669,11 +686,7 @@ pub async fn payments_open_checks_owner_and_eligibility(shop: ShopPorts, now: Ti
         shop.payments.open(pay(&o, now)).await.unwrap(),
         Err(PaymentRejection::NotEligible)
     );
-    assert_eq!(
-        shop.outbox.backlog().await.unwrap(),
-        0,
-        "a refused open wrote a message"
-    );
+    assert_eq!(backlog(&shop).await, 0, "a refused open wrote a message");
 }
 
 /// `open` extends the hold to at least `settle_by`, never shortens it.
@@ -765,11 +778,7 @@ pub async fn payments_paid_order_never_changes(shop: ShopPorts, now: Timestamp) 
     ));
     assert_eq!(order(&shop, o.id).await, paid, "a PAID order changed");
     assert_eq!(stock(&shop, e.id).await, (1, 0));
-    assert_eq!(
-        shop.outbox.backlog().await.unwrap(),
-        1,
-        "a PAID order sent another request"
-    );
+    assert_eq!(backlog(&shop).await, 1, "a PAID order sent another request");
 }
 
 /// Settled payments MUST change nothing: duplicate OKs, FAIL after FAIL, anything after
@@ -845,10 +854,14 @@ pub async fn payments_late_ok_for_an_order_paid_by_another_payment_requires_refu
     let second = opened(&shop, &o, now).await;
     settle(&shop, &second, Verdict::Ok, now).await;
     let paid = order(&shop, o.id).await;
-    let ResultApplied::RefundRequired(r) = settle(&shop, &first, Verdict::Ok, now).await else {
-        panic!("a second charge for a PAID order was not recorded for refund");
-    };
-    assert_eq!((r.id, r.status), (first.id, PaymentStatus::RefundRequired));
+    let r = refund_required(
+        &shop,
+        &first,
+        now,
+        "a second charge for a PAID order was not recorded for refund",
+    )
+    .await;
+    assert_eq!(r.id, first.id);
     assert_eq!(order(&shop, o.id).await, paid, "a PAID order changed");
     assert_eq!(stock(&shop, e.id).await, (1, 0), "sold twice");
     let ok = shop
@@ -894,22 +907,21 @@ pub async fn payments_ok_for_expired_order_requires_refund(shop: ShopPorts, now:
     let far = now.plus(secs(86_400));
     let expired = shop.orders.expire_holds(far, 100).await.unwrap();
     assert_eq!(expired.iter().map(|o| o.id).collect::<Vec<_>>(), vec![o.id]);
-    let before = shop.payments.counts().await.unwrap();
-    let ResultApplied::RefundRequired(r) = settle(&shop, &p, Verdict::Ok, far).await else {
-        panic!("OK for an expired order was not recorded for refund");
-    };
-    assert_eq!(r.status, PaymentStatus::RefundRequired);
+    let before = counts(&shop).await;
+    refund_required(
+        &shop,
+        &p,
+        far,
+        "OK for an expired order was not recorded for refund",
+    )
+    .await;
     assert_eq!(order(&shop, o.id).await.status, OrderStatus::Expired);
     assert_eq!(
         stock(&shop, e.id).await,
         (0, 0),
         "tickets sold for an expired order"
     );
-    let after = shop.payments.counts().await.unwrap();
-    assert_eq!(
-        after.payments_refund_required,
-        before.payments_refund_required + 1
-    );
+    let after = counts(&shop).await;
     assert_eq!(after.payments_failed + 1, before.payments_failed);
 }
 
@@ -924,20 +936,19 @@ pub async fn payments_ok_for_cancelled_order_requires_refund(shop: ShopPorts, no
     let e = on_sale(&shop, now, 10, 4).await;
     let o = held(&shop, &e, 2, now).await;
     let p = opened(&shop, &o, now).await;
-    let before = shop.payments.counts().await.unwrap();
+    let before = counts(&shop).await;
     tamper(o.id, OrderStatus::Cancelled).await;
     assert_eq!(stock(&shop, e.id).await, (0, 0));
-    let ResultApplied::RefundRequired(r) = settle(&shop, &p, Verdict::Ok, now).await else {
-        panic!("OK for a cancelled order was not recorded for refund");
-    };
-    assert_eq!(r.status, PaymentStatus::RefundRequired);
+    refund_required(
+        &shop,
+        &p,
+        now,
+        "OK for a cancelled order was not recorded for refund",
+    )
+    .await;
     assert_eq!(order(&shop, o.id).await.status, OrderStatus::Cancelled);
     assert_eq!(stock(&shop, e.id).await, (0, 0));
-    let after = shop.payments.counts().await.unwrap();
-    assert_eq!(
-        after.payments_refund_required,
-        before.payments_refund_required + 1
-    );
+    let after = counts(&shop).await;
     assert_eq!(after.payments_pending + 1, before.payments_pending);
 }
 
@@ -977,14 +988,14 @@ pub async fn payments_overdue_lists_old_requests_oldest_first(shop: ShopPorts, n
 
 /// `counts` follow orders and payments through their transitions.
 pub async fn payments_counts_follow_every_transition(shop: ShopPorts, now: Timestamp) {
-    let before = shop.payments.counts().await.unwrap();
+    let before = counts(&shop).await;
     let e = on_sale(&shop, now, 10, 4).await;
     let paid = held(&shop, &e, 1, now).await;
     let failed = held(&shop, &e, 1, now).await;
     held(&shop, &e, 1, now).await;
     let p = opened(&shop, &paid, now).await;
     let f = opened(&shop, &failed, now).await;
-    let mid = shop.payments.counts().await.unwrap();
+    let mid = counts(&shop).await;
     assert_eq!(mid.orders_total, before.orders_total + 3);
     assert_eq!(mid.orders_hold, before.orders_hold + 3);
     assert_eq!(mid.payments_pending, before.payments_pending + 2);
@@ -995,7 +1006,7 @@ pub async fn payments_counts_follow_every_transition(shop: ShopPorts, now: Times
         .expire_holds(now.plus(secs(86_400)), 100)
         .await
         .unwrap();
-    let c = shop.payments.counts().await.unwrap();
+    let c = counts(&shop).await;
     assert_eq!(c.orders_total, before.orders_total + 3);
     assert_eq!(c.orders_hold, before.orders_hold);
     assert_eq!(c.orders_paid, before.orders_paid + 1);
@@ -1010,7 +1021,7 @@ pub async fn payments_counts_follow_every_transition(shop: ShopPorts, now: Times
 /// starts at zero, another event's orders never show in it, and the site's counters gain what
 /// the events gained.
 pub async fn payments_event_counts_are_per_event(shop: ShopPorts, now: Timestamp) {
-    let before = shop.payments.counts().await.unwrap();
+    let before = counts(&shop).await;
     let a = on_sale(&shop, now, 10, 4).await;
     let b = on_sale(&shop, now, 10, 4).await;
     let zero = shop.payments.event_counts(a.id).await.unwrap();
@@ -1055,7 +1066,7 @@ pub async fn payments_event_counts_are_per_event(shop: ShopPorts, now: Timestamp
         ..ShopCounts::default()
     };
     assert_eq!(cb, want_b);
-    let site = shop.payments.counts().await.unwrap();
+    let site = counts(&shop).await;
     assert_eq!(site.orders_total, before.orders_total + 4);
     assert_eq!(site.orders_paid, before.orders_paid + 2);
     assert_eq!(site.orders_expired, before.orders_expired + 2);
@@ -1099,11 +1110,7 @@ pub async fn outbox_lease_hides_message_from_other_relays(shop: ShopPorts, now: 
         ids.len()
     );
     assert_eq!(distinct.len(), 5, "two relays got one message");
-    assert_eq!(
-        shop.outbox.backlog().await.unwrap(),
-        6,
-        "leased is not sent"
-    );
+    assert_eq!(backlog(&shop).await, 6, "leased is not sent");
 }
 
 /// Once its lease ends, an unsent message is claimable again (a relay crashed).
@@ -1131,7 +1138,7 @@ pub async fn outbox_sent_messages_are_never_handed_out_again(shop: ShopPorts, no
     let claimed = shop.outbox.claim(10, now, lease).await.unwrap();
     assert_eq!(claimed.len(), 2);
     shop.outbox.mark_sent(&[claimed[0].id], now).await.unwrap();
-    assert_eq!(shop.outbox.backlog().await.unwrap(), 1);
+    assert_eq!(backlog(&shop).await, 1);
     let later = now.plus(secs(3600));
     let left = shop.outbox.claim(10, later, lease).await.unwrap();
     assert_eq!(
@@ -1142,7 +1149,7 @@ pub async fn outbox_sent_messages_are_never_handed_out_again(shop: ShopPorts, no
         .mark_sent(&[claimed[0].id, claimed[1].id], later)
         .await
         .unwrap();
-    assert_eq!(shop.outbox.backlog().await.unwrap(), 0);
+    assert_eq!(backlog(&shop).await, 0);
     assert!(
         shop.outbox
             .claim(10, later.plus(secs(3600)), lease)

@@ -7,6 +7,9 @@ use async_trait::async_trait;
 use flash_core::domain::{Event, EventPatch, EventStatus};
 use flash_core::ports::{EventDeletion, EventListing, EventStore, EventUpdate, StoreResult};
 use flash_core::{EventId, Timestamp};
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 
 #[async_trait]
 impl EventStore for PgShop {
@@ -14,7 +17,7 @@ impl EventStore for PgShop {
         // The stock goes to the shards, split evenly; counters given with the event (demo data
         // and migrations of legacy events) land on shard 0.
         let shards: Vec<i16> = (0..self.stock_shards).collect();
-        sqlx::query(
+        let insert = sqlx::query(
             "WITH ev AS ( \
                  INSERT INTO events (id, name, starts_at, ends_at, total_qty, max_per_user, price, \
                      status, created_at, updated_at, prequeue_starts_at, queue_mode) \
@@ -25,42 +28,29 @@ impl EventStore for PgShop {
                     CASE WHEN d.shard = 0 THEN $13 ELSE 0 END, \
                     CASE WHEN d.shard = 0 THEN $14 ELSE 0 END, $8 = 'ONSALE' \
              FROM ev CROSS JOIN unnest($11::smallint[], $12::bigint[]) AS d(shard, total)",
-        )
-        .bind(e.id.as_uuid())
-        .bind(&e.name)
-        .bind(ts(e.starts_at)?)
-        .bind(ts(e.ends_at)?)
-        .bind(e.total_qty)
-        .bind(e.max_per_user)
-        .bind(e.price)
-        .bind(e.status.as_str())
-        .bind(ts(e.created_at)?)
-        .bind(ts(e.updated_at)?)
-        .bind(&shards)
-        .bind(split(
-            e.total_qty - e.sold_qty - e.held_qty,
-            self.stock_shards,
-        ))
-        .bind(e.sold_qty)
-        .bind(e.held_qty)
-        .bind(e.prequeue_starts_at.map(ts).transpose()?)
-        .bind(e.queue_mode.as_str())
-        .execute(self.pool())
-        .await
-        .map_err(|err| db("create event", err))?;
+        );
+        bind_details(insert.bind(e.id.as_uuid()), &e)?
+            .bind(ts(e.created_at)?)
+            .bind(ts(e.updated_at)?)
+            .bind(&shards)
+            .bind(split(
+                e.total_qty - e.sold_qty - e.held_qty,
+                self.stock_shards,
+            ))
+            .bind(e.sold_qty)
+            .bind(e.held_qty)
+            .bind(e.prequeue_starts_at.map(ts).transpose()?)
+            .bind(e.queue_mode.as_str())
+            .execute(self.pool())
+            .await
+            .map_err(|err| db("create event", err))?;
         Ok(())
     }
 
     async fn get(&self, id: EventId) -> StoreResult<Option<Event>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events_with_stock e WHERE e.id = $1");
-        sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| db("get event", e))?
-            .as_ref()
-            .map(row::event)
-            .transpose()
+        let query = sqlx::query(&sql).bind(id.as_uuid());
+        row::fetch_optional(query, self.pool(), "get event", row::event).await
     }
 
     async fn list(&self, listing: EventListing) -> StoreResult<Vec<Event>> {
@@ -73,13 +63,8 @@ impl EventStore for PgShop {
                 "SELECT {EVENT_COLUMNS} FROM events_with_stock e ORDER BY e.created_at DESC, e.id"
             ),
         };
-        sqlx::query(&sql)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| db("list events", e))?
-            .iter()
-            .map(row::event)
-            .collect()
+        let query = sqlx::query(&sql);
+        row::fetch_all(query, self.pool(), "list events", row::event).await
     }
 
     async fn update(
@@ -112,26 +97,19 @@ impl EventStore for PgShop {
             Ok(next) => next,
             Err(r) => return finish(tx, EventUpdate::Rejected(r)).await,
         };
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE events SET name = $2, starts_at = $3, ends_at = $4, total_qty = $5, \
                  max_per_user = $6, price = $7, status = $8::text::event_status, updated_at = $9, \
                  prequeue_starts_at = $10, queue_mode = $11 \
              WHERE id = $1",
-        )
-        .bind(id.as_uuid())
-        .bind(&next.name)
-        .bind(ts(next.starts_at)?)
-        .bind(ts(next.ends_at)?)
-        .bind(next.total_qty)
-        .bind(next.max_per_user)
-        .bind(next.price)
-        .bind(next.status.as_str())
-        .bind(ts(next.updated_at)?)
-        .bind(next.prequeue_starts_at.map(ts).transpose()?)
-        .bind(next.queue_mode.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("update event", e))?;
+        );
+        bind_details(update.bind(id.as_uuid()), &next)?
+            .bind(ts(next.updated_at)?)
+            .bind(next.prequeue_starts_at.map(ts).transpose()?)
+            .bind(next.queue_mode.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("update event", e))?;
         // Only the shards' capacity and sale flag change; their sold and held counters are
         // never written from here.
         let capacity = resize(&shards, next.total_qty - current.total_qty);
@@ -183,4 +161,20 @@ impl EventStore for PgShop {
             Err(e) => Err(db("delete event", e)),
         }
     }
+}
+
+/// Binds what an admin edits of `e` as `$2` to `$8`, the same in the insert and the update:
+/// name, starts_at, ends_at, total_qty, max_per_user, price and status.
+fn bind_details<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    e: &'q Event,
+) -> StoreResult<Query<'q, Postgres, PgArguments>> {
+    Ok(query
+        .bind(&e.name)
+        .bind(ts(e.starts_at)?)
+        .bind(ts(e.ends_at)?)
+        .bind(e.total_qty)
+        .bind(e.max_per_user)
+        .bind(e.price)
+        .bind(e.status.as_str()))
 }

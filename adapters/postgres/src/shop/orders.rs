@@ -10,6 +10,7 @@ use flash_core::domain::{
 };
 use flash_core::ports::{OrderStore, StoreResult};
 use flash_core::{OrderId, StoreError, Timestamp, UserId};
+use sqlx::Postgres;
 use sqlx::postgres::PgRow;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -309,16 +310,11 @@ impl OrderStore for PgShop {
         key: &str,
         now: Timestamp,
     ) -> StoreResult<Option<IdempotencyRecord>> {
-        sqlx::query(RECORD_SQL)
+        let query = sqlx::query(RECORD_SQL)
             .bind(user.as_uuid())
             .bind(key)
-            .bind(ts(now)?)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| db("read idempotency record", e))?
-            .as_ref()
-            .map(record)
-            .transpose()
+            .bind(ts(now)?);
+        row::fetch_optional(query, self.pool(), "read idempotency record", record).await
     }
 
     async fn get(&self, id: OrderId) -> StoreResult<Option<Order>> {
@@ -326,14 +322,8 @@ impl OrderStore for PgShop {
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN events e ON e.id = o.event_id \
              WHERE o.id = $1"
         );
-        sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| db("get order", e))?
-            .as_ref()
-            .map(row::order)
-            .transpose()
+        let query = sqlx::query(&sql).bind(id.as_uuid());
+        row::fetch_optional(query, self.pool(), "get order", row::order).await
     }
 
     async fn list_for_user(&self, user: UserId) -> StoreResult<Vec<Order>> {
@@ -341,14 +331,8 @@ impl OrderStore for PgShop {
             "SELECT {ORDER_COLUMNS} FROM orders o JOIN events e ON e.id = o.event_id \
              WHERE o.user_id = $1 ORDER BY o.created_at DESC, o.id DESC"
         );
-        sqlx::query(&sql)
-            .bind(user.as_uuid())
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| db("list orders", e))?
-            .iter()
-            .map(row::order)
-            .collect()
+        let query = sqlx::query(&sql).bind(user.as_uuid());
+        row::fetch_all(query, self.pool(), "list orders", row::order).await
     }
 
     async fn expire_holds(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Order>> {
@@ -405,65 +389,78 @@ impl OrderStore for PgShop {
             expired.push(o);
         }
         expired.sort_by_key(|o| (o.hold_expires_at, o.id));
-        let (users, user_events, user_qty) = unzip3(
-            per_user
-                .iter()
-                .map(|(&(u, e), &q)| (u, e, q))
-                .collect::<Vec<_>>(),
-        );
-        sqlx::query(
-            "SELECT 1 FROM order_quotas q \
-             JOIN unnest($1::uuid[], $2::uuid[]) AS d(user_id, event_id) \
-               ON q.user_id = d.user_id AND q.event_id = d.event_id \
-             ORDER BY q.user_id, q.event_id FOR UPDATE OF q",
-        )
-        .bind(&users)
-        .bind(&user_events)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("lock per-user rows", e))?;
-        sqlx::query(
-            "UPDATE order_quotas q SET committed_qty = q.committed_qty - d.qty \
-             FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS d(user_id, event_id, qty) \
-             WHERE q.user_id = d.user_id AND q.event_id = d.event_id",
-        )
-        .bind(&users)
-        .bind(&user_events)
-        .bind(&user_qty)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("release per-user quantity", e))?;
-        let (events, shards, shard_qty) = unzip3(
-            per_shard
-                .iter()
-                .map(|(&(e, s), &q)| (e, s, q))
-                .collect::<Vec<_>>(),
-        );
-        sqlx::query(
-            "SELECT 1 FROM event_stock s \
-             JOIN unnest($1::uuid[], $2::smallint[]) AS d(event_id, shard) \
-               ON s.event_id = d.event_id AND s.shard = d.shard \
-             ORDER BY s.event_id, s.shard FOR UPDATE OF s",
-        )
-        .bind(&events)
-        .bind(&shards)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("lock stock", e))?;
-        sqlx::query(
-            "UPDATE event_stock s SET held_qty = s.held_qty - d.qty \
-             FROM unnest($1::uuid[], $2::smallint[], $3::bigint[]) AS d(event_id, shard, qty) \
-             WHERE s.event_id = d.event_id AND s.shard = d.shard",
-        )
-        .bind(&events)
-        .bind(&shards)
-        .bind(&shard_qty)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| db("release stock", e))?;
+        give_back(&mut tx, &per_user, &QUOTA_GIVE_BACK).await?;
+        give_back(&mut tx, &per_shard, &STOCK_GIVE_BACK).await?;
         tx.commit().await.map_err(|e| db("commit", e))?;
         Ok(expired)
     }
+}
+
+/// How expiry gives a quantity back to one table whose rows are keyed by two columns: the rows
+/// are locked in key order first, so two sweepers sharing a row cannot deadlock.
+struct GiveBack {
+    /// Locks the rows named by `$1` and `$2` (the key columns).
+    lock: &'static str,
+    lock_what: &'static str,
+    /// Subtracts `$3` from the rows named by `$1` and `$2`.
+    release: &'static str,
+    release_what: &'static str,
+}
+
+const QUOTA_GIVE_BACK: GiveBack = GiveBack {
+    lock: "SELECT 1 FROM order_quotas q \
+           JOIN unnest($1::uuid[], $2::uuid[]) AS d(user_id, event_id) \
+             ON q.user_id = d.user_id AND q.event_id = d.event_id \
+           ORDER BY q.user_id, q.event_id FOR UPDATE OF q",
+    lock_what: "lock per-user rows",
+    release: "UPDATE order_quotas q SET committed_qty = q.committed_qty - d.qty \
+              FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS d(user_id, event_id, qty) \
+              WHERE q.user_id = d.user_id AND q.event_id = d.event_id",
+    release_what: "release per-user quantity",
+};
+
+const STOCK_GIVE_BACK: GiveBack = GiveBack {
+    lock: "SELECT 1 FROM event_stock s \
+           JOIN unnest($1::uuid[], $2::smallint[]) AS d(event_id, shard) \
+             ON s.event_id = d.event_id AND s.shard = d.shard \
+           ORDER BY s.event_id, s.shard FOR UPDATE OF s",
+    lock_what: "lock stock",
+    release: "UPDATE event_stock s SET held_qty = s.held_qty - d.qty \
+              FROM unnest($1::uuid[], $2::smallint[], $3::bigint[]) AS d(event_id, shard, qty) \
+              WHERE s.event_id = d.event_id AND s.shard = d.shard",
+    release_what: "release stock",
+};
+
+/// Gives back each key's quantity on `table` (keys sorted by the map, hence locked in order).
+async fn give_back<K>(
+    tx: &mut Tx,
+    amounts: &BTreeMap<(Uuid, K), i64>,
+    table: &GiveBack,
+) -> StoreResult<()>
+where
+    K: Copy + Send + Sync + sqlx::Type<Postgres> + sqlx::postgres::PgHasArrayType,
+    for<'q> K: sqlx::Encode<'q, Postgres>,
+{
+    let (firsts, seconds, qty) = unzip3(
+        amounts
+            .iter()
+            .map(|(&(a, b), &q)| (a, b, q))
+            .collect::<Vec<_>>(),
+    );
+    sqlx::query(table.lock)
+        .bind(&firsts)
+        .bind(&seconds)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db(table.lock_what, e))?;
+    sqlx::query(table.release)
+        .bind(&firsts)
+        .bind(&seconds)
+        .bind(&qty)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| db(table.release_what, e))?;
+    Ok(())
 }
 
 fn unzip3<A, B, C>(v: Vec<(A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {

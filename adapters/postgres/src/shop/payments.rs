@@ -187,14 +187,8 @@ impl PaymentStore for PgShop {
             "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
              WHERE p.id = $1"
         );
-        sqlx::query(&sql)
-            .bind(id.as_uuid())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(|e| db("get payment", e))?
-            .as_ref()
-            .map(row::payment)
-            .transpose()
+        let query = sqlx::query(&sql).bind(id.as_uuid());
+        row::fetch_optional(query, self.pool(), "get payment", row::payment).await
     }
 
     /// SKIP LOCKED leaves out payments being settled at this moment; the timeout sweepers of
@@ -206,15 +200,8 @@ impl PaymentStore for PgShop {
              WHERE p.status = 'REQ' AND p.created_at <= $1 \
              ORDER BY p.created_at, p.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
         );
-        sqlx::query(&sql)
-            .bind(ts(cutoff)?)
-            .bind(limit_param(limit))
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| db("overdue payments", e))?
-            .iter()
-            .map(row::payment)
-            .collect()
+        let query = sqlx::query(&sql).bind(ts(cutoff)?).bind(limit_param(limit));
+        row::fetch_all(query, self.pool(), "overdue payments", row::payment).await
     }
 
     /// Sums of the trigger-maintained counters plus an indexed count of unsent messages.
