@@ -20,8 +20,64 @@ pub use common::{Doorman, Kick, Ports};
 use flash_core::limits::Door;
 use secrecy::ExposeSecret;
 pub use settings::Settings;
+use std::sync::Arc;
 
-/// Every handler, built once from the ports and settings; hosts share it behind an `Arc`.
+/// What runs without a request: promotion, the sweepers, the two bus consumers and what
+/// monitoring reads. It needs no token secret, so the pay processor and the results and sweeper
+/// functions build only this; the HTTP hosts build [`Handlers`] over it.
+pub struct Work {
+    pub promote: queue::PromoteQueues,
+    pub expire_holds: orders::ExpireHolds,
+    pub time_out_payments: payments::TimeOutPayments,
+    /// The payment-results consumer's handler.
+    pub apply_result: Arc<payments::ApplyPaymentResult>,
+    /// The payment processor's handler (the payment-requests consumer).
+    pub process_payment: Arc<pay::ProcessPayment>,
+    pub overview: stats::Overview,
+    /// The monitoring timeline: sampled every second by long-running hosts, read by admins.
+    pub timeline: timeline::Timeline,
+    /// Wakes the promoter when a slot frees or someone joins.
+    pub promotion_kick: Kick,
+    /// Wakes the outbox relay when a payment message is written.
+    pub relay_kick: Kick,
+    /// The configuration as given: token secrets are read only where [`Handlers`] are built.
+    pub settings: Settings,
+    /// What the request handlers count for the timeline.
+    tally: Arc<timeline::Tally>,
+    clock: Arc<dyn flash_core::ports::Clock>,
+}
+
+impl Work {
+    pub fn new(ports: &Ports, settings: Settings) -> Self {
+        let tally = Arc::new(timeline::Tally::default());
+        Work {
+            promote: queue::PromoteQueues::new(ports, &settings.queue).counting(tally.clone()),
+            expire_holds: orders::ExpireHolds::new(ports),
+            time_out_payments: payments::TimeOutPayments::new(ports, &settings.payments),
+            apply_result: Arc::new(payments::ApplyPaymentResult::new(ports)),
+            process_payment: Arc::new(pay::ProcessPayment::new(
+                ports,
+                &settings.pay,
+                &settings.payments.result_queue,
+            )),
+            overview: stats::Overview::new(ports, &settings.queue),
+            timeline: timeline::Timeline::new(ports, &settings.queue, tally.clone()),
+            promotion_kick: Kick::default(),
+            relay_kick: Kick::default(),
+            settings,
+            tally,
+            clock: ports.clock.clone(),
+        }
+    }
+
+    /// The current time of the clock port.
+    pub fn now(&self) -> flash_core::Timestamp {
+        self.clock.now()
+    }
+}
+
+/// The request handlers of the HTTP API and the Socket.IO namespace, built once over the
+/// [`Work`] they kick and count into; hosts share them behind an `Arc`.
 pub struct Handlers {
     pub register: auth::Register,
     pub login: auth::Login,
@@ -34,7 +90,6 @@ pub struct Handlers {
     pub queue_status: queue::QueueStatus,
     pub enter_queue: queue::EnterQueue,
     pub leave_queue: queue::LeaveQueue,
-    pub promote: queue::PromoteQueues,
     pub create_event: events::CreateEvent,
     pub update_event: events::UpdateEvent,
     pub delete_event: events::DeleteEvent,
@@ -43,34 +98,31 @@ pub struct Handlers {
     pub place_order: orders::PlaceOrder,
     pub get_order: orders::GetOrder,
     pub list_orders: orders::ListOrders,
-    pub expire_holds: orders::ExpireHolds,
     pub request_payment: payments::RequestPayment,
-    /// Shared with the bus consumer that applies results.
-    pub apply_result: std::sync::Arc<payments::ApplyPaymentResult>,
     pub callback: payments::PaymentCallback,
-    pub time_out_payments: payments::TimeOutPayments,
-    /// Shared with the bus consumer of payment requests.
-    pub process_payment: std::sync::Arc<pay::ProcessPayment>,
-    pub overview: stats::Overview,
-    /// The monitoring timeline: sampled every second by long-running hosts, read by admins.
-    pub timeline: timeline::Timeline,
-    /// Wakes the promoter when a slot frees or someone joins.
-    pub promotion_kick: Kick,
-    /// Wakes the outbox relay when a payment message is written.
-    pub relay_kick: Kick,
-    pub settings: Settings,
-    clock: std::sync::Arc<dyn flash_core::ports::Clock>,
+    pub work: Arc<Work>,
 }
 
 impl Handlers {
     /// The current time of the clock port (hosts use it to verify tokens).
     pub fn now(&self) -> flash_core::Timestamp {
-        self.clock.now()
+        self.work.now()
     }
 
+    /// The settings of the work under the handlers (their token secrets are in the tokens).
+    pub fn settings(&self) -> &Settings {
+        &self.work.settings
+    }
+
+    /// Every handler over `ports`, with `settings` (its token secrets set).
     pub fn new(ports: &Ports, settings: Settings) -> Self {
-        let promotion_kick = Kick::default();
-        let relay_kick = Kick::default();
+        let work = Arc::new(Work::new(ports, settings.clone()));
+        Handlers::over(work, ports, &settings)
+    }
+
+    /// The request handlers over `work`; `settings` are the work's with the token secrets
+    /// resolved.
+    pub fn over(work: Arc<Work>, ports: &Ports, settings: &Settings) -> Self {
         let tokens = auth::Tokens::new(&settings.auth);
         let access = auth::Access::new(
             tokens.clone(),
@@ -86,13 +138,12 @@ impl Handlers {
         let door = |door, per_addr, per_user| {
             Doorman::new(ports.limiter.clone(), door, per_addr, per_user)
         };
-        let tally = std::sync::Arc::new(timeline::Tally::default());
         let join_queue = queue::JoinQueue::new(
             ports,
-            promotion_kick.clone(),
+            work.promotion_kick.clone(),
             door(Door::Enqueue, l.enqueue_per_addr, l.enqueue_per_user),
         )
-        .counting(tally.clone());
+        .counting(work.tally.clone());
         let event_cache = join_queue.event_cache();
         Handlers {
             register: auth::Register::new(
@@ -114,12 +165,11 @@ impl Handlers {
             join_queue,
             queue_status: queue::QueueStatus::new(ports, &settings.queue, gate.clone()),
             enter_queue: queue::EnterQueue::new(ports, &settings.queue, gate.clone()),
-            leave_queue: queue::LeaveQueue::new(ports, promotion_kick.clone()),
-            promote: queue::PromoteQueues::new(ports, &settings.queue).counting(tally.clone()),
+            leave_queue: queue::LeaveQueue::new(ports, work.promotion_kick.clone()),
             create_event: events::CreateEvent::new(ports),
             update_event: events::UpdateEvent::new(ports)
                 .invalidating(event_cache.clone())
-                .counting(tally.clone()),
+                .counting(work.tally.clone()),
             delete_event: events::DeleteEvent::new(ports).invalidating(event_cache),
             get_event: events::GetEvent::new(ports),
             list_events: events::ListEvents::new(ports),
@@ -128,33 +178,20 @@ impl Handlers {
                 &settings.orders,
                 &settings.queue,
                 gate.clone(),
-                promotion_kick.clone(),
+                work.promotion_kick.clone(),
                 door(Door::Order, l.order_per_addr, l.order_per_user),
             ),
             get_order: orders::GetOrder::new(ports),
             list_orders: orders::ListOrders::new(ports),
-            expire_holds: orders::ExpireHolds::new(ports),
             request_payment: payments::RequestPayment::new(
                 ports,
                 &settings.payments,
-                relay_kick.clone(),
+                work.relay_kick.clone(),
                 door(Door::Payment, l.payment_per_addr, l.payment_per_user),
             ),
-            apply_result: std::sync::Arc::new(payments::ApplyPaymentResult::new(ports)),
             callback: payments::PaymentCallback::new(ports, &settings.payments),
-            time_out_payments: payments::TimeOutPayments::new(ports, &settings.payments),
-            process_payment: std::sync::Arc::new(pay::ProcessPayment::new(
-                ports,
-                &settings.pay,
-                &settings.payments.result_queue,
-            )),
-            overview: stats::Overview::new(ports, &settings.queue),
-            timeline: timeline::Timeline::new(ports, &settings.queue, tally),
             tokens,
-            clock: ports.clock.clone(),
-            promotion_kick,
-            relay_kick,
-            settings,
+            work: work.clone(),
         }
     }
 }

@@ -58,7 +58,7 @@ async fn run(case: Arc<Case>, op: Op) {
                     .await;
         }
         Op::Promote => {
-            let _ = w.h.promote.handle(&cx()).await;
+            let _ = w.h.work.promote.handle(&cx()).await;
         }
         Op::Order { user, qty, key } => {
             let mut c: Context = as_user(&case.users[user]);
@@ -94,7 +94,7 @@ async fn run(case: Arc<Case>, op: Op) {
                     processed_at: "2025-11-03T10:00:00.000Z".into(),
                     message: None,
                 };
-                let _ = w.h.apply_result.handle(&cx(), &msg).await;
+                let _ = w.h.work.apply_result.handle(&cx(), &msg).await;
             }
         }
         Op::Leave(u) => {
@@ -105,8 +105,8 @@ async fn run(case: Arc<Case>, op: Op) {
         }
         Op::Tick(ms) => {
             w.advance(ms);
-            let _ = w.h.time_out_payments.handle(&cx()).await;
-            let _ = w.h.expire_holds.handle(&cx()).await;
+            let _ = w.h.work.time_out_payments.handle(&cx()).await;
+            let _ = w.h.work.expire_holds.handle(&cx()).await;
         }
     }
 }

@@ -22,9 +22,9 @@ fn request() -> PaymentRequestMessage {
 async fn the_processor_publishes_one_result_per_payment_even_when_redelivered() {
     let w = world();
     let req = request();
-    let first = w.h.process_payment.handle(&cx(), &req).await.unwrap();
+    let first = w.h.work.process_payment.handle(&cx(), &req).await.unwrap();
     assert!(first.published);
-    let again = w.h.process_payment.handle(&cx(), &req).await.unwrap();
+    let again = w.h.work.process_payment.handle(&cx(), &req).await.unwrap();
     assert_eq!(again.verdict, first.verdict);
     assert!(!again.published);
     assert_eq!(w.bus.len("payments_result"), 1);
@@ -45,7 +45,8 @@ async fn the_success_rate_decides_the_verdicts() {
         let w = world_with(s);
         for _ in 0..5 {
             assert_eq!(
-                w.h.process_payment
+                w.h.work
+                    .process_payment
                     .handle(&cx(), &request())
                     .await
                     .unwrap()
@@ -63,7 +64,11 @@ async fn the_processing_latency_uses_the_clock() {
     s.pay.max_latency = std::time::Duration::from_millis(1000);
     let w = world_with(s);
     let before = w.now();
-    w.h.process_payment.handle(&cx(), &request()).await.unwrap();
+    w.h.work
+        .process_payment
+        .handle(&cx(), &request())
+        .await
+        .unwrap();
     assert_eq!(w.now().millis() - before.millis(), 1000);
 }
 
@@ -72,7 +77,12 @@ async fn a_request_with_bad_ids_is_malformed() {
     let w = world();
     let mut req = request();
     req.order_id = "x".into();
-    let e = w.h.process_payment.handle(&cx(), &req).await.unwrap_err();
+    let e =
+        w.h.work
+            .process_payment
+            .handle(&cx(), &req)
+            .await
+            .unwrap_err();
     assert!(matches!(e, ProcessError::Malformed(_)));
     assert_eq!(w.bus.len("payments_result"), 0);
 }

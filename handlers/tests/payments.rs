@@ -108,7 +108,8 @@ async fn an_ok_result_makes_the_order_paid_and_moves_stock_to_sold() {
             .await
             .unwrap();
     let applied =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p, Verdict::Ok))
             .await
             .unwrap();
@@ -136,18 +137,21 @@ async fn duplicate_and_late_results_never_change_a_paid_order() {
             .handle(&as_user(&u), pay_req(o.id))
             .await
             .unwrap();
-    w.h.apply_result
+    w.h.work
+        .apply_result
         .handle(&cx(), &result(&p, Verdict::Ok))
         .await
         .unwrap();
     let dup =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p, Verdict::Ok))
             .await
             .unwrap();
     assert!(matches!(dup, ResultApplied::Unchanged(_)));
     let late =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p, Verdict::Fail))
             .await
             .unwrap();
@@ -168,7 +172,8 @@ async fn a_failed_payment_keeps_the_stock_and_can_be_retried() {
             .handle(&as_user(&u), pay_req(o.id))
             .await
             .unwrap();
-    w.h.apply_result
+    w.h.work
+        .apply_result
         .handle(&cx(), &result(&p, Verdict::Fail))
         .await
         .unwrap();
@@ -181,7 +186,8 @@ async fn a_failed_payment_keeps_the_stock_and_can_be_retried() {
             .unwrap();
     assert_ne!(retry.id, p.id);
     assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
-    w.h.apply_result
+    w.h.work
+        .apply_result
         .handle(&cx(), &result(&retry, Verdict::Ok))
         .await
         .unwrap();
@@ -201,12 +207,13 @@ async fn money_taken_for_an_expired_order_is_flagged_for_refund() {
             .unwrap();
     // The processor does not answer in time: the payment times out, then the hold expires.
     w.advance(60_000);
-    assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
     w.advance(600_000);
-    assert_eq!(w.h.expire_holds.handle(&cx()).await.unwrap().len(), 1);
+    assert_eq!(w.h.work.expire_holds.handle(&cx()).await.unwrap().len(), 1);
     // ...and then the processor says it charged the card.
     let late =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p, Verdict::Ok))
             .await
             .unwrap();
@@ -229,9 +236,10 @@ async fn a_late_success_after_a_timeout_still_pays_an_order_that_is_held() {
             .await
             .unwrap();
     w.advance(60_000);
-    assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
     let late =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p, Verdict::Ok))
             .await
             .unwrap();
@@ -251,7 +259,8 @@ async fn a_second_success_for_a_paid_order_is_flagged_for_refund() {
             .handle(&as_user(&u), pay_req(o.id))
             .await
             .unwrap();
-    w.h.apply_result
+    w.h.work
+        .apply_result
         .handle(&cx(), &result(&p1, Verdict::Fail))
         .await
         .unwrap();
@@ -260,13 +269,15 @@ async fn a_second_success_for_a_paid_order_is_flagged_for_refund() {
             .handle(&as_user(&u), pay_req(o.id))
             .await
             .unwrap();
-    w.h.apply_result
+    w.h.work
+        .apply_result
         .handle(&cx(), &result(&p2, Verdict::Ok))
         .await
         .unwrap();
     // The first attempt's FAIL is final: a contradicting OK for it is not applied twice.
     let r =
-        w.h.apply_result
+        w.h.work
+            .apply_result
             .handle(&cx(), &result(&p1, Verdict::Ok))
             .await
             .unwrap();
@@ -287,7 +298,14 @@ async fn a_payment_in_flight_keeps_its_order_from_expiring() {
         .await
         .unwrap();
     w.advance(20_000);
-    assert!(w.h.expire_holds.handle(&cx()).await.unwrap().is_empty());
+    assert!(
+        w.h.work
+            .expire_holds
+            .handle(&cx())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
 }
 
@@ -441,9 +459,9 @@ async fn a_payment_that_times_out_fails_its_order() {
         .await
         .unwrap();
     w.advance(59_000);
-    assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 0);
+    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 0);
     w.advance(1_000);
-    assert_eq!(w.h.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
     assert_eq!(w.order(o.id).await.status, OrderStatus::Fail);
 }
 
@@ -459,10 +477,10 @@ async fn a_result_with_bad_ids_is_malformed() {
         processed_at: "x".into(),
         message: None,
     };
-    let e = w.h.apply_result.handle(&cx(), &m).await.unwrap_err();
+    let e = w.h.work.apply_result.handle(&cx(), &m).await.unwrap_err();
     assert!(matches!(e, PaymentError::Malformed(_)));
     m.payment_id = uuid::Uuid::new_v4().to_string();
-    let e = w.h.apply_result.handle(&cx(), &m).await.unwrap_err();
+    let e = w.h.work.apply_result.handle(&cx(), &m).await.unwrap_err();
     assert!(matches!(e, PaymentError::PaymentNotFound));
 }
 

@@ -165,7 +165,7 @@ impl World {
     /// Enqueues `p` for `scope`, promotes, and returns the admitted ticket.
     pub async fn admit(&self, p: &Principal, scope: QueueScope) -> Ticket {
         let t = self.h.join_queue.handle(&as_user(p), scope).await.unwrap();
-        self.h.promote.handle(&cx()).await.unwrap();
+        self.h.work.promote.handle(&cx()).await.unwrap();
         let t = self.queue.ticket(t.id, self.now()).await.unwrap().unwrap();
         assert!(
             t.state.is_admitted(),

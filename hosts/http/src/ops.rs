@@ -2,8 +2,8 @@
 //! `/openapi.json`.
 
 use crate::metrics::{LegacyText, live_body};
-use crate::state::AppState;
-use axum::extract::State;
+use crate::state::OpsState;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,7 +13,12 @@ use flash_core::domain::QueueScope;
 use serde_json::{Map, Value, json};
 use std::time::Instant;
 
-pub fn ops_routes() -> Router<AppState> {
+/// The operations routes, on any state they can be read from.
+pub fn ops_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    OpsState: FromRef<S>,
+{
     Router::new()
         .route("/live", get(|| async { live_body() }))
         .route("/ready", get(ready))
@@ -24,7 +29,7 @@ pub fn ops_routes() -> Router<AppState> {
 
 /// The document of what this instance serves: one service's operations on a pod, all of them
 /// on `flash up` and Lambda.
-async fn openapi(State(s): State<AppState>) -> Json<Value> {
+async fn openapi(State(s): State<OpsState>) -> Json<Value> {
     Json(match (s.services.gateway, s.services.api) {
         (true, false) => crate::openapi::document_for("gateway"),
         (false, true) => crate::openapi::document_for("api"),
@@ -33,7 +38,7 @@ async fn openapi(State(s): State<AppState>) -> Json<Value> {
 }
 
 /// Pings every dependency in parallel, each bounded by the health timeout.
-async fn checks(s: &AppState) -> (bool, Map<String, Value>) {
+async fn checks(s: &OpsState) -> (bool, Map<String, Value>) {
     let pings = s.health.iter().map(|check| async move {
         let started = Instant::now();
         let outcome = tokio::time::timeout(s.health_timeout, check.ping()).await;
@@ -55,7 +60,7 @@ async fn checks(s: &AppState) -> (bool, Map<String, Value>) {
     (all_up, map)
 }
 
-async fn ready(State(s): State<AppState>) -> Response {
+async fn ready(State(s): State<OpsState>) -> Response {
     let (up, checks) = checks(&s).await;
     let status = if up {
         StatusCode::OK
@@ -67,7 +72,7 @@ async fn ready(State(s): State<AppState>) -> Response {
 }
 
 /// The legacy health report; 503 with the same shape when a dependency is down.
-async fn health(State(s): State<AppState>) -> Response {
+async fn health(State(s): State<OpsState>) -> Response {
     let (up, checks) = checks(&s).await;
     let status = if up {
         StatusCode::OK
@@ -76,7 +81,7 @@ async fn health(State(s): State<AppState>) -> Response {
     };
     let body = json!({
         "status": if up { "ok" } else { "error" },
-        "timestamp": s.handlers.now().to_iso(),
+        "timestamp": s.work.now().to_iso(),
         "uptime": s.started.elapsed().as_secs_f64(),
         "checks": checks,
     });
@@ -85,7 +90,7 @@ async fn health(State(s): State<AppState>) -> Response {
 
 /// Orders and payments of each active event line's event, by outcome (the monitoring page's
 /// per-line chart; the site-wide line's are the unlabelled legacy counters).
-async fn line_shop_counts(s: &AppState, lines: &[EventId], t: &mut LegacyText) {
+async fn line_shop_counts(s: &OpsState, lines: &[EventId], t: &mut LegacyText) {
     const ORDERS: &str = "flash_line_orders_total";
     const ORDERS_HELP: &str = "Orders of each active event line's event, by outcome (created: all)";
     const PAYMENTS: &str = "flash_line_payments_total";
@@ -93,7 +98,7 @@ async fn line_shop_counts(s: &AppState, lines: &[EventId], t: &mut LegacyText) {
     t.declare_counter(ORDERS, ORDERS_HELP)
         .declare_counter(PAYMENTS, PAYMENTS_HELP);
     for &event in lines {
-        let c = match s.handlers.overview.event_shop(event).await {
+        let c = match s.work.overview.event_shop(event).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, %event, "line order figures unavailable for /metrics");
@@ -126,12 +131,12 @@ async fn line_shop_counts(s: &AppState, lines: &[EventId], t: &mut LegacyText) {
 }
 
 /// The registry plus the legacy metrics, computed from counters and per-queue figures (no scans).
-async fn metrics(State(s): State<AppState>) -> Response {
+async fn metrics(State(s): State<OpsState>) -> Response {
     let mut t = LegacyText::new();
-    let now = s.handlers.now();
+    let now = s.work.now();
     let mut lines = Vec::new();
     if s.services.gateway || s.services.api {
-        match s.handlers.overview.queues().await {
+        match s.work.overview.queues().await {
             Ok(queues) => {
                 lines = queues.iter().filter_map(|q| q.scope.event()).collect();
                 let (mut waiting, mut ready, mut used) = (0u64, 0u64, 0u64);
@@ -194,7 +199,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         );
     }
     if s.services.api {
-        match s.handlers.overview.shop().await {
+        match s.work.overview.shop().await {
             Ok(c) => {
                 t.counter(
                     "orders_created_total",

@@ -416,7 +416,13 @@ async fn timeline(
             _ => {}
         }
     }
-    let view = s.handlers.timeline.read(&cx, query).await.map_err(fail)?;
+    let view = s
+        .handlers
+        .work
+        .timeline
+        .read(&cx, query)
+        .await
+        .map_err(fail)?;
     Ok(ok(views::timeline(&query.line.to_string(), &view)))
 }
 

@@ -107,7 +107,7 @@ async fn authenticate(
         .or_else(|| {
             state
                 .handlers
-                .settings
+                .settings()
                 .auth
                 .socket_token_in_query
                 .then(from_query)
@@ -154,7 +154,7 @@ async fn close_lapsed_sessions(io: SocketIo, state: AppState) {
 }
 
 async fn on_connect(s: SocketRef, State(state): State<AppState>) {
-    let capacity = state.handlers.settings.queue.capacity;
+    let capacity = state.handlers.settings().queue.capacity;
     let _ = s.emit("queue:config", &json!({ "readyCapacity": capacity }));
     s.on("queue/join", on_join);
     s.on("queue/leave", on_leave);
@@ -425,7 +425,7 @@ async fn push_notice(io: SocketIo, state: AppState, room: String, notice: QueueN
     }
     // A promotion sets expires_at = promoted_at + gate TTL.
     if let Some(expires) = notice.expires_at {
-        let ttl = i64::try_from(state.handlers.settings.queue.gate_ttl.as_millis()).unwrap_or(0);
+        let ttl = i64::try_from(state.handlers.settings().queue.gate_ttl.as_millis()).unwrap_or(0);
         let promoted_at = expires.saturating_sub(ttl);
         let late_ms = state
             .handlers
@@ -434,6 +434,7 @@ async fn push_notice(io: SocketIo, state: AppState, room: String, notice: QueueN
             .saturating_sub(promoted_at)
             .max(0);
         state
+            .ops
             .metrics
             .queue_ready_push_seconds
             .observe(late_ms as f64 / 1000.0);

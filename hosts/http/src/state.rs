@@ -1,9 +1,10 @@
 //! What every route and socket handler shares.
 
 use crate::metrics::Metrics;
+use axum::extract::FromRef;
 use flash_core::budget::Budgets;
 use flash_core::ports::HealthCheck;
-use flash_handlers::Handlers;
+use flash_handlers::{Handlers, Work};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,9 +39,12 @@ pub trait DbStatsSource: Send + Sync {
     async fn db_stats(&self) -> Vec<(&'static str, &'static str, &'static str, f64)>;
 }
 
+/// What the operations endpoints (`/live`, `/ready`, `/health`, `/metrics`, `/openapi.json`)
+/// read. Every host has it; the payment processor serves nothing else.
 #[derive(Clone)]
-pub struct AppState {
-    pub handlers: Arc<Handlers>,
+pub struct OpsState {
+    /// The background work, for the clock and the shop and queue figures of `/metrics`.
+    pub work: Arc<Work>,
     pub metrics: Metrics,
     /// Dependencies `/ready` and `/health` check.
     pub health: Arc<Vec<Arc<dyn HealthCheck>>>,
@@ -50,7 +54,21 @@ pub struct AppState {
     pub services: Services,
     /// Per-check timeout of `/ready` and `/health`.
     pub health_timeout: Duration,
+    pub started: std::time::Instant,
+}
+
+/// What the API routes and the Socket.IO namespace share: their handlers and the operations
+/// state.
+#[derive(Clone)]
+pub struct AppState {
+    pub handlers: Arc<Handlers>,
+    pub ops: OpsState,
     /// Socket.IO position refresh period.
     pub ws_refresh: Duration,
-    pub started: std::time::Instant,
+}
+
+impl FromRef<AppState> for OpsState {
+    fn from_ref(state: &AppState) -> OpsState {
+        state.ops.clone()
+    }
 }

@@ -20,7 +20,7 @@ use flash_handlers::timeline::{HostCounters, SampleScope};
 use flash_handlers::{Handlers, Ports, Settings};
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
-use flash_http::state::{AppState, Services};
+use flash_http::state::{AppState, OpsState, Services};
 use hmac::{Hmac, Mac};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -97,15 +97,18 @@ impl Api {
         let handlers = Arc::new(Handlers::new(&ports, settings));
         let health: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(faults.clone())];
         let state = AppState {
+            ops: OpsState {
+                work: handlers.work.clone(),
+                metrics: Metrics::new().expect("metrics registry"),
+                health: Arc::new(health),
+                db_stats: None,
+                budgets,
+                services: Services::ALL,
+                health_timeout: Duration::from_secs(1),
+                started: Instant::now(),
+            },
             handlers: handlers.clone(),
-            metrics: Metrics::new().expect("metrics registry"),
-            health: Arc::new(health),
-            db_stats: None,
-            budgets,
-            services: Services::ALL,
-            health_timeout: Duration::from_secs(1),
             ws_refresh: Duration::from_secs(1),
-            started: Instant::now(),
         };
         let app = flash_http::app(state, &HttpLayersConfig::new("flash"));
         Api {
@@ -145,6 +148,7 @@ impl Api {
     /// One promotion pass, as the background promoter would run it.
     async fn promote(&self) {
         self.handlers
+            .work
             .promote
             .handle(&Context::new("t"))
             .await
@@ -1930,6 +1934,7 @@ async fn an_expired_hold_is_reported_and_can_no_longer_be_paid() {
         .advance(settings().orders.hold_ttl + Duration::from_secs(1));
     let expired = api
         .handlers
+        .work
         .expire_holds
         .handle(&Context::new("t"))
         .await
@@ -2469,15 +2474,18 @@ async fn a_gateway_only_router_does_not_serve_api_routes() {
     let faults = Faults::default();
     let api = Api::new();
     let state = AppState {
+        ops: OpsState {
+            work: api.handlers.work.clone(),
+            metrics: Metrics::new().expect("metrics"),
+            health: Arc::new(vec![Arc::new(faults) as Arc<dyn HealthCheck>]),
+            db_stats: None,
+            budgets: Budgets::default(),
+            services: Services::GATEWAY,
+            health_timeout: Duration::from_secs(1),
+            started: Instant::now(),
+        },
         handlers: api.handlers.clone(),
-        metrics: Metrics::new().expect("metrics"),
-        health: Arc::new(vec![Arc::new(faults) as Arc<dyn HealthCheck>]),
-        db_stats: None,
-        budgets: Budgets::default(),
-        services: Services::GATEWAY,
-        health_timeout: Duration::from_secs(1),
         ws_refresh: Duration::from_secs(1),
-        started: Instant::now(),
     };
     let gateway = Api {
         app: flash_http::app(state, &HttpLayersConfig::new("gateway")),
@@ -2506,6 +2514,7 @@ async fn sample(api: &Api, requests: u64, client_errors: u64, server_errors: u64
         (f64::INFINITY, requests),
     ];
     api.handlers
+        .work
         .timeline
         .sample(
             HostCounters {

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use flash_adapter_sqs::{Received, Settled, SqsBus, queue_name_from_arn};
-use flash_handlers::Handlers;
+use flash_handlers::Work;
 use flash_http::metrics::Metrics;
 use flash_runtime::consumers::{Consumer, Consumes};
 use flash_runtime::worker::MessageHandler;
@@ -105,13 +105,13 @@ pub async fn handle_batch(
 }
 
 /// The main of an SQS-triggered function: its configuration and backends for `kind`, then the
-/// consumer `consumer` builds from its handlers on every batch.
+/// consumer `consumer` builds from its background work on every batch.
 pub async fn serve<H: Consumes>(
     kind: crate::Kind,
-    consumer: fn(&Handlers, Metrics) -> Consumer<H>,
+    consumer: fn(&Work, Metrics) -> Consumer<H>,
 ) -> Result<(), crate::BoxError> {
     let function = std::sync::Arc::new(crate::Function::init(kind).await?);
-    let handler = consumer(&function.app.handlers, function.app.metrics.clone());
+    let handler = consumer(&function.app.work, function.app.metrics.clone());
     run(function, std::sync::Arc::new(handler)).await
 }
 

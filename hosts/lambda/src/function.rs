@@ -1,10 +1,11 @@
-//! What every function builds at init: configuration, stores, the SQS bus and the handlers.
+//! What every function builds at init: configuration, stores, the SQS bus and the background
+//! work (the HTTP function adds the request handlers, [`crate::http::HttpFunction`]).
 
 use crate::BoxError;
 use crate::config::LambdaConfig;
 use flash_adapter_sqs::{SqsBus, validate_queue_name};
 use flash_runtime::config::ConfigError;
-use flash_wiring::{App, BusWiring, Secrets, StoreNeeds};
+use flash_wiring::{App, BusWiring, StoreNeeds};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,17 +36,9 @@ impl Kind {
             required: true,
         }
     }
-
-    /// Only the HTTP function signs and verifies tokens: the others never see a secret.
-    fn secrets(self) -> Secrets {
-        match self {
-            Kind::Http => Secrets::Required { refresh: true },
-            Kind::Pay | Kind::Results | Kind::Sweeper => Secrets::RandomWhenUnset,
-        }
-    }
 }
 
-/// A function's application (wired ports and handlers), built once per execution environment
+/// A function's application (wired ports and background work), built once per execution environment
 /// (Lambda reuses it across invocations until the environment is recycled).
 pub struct Function {
     pub kind: Kind,
@@ -94,7 +87,7 @@ impl Function {
             health: Some(Arc::new(bus.health(payments.request_queue.clone()))),
             name: Some("sqs"),
         };
-        let app = App::build(&config.app, kind.needs(), kind.secrets(), wiring)?;
+        let app = App::build(&config.app, kind.needs(), wiring)?;
         tracing::info!(function = kind.binary(), backends = ?app.described, "initialised");
         Ok(Function {
             kind,

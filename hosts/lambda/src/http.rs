@@ -11,7 +11,9 @@ use flash_core::domain::RateDecision;
 use flash_core::limits::{Door, RateKey};
 use flash_http::error::ApiError;
 use flash_http::state::Services;
+use flash_runtime::config::ConfigError;
 use flash_runtime::jobs::{promote_once, relay_outbox};
+use flash_wiring::Secrets;
 use futures::FutureExt;
 use http::Uri;
 use lambda_http::request::RequestContext;
@@ -29,14 +31,17 @@ pub struct HttpFunction {
 }
 
 impl HttpFunction {
-    pub fn new(function: Arc<Function>) -> Self {
+    /// The function's router over the site's handlers; the only function that signs and
+    /// verifies tokens, so both secrets are required.
+    pub fn new(function: Arc<Function>) -> Result<Self, ConfigError> {
+        let site = function.app.site(Secrets::Required { refresh: true })?;
         // Lambda receives whole bodies from the ALB; the read timeout bounds nothing slower here.
-        let state = function.app.state(Services::ALL);
+        let state = function.app.state(site, Services::ALL);
         let layers = function.config.app.layers("lambda");
-        HttpFunction {
+        Ok(HttpFunction {
             router: flash_http::app(state, &layers),
             function,
-        }
+        })
     }
 
     /// The router the function serves, built exactly as the pods build theirs.
@@ -61,7 +66,7 @@ impl HttpFunction {
             self.promote_throttled().await;
         }
         let response = self.router.clone().oneshot(request).await?;
-        let h = &self.function.app.handlers;
+        let h = &self.function.app.work;
         if taken(&h.relay_kick) {
             self.relay().await;
         }
@@ -104,12 +109,12 @@ impl HttpFunction {
                 &RateKey::global(Door::Promotion),
                 1,
                 window,
-                f.app.handlers.now(),
+                f.app.work.now(),
             )
             .await;
         match decision {
             Ok(RateDecision::Allowed) => {
-                if let Err(e) = promote_once(&f.app.handlers, &f.app.metrics).await {
+                if let Err(e) = promote_once(&f.app.work, &f.app.metrics).await {
                     tracing::warn!(error = %e, "promotion failed");
                 }
             }

@@ -48,7 +48,7 @@ pub async fn sweep_window(f: &Function) -> SweepReport {
 /// One pass: runs every step, even after one fails.
 pub async fn sweep(f: &Function) -> SweepReport {
     let mut errors = Vec::new();
-    let h = &f.app.handlers;
+    let h = &f.app.work;
     let holds_expired = record(&mut errors, "hold-expiry", expire_holds_once(h).await);
     let payments_timed_out = record(
         &mut errors,

@@ -212,7 +212,7 @@ async fn via_router(app: &HttpFunction, r: &Req<'_>) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_format_gets_the_pod_routers_answer() {
     let world = World::new("events").await;
-    let app = HttpFunction::new(world.function(Kind::Http));
+    let app = HttpFunction::new(world.function(Kind::Http)).expect("the HTTP function");
     let origin = [("origin", "https://www.highgarden.cloud")];
     let cases = [
         Req {
@@ -292,7 +292,7 @@ async fn every_event_format_gets_the_pod_routers_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buyer_registers_by_alb_logs_in_by_rest_api_and_reads_orders_by_http_api() {
     let world = World::new("formats").await;
-    let app = HttpFunction::new(world.function(Kind::Http));
+    let app = HttpFunction::new(world.function(Kind::Http)).expect("the HTTP function");
     let credentials = json!({"userId": "lambda01", "password": "testtest"});
     let register = Req {
         method: "POST",
@@ -340,7 +340,7 @@ async fn a_buyer_registers_by_alb_logs_in_by_rest_api_and_reads_orders_by_http_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_function_does_not_serve_metrics_publicly() {
     let world = World::new("metrics").await;
-    let app = HttpFunction::new(world.function(Kind::Http));
+    let app = HttpFunction::new(world.function(Kind::Http)).expect("the HTTP function");
     let metrics = Req {
         method: "GET",
         path: "/metrics",

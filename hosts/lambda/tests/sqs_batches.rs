@@ -105,7 +105,7 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
         "postgres://postgres@127.0.0.1:1/unreachable",
     );
     let function = world.function(Kind::Results);
-    let handler = Consumer::payment_results(&function.app.handlers, function.app.metrics.clone());
+    let handler = Consumer::payment_results(&function.app.work, function.app.metrics.clone());
     let queue = world.result_queue().to_owned();
     let result = PaymentResultMessage {
         request_id: "req-1".into(),

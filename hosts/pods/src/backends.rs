@@ -8,7 +8,7 @@ use flash_adapter_memory as memory;
 use flash_adapter_rabbitmq as amqp;
 use flash_core::ports::*;
 use flash_runtime::config::parse_secret;
-use flash_wiring::{App, AppConfig, BuildError, BusWiring, Secrets, StoreNeeds, WiringError};
+use flash_wiring::{App, AppConfig, BuildError, BusWiring, StoreNeeds, WiringError};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -59,7 +59,6 @@ impl Backends {
         config: &AppConfig,
         bus: &BusConfig,
         needs: Needs,
-        secrets: Secrets,
     ) -> Result<Backends, BuildError> {
         let rabbitmq_url = bus.rabbitmq_url.as_ref().filter(|_| needs.bus);
         if needs.required && needs.bus && rabbitmq_url.is_none() {
@@ -93,7 +92,7 @@ impl Backends {
             redis: needs.redis,
             required: needs.required,
         };
-        let app = App::build(config, store_needs, secrets, wiring)?;
+        let app = App::build(config, store_needs, wiring)?;
         Ok(Backends { app, bus: kind })
     }
 

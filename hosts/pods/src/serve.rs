@@ -64,12 +64,14 @@ impl Role {
         }
     }
 
-    /// Only the gateway signs refresh tokens; the other pods verify access tokens only.
-    fn secrets(self) -> Secrets {
+    /// Only the gateway signs refresh tokens and the api verifies access tokens; the payment
+    /// processor serves no API, so it builds no request handlers and reads no token secret.
+    fn secrets(self) -> Option<Secrets> {
         match self {
-            Role::Gateway => Secrets::Required { refresh: true },
-            Role::Api | Role::Pay => Secrets::Required { refresh: false },
-            Role::All => Secrets::RandomWhenUnset,
+            Role::Gateway => Some(Secrets::Required { refresh: true }),
+            Role::Api => Some(Secrets::Required { refresh: false }),
+            Role::Pay => None,
+            Role::All => Some(Secrets::RandomWhenUnset),
         }
     }
 
@@ -159,23 +161,28 @@ pub struct Assembled {
 /// Connects the backends `role` needs, builds its router and spawns its background work (which
 /// starts at once; the listener is bound by [`Assembled::serve`]).
 pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assembled, BoxError> {
-    let backends = Backends::connect(&c.app, &c.bus, role.needs(), role.secrets())?;
+    let backends = Backends::connect(&c.app, &c.bus, role.needs())?;
     let app = &backends.app;
-    let handlers = &app.handlers;
-    let settings = &handlers.settings;
+    let work = &app.work;
+    let settings = &work.settings;
     let mut tasks = TaskSet::new(shutdown);
     let layers = c.app.layers(role.name());
-    let state = app.state(role.services());
-    let router = if role.services().gateway {
-        let (router, socket_tasks) =
-            flash_http::app_with_socket(state, &layers, app.ports.notifier.clone());
-        for t in socket_tasks {
-            // Push loops: nothing in flight to let finish.
-            tasks.adopt_abortable(t);
+    let router = match role.secrets() {
+        None => flash_http::ops_app(app.ops(role.services()), &layers),
+        Some(secrets) => {
+            let state = app.state(app.site(secrets)?, role.services());
+            if role.services().gateway {
+                let (router, socket_tasks) =
+                    flash_http::app_with_socket(state, &layers, app.ports.notifier.clone());
+                for t in socket_tasks {
+                    // Push loops: nothing in flight to let finish.
+                    tasks.adopt_abortable(t);
+                }
+                router
+            } else {
+                flash_http::app(state, &layers)
+            }
         }
-        router
-    } else {
-        flash_http::app(state, &layers)
     };
     // The gateway promotes when a buyer joins or leaves; the api when an order spends an
     // admission or takes the last ticket (SPEC §4: the line closes within a pass, not a period).
@@ -184,7 +191,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
     if role.services().gateway || role.services().api {
         jobs::spawn_promoter(
             &mut tasks,
-            handlers.clone(),
+            work.clone(),
             app.metrics.clone(),
             settings.queue.promotion_interval,
         );
@@ -194,7 +201,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
         // the order and payment counts are read where the order store is (the api).
         flash_runtime::sampler::spawn_sampler(
             &mut tasks,
-            handlers.clone(),
+            work.clone(),
             app.metrics.clone(),
             flash_handlers::timeline::SampleScope {
                 queues: true,
@@ -205,11 +212,11 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
     let concurrency = settings.pay.concurrency;
     let prefetch = u16::try_from(concurrency).unwrap_or(u16::MAX);
     if role.services().api {
-        jobs::spawn_sweepers(&mut tasks, handlers.clone(), Duration::from_secs(1));
+        jobs::spawn_sweepers(&mut tasks, work.clone(), Duration::from_secs(1));
         if c.outbox_relay {
             jobs::spawn_relay(
                 &mut tasks,
-                handlers,
+                work,
                 app.outbox.clone(),
                 app.ports.bus.clone(),
                 app.ports.clock.clone(),
@@ -221,7 +228,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
     // The bus consumers of this role, each on its queue.
     let mut consumers: Vec<(&'static str, &str, Arc<dyn MessageHandler>)> = Vec::new();
     if role.services().api {
-        let results = Consumer::payment_results(handlers, app.metrics.clone());
+        let results = Consumer::payment_results(work, app.metrics.clone());
         consumers.push((
             "payment-results",
             &settings.payments.result_queue,
@@ -229,7 +236,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
         ));
     }
     if matches!(role, Role::Pay | Role::All) {
-        let requests = Consumer::payment_requests(handlers, app.metrics.clone());
+        let requests = Consumer::payment_requests(work, app.metrics.clone());
         consumers.push((
             "pay-worker",
             &settings.payments.request_queue,

@@ -7,7 +7,7 @@ use flash_core::domain::ResultApplied;
 use flash_core::messages::{Envelope, PaymentRequestMessage, PaymentResultMessage};
 use flash_core::ports::Disposition;
 use flash_core::{Classify, Context, ErrorKind};
-use flash_handlers::Handlers;
+use flash_handlers::Work;
 use flash_handlers::pay::ProcessPayment;
 use flash_handlers::payments::ApplyPaymentResult;
 use flash_metrics::Metrics;
@@ -142,22 +142,22 @@ pub struct Consumer<H> {
 
 impl Consumer<ApplyPaymentResult> {
     /// The payment-results consumer on `payments_result` (the settings' result queue).
-    pub fn payment_results(handlers: &Handlers, metrics: Metrics) -> Self {
+    pub fn payment_results(work: &Work, metrics: Metrics) -> Self {
         Consumer {
-            handler: handlers.apply_result.clone(),
+            handler: work.apply_result.clone(),
             metrics,
-            queue: handlers.settings.payments.result_queue.clone(),
+            queue: work.settings.payments.result_queue.clone(),
         }
     }
 }
 
 impl Consumer<ProcessPayment> {
     /// The mock processor on `payments_request` (the settings' request queue).
-    pub fn payment_requests(handlers: &Handlers, metrics: Metrics) -> Self {
+    pub fn payment_requests(work: &Work, metrics: Metrics) -> Self {
         Consumer {
-            handler: handlers.process_payment.clone(),
+            handler: work.process_payment.clone(),
             metrics,
-            queue: handlers.settings.payments.request_queue.clone(),
+            queue: work.settings.payments.request_queue.clone(),
         }
     }
 }

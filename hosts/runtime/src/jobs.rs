@@ -6,7 +6,7 @@ use crate::shutdown::TaskSet;
 use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
 use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
 use flash_core::{Context, StoreError, Timestamp};
-use flash_handlers::Handlers;
+use flash_handlers::Work;
 use flash_handlers::queue::Promoted;
 use flash_metrics::Metrics;
 use std::sync::Arc;
@@ -22,12 +22,12 @@ pub struct Intervals {
 }
 
 /// One promotion pass: admits what capacity allows and records admissions and waits.
-pub async fn promote_once(handlers: &Handlers, metrics: &Metrics) -> Result<usize, StoreError> {
-    Ok(promote_pass(handlers, metrics).await?.tickets.len())
+pub async fn promote_once(work: &Work, metrics: &Metrics) -> Result<usize, StoreError> {
+    Ok(promote_pass(work, metrics).await?.tickets.len())
 }
 
-async fn promote_pass(handlers: &Handlers, metrics: &Metrics) -> Result<Promoted, StoreError> {
-    let promoted = handlers.promote.handle(&Context::new("promotion")).await?;
+async fn promote_pass(work: &Work, metrics: &Metrics) -> Result<Promoted, StoreError> {
+    let promoted = work.promote.handle(&Context::new("promotion")).await?;
     for t in &promoted.tickets {
         metrics.queue_admissions_total.inc();
         if let Some(at) = t.admitted_at {
@@ -41,37 +41,32 @@ async fn promote_pass(handlers: &Handlers, metrics: &Metrics) -> Result<Promoted
 
 /// Kicks the promoter at `at` (a pre-queue's start), unless a wake-up at or before it is already
 /// armed: one sleeping task per pending start, not one per pass.
-fn wake_at(handlers: &Arc<Handlers>, armed: &Arc<AtomicI64>, at: Timestamp) {
+fn wake_at(work: &Arc<Work>, armed: &Arc<AtomicI64>, at: Timestamp) {
     let ms = at.millis();
     if armed.fetch_min(ms, Ordering::SeqCst) <= ms {
         return;
     }
-    let delay = Duration::from_millis(u64::try_from(ms - handlers.now().millis()).unwrap_or(0));
-    let (handlers, armed) = (handlers.clone(), armed.clone());
+    let delay = Duration::from_millis(u64::try_from(ms - work.now().millis()).unwrap_or(0));
+    let (work, armed) = (work.clone(), armed.clone());
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let _ = armed.compare_exchange(ms, i64::MAX, Ordering::SeqCst, Ordering::SeqCst);
-        handlers.promotion_kick.kick();
+        work.promotion_kick.kick();
     });
 }
 
 /// Admits queued tickets every interval, at once when kicked (a slot freed, someone joined), and
 /// when a pre-queue's sale starts (its line opens then, not up to an interval later).
-pub fn spawn_promoter(
-    tasks: &mut TaskSet,
-    handlers: Arc<Handlers>,
-    metrics: Metrics,
-    every: Duration,
-) {
-    let kick = handlers.promotion_kick.notify();
+pub fn spawn_promoter(tasks: &mut TaskSet, work: Arc<Work>, metrics: Metrics, every: Duration) {
+    let kick = work.promotion_kick.notify();
     let token = tasks.token();
     let armed = Arc::new(AtomicI64::new(i64::MAX));
     let h = spawn_periodic("promotion", every, Some(kick), token, move || {
-        let (handlers, metrics, armed) = (handlers.clone(), metrics.clone(), armed.clone());
+        let (work, metrics, armed) = (work.clone(), metrics.clone(), armed.clone());
         async move {
-            let promoted = promote_pass(&handlers, &metrics).await?;
+            let promoted = promote_pass(&work, &metrics).await?;
             if let Some(at) = promoted.opens_at {
-                wake_at(&handlers, &armed, at);
+                wake_at(&work, &armed, at);
             }
             Ok::<_, StoreError>(promoted.tickets.len())
         }
@@ -80,36 +75,35 @@ pub fn spawn_promoter(
 }
 
 /// One hold-expiry pass; kicks the promoter when stock came back.
-pub async fn expire_holds_once(handlers: &Handlers) -> Result<usize, StoreError> {
-    let expired = handlers
+pub async fn expire_holds_once(work: &Work) -> Result<usize, StoreError> {
+    let expired = work
         .expire_holds
         .handle(&Context::new("hold-expiry"))
         .await?;
     if !expired.is_empty() {
         // Released stock may let waiting buyers in.
-        handlers.promotion_kick.kick();
+        work.promotion_kick.kick();
     }
     Ok(expired.len())
 }
 
 /// One payment-timeout pass.
-pub async fn time_out_payments_once(handlers: &Handlers) -> Result<usize, StoreError> {
-    handlers
-        .time_out_payments
+pub async fn time_out_payments_once(work: &Work) -> Result<usize, StoreError> {
+    work.time_out_payments
         .handle(&Context::new("payment-timeouts"))
         .await
 }
 
 /// Hold expiry and payment timeouts; safe to run in every instance.
-pub fn spawn_sweepers(tasks: &mut TaskSet, handlers: Arc<Handlers>, every: Duration) {
-    let h = handlers.clone();
+pub fn spawn_sweepers(tasks: &mut TaskSet, work: Arc<Work>, every: Duration) {
+    let h = work.clone();
     let expiry = spawn_periodic("hold-expiry", every, None, tasks.token(), move || {
         let h = h.clone();
         async move { expire_holds_once(&h).await }
     });
     tasks.adopt("hold-expiry", expiry);
     let timeouts = spawn_periodic("payment-timeouts", every, None, tasks.token(), move || {
-        let h = handlers.clone();
+        let h = work.clone();
         async move { time_out_payments_once(&h).await }
     });
     tasks.adopt("payment-timeouts", timeouts);
@@ -145,15 +139,15 @@ pub async fn relay_outbox(
 /// Publishes outbox messages with confirms; runs every interval and when a payment is written.
 pub fn spawn_relay(
     tasks: &mut TaskSet,
-    handlers: &Handlers,
+    work: &Work,
     outbox: Arc<dyn Outbox>,
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     every: Duration,
 ) {
-    let kick = handlers.relay_kick.notify();
-    let queue = handlers.settings.payments.request_queue.clone();
+    let kick = work.relay_kick.notify();
+    let queue = work.settings.payments.request_queue.clone();
     let h = spawn_periodic(
         "outbox-relay",
         every,

@@ -3,7 +3,7 @@
 //! is [`flash_handlers::timeline`]'s business).
 
 use crate::shutdown::TaskSet;
-use flash_handlers::Handlers;
+use flash_handlers::Work;
 use flash_handlers::timeline::{HostCounters, SampleScope};
 use flash_metrics::Metrics;
 use std::sync::Arc;
@@ -25,17 +25,12 @@ pub fn host_counters(metrics: &Metrics) -> HostCounters {
 }
 
 /// Samples into the timeline every second until shutdown.
-pub fn spawn_sampler(
-    tasks: &mut TaskSet,
-    handlers: Arc<Handlers>,
-    metrics: Metrics,
-    scope: SampleScope,
-) {
+pub fn spawn_sampler(tasks: &mut TaskSet, work: Arc<Work>, metrics: Metrics, scope: SampleScope) {
     let token = tasks.token();
     tasks.spawn("timeline", async move {
         let mut failing = false;
         loop {
-            let ms = handlers.now().millis();
+            let ms = work.now().millis();
             let wait = 1000 - (ms - OFFSET_MS).rem_euclid(1000);
             let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(1000));
             tokio::select! {
@@ -43,10 +38,7 @@ pub fn spawn_sampler(
                 () = token.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
             }
-            let sampled = handlers
-                .timeline
-                .sample(host_counters(&metrics), scope)
-                .await;
+            let sampled = work.timeline.sample(host_counters(&metrics), scope).await;
             metrics.queue_arrivals_total.inc_by(sampled.arrivals);
             match sampled.recorded {
                 Ok(()) if failing => {

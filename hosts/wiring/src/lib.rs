@@ -17,10 +17,10 @@ use flash_adapter_postgres as pg;
 use flash_adapter_redis as redis;
 use flash_core::budget::{Budget, Budgets};
 use flash_core::ports::*;
-use flash_handlers::{Handlers, Ports, Settings};
+use flash_handlers::{Handlers, Ports, Settings, Work};
 use flash_http::layers::HttpLayersConfig;
 use flash_http::metrics::Metrics;
-use flash_http::state::{AppState, DbStatsSource, Services};
+use flash_http::state::{AppState, DbStatsSource, OpsState, Services};
 use flash_runtime::config::{
     ConfigError, HttpConfig, TelemetryConfig, parse_positive_usize, parse_secret, require_secret,
 };
@@ -58,15 +58,14 @@ impl AppConfig {
     }
 }
 
-/// Which token secrets a binary must be given.
+/// Which token secrets a binary that serves the API must be given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secrets {
     /// `JWT_ACCESS_SECRET` is required (every instance must agree); with `refresh`,
     /// `JWT_REFRESH_SECRET` too (the binary signs refresh tokens), else it defaults to the
     /// access secret.
     Required { refresh: bool },
-    /// What is unset is random for this process (the embedded default, and the functions that
-    /// never see a token).
+    /// What is unset is random for this process (the embedded default).
     RandomWhenUnset,
 }
 
@@ -97,10 +96,12 @@ pub struct BusWiring {
     pub name: Option<&'static str>,
 }
 
-/// Everything a host serves or runs from: the wired ports, the handlers over them, and what
-/// `/ready`, `/health` and `/metrics` report.
+/// Everything a host serves or runs from: the wired ports, the background work over them, and
+/// what `/ready`, `/health` and `/metrics` report. A host that serves the API adds its request
+/// handlers with [`App::site`]; the payment processor and the bus and sweeper functions never
+/// build them, so they read no token secret.
 pub struct App {
-    pub handlers: Arc<Handlers>,
+    pub work: Arc<Work>,
     pub ports: Ports,
     pub outbox: Arc<dyn Outbox>,
     /// Dependencies for `/ready` and `/health`.
@@ -117,16 +118,10 @@ pub struct App {
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
 
 impl App {
-    /// The composition root: secrets resolved as the binary requires, the stores it `needs`
-    /// connected (lazily), the host's bus added, the handlers built. Must run inside a Tokio
-    /// runtime.
-    pub fn build(
-        config: &AppConfig,
-        needs: StoreNeeds,
-        secrets: Secrets,
-        bus: BusWiring,
-    ) -> Result<App, BuildError> {
-        let settings = secrets.resolve(config.settings.clone())?;
+    /// The composition root: the stores the binary `needs` connected (lazily), the host's bus
+    /// added, the background work built. Must run inside a Tokio runtime.
+    pub fn build(config: &AppConfig, needs: StoreNeeds, bus: BusWiring) -> Result<App, BuildError> {
+        let settings = config.settings.clone();
         let mut stores = config
             .stores
             .connect(needs, &settings.payments.request_queue)?;
@@ -136,7 +131,7 @@ impl App {
         stores.described.extend(bus.name);
         let ports = stores.ports(bus.bus);
         Ok(App {
-            handlers: Arc::new(Handlers::new(&ports, settings)),
+            work: Arc::new(Work::new(&ports, settings)),
             health: stores.health_or_memory(),
             outbox: stores.outbox.clone(),
             db_stats: stores.db_stats.clone(),
@@ -147,18 +142,37 @@ impl App {
         })
     }
 
-    /// The state the HTTP routes of `services` run on.
-    pub fn state(&self, services: Services) -> AppState {
-        AppState {
-            handlers: self.handlers.clone(),
+    /// The request handlers of a host that serves the API, over this app's work, with the
+    /// token secrets resolved as the binary requires.
+    pub fn site(&self, secrets: Secrets) -> Result<Arc<Handlers>, ConfigError> {
+        let settings = secrets.resolve(self.work.settings.clone())?;
+        Ok(Arc::new(Handlers::over(
+            self.work.clone(),
+            &self.ports,
+            &settings,
+        )))
+    }
+
+    /// What the operations endpoints of `services` read.
+    pub fn ops(&self, services: Services) -> OpsState {
+        OpsState {
+            work: self.work.clone(),
             metrics: self.metrics.clone(),
             health: Arc::new(self.health.clone()),
             db_stats: self.db_stats.clone(),
             budgets: self.budgets.clone(),
             services,
             health_timeout: HEALTH_TIMEOUT,
-            ws_refresh: self.handlers.settings.queue.ws_refresh,
             started: std::time::Instant::now(),
+        }
+    }
+
+    /// The state the HTTP routes of `services` run on, with the site's `handlers`.
+    pub fn state(&self, handlers: Arc<Handlers>, services: Services) -> AppState {
+        AppState {
+            handlers,
+            ops: self.ops(services),
+            ws_refresh: self.work.settings.queue.ws_refresh,
         }
     }
 }

@@ -72,6 +72,7 @@ fn queue_status(c: &mut Criterion) {
             .await
             .expect("enqueued");
         b.handlers
+            .work
             .promote
             .handle(&Context::new("bench"))
             .await
@@ -131,6 +132,7 @@ fn place_order(c: &mut Criterion) {
                     buyers.push((cx, t.id));
                 }
                 b.handlers
+                    .work
                     .promote
                     .handle(&Context::new("bench"))
                     .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let function = Arc::new(Function::init(Kind::Http).await?);
-    let app = HttpFunction::new(function.clone());
+    let app = HttpFunction::new(function.clone())?;
     function.log_ready();
     lambda_http::run(lambda_http::service_fn(move |request| {
         let app = app.clone();

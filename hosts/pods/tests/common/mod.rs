@@ -61,10 +61,18 @@ pub struct Pod {
 
 impl Pod {
     pub fn start(binary: &str, env: &Env, extra: &[(&str, &str)]) -> Pod {
+        Pod::start_without(binary, env, &[], extra)
+    }
+
+    /// [`Pod::start`] with the variables `unset` removed from the test's environment.
+    pub fn start_without(binary: &str, env: &Env, unset: &[&str], extra: &[(&str, &str)]) -> Pod {
         let mut cmd = Command::new(binary);
         cmd.envs(&env.vars)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        for k in unset {
+            cmd.env_remove(k);
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -95,8 +103,11 @@ impl Pod {
         Pod::start(env!("CARGO_BIN_EXE_flash-api"), env, extra)
     }
 
+    /// The payment processor, without the token secrets the other pods get: it serves no API
+    /// and must start (and process payments) without them.
     pub fn pay(env: &Env, extra: &[(&str, &str)]) -> Pod {
-        Pod::start(env!("CARGO_BIN_EXE_flash-pay"), env, extra)
+        let secrets = ["JWT_ACCESS_SECRET", "JWT_REFRESH_SECRET"];
+        Pod::start_without(env!("CARGO_BIN_EXE_flash-pay"), env, &secrets, extra)
     }
 
     /// SIGKILL: no graceful anything.
