@@ -4,6 +4,7 @@
 use crate::backends::{Backends, BusConfig, Needs};
 use axum::Router;
 use clap::{Args, CommandFactory, Parser};
+use flash_handlers::settings::values::parse_positive_millis;
 use flash_http::server::ServeOptions;
 use flash_http::state::Services;
 use flash_runtime::config::parse_command_from_env;
@@ -99,6 +100,9 @@ pub struct PodConfig {
     /// Whether this api instance publishes the outbox (run it in every api pod or in a few).
     #[arg(long, env, default_value = "true", value_parser = flash_runtime::config::parse_bool)]
     pub outbox_relay: bool,
+    /// How often the relay polls the outbox; a payment written in this process nudges it at once.
+    #[arg(long, env, default_value = "500", value_parser = parse_positive_millis)]
+    pub outbox_relay_interval_ms: Duration,
 }
 
 #[derive(Debug, Parser)]
@@ -221,7 +225,7 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
                 app.ports.bus.clone(),
                 app.ports.clock.clone(),
                 app.metrics.clone(),
-                Duration::from_millis(500),
+                c.outbox_relay_interval_ms,
             );
         }
     }
@@ -297,4 +301,25 @@ impl Assembled {
 pub fn main_for(role: Role) {
     let config = parse(role);
     flash_runtime::shutdown::run_main(Threads::PerCore, run(role, config));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<PodConfig, clap::Error> {
+        Cli::try_parse_from(std::iter::once("flash-api").chain(args.iter().copied()))
+            .map(|c| c.config)
+    }
+
+    #[test]
+    fn the_outbox_relay_runs_every_half_second_unless_told_otherwise() {
+        let c = parse_args(&[]).expect("defaults parse");
+        assert!(c.outbox_relay);
+        assert_eq!(c.outbox_relay_interval_ms, Duration::from_millis(500));
+        let c = parse_args(&["--outbox-relay-interval-ms", "50"]).expect("a period parses");
+        assert_eq!(c.outbox_relay_interval_ms, Duration::from_millis(50));
+        let e = parse_args(&["--outbox-relay-interval-ms", "0"]).unwrap_err();
+        assert!(e.to_string().contains("OUTBOX_RELAY_INTERVAL_MS"), "{e}");
+    }
 }
