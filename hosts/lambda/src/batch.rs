@@ -125,7 +125,7 @@ pub async fn run(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let (function, handler) = (function.clone(), handler.clone());
             async move {
-                let concurrency = function.config.sqs.batch_concurrency;
+                let concurrency = function.config.sqs.sqs_batch_concurrency;
                 handle_batch(&function.bus, &*handler, &event.payload, concurrency)
                     .await
                     .map_err(crate::BoxError::from)

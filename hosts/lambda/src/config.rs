@@ -14,32 +14,15 @@ use std::time::Duration;
 #[command(next_help_heading = "SQS")]
 pub struct SqsSettings {
     /// Endpoint of a local SQS (moto, ElasticMQ) for development; unset in AWS.
-    #[arg(
-        long = "sqs-endpoint-url",
-        env = "SQS_ENDPOINT_URL",
-        value_name = "SQS_ENDPOINT_URL"
-    )]
-    pub endpoint_url: Option<String>,
+    #[arg(long, env)]
+    pub sqs_endpoint_url: Option<String>,
     /// Create missing queues with a dead-letter queue and redrive policy (local runs; in AWS the
     /// SAM template owns the queues and the role may not create any).
-    #[arg(
-        long = "sqs-create-queues",
-        env = "SQS_CREATE_QUEUES",
-        value_name = "SQS_CREATE_QUEUES",
-        default_value = "false",
-        action = clap::ArgAction::Set,
-        value_parser = parse_bool
-    )]
-    pub create_queues: bool,
+    #[arg(long, env, default_value = "false", action = clap::ArgAction::Set, value_parser = parse_bool)]
+    pub sqs_create_queues: bool,
     /// Records of one SQS batch handled at once (the batch size is the event source mapping's).
-    #[arg(
-        long = "sqs-batch-concurrency",
-        env = "SQS_BATCH_CONCURRENCY",
-        value_name = "SQS_BATCH_CONCURRENCY",
-        default_value = "10",
-        value_parser = parse_positive_usize
-    )]
-    pub batch_concurrency: usize,
+    #[arg(long, env, default_value = "10", value_parser = parse_positive_usize)]
+    pub sqs_batch_concurrency: usize,
 }
 
 /// The scheduled function's pace: the schedule fires once a minute, so one invocation keeps
@@ -48,23 +31,11 @@ pub struct SqsSettings {
 #[command(next_help_heading = "Sweeper")]
 pub struct SweepSettings {
     /// How long one scheduled invocation keeps sweeping (0: one pass).
-    #[arg(
-        long = "sweep-window-ms",
-        env = "SWEEP_WINDOW_MS",
-        value_name = "SWEEP_WINDOW_MS",
-        default_value = "0",
-        value_parser = parse_millis
-    )]
-    pub window: Duration,
+    #[arg(long, env, default_value = "0", value_parser = parse_millis)]
+    pub sweep_window_ms: Duration,
     /// Pause between two passes within the window.
-    #[arg(
-        long = "sweep-every-ms",
-        env = "SWEEP_EVERY_MS",
-        value_name = "SWEEP_EVERY_MS",
-        default_value = "5000",
-        value_parser = parse_positive_millis
-    )]
-    pub every: Duration,
+    #[arg(long, env, default_value = "5000", value_parser = parse_positive_millis)]
+    pub sweep_every_ms: Duration,
 }
 
 /// Every option of every function (each uses what it needs).
@@ -100,8 +71,8 @@ impl LambdaConfig {
     pub fn sqs_config(&self) -> SqsConfig {
         let mut c = SqsConfig::default()
             .with_max_attempts(self.app.settings.payments.bus_max_attempts)
-            .with_create_queues(self.sqs.create_queues);
-        c.endpoint_url = self.sqs.endpoint_url.clone();
+            .with_create_queues(self.sqs.sqs_create_queues);
+        c.endpoint_url = self.sqs.sqs_endpoint_url.clone();
         c
     }
 }

@@ -37,8 +37,8 @@ pub async fn sweep_window(f: &Function) -> SweepReport {
         total.messages_relayed += pass.messages_relayed;
         total.tickets_admitted += pass.tickets_admitted;
         total.errors = pass.errors;
-        let every = f.config.sweep.every;
-        if started.elapsed() + every > f.config.sweep.window {
+        let every = f.config.sweep.sweep_every_ms;
+        if started.elapsed() + every > f.config.sweep.sweep_window_ms {
             return total;
         }
         tokio::time::sleep(every).await;

@@ -263,8 +263,8 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
         tasks,
         addr,
         role,
-        grace: c.app.http.shutdown_grace,
-        read_timeout: c.app.http.read_timeout,
+        grace: c.app.http.shutdown_grace_ms,
+        read_timeout: c.app.http.http_read_timeout_ms,
     })
 }
 

@@ -130,24 +130,12 @@ pub struct HttpConfig {
 
     /// How long a client may take to send a request's headers, and then its body (slowloris):
     /// past it the request is refused (408, `Connection: close`) or the connection dropped.
-    #[arg(
-        long = "http-read-timeout-ms",
-        env = "HTTP_READ_TIMEOUT_MS",
-        value_name = "HTTP_READ_TIMEOUT_MS",
-        default_value = "10000",
-        value_parser = parse_positive_millis
-    )]
-    pub read_timeout: Duration,
+    #[arg(long, env, default_value = "10000", value_parser = parse_positive_millis)]
+    pub http_read_timeout_ms: Duration,
 
     /// On SIGTERM, how long in-flight requests, messages and background tasks may take to finish.
-    #[arg(
-        long = "shutdown-grace-ms",
-        env = "SHUTDOWN_GRACE_MS",
-        value_name = "SHUTDOWN_GRACE_MS",
-        default_value = "10000",
-        value_parser = parse_millis
-    )]
-    pub shutdown_grace: Duration,
+    #[arg(long, env, default_value = "10000", value_parser = parse_millis)]
+    pub shutdown_grace_ms: Duration,
 }
 
 impl HttpConfig {
@@ -258,7 +246,7 @@ mod tests {
                 "http://localhost:8080"
             ]
         );
-        assert_eq!(c.http.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.http.shutdown_grace_ms, Duration::from_secs(10));
 
         // The business settings' defaults are flash_handlers::settings' own test.
         assert_eq!(c.telemetry.log_format, LogFormat::Text);

@@ -53,7 +53,7 @@ impl AppConfig {
             service: service.to_owned(),
             cors_origins: self.http.cors_origins.clone(),
             body_limit: flash_http::body::DEFAULT_BODY_LIMIT,
-            read_timeout: self.http.read_timeout,
+            read_timeout: self.http.http_read_timeout_ms,
         }
     }
 }
