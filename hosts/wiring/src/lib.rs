@@ -11,10 +11,11 @@
 //! (`flash-lambda`), so neither links the other's client; each hands its bus to [`App::build`].
 
 use async_trait::async_trait;
-use clap::Args;
+use clap::{ArgAction, Args};
 use flash_adapter_memory as memory;
 use flash_adapter_postgres as pg;
 use flash_adapter_redis as redis;
+use flash_adapter_redis::{parse_cluster, parse_tls};
 use flash_core::budget::{Budget, Budgets};
 use flash_core::ports::*;
 use flash_handlers::{Handlers, Ports, Settings, Work};
@@ -133,8 +134,8 @@ impl App {
         Ok(App {
             work: Arc::new(Work::new(&ports, settings)),
             health: stores.health_or_memory(),
-            outbox: stores.outbox.clone(),
-            db_stats: stores.db_stats.clone(),
+            outbox: stores.outbox(),
+            db_stats: stores.db_stats(),
             budgets: stores.budgets.clone(),
             metrics: Metrics::new()?,
             described: stores.described,
@@ -201,23 +202,11 @@ pub struct StoreConfig {
     #[arg(long, env, value_parser = parse_secret)]
     pub redis_password: Option<SecretString>,
     /// Legacy: exactly `true` enables TLS to Redis.
-    #[arg(
-        long,
-        env,
-        default_value = "false",
-        action = clap::ArgAction::Set,
-        value_parser = redis::parse_tls
-    )]
+    #[arg(long, env, default_value = "false", action = ArgAction::Set, value_parser = parse_tls)]
     pub redis_tls: bool,
     /// Exactly `true`: REDIS_URL / REDIS_HOST name a Redis Cluster's configuration endpoint
     /// (ElastiCache cluster mode) and every command goes to the master of its slot.
-    #[arg(
-        long,
-        env,
-        default_value = "false",
-        action = clap::ArgAction::Set,
-        value_parser = redis::parse_cluster
-    )]
+    #[arg(long, env, default_value = "false", action = ArgAction::Set, value_parser = parse_cluster)]
     pub redis_cluster: bool,
     /// Prefix of every Redis key and channel (several systems can share one Redis).
     #[arg(long, env, default_value = "flash:")]
@@ -282,20 +271,10 @@ impl WiringError {
 
 /// The wired stores plus what a host needs besides them; add a bus with [`Stores::ports`].
 pub struct Stores {
-    users: Arc<dyn UserStore>,
-    sessions: Arc<dyn SessionStore>,
-    events: Arc<dyn EventStore>,
-    orders: Arc<dyn OrderStore>,
-    payments: Arc<dyn PaymentStore>,
-    queue: Arc<dyn QueueStore>,
-    notifier: Arc<dyn QueueNotifier>,
-    limiter: Arc<dyn RateLimiter>,
-    ledger: Arc<dyn PaymentLedger>,
-    timeline: Arc<dyn TimelineStore>,
-    pub outbox: Arc<dyn Outbox>,
+    durable: Durable,
+    fast: Fast,
     /// Dependencies for `/ready` and `/health` (the host adds its bus).
     pub health: Vec<Arc<dyn HealthCheck>>,
-    pub db_stats: Option<Arc<dyn DbStatsSource>>,
     /// Names of the real backends in use, for the start-up log.
     pub described: Vec<&'static str>,
     /// What the in-process stores keep for clients, for `/metrics`.
@@ -305,22 +284,34 @@ pub struct Stores {
 impl Stores {
     /// Every port, with `bus` for publishing.
     pub fn ports(&self, bus: Arc<dyn Bus>) -> Ports {
+        let (d, f) = (&self.durable, &self.fast);
         Ports {
             clock: Arc::new(flash_runtime::clock::SystemClock),
             ids: Arc::new(memory::MemoryIds),
             random: Arc::new(memory::ThreadRandom),
-            users: self.users.clone(),
-            sessions: self.sessions.clone(),
-            limiter: self.limiter.clone(),
-            queue: self.queue.clone(),
-            notifier: self.notifier.clone(),
-            events: self.events.clone(),
-            orders: self.orders.clone(),
-            payments: self.payments.clone(),
+            users: d.users.clone(),
+            // Refresh tokens are durable in PostgreSQL when there is one.
+            sessions: d.sessions.clone().unwrap_or_else(|| f.sessions.clone()),
+            limiter: f.limiter.clone(),
+            queue: f.queue.clone(),
+            notifier: f.notifier.clone(),
+            events: d.events.clone(),
+            orders: d.orders.clone(),
+            payments: d.payments.clone(),
             bus,
-            ledger: self.ledger.clone(),
-            timeline: self.timeline.clone(),
+            ledger: f.ledger.clone(),
+            timeline: f.timeline.clone(),
         }
+    }
+
+    /// The outbox of the order store.
+    pub fn outbox(&self) -> Arc<dyn Outbox> {
+        self.durable.outbox.clone()
+    }
+
+    /// The database's statistics, where there is a database.
+    pub fn db_stats(&self) -> Option<Arc<dyn DbStatsSource>> {
+        self.durable.db_stats.clone()
     }
 
     /// The health checks, with an always-healthy one when every store is in memory and no
@@ -434,15 +425,7 @@ impl StoreConfig {
         let budgets = Budgets::default();
 
         // PostgreSQL: accounts, the shop and the outbox.
-        let Durable {
-            users,
-            sessions: sessions_pg,
-            events,
-            orders,
-            payments,
-            outbox,
-            db_stats,
-        } = match database_url {
+        let durable = match database_url {
             Some(url) => {
                 let settings = pg::PoolSettings {
                     max_connections: self.database_pool_max.max(1),
@@ -483,14 +466,7 @@ impl StoreConfig {
         };
 
         // Redis: the queue, its notices, limits, the processor ledger (and sessions without a DB).
-        let Fast {
-            queue,
-            notifier,
-            limiter,
-            ledger,
-            timeline,
-            sessions: sessions_redis,
-        } = match &redis_config {
+        let fast = match &redis_config {
             Some(config) => {
                 let r = redis::Redis::open(config).map_err(|e| WiringError(e.to_string()))?;
                 health.push(Arc::new(redis::RedisHealth::new(r.clone())));
@@ -523,20 +499,9 @@ impl StoreConfig {
             },
         };
         Ok(Stores {
-            users,
-            // Refresh tokens are durable in PostgreSQL when there is one.
-            sessions: sessions_pg.unwrap_or(sessions_redis),
-            events,
-            orders,
-            payments,
-            queue,
-            notifier,
-            limiter,
-            ledger,
-            timeline,
-            outbox,
+            durable,
+            fast,
             health,
-            db_stats,
             described,
             budgets,
         })
