@@ -166,21 +166,16 @@ fn first_segment(path: &str) -> Option<&str> {
 /// `Accept` lists `text/html` (browsers navigating to a page do; `fetch`, curl and API clients
 /// by default do not).
 fn accepts_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let media = parts.next().unwrap_or_default();
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            media.eq_ignore_ascii_case("text/html") && !refused
-        })
+    list_items(headers, header::ACCEPT).any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        media.eq_ignore_ascii_case("text/html") && !refused
+    })
 }
 
 /// Whether the page (rather than the API) answers this request.
@@ -245,15 +240,19 @@ impl tower::Service<Request> for Dispatch {
 }
 
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    list_items(headers, header::IF_NONE_MATCH).any(|t| {
+        let t = t.trim();
+        t == "*" || t.trim_start_matches("W/") == etag
+    })
+}
+
+/// The comma-separated items of every `name` header (unreadable values skipped).
+fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+        .get_all(name)
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
-        })
 }
 
 fn respond(

@@ -60,32 +60,34 @@ async fn checks(s: &OpsState) -> (bool, Map<String, Value>) {
     (all_up, map)
 }
 
-async fn ready(State(s): State<OpsState>) -> Response {
-    let (up, checks) = checks(&s).await;
+/// 200 when every dependency is up, else 503, with `body`.
+fn report(up: bool, body: Value) -> Response {
     let status = if up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if up { "ready" } else { "not_ready" }, "checks": checks});
     (status, Json(body)).into_response()
+}
+
+async fn ready(State(s): State<OpsState>) -> Response {
+    let (up, checks) = checks(&s).await;
+    report(
+        up,
+        json!({"status": if up { "ready" } else { "not_ready" }, "checks": checks}),
+    )
 }
 
 /// The legacy health report; 503 with the same shape when a dependency is down.
 async fn health(State(s): State<OpsState>) -> Response {
     let (up, checks) = checks(&s).await;
-    let status = if up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = json!({
         "status": if up { "ok" } else { "error" },
         "timestamp": s.work.now().to_iso(),
         "uptime": s.started.elapsed().as_secs_f64(),
         "checks": checks,
     });
-    (status, Json(body)).into_response()
+    report(up, body)
 }
 
 /// Orders and payments of each active event line's event, by outcome (the monitoring page's
@@ -145,50 +147,55 @@ async fn metrics(State(s): State<OpsState>) -> Response {
                         QueueScope::Global => "global".to_owned(),
                         QueueScope::Event(e) => e.to_string(),
                     };
-                    t.gauge_with(
-                        "flash_queue_length",
-                        "Waiting (QUEUED) tickets per queue",
-                        &[("event", &label)],
-                        q.queued as f64,
-                    );
-                    t.gauge_with(
-                        "flash_queue_admitted",
-                        "Admitted (READY + USED) tickets per queue",
-                        &[("event", &label)],
-                        q.admitted as f64,
-                    );
-                    t.gauge_with(
-                        "flash_queue_estimated_wait_seconds",
-                        "Seconds the last in line waits at the measured admission rate, per queue",
-                        &[("event", &label)],
-                        q.estimated_wait_seconds as f64,
-                    );
-                    t.gauge_with(
-                        "flash_queue_phase",
-                        "Sale phase of each queue: 1 PREQUEUE, 2 OPEN, 3 SOLD_OUT, 4 CLOSED",
-                        &[("event", &label)],
-                        f64::from(flash_handlers::timeline::phase_code(q.phase)),
-                    );
+                    let phase = flash_handlers::timeline::phase_code(q.phase);
+                    for (name, help, value) in [
+                        (
+                            "flash_queue_length",
+                            "Waiting (QUEUED) tickets per queue",
+                            q.queued as f64,
+                        ),
+                        (
+                            "flash_queue_admitted",
+                            "Admitted (READY + USED) tickets per queue",
+                            q.admitted as f64,
+                        ),
+                        (
+                            "flash_queue_estimated_wait_seconds",
+                            "Seconds the last in line waits at the measured admission rate, per queue",
+                            q.estimated_wait_seconds as f64,
+                        ),
+                        (
+                            "flash_queue_phase",
+                            "Sale phase of each queue: 1 PREQUEUE, 2 OPEN, 3 SOLD_OUT, 4 CLOSED",
+                            f64::from(phase),
+                        ),
+                    ] {
+                        t.gauge_with(name, help, &[("event", &label)], value);
+                    }
                     waiting += q.queued;
                     ready += q.admitted - q.used.min(q.admitted);
                     used += q.used;
                 }
                 t.gauge("flash_queue_events", "Queues reported", queues.len() as f64);
-                t.gauge(
-                    "queue_waiting_users_total",
-                    "Waiting tickets over every queue",
-                    waiting as f64,
-                );
-                t.gauge(
-                    "queue_ready_users_total",
-                    "Admitted tickets not yet entered (READY) over every queue",
-                    ready as f64,
-                );
-                t.gauge(
-                    "queue_used_users_total",
-                    "Entered tickets (USED) still holding a slot over every queue",
-                    used as f64,
-                );
+                for (name, help, value) in [
+                    (
+                        "queue_waiting_users_total",
+                        "Waiting tickets over every queue",
+                        waiting,
+                    ),
+                    (
+                        "queue_ready_users_total",
+                        "Admitted tickets not yet entered (READY) over every queue",
+                        ready,
+                    ),
+                    (
+                        "queue_used_users_total",
+                        "Entered tickets (USED) still holding a slot over every queue",
+                        used,
+                    ),
+                ] {
+                    t.gauge(name, help, value as f64);
+                }
             }
             Err(e) => tracing::warn!(error = %e, "queue figures unavailable for /metrics"),
         }
