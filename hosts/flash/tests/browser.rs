@@ -249,41 +249,46 @@ fn assert_vendored(package: &str, pinned: &str, vendored: &str, published: &str)
     copy
 }
 
+/// `web/vendor/<vendored>` is the pinned `package`'s `<published>` (see [`assert_vendored`]),
+/// whose first 200 bytes carry `banner(pinned version)`; the pinned version.
+fn assert_vendored_release(
+    package: &str,
+    vendored: &str,
+    published: &str,
+    banner: impl Fn(&str) -> String,
+) -> String {
+    ensure_node_modules();
+    let pinned = pinned_and_installed(package);
+    let copy = assert_vendored(package, &pinned, vendored, published);
+    let header = String::from_utf8_lossy(&copy[..copy.len().min(200)]).into_owned();
+    assert!(
+        header.contains(&banner(&pinned)),
+        "unexpected header {header:?}"
+    );
+    pinned
+}
+
 #[test]
 fn the_vendored_socket_io_client_is_the_pinned_npm_package() {
-    ensure_node_modules();
-    let pinned = pinned_and_installed("socket.io-client");
-    let vendored = assert_vendored(
+    assert_vendored_release(
         "socket.io-client",
-        &pinned,
         "socket.io.esm.min.js",
         "dist/socket.io.esm.min.js",
-    );
-    let header = String::from_utf8_lossy(&vendored[..vendored.len().min(200)]).into_owned();
-    assert!(
-        header.contains(&format!("Socket.IO v{pinned}")),
-        "unexpected header {header:?}"
+        |v| format!("Socket.IO v{v}"),
     );
 }
 
 /// uPlot draws the rehearsal report's charts (inlined into report.html by `flash-rehearse`).
 #[test]
 fn the_vendored_uplot_is_the_pinned_npm_package() {
-    ensure_node_modules();
-    let pinned = pinned_and_installed("uplot");
-    let js = assert_vendored(
+    let pinned = assert_vendored_release(
         "uplot",
-        &pinned,
         "uPlot.iife.min.js",
         "dist/uPlot.iife.min.js",
+        |v| format!("uPlot (v{v})"),
     );
     assert_vendored("uplot", &pinned, "uPlot.min.css", "dist/uPlot.min.css");
     let license = assert_vendored("uplot", &pinned, "uPlot.LICENSE", "LICENSE");
-    let header = String::from_utf8_lossy(&js[..js.len().min(200)]).into_owned();
-    assert!(
-        header.contains(&format!("uPlot (v{pinned})")),
-        "unexpected header {header:?}"
-    );
     assert!(String::from_utf8_lossy(&license).contains("MIT License"));
 }
 
@@ -295,6 +300,8 @@ async fn the_page_is_served_beside_the_api() {
     let base = format!("http://{}", sys.addr);
     let http = reqwest::Client::new();
     let html_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    // What a browser's address bar asks for.
+    let browse = |url: String| http.get(url).header("accept", html_accept).send();
 
     let page = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
@@ -329,22 +336,12 @@ async fn the_page_is_served_beside_the_api() {
         "public, max-age=31536000, immutable"
     );
 
-    let deep = http
-        .get(format!("{base}/checkout/123"))
-        .header("accept", html_accept)
-        .send()
-        .await
-        .unwrap();
+    let deep = browse(format!("{base}/checkout/123")).await.unwrap();
     assert_eq!(deep.status(), 200);
     assert!(deep.text().await.unwrap().contains("<main id=\"main\""));
 
     // API paths answer as the API whatever the browser accepts.
-    let events = http
-        .get(format!("{base}/events"))
-        .header("accept", html_accept)
-        .send()
-        .await
-        .unwrap();
+    let events = browse(format!("{base}/events")).await.unwrap();
     assert_eq!(events.status(), 200);
     assert!(
         events.headers()["content-type"]
@@ -352,23 +349,15 @@ async fn the_page_is_served_beside_the_api() {
             .unwrap()
             .starts_with("application/json")
     );
-    let missing_event = http
-        .get(format!(
-            "{base}/events/3f2504e0-4f89-11d3-9a0c-0305e82c3301"
-        ))
-        .header("accept", html_accept)
-        .send()
-        .await
-        .unwrap();
+    let missing_event = browse(format!(
+        "{base}/events/3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    ))
+    .await
+    .unwrap();
     assert_eq!(missing_event.status(), 404);
     let body: Value = missing_event.json().await.unwrap();
     assert_eq!(body["message"], "Event not found");
-    let metrics = http
-        .get(format!("{base}/metrics"))
-        .header("accept", html_accept)
-        .send()
-        .await
-        .unwrap();
+    let metrics = browse(format!("{base}/metrics")).await.unwrap();
     assert!(metrics.text().await.unwrap().contains("orders_paid_total"));
 
     // Unknown addresses: the legacy JSON 404 for API clients, the page for browsers.
@@ -380,10 +369,7 @@ async fn the_page_is_served_beside_the_api() {
     assert_eq!(posted.status(), 404);
 
     // Socket.IO still answers its Engine.IO handshake.
-    let eio = http
-        .get(format!("{base}/socket.io/?EIO=4&transport=polling"))
-        .header("accept", html_accept)
-        .send()
+    let eio = browse(format!("{base}/socket.io/?EIO=4&transport=polling"))
         .await
         .unwrap();
     assert_eq!(eio.status(), 200);

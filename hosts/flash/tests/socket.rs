@@ -6,7 +6,9 @@ mod common;
 use common::{flash_up, stop};
 use flash::up::Running;
 use flash_host_testkit::Http;
-use flash_host_testkit::socket::{connect, expect, expect_each};
+use flash_host_testkit::socket::{
+    connect, connect_refused, expect, expect_each, expect_ready, within_half_a_second,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -14,6 +16,13 @@ use std::time::Duration;
 /// READY arriving within seconds can only have been pushed.
 async fn system() -> Running {
     system_with(&[]).await
+}
+
+/// [`system`] and its base URL.
+async fn up() -> (Running, String) {
+    let sys = system().await;
+    let base = format!("http://{}", sys.addr);
+    (sys, base)
 }
 
 async fn system_with(extra: &[&str]) -> Running {
@@ -29,6 +38,16 @@ async fn system_with(extra: &[&str]) -> Running {
     ];
     args.extend_from_slice(extra);
     flash_up(&args).await
+}
+
+/// [`system`] with an admin, and an ONSALE event of `total` tickets, one per buyer: the system,
+/// its base URL, a client, and (admin token, event id).
+async fn on_sale(total: i64) -> (Running, String, Http, (String, String)) {
+    let sys = system_with(&["--admin-register-secret", flash_host_testkit::ADMIN_SECRET]).await;
+    let base = format!("http://{}", sys.addr);
+    let http = Http::new();
+    let sale = http.onsale_event(&base, &base, total, 1).await;
+    (sys, base, http, sale)
 }
 
 async fn login(base: &str, user: &str) -> String {
@@ -52,8 +71,7 @@ async fn login_pair(base: &str, user: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
-    let sys = system().await;
-    let base = format!("http://{}", sys.addr);
+    let (sys, base) = up().await;
     let (first, second) = (
         login(&base, "test0000").await,
         login(&base, "test0001").await,
@@ -101,15 +119,7 @@ async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
         .await
         .unwrap();
     expect(&mut a_rx, "queue:left", |n, _| n == "queue:left").await;
-    let pushed = expect(&mut b_rx, "READY pushed to the second buyer", |n, v| {
-        n == "queue:update" && v["state"] == "READY"
-    })
-    .await;
-    assert!(
-        pushed["gateToken"]
-            .as_str()
-            .is_some_and(|g| g.starts_with("g1."))
-    );
+    let pushed = expect_ready(&mut b_rx, "READY pushed to the second buyer").await;
     assert_ne!(pushed["ticketId"].as_str().unwrap(), a_ticket);
 
     a.disconnect().await.unwrap();
@@ -119,10 +129,7 @@ async fn a_queued_buyer_is_told_they_are_ready_the_moment_a_slot_frees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn everyone_waiting_is_told_the_moment_the_last_ticket_is_held() {
-    let sys = system_with(&["--admin-register-secret", flash_host_testkit::ADMIN_SECRET]).await;
-    let base = format!("http://{}", sys.addr);
-    let http = Http::new();
-    let (_admin, event) = http.onsale_event(&base, &base, 1, 1).await;
+    let (sys, base, http, (_admin, event)) = on_sale(1).await;
     let first = login(&base, "test0000").await;
     let ticket = http.ticket(&base, &first, &event).await;
     http.admitted(&base, &ticket).await;
@@ -163,24 +170,18 @@ async fn everyone_waiting_is_told_the_moment_the_last_ticket_is_held() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_line_opens_at_its_start_not_a_promotion_period_later() {
-    let sys = system_with(&["--admin-register-secret", flash_host_testkit::ADMIN_SECRET]).await;
-    let base = format!("http://{}", sys.addr);
-    let http = Http::new();
-    let (admin, event) = http.onsale_event(&base, &base, 10, 1).await;
+    let (sys, base, http, (admin, event)) = on_sale(10).await;
     let now = flash_core::ports::Clock::now(&flash_runtime::clock::SystemClock);
     // A pre-queue open since a minute ago, the sale two seconds away; promotion runs every
     // minute, so only the start itself can open the line within the wait below.
     let starts = now.plus(Duration::from_secs(2));
-    http.patch_event(
+    http.prequeue_event(
         &base,
         &admin,
         &event,
-        json!({
-            "queue_mode": "event",
-            "starts_at": starts.to_iso(),
-            "ends_at": starts.plus(Duration::from_secs(3600)).to_iso(),
-            "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
-        }),
+        now,
+        starts,
+        Duration::from_secs(3600),
     )
     .await;
 
@@ -202,28 +203,13 @@ async fn a_scheduled_line_opens_at_its_start_not_a_promotion_period_later() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_without_a_valid_token_is_refused() {
-    let sys = system().await;
-    let base = format!("http://{}", sys.addr);
+    let (sys, base) = up().await;
     for token in [None, Some("not-a-jwt")] {
-        let (c, mut rx) = connect(&base, token).await;
-        let err = expect(&mut rx, "connect_error", |n, _| n == "error").await;
-        assert!(err.to_string().contains("Unauthorized"), "got {err}");
+        let (c, mut rx) = connect_refused(&base, token).await;
         // Nothing of the namespace reaches a refused socket.
         let _ = c.emit("queue/join", json!({})).await;
-        let got = tokio::time::timeout(Duration::from_millis(500), async {
-            loop {
-                match rx.recv().await {
-                    Some((n, _)) if n.starts_with("queue:") => return Some(n),
-                    Some(_) => continue,
-                    None => return None,
-                }
-            }
-        })
-        .await;
-        assert!(
-            !matches!(got, Ok(Some(_))),
-            "a refused socket received {got:?}"
-        );
+        let got = within_half_a_second(&mut rx, |n| n.starts_with("queue:")).await;
+        assert!(got.is_none(), "a refused socket received {got:?}");
         let _ = c.disconnect().await;
     }
     stop(sys).await;
@@ -231,21 +217,17 @@ async fn a_connection_without_a_valid_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_in_the_query_string_is_refused_unless_allowed() {
-    let sys = system().await;
-    let base = format!("http://{}", sys.addr);
+    let (sys, base) = up().await;
     let token = login(&base, "test0000").await;
     // SOCKET_TOKEN_IN_QUERY defaults to false: the token would land in proxy logs.
-    let (c, mut rx) = connect(&format!("{base}/?token={token}"), None).await;
-    let err = expect(&mut rx, "connect_error", |n, _| n == "error").await;
-    assert!(err.to_string().contains("Unauthorized"), "got {err}");
+    let (c, _) = connect_refused(&format!("{base}/?token={token}"), None).await;
     let _ = c.disconnect().await;
     stop(sys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_is_closed_when_its_session_is_logged_out() {
-    let sys = system().await;
-    let base = format!("http://{}", sys.addr);
+    let (sys, base) = up().await;
     let (access, refresh) = login_pair(&base, "test0000").await;
     let (other, _) = login_pair(&base, "test0001").await;
     let (a, mut a_rx) = connect(&base, Some(&access)).await;
@@ -275,20 +257,8 @@ async fn a_socket_is_closed_when_its_session_is_logged_out() {
         n == "queue:joined"
     })
     .await;
-    let late = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            match a_rx.recv().await {
-                Some((n, _)) if n == "queue:joined" => return Some(n),
-                Some(_) => continue,
-                None => return None,
-            }
-        }
-    })
-    .await;
-    assert!(
-        !matches!(late, Ok(Some(_))),
-        "a logged-out socket still joined the queue"
-    );
+    let late = within_half_a_second(&mut a_rx, |n| n == "queue:joined").await;
+    assert!(late.is_none(), "a logged-out socket still joined the queue");
     let _ = a.disconnect().await;
     let _ = b.disconnect().await;
     stop(sys).await;

@@ -328,7 +328,7 @@ async fn leave(
 const MAX_PRICE: i64 = i32::MAX as i64;
 
 /// The fields of `POST /events`; `PATCH /events/:id` also takes `status`.
-const EVENT_FIELDS: [&str; 9] = [
+pub(crate) const EVENT_FIELDS: [&str; 9] = [
     "name",
     "starts_at",
     "ends_at",

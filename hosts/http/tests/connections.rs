@@ -56,22 +56,29 @@ async fn server() -> Server {
     }
 }
 
+/// Appends what `s` reads next to `buf` (a panic saying `what` after [`DEADLINE`]); `None` when
+/// the server closed or reset the connection.
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, what: &str) -> Option<()> {
+    let mut chunk = [0u8; 4096];
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut chunk))
+        .await
+        .expect(what)
+        .ok()?;
+    if n == 0 {
+        return None;
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Some(())
+}
+
 /// One response: (status, lower-cased head, body). `None` when the server closed first.
 async fn response(s: &mut TcpStream) -> Option<(u16, String, String)> {
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut chunk))
-            .await
-            .expect("the server neither answered nor closed")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, &mut buf, "the server neither answered nor closed").await?;
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
     let status = head.split(' ').nth(1)?.parse().ok()?;
@@ -80,17 +87,33 @@ async fn response(s: &mut TcpStream) -> Option<(u16, String, String)> {
         .find_map(|l| l.strip_prefix("content-length:"))
         .map_or(0, |v| v.trim().parse().unwrap_or(0));
     while buf.len() < head_end + length {
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut chunk))
-            .await
-            .expect("body")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, &mut buf, "body").await?;
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
     Some((status, head, body))
+}
+
+impl Server {
+    /// A new connection on which `bytes` have been sent.
+    async fn send(&self, bytes: &[u8]) -> TcpStream {
+        let mut s = TcpStream::connect(self.addr).await.unwrap();
+        s.write_all(bytes).await.unwrap();
+        s
+    }
+
+    /// `bytes`, sent on a new connection, are answered `status` with `Connection: close`.
+    async fn refuses(&self, bytes: &[u8], status: u16) {
+        let mut s = self.send(bytes).await;
+        let (got, head, _) = response(&mut s).await.unwrap_or_else(|| panic!("{status}"));
+        assert_eq!(got, status);
+        assert!(head.contains("connection: close"), "{head}");
+    }
+}
+
+/// `POST /refuse` declaring a body of `length` bytes, of which it sends `sent`.
+fn declared(length: usize, sent: &str) -> Vec<u8> {
+    format!("POST /refuse HTTP/1.1\r\nhost: t\r\ncontent-length: {length}\r\n\r\n{sent}")
+        .into_bytes()
 }
 
 fn hello() -> &'static [u8] {
@@ -126,48 +149,31 @@ async fn an_answer_that_never_read_the_body_keeps_the_connection_usable() {
 async fn a_body_past_the_limit_is_refused_with_connection_close() {
     let srv = server().await;
     // Declared far too large: refused before a byte of the body is read.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"POST /refuse HTTP/1.1\r\nhost: t\r\ncontent-length: 3000000\r\n\r\n")
-        .await
-        .unwrap();
-    let (status, head, _) = response(&mut s).await.expect("413");
-    assert_eq!(status, 413);
-    assert!(head.contains("connection: close"), "{head}");
+    srv.refuses(&declared(3_000_000, ""), 413).await;
 
     // Chunked, so only reading tells: read to its end (within the drain limit), then refused,
     // so the client that sent it whole reads the 413 instead of a reset.
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
     let chunk = "y".repeat(200 * 1024);
     let req = format!(
         "POST /refuse HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
         chunk.len(),
         chunk.len()
     );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let (status, head, _) = response(&mut s).await.expect("413");
-    assert_eq!(status, 413);
-    assert!(head.contains("connection: close"), "{head}");
+    srv.refuses(req.as_bytes(), 413).await;
 }
 
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_refused() {
     let srv = server().await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"POST /refuse HTTP/1.1\r\nhost: t\r\ncontent-length: 100\r\n\r\n{\"a\":")
-        .await
-        .unwrap();
-    let (status, head, _) = response(&mut s).await.expect("408");
-    assert_eq!(status, 408);
-    assert!(head.contains("connection: close"), "{head}");
+    srv.refuses(&declared(100, "{\"a\":"), 408).await;
 }
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let srv = server().await;
-    let mut s = TcpStream::connect(srv.addr).await.unwrap();
-    s.write_all(b"GET /hello HTTP/1.1\r\nhost: t\r\nx-slow: ")
-        .await
-        .unwrap();
+    let mut s = srv
+        .send(b"GET /hello HTTP/1.1\r\nhost: t\r\nx-slow: ")
+        .await;
     let mut buf = [0u8; 1024];
     let read = tokio::time::timeout(DEADLINE, s.read(&mut buf))
         .await
@@ -186,8 +192,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 #[tokio::test]
 async fn shutdown_does_not_wait_for_idle_keep_alive_connections() {
     let mut srv = server().await;
-    let mut idle = TcpStream::connect(srv.addr).await.unwrap();
-    idle.write_all(hello()).await.unwrap();
+    let mut idle = srv.send(hello()).await;
     assert_eq!(response(&mut idle).await.expect("hello").0, 200);
 
     let _ = srv.stop.take().expect("stop").send(());

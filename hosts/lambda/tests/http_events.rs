@@ -53,6 +53,11 @@ fn query_string(q: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The query as a JSON object, each value as `value` renders it.
+fn query_object(q: &[(&str, &str)], value: impl Fn(&str) -> Value) -> Value {
+    Value::Object(q.iter().map(|(k, v)| (k.to_string(), value(v))).collect())
+}
+
 fn event(format: Format, r: &Req<'_>) -> String {
     let body = r.body.as_ref().map(|b| b.to_string());
     let mut headers: Vec<(String, String)> = r
@@ -79,18 +84,8 @@ fn event(format: Format, r: &Req<'_>) -> String {
                 e["multiValueHeaders"][k] = json!([v]);
             }
             if !r.query.is_empty() {
-                let single: serde_json::Map<String, Value> = r
-                    .query
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect();
-                let multi: serde_json::Map<String, Value> = r
-                    .query
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json!([v])))
-                    .collect();
-                e["queryStringParameters"] = Value::Object(single);
-                e["multiValueQueryStringParameters"] = Value::Object(multi);
+                e["queryStringParameters"] = query_object(r.query, |v| json!(v));
+                e["multiValueQueryStringParameters"] = query_object(r.query, |v| json!([v]));
             }
             e["body"] = json!(body);
         }
@@ -114,12 +109,7 @@ fn event(format: Format, r: &Req<'_>) -> String {
                 e["headers"][k.to_lowercase()] = json!(v);
             }
             if !r.query.is_empty() {
-                let q: serde_json::Map<String, Value> = r
-                    .query
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect();
-                e["queryStringParameters"] = Value::Object(q);
+                e["queryStringParameters"] = query_object(r.query, |v| json!(v));
             }
             if let Some(b) = &body {
                 e["body"] = json!(b);
@@ -131,12 +121,7 @@ fn event(format: Format, r: &Req<'_>) -> String {
             for (k, v) in &headers {
                 e["headers"][k.to_lowercase()] = json!(v);
             }
-            let q: serde_json::Map<String, Value> = r
-                .query
-                .iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            e["queryStringParameters"] = Value::Object(q);
+            e["queryStringParameters"] = query_object(r.query, |v| json!(v));
             let encoded = base64::engine::general_purpose::STANDARD
                 .encode(body.unwrap_or_default().as_bytes());
             e["body"] = json!(encoded);

@@ -6,7 +6,7 @@ mod common;
 
 use aws_lambda_events::sqs::SqsEvent;
 use common::{EventSourceMapping, World};
-use flash_adapter_sqs::dlq_name;
+use flash_adapter_sqs::{SqsBus, dlq_name};
 use flash_core::messages::{Envelope, PaymentResultMessage};
 use flash_core::ports::{Bus, Disposition};
 use flash_lambda::Kind;
@@ -42,12 +42,25 @@ fn fixture(queue: &str) -> SqsEvent {
     serde_json::from_str(&text.replace(":QUEUE\"", &format!(":{queue}\""))).expect("SQS event")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_failing_record_is_the_only_one_reported() {
-    let world = World::new("batch").await;
+/// A fresh world (kept alive by the caller) with its payment-request queue declared: the world,
+/// its bus and the queue's name.
+async fn request_queue(name: &str) -> (World, SqsBus, String) {
+    let world = World::new(name).await;
     let bus = world.bus();
     let queue = world.request_queue().to_owned();
     bus.declare(&queue).await.unwrap();
+    (world, bus, queue)
+}
+
+/// The first record of what `esm` receives within `wait`; a panic saying `what` was not.
+async fn first_record(esm: &EventSourceMapping, wait: Duration, what: &str) -> serde_json::Value {
+    let (event, _) = esm.receive(wait).await.expect(what);
+    event["Records"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_record_is_the_only_one_reported() {
+    let (_world, bus, queue) = request_queue("batch").await;
     let event = fixture(&queue);
     let response = handle_batch(&bus, &Scripted, &event, 10).await.unwrap();
     let failed: Vec<&str> = response
@@ -66,10 +79,7 @@ async fn one_failing_record_is_the_only_one_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_goes_to_the_dead_letter_queue_and_is_not_redriven() {
-    let world = World::new("poison").await;
-    let bus = world.bus();
-    let queue = world.request_queue().to_owned();
-    bus.declare(&queue).await.unwrap();
+    let (_world, bus, queue) = request_queue("poison").await;
     let mut event = fixture(&queue);
     event.records[1].body = Some("poison".into());
     let response = handle_batch(&bus, &Scripted, &event, 10).await.unwrap();
@@ -78,11 +88,7 @@ async fn a_poison_record_goes_to_the_dead_letter_queue_and_is_not_redriven() {
         "a dead-lettered record is done: {response:?}"
     );
     let dlq = EventSourceMapping::new(bus.clone(), &dlq_name(&queue));
-    let (dead, _) = dlq
-        .receive(Duration::from_secs(2))
-        .await
-        .expect("a dead letter");
-    let record = &dead["Records"][0];
+    let record = first_record(&dlq, Duration::from_secs(2), "a dead letter").await;
     assert_eq!(record["body"], "poison");
     assert_eq!(
         record["messageAttributes"]["correlationId"]["stringValue"],
@@ -163,10 +169,7 @@ async fn a_result_that_keeps_failing_ends_in_the_dead_letter_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reported_record_comes_back_after_its_back_off_not_before() {
-    let world = World::new("backoff").await;
-    let bus = world.bus();
-    let queue = world.request_queue().to_owned();
-    bus.declare(&queue).await.unwrap();
+    let (_world, bus, queue) = request_queue("backoff").await;
     let message = Envelope {
         message_id: "req-transient".into(),
         correlation_id: "req-transient".into(),
@@ -193,11 +196,12 @@ async fn a_reported_record_comes_back_after_its_back_off_not_before() {
         esm.receive(Duration::ZERO).await.is_none(),
         "redelivered before its back-off"
     );
-    let (again, _) = esm
-        .receive(Duration::from_secs(5))
-        .await
-        .expect("redelivered after its back-off");
-    let record = &again["Records"][0];
+    let record = first_record(
+        &esm,
+        Duration::from_secs(5),
+        "redelivered after its back-off",
+    )
+    .await;
     assert_eq!(record["body"], "transient");
     assert_eq!(record["attributes"]["ApproximateReceiveCount"], "2");
 }

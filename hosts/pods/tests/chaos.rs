@@ -44,11 +44,20 @@ async fn all_paid(http: &Http, api: &str, orders: &[(String, String)], limit: Du
     }
 }
 
-fn exactly_one_ok_payment_each(env: &Env, n: usize) {
+/// Every one of `orders` becomes PAID (within `limit`), and the database holds just those PAID
+/// orders, each with exactly one payment, which is OK.
+async fn all_paid_exactly_once(
+    env: &Env,
+    http: &Http,
+    api: &str,
+    orders: &[(String, String)],
+    limit: Duration,
+) {
+    all_paid(http, api, orders, limit).await;
     let db = &env.db.name;
     assert_eq!(
         psql_value(db, "SELECT COUNT(*) FROM orders WHERE status = 'PAID'"),
-        n.to_string()
+        orders.len().to_string()
     );
     let wrong = psql_value(
         db,
@@ -63,22 +72,15 @@ fn exactly_one_ok_payment_each(env: &Env, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pay_worker_killed_mid_stream_loses_no_payment_and_pays_none_twice() {
-    let mut env = Env::new("paykill");
-    env.set("PAYMENT_PROCESSING_MIN_MS", "300")
-        .set("PAYMENT_PROCESSING_MAX_MS", "600");
-    let gw = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let mut pay = Pod::pay(&env, &[]);
-    let http = Http::new();
-    let (_a, event) = http.onsale_event(&gw.url, &api.url, 100, 1).await;
-    let orders = orders(&http, &gw.url, &api.url, &event, "pk", 30).await;
-    pay_all(&http, &api.url, &orders).await;
+    let mut s = Sale::start(Env::new("paykill").paying_within(300, 600), 100, 1).await;
+    let (env, gw, api, http, event) = (&s.env, &s.gw, &s.api, &s.http, &s.event);
+    let orders = orders(http, &gw.url, &api.url, event, "pk", 30).await;
+    pay_all(http, &api.url, &orders).await;
     // Kill the processor while requests are in flight (processing takes 300–600 ms each).
     tokio::time::sleep(Duration::from_millis(400)).await;
-    pay.kill();
-    let _pay = Pod::pay(&env, &[]);
-    all_paid(&http, &api.url, &orders, Duration::from_secs(60)).await;
-    exactly_one_ok_payment_each(&env, 30);
+    s.pay.kill();
+    let _pay = Pod::pay(env, &[]);
+    all_paid_exactly_once(env, http, &api.url, &orders, Duration::from_secs(60)).await;
     let sold = psql_value(
         &env.db.name,
         &format!("SELECT sold_qty FROM events_with_stock WHERE id = '{event}'"),
@@ -107,8 +109,7 @@ async fn an_api_killed_after_committing_a_payment_still_sends_its_message_once()
     silent.kill();
     // A fresh api (relay on) finds the committed messages in the outbox and sends them.
     let api = Pod::api(&env, &[]);
-    all_paid(&http, &api.url, &orders, Duration::from_secs(30)).await;
-    exactly_one_ok_payment_each(&env, 3);
+    all_paid_exactly_once(&env, &http, &api.url, &orders, Duration::from_secs(30)).await;
     let unsent = psql_value(
         &env.db.name,
         "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
@@ -119,10 +120,12 @@ async fn an_api_killed_after_committing_a_payment_still_sends_its_message_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_result_goes_to_the_dead_letter_queue_and_nothing_else_stalls() {
     let env = Env::new("poison");
-    let gw = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let _pay = Pod::pay(&env, &[]);
-    let http = Http::new();
+    let Pods {
+        gw,
+        api,
+        pay: _pay,
+        http,
+    } = Pods::start(&env);
     let result_queue = env.vars["PAYMENT_RESULT_QUEUE"].clone();
     let bus = AmqpBus::new(AmqpConfig::new(env.vars["RABBITMQ_URL"].clone()));
     bus.publish(

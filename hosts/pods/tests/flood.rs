@@ -17,21 +17,23 @@ const RSS_BUDGET_MIB: u64 = 32;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_distinct_names_and_keys_keeps_redis_and_the_gateway_small_and_the_buyer_buys() {
-    let mut env = Env::new("flood");
     // The default per-address limits: attacker and buyer come from different addresses.
-    for (k, v) in [
-        ("LOGIN_RATE_LIMIT_PER_IP", "300/min"),
-        ("REGISTER_RATE_LIMIT_PER_IP", "60/min"),
-        ("ENQUEUE_RATE_LIMIT_PER_IP", "600/min"),
-        ("ORDER_RATE_LIMIT_PER_IP", "600/min"),
-        ("PAYMENT_RATE_LIMIT_PER_IP", "600/min"),
-    ] {
-        env.set(k, v);
-    }
-    let gateway = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let _pay = Pod::pay(&env, &[]);
-    let http = Http::new();
+    let env = Env::with(
+        "flood",
+        &[
+            ("LOGIN_RATE_LIMIT_PER_IP", "300/min"),
+            ("REGISTER_RATE_LIMIT_PER_IP", "60/min"),
+            ("ENQUEUE_RATE_LIMIT_PER_IP", "600/min"),
+            ("ORDER_RATE_LIMIT_PER_IP", "600/min"),
+            ("PAYMENT_RATE_LIMIT_PER_IP", "600/min"),
+        ],
+    );
+    let Pods {
+        gw: gateway,
+        api,
+        pay: _pay,
+        http,
+    } = Pods::start(&env);
     let (_, event) = http.onsale_event(&gateway.url, &api.url, 100, 4).await;
 
     let mut flood = FloodConfig::new(gateway.url.clone());

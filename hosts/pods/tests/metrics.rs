@@ -32,10 +32,7 @@ fn promtool(text: &str) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_pod_serves_metrics_that_promtool_accepts() {
     let env = Env::new("metrics");
-    let gw = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let pay = Pod::pay(&env, &[]);
-    let http = Http::new();
+    let Pods { gw, api, pay, http } = Pods::start(&env);
     // Some traffic first, so request counters and legacy gauges have samples.
     http.onsale_event(&gw.url, &api.url, 10, 1).await;
     assert_eq!(http.get(format!("{}/live", pay.url), None).await.0, 200);

@@ -73,22 +73,16 @@ async fn enqueue_status(http: &Http, gw: &str, token: &str, event: &str) -> u16 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() {
-    let mut env = Env::new("restarts");
-    env.set("PAYMENT_PROCESSING_MIN_MS", "100")
-        .set("PAYMENT_PROCESSING_MAX_MS", "300");
-    let gw = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let _pay = Pod::pay(&env, &[]);
-    let http = Http::new();
-    let (_a, event) = http.onsale_event(&gw.url, &api.url, 100, 1).await;
+    let s = Sale::start(Env::new("restarts").paying_within(100, 300), 100, 1).await;
+    let (env, gw, api, http, event) = (&s.env, &s.gw, &s.api, &s.http, &s.event);
 
     // --- Redis goes away: clear 503s while it is down, recovery on its own.
     let token = http.register(&gw.url, "redis01").await;
-    assert_eq!(enqueue_status(&http, &gw.url, &token, &event).await, 201);
+    assert_eq!(enqueue_status(http, &gw.url, &token, event).await, 201);
     {
         let _restore = RestoreRedis;
         run("redis-cli", &["-h", "127.0.0.1", "shutdown", "nosave"]);
-        let (s, body) = http.enqueue(&gw.url, &token, &event).await;
+        let (s, body) = http.enqueue(&gw.url, &token, event).await;
         assert_eq!(s, 503, "{body}");
         assert!(
             body["message"]
@@ -106,7 +100,7 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
         .await;
     }
     eventually("enqueue works again", Duration::from_secs(30), || async {
-        (enqueue_status(&http, &gw.url, &token, &event).await == 201).then_some(())
+        (enqueue_status(http, &gw.url, &token, event).await == 201).then_some(())
     })
     .await;
     assert_eq!(http.get(format!("{}/ready", gw.url), None).await.0, 200);
@@ -121,7 +115,7 @@ async fn the_system_rides_out_a_redis_restart_and_a_rabbitmq_restart_mid_sale() 
     let mut buyers = Vec::new();
     for i in 0..20 {
         let t = http.register(&gw.url, &format!("rabbit{i:02}")).await;
-        let order = http.hold_one(&gw.url, &api.url, &t, &event).await;
+        let order = http.hold_one(&gw.url, &api.url, &t, event).await;
         buyers.push((t, order));
     }
     {

@@ -22,6 +22,13 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let user = format!("buyer{n:04}");
     let token = http.register(&gw, &user).await;
     let ticket = http.ticket(&gw, &token, &event).await;
+    let leave = || {
+        http.post(
+            format!("{gw}/queue/leave"),
+            Some(&token),
+            json!({"ticketId": ticket}),
+        )
+    };
     // Wait for an admission, or until the line says the event is sold out.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let gate = loop {
@@ -34,13 +41,7 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
         out.told_sold_out = st["state"] == "SOLD_OUT";
         if out.told_sold_out || tokio::time::Instant::now() > deadline {
             // Walk away: leave the line so the slot count stays honest.
-            let _ = http
-                .post(
-                    format!("{gw}/queue/leave"),
-                    Some(&token),
-                    json!({"ticketId": ticket}),
-                )
-                .await;
+            leave().await;
             break None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -59,13 +60,7 @@ async fn buyer(http: Http, gw: String, api: String, event: String, n: usize) -> 
     let (s, o) = http.order(&api, &token, &event, qty, &headers).await;
     if s != 201 {
         assert_eq!(s, 400, "order: {o}");
-        let _ = http
-            .post(
-                format!("{gw}/queue/leave"),
-                Some(&token),
-                json!({"ticketId": ticket}),
-            )
-            .await;
+        leave().await;
         return out;
     }
     let order = o["orderId"].as_str().unwrap().to_owned();
@@ -88,11 +83,8 @@ async fn five_hundred_buyers_for_a_hundred_tickets_buy_exactly_a_hundred() {
     let mut env = Env::new("sale");
     env.set("QUEUE_READY_CAPACITY", "50")
         .set("ENQUEUE_RATE_LIMIT_PER_USER", "1000/min");
-    let gw = Pod::gateway(&env, &[]);
-    let api = Pod::api(&env, &[]);
-    let _pay = Pod::pay(&env, &[]);
-    let http = Http::new();
-    let (_admin, event) = http.onsale_event(&gw.url, &api.url, 100, 2).await;
+    let s = Sale::start(env, 100, 2).await;
+    let (env, gw, api, http, event) = (&s.env, &s.gw, &s.api, &s.http, &s.event);
 
     let limit = Arc::new(tokio::sync::Semaphore::new(128));
     let mut tasks = Vec::new();
@@ -181,16 +173,13 @@ async fn a_scheduled_sale_lets_its_pre_queue_in_by_lottery_before_later_arrivals
     // once everyone has joined, so no join can miss the pre-queue on a slow machine).
     let now = flash_core::ports::Clock::now(&flash_runtime::clock::SystemClock);
     let starts = now.plus(Duration::from_secs(3600));
-    http.patch_event(
+    http.prequeue_event(
         &api.url,
         &admin,
         &event,
-        json!({
-            "queue_mode": "event",
-            "starts_at": starts.to_iso(),
-            "ends_at": starts.plus(Duration::from_secs(7200)).to_iso(),
-            "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
-        }),
+        now,
+        starts,
+        Duration::from_secs(7200),
     )
     .await;
 

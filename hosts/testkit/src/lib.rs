@@ -3,6 +3,7 @@
 //! take seconds, a JSON client that walks the journey's steps, and polling for a condition with a
 //! generous deadline as the safety net.
 
+use flash_core::time::Timestamp;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -112,6 +113,17 @@ pub fn fast_settings(id: &str) -> Vec<(&'static str, String)> {
     settings
 }
 
+/// A world's variables: [`fast_settings`] for `db`, then `extra` (which win).
+pub fn world_vars<C: FromIterator<(String, String)>>(
+    db: &TestDatabase,
+    extra: impl IntoIterator<Item = (&'static str, String)>,
+) -> C {
+    let mut vars = fast_settings(&db.id);
+    vars.push(("DATABASE_URL", db.url()));
+    vars.extend(extra);
+    vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics naming `what` after `limit` (the
 /// safety net: a test waits for the condition, not for a time).
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
@@ -179,28 +191,27 @@ impl Http {
 
     /// Logs `user` in (password [`PASSWORD`]); the access token.
     pub async fn login(&self, gateway: &str, user: &str) -> String {
-        let (s, v) = self
-            .post(
-                format!("{gateway}/auth/login"),
-                None,
-                json!({"userId": user, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(s, 201, "login {user}: {v}");
+        let v = self.auth(gateway, "login", user, 201).await;
         v["accessToken"].as_str().unwrap().to_owned()
     }
 
     /// Registers `user` and logs in; the access token.
     pub async fn register(&self, gateway: &str, user: &str) -> String {
+        self.auth(gateway, "register", user, 200).await;
+        self.login(gateway, user).await
+    }
+
+    /// `POST /auth/{step}` for `user` with [`PASSWORD`], which must answer `status`; the body.
+    async fn auth(&self, gateway: &str, step: &str, user: &str, status: u16) -> Value {
         let (s, v) = self
             .post(
-                format!("{gateway}/auth/register"),
+                format!("{gateway}/auth/{step}"),
                 None,
                 json!({"userId": user, "password": PASSWORD}),
             )
             .await;
-        assert_eq!(s, 200, "register {user}: {v}");
-        self.login(gateway, user).await
+        assert_eq!(s, status, "{step} {user}: {v}");
+        v
     }
 
     /// `POST /queue/enqueue` for `event`: (status, body).
@@ -283,6 +294,31 @@ impl Http {
             )
             .await;
         assert_eq!(s, 200, "patch event: {v}");
+    }
+
+    /// Gives `event` a line of its own (`queue_mode` event) whose pre-queue opened a minute
+    /// before `now`, the sale starting at `starts` and lasting `lasts`.
+    pub async fn prequeue_event(
+        &self,
+        api: &str,
+        admin: &str,
+        event: &str,
+        now: Timestamp,
+        starts: Timestamp,
+        lasts: Duration,
+    ) {
+        self.patch_event(
+            api,
+            admin,
+            event,
+            json!({
+                "queue_mode": "event",
+                "starts_at": starts.to_iso(),
+                "ends_at": starts.plus(lasts).to_iso(),
+                "prequeue_starts_at": now.minus(Duration::from_secs(60)).to_iso(),
+            }),
+        )
+        .await;
     }
 
     /// Registers the admin `boss01` (or finds it) and creates an ONSALE event of `total`

@@ -48,6 +48,14 @@ pub async fn connect(base: &str, token: Option<&str>) -> (Client, Events) {
     (client, rx)
 }
 
+/// A connection the server refuses: its `connect_error` says Unauthorized.
+pub async fn connect_refused(base: &str, token: Option<&str>) -> (Client, Events) {
+    let (c, mut rx) = connect(base, token).await;
+    let err = expect(&mut rx, "connect_error", |n, _| n == "error").await;
+    assert!(err.to_string().contains("Unauthorized"), "got {err}");
+    (c, rx)
+}
+
 /// Waits (with a deadline, no sleeps) for the first event matching `pred`.
 pub async fn expect(rx: &mut Events, what: &str, pred: impl Fn(&str, &Value) -> bool) -> Value {
     // Generous: CI machines are small and busy; a pushed READY normally arrives in milliseconds.
@@ -84,4 +92,37 @@ pub async fn expect_each<const N: usize>(
         }
     }
     found.map(|v| v.expect("every matcher matched"))
+}
+
+/// Waits (with the same deadline) for a `queue:update` pushing READY with a gate token, and
+/// returns it.
+pub async fn expect_ready(rx: &mut Events, what: &str) -> Value {
+    let pushed = expect(rx, what, |n, v| {
+        n == "queue:update" && v["state"] == "READY"
+    })
+    .await;
+    assert!(
+        pushed["gateToken"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("g1.")),
+        "{what}: {pushed}"
+    );
+    pushed
+}
+
+/// The first event matching `pred` within half a second, if any: for asserting that a socket
+/// is not told something (a window, as nothing can signal that an event will never come).
+pub async fn within_half_a_second(rx: &mut Events, pred: impl Fn(&str) -> bool) -> Option<String> {
+    tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match rx.recv().await {
+                Some((n, _)) if pred(&n) => return Some(n),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }

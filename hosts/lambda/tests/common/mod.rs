@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use flash_host_testkit::{PG, eventually, psql as psql_value};
-use flash_host_testkit::{TestDatabase, fast_settings};
+use flash_host_testkit::{TestDatabase, world_vars};
 
 pub struct World {
     pub vars: BTreeMap<String, String>,
@@ -31,19 +31,15 @@ impl World {
             .expect("migrations");
         pool.close().await;
         let sqs_endpoint = flash_testkit::moto::shared().endpoint.clone();
-        let mut vars: BTreeMap<String, String> = fast_settings(&db.id)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        for (k, v) in [
-            ("DATABASE_URL", db.url()),
-            ("DATABASE_POOL_MAX", "5".into()),
-            ("SQS_ENDPOINT_URL", sqs_endpoint.clone()),
-            ("SQS_CREATE_QUEUES", "true".into()),
-            ("BUS_MAX_ATTEMPTS", "3".into()),
-        ] {
-            vars.insert(k.to_owned(), v);
-        }
+        let vars = world_vars(
+            &db,
+            [
+                ("DATABASE_POOL_MAX", "5".into()),
+                ("SQS_ENDPOINT_URL", sqs_endpoint.clone()),
+                ("SQS_CREATE_QUEUES", "true".into()),
+                ("BUS_MAX_ATTEMPTS", "3".into()),
+            ],
+        );
         World {
             vars,
             db,

@@ -3,7 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use flash_host_testkit::{Http, PG, eventually, psql as psql_value};
-use flash_host_testkit::{TestDatabase, fast_settings};
+use flash_host_testkit::{TestDatabase, world_vars};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -18,22 +18,18 @@ pub struct Env {
 impl Env {
     pub fn new(name: &str) -> Env {
         let db = TestDatabase::create(name);
-        let mut vars: HashMap<String, String> = fast_settings(&db.id)
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        for (k, v) in [
-            ("DATABASE_URL", db.url()),
-            (
-                "RABBITMQ_URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-            ),
-            ("HOST", "127.0.0.1".into()),
-            ("PORT", "0".into()),
-            ("PAY_HEALTH_PORT", "0".into()),
-        ] {
-            vars.insert(k.to_owned(), v);
-        }
+        let vars = world_vars(
+            &db,
+            [
+                (
+                    "RABBITMQ_URL",
+                    "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                ),
+                ("HOST", "127.0.0.1".into()),
+                ("PORT", "0".into()),
+                ("PAY_HEALTH_PORT", "0".into()),
+            ],
+        );
         let env = Env { vars, db };
         let status = Command::new(env!("CARGO_BIN_EXE_flash-migrate"))
             .envs(&env.vars)
@@ -41,6 +37,22 @@ impl Env {
             .expect("flash-migrate runs");
         assert!(status.success(), "migrations failed");
         env
+    }
+
+    /// [`Env::new`] with `settings` on top.
+    pub fn with(name: &str, settings: &[(&str, &str)]) -> Env {
+        let mut env = Env::new(name);
+        for (k, v) in settings {
+            env.set(k, v);
+        }
+        env
+    }
+
+    /// Payments that take `min_ms` to `max_ms` to process.
+    pub fn paying_within(mut self, min_ms: u64, max_ms: u64) -> Env {
+        self.set("PAYMENT_PROCESSING_MIN_MS", &min_ms.to_string())
+            .set("PAYMENT_PROCESSING_MAX_MS", &max_ms.to_string());
+        self
     }
 
     pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
@@ -114,6 +126,52 @@ impl Pod {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One gateway, one api and one pay worker of an [`Env`], and a client for them.
+pub struct Pods {
+    pub gw: Pod,
+    pub api: Pod,
+    pub pay: Pod,
+    pub http: Http,
+}
+
+impl Pods {
+    pub fn start(env: &Env) -> Pods {
+        Pods {
+            gw: Pod::gateway(env, &[]),
+            api: Pod::api(env, &[]),
+            pay: Pod::pay(env, &[]),
+            http: Http::new(),
+        }
+    }
+}
+
+/// A sale on the pods: one gateway, api and pay worker of an [`Env`], a client, and an ONSALE
+/// event. The pods stop before the environment's database is dropped.
+pub struct Sale {
+    pub gw: Pod,
+    pub api: Pod,
+    pub pay: Pod,
+    pub http: Http,
+    pub event: String,
+    pub env: Env,
+}
+
+impl Sale {
+    /// Starts the pods of `env` and puts `total` tickets on sale, `max` per user.
+    pub async fn start(env: Env, total: i64, max: i64) -> Sale {
+        let Pods { gw, api, pay, http } = Pods::start(&env);
+        let (_admin, event) = http.onsale_event(&gw.url, &api.url, total, max).await;
+        Sale {
+            gw,
+            api,
+            pay,
+            http,
+            event,
+            env,
+        }
     }
 }
 
