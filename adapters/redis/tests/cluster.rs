@@ -13,14 +13,13 @@
 mod common;
 
 use common::{
-    Proxy, assert_unavailable, endpoint, keyslot, prefixed, shards, ticket_id, url, user,
+    Proxy, assert_unavailable, closed_port, endpoint, every_port_is_unavailable_within_the_timeout,
+    keyslot, prefixed, shards, ticket_id, url, user,
 };
 use flash_adapter_redis::*;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{
-    HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
-};
+use flash_core::ports::{PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore};
 use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId};
 use flash_testkit::T0;
 use redis::aio::MultiplexedConnection;
@@ -355,39 +354,9 @@ async fn a_subscription_whose_node_is_gone_resubscribes_on_another_node() {
 /// node, and the client keeps trying in the background instead of giving up for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_is_unavailable_within_the_timeout() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let (config, _) = cluster_config(&format!("redis://127.0.0.1:{port}"));
+    let (config, _) = cluster_config(&format!("redis://127.0.0.1:{}", closed_port()));
     let config = config.with_command_timeout(Duration::from_millis(500));
-    let redis = Redis::open(&config).unwrap();
-    let bound = Duration::from_secs(2);
-    for _ in 0..3 {
-        let started = Instant::now();
-        let err = RedisQueueStore::new(redis.clone())
-            .enqueue(ticket_id(), user(), QueueScope::Global, T0)
-            .await
-            .unwrap_err();
-        assert_unavailable(&err);
-        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
-    }
-    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
-    assert_unavailable(&err);
-    let started = Instant::now();
-    let err = RedisQueueNotifier::new(redis.clone())
-        .subscribe()
-        .await
-        .err()
-        .expect("subscribed to nothing");
-    assert_unavailable(&err);
-    assert!(
-        started.elapsed() < bound * 2,
-        "took {:?}",
-        started.elapsed()
-    );
-    let err = Redis::connect(&config).await.unwrap_err();
-    assert_unavailable(&err);
+    every_port_is_unavailable_within_the_timeout(&config, 3).await;
 }
 
 /// A host starts while the cluster cannot be reached (its endpoint not yet listening): calls

@@ -7,13 +7,14 @@
 #[macro_use]
 mod common;
 
-use common::{assert_unavailable, enqueue, inspector, local_url, prefixed, ticket_id, user};
+use common::{
+    assert_unavailable, closed_port, enqueue, every_port_is_unavailable_within_the_timeout,
+    inspector, local_url, prefixed, ticket_id, user,
+};
 use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{
-    HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
-};
+use flash_core::ports::{PaymentLedger, QueueStore, RateLimiter, SessionStore};
 use flash_core::{EventId, FamilyId, PaymentId, TokenId};
 use flash_testkit::T0;
 use std::collections::HashSet;
@@ -339,59 +340,12 @@ async fn the_active_set_follows_racing_enqueues_and_departures() {
     }
 }
 
-/// A port that nothing listens on.
-async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_is_unavailable_within_the_timeout() {
-    let port = closed_port().await;
-    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{port}"))
+    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{}", closed_port()))
         .unwrap()
         .with_command_timeout(Duration::from_millis(500));
-    let redis = Redis::open(&config).unwrap();
-    let q = RedisQueueStore::new(redis.clone());
-    let bound = Duration::from_secs(2);
-
-    let started = Instant::now();
-    let err = q
-        .enqueue(ticket_id(), user(), QueueScope::Global, T0)
-        .await
-        .unwrap_err();
-    assert_unavailable(&err);
-    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
-
-    let started = Instant::now();
-    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
-    assert_unavailable(&err);
-    let err = RedisRateLimiter::new(redis.clone())
-        .hit(
-            &RateKey::global(Door::Promotion),
-            1,
-            Duration::from_secs(1),
-            T0,
-        )
-        .await
-        .unwrap_err();
-    assert_unavailable(&err);
-    let err = RedisQueueNotifier::new(redis.clone())
-        .subscribe()
-        .await
-        .err()
-        .expect("subscribed to nothing");
-    assert_unavailable(&err);
-    assert!(
-        started.elapsed() < bound * 2,
-        "took {:?}",
-        started.elapsed()
-    );
-
-    let err = Redis::connect(&config).await.unwrap_err();
-    assert_unavailable(&err);
+    every_port_is_unavailable_within_the_timeout(&config, 1).await;
 }
 
 /// A server that accepts connections and never answers: the timeout, not the OS, ends the wait.

@@ -4,9 +4,12 @@
 //! see it.
 #![allow(dead_code)]
 
-use flash_adapter_redis::{RedisConfig, RedisQueueStore};
+use flash_adapter_redis::{
+    Redis, RedisConfig, RedisHealth, RedisQueueNotifier, RedisQueueStore, RedisRateLimiter,
+};
 use flash_core::domain::{QueueScope, Ticket};
-use flash_core::ports::QueueStore;
+use flash_core::limits::{Door, RateKey};
+use flash_core::ports::{HealthCheck, QueueNotifier, QueueStore, RateLimiter};
 use flash_core::{StoreError, TicketId, UserId};
 use flash_testkit::T0;
 use redis::aio::MultiplexedConnection;
@@ -94,6 +97,57 @@ pub async fn enqueue(q: &RedisQueueStore, scope: QueueScope) -> Ticket {
 /// Fails unless `err` is `Unavailable`, the one error an unreachable server may give.
 pub fn assert_unavailable(err: &StoreError) {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// With nothing answering at `config`'s address, every port fails fast with `Unavailable`:
+/// `enqueues` enqueues within 2 s each, then a ping, a rate-limit hit and a subscription within
+/// 4 s together, and a connection.
+pub async fn every_port_is_unavailable_within_the_timeout(config: &RedisConfig, enqueues: usize) {
+    let redis = Redis::open(config).unwrap();
+    let bound = Duration::from_secs(2);
+    for _ in 0..enqueues {
+        let started = Instant::now();
+        let err = RedisQueueStore::new(redis.clone())
+            .enqueue(ticket_id(), user(), QueueScope::Global, T0)
+            .await
+            .unwrap_err();
+        assert_unavailable(&err);
+        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
+    }
+
+    let started = Instant::now();
+    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
+    assert_unavailable(&err);
+    let err = RedisRateLimiter::new(redis.clone())
+        .hit(
+            &RateKey::global(Door::Promotion),
+            1,
+            Duration::from_secs(1),
+            T0,
+        )
+        .await
+        .unwrap_err();
+    assert_unavailable(&err);
+    let err = RedisQueueNotifier::new(redis.clone())
+        .subscribe()
+        .await
+        .err()
+        .expect("subscribed to nothing");
+    assert_unavailable(&err);
+    assert!(
+        started.elapsed() < bound * 2,
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let err = Redis::connect(config).await.unwrap_err();
+    assert_unavailable(&err);
 }
 
 /// Polls `f` every `every` until it yields `Some`, or fails after `within`.
