@@ -14,7 +14,7 @@ mod common;
 
 use common::{
     Proxy, assert_unavailable, closed_port, endpoint, every_port_is_unavailable_within_the_timeout,
-    keyslot, prefixed, shards, ticket_id, url, user,
+    keys_under, keyslot, prefixed, shards, ticket_id, url, user,
 };
 use flash_adapter_redis::*;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, RefreshSession, TicketState, Verdict};
@@ -83,35 +83,19 @@ async fn the_endpoint_is_a_healthy_cluster_of_three_masters_with_a_replica_each(
     assert!(layout.iter().all(|s| s.replicas.len() == 1), "{layout:?}");
 }
 
-/// Every key under `prefix` on `addr`, with its TTL (SCAN is fine in a test, never in the
-/// adapters).
+/// Every key under `prefix` on `addr`, with its TTL.
 async fn keys_on(addr: &str, prefix: &str) -> BTreeMap<String, i64> {
     let mut conn = node(addr).await;
     let mut keys = BTreeMap::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
+    for key in keys_under(&mut conn, prefix).await {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
             .query_async(&mut conn)
             .await
             .unwrap();
-        for key in batch {
-            let pttl: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            keys.insert(key, pttl);
-        }
-        if next == 0 {
-            return keys;
-        }
-        cursor = next;
+        keys.insert(key, pttl);
     }
+    keys
 }
 
 /// One event line per master (events drawn until each master owns one's hash tag), a whole

@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     assert_unavailable, closed_port, enqueue, every_port_is_unavailable_within_the_timeout,
-    inspector, local_url, prefixed, ticket_id, user,
+    inspector, keys_under, local_url, prefixed, ticket_id, user,
 };
 use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, RefreshSession, TicketState, Verdict};
@@ -32,28 +32,6 @@ fn redis() -> Redis {
 }
 
 redis_contracts!(redis());
-
-/// Every key under `prefix` (SCAN is fine in a test, never in the adapters).
-async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .unwrap();
-        keys.extend(batch);
-        if next == 0 {
-            return keys;
-        }
-        cursor = next;
-    }
-}
 
 /// Fails if any key under `prefix` has no TTL; returns how many keys there are.
 async fn assert_all_expire(

@@ -78,6 +78,28 @@ pub async fn inspector() -> MultiplexedConnection {
         .unwrap()
 }
 
+/// Every key under `prefix` (SCAN is fine in a test, never in the adapters).
+pub async fn keys_under(conn: &mut MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            return keys;
+        }
+        cursor = next;
+    }
+}
+
 pub fn user() -> UserId {
     UserId(Uuid::new_v4())
 }
