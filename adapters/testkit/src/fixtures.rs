@@ -160,18 +160,37 @@ pub fn pay(order: &Order, now: Timestamp) -> PaymentCommand {
     }
 }
 
-/// Runs every future on its own tokio task at once and returns their outputs in order.
-pub async fn race<T, F>(futures: Vec<F>) -> Vec<T>
+/// Runs `make(0)`, …, `make(n - 1)` at once, each on its own tokio task, and returns their
+/// outputs in order.
+pub async fn race<T, F>(n: usize, make: impl FnMut(usize) -> F) -> Vec<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let handles: Vec<_> = (0..n).map(make).map(tokio::spawn).collect();
     let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(h.await.expect("a racing task panicked"));
     }
     out
+}
+
+/// How many of `items` match `pred`.
+pub fn count<T>(items: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    items.iter().filter(|i| pred(i)).count()
+}
+
+/// The ids in `batches`, failing the contract (as `what`) if one appears twice.
+pub fn distinct<B, I>(batches: &[Vec<B>], id: impl Fn(&B) -> I, what: &str) -> Vec<I>
+where
+    I: std::hash::Hash + Eq + Copy + std::fmt::Debug,
+{
+    let ids: Vec<I> = batches.iter().flatten().map(id).collect();
+    let mut seen = std::collections::HashSet::new();
+    for i in &ids {
+        assert!(seen.insert(*i), "{what}: {i:?}");
+    }
+    ids
 }
 
 /// Awaits `f`, failing the contract if it takes longer than [`PATIENCE`].

@@ -1,6 +1,6 @@
 //! Contracts of `QueueStore` and `QueueNotifier`.
 
-use crate::fixtures::{event_id, race, ticket_id, user, within};
+use crate::fixtures::{count, distinct, event_id, race, ticket_id, user, within};
 use flash_core::domain::{
     LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
@@ -81,14 +81,10 @@ pub async fn queue_enqueue_is_idempotent_per_user_and_scope(
 /// Atomic per (user, scope): concurrent enqueues yield one ticket.
 pub async fn queue_concurrent_enqueues_yield_one_ticket(q: Arc<dyn QueueStore>, now: Timestamp) {
     let (s, u) = (scope(), user());
-    let results = race(
-        (0..16)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.enqueue(ticket_id(), u, s, now).await.unwrap() }
-            })
-            .collect(),
-    )
+    let results = race(16, |_| {
+        let q = q.clone();
+        async move { q.enqueue(ticket_id(), u, s, now).await.unwrap() }
+    })
     .await;
     let ids: HashSet<_> = results.iter().map(|e| e.ticket.id).collect();
     assert_eq!(
@@ -97,7 +93,7 @@ pub async fn queue_concurrent_enqueues_yield_one_ticket(q: Arc<dyn QueueStore>, 
         "concurrent enqueues made {} tickets",
         ids.len()
     );
-    assert_eq!(results.iter().filter(|e| e.created).count(), 1);
+    assert_eq!(count(&results, |e| e.created), 1);
     assert_eq!(q.stats(s, now).await.unwrap().queued, 1);
 }
 
@@ -244,24 +240,18 @@ pub async fn queue_promote_never_exceeds_capacity_with_racing_promoters(
     for _ in 0..50 {
         join(&q, user(), s, now).await;
     }
-    let batches = race(
-        (0..32)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.promote(s, 7, now, TTL).await.unwrap() }
-            })
-            .collect(),
-    )
+    let batches = race(32, |_| {
+        let q = q.clone();
+        async move { q.promote(s, 7, now, TTL).await.unwrap() }
+    })
     .await;
-    let ids: Vec<_> = batches.iter().flatten().map(|t| t.id).collect();
-    let distinct: HashSet<_> = ids.iter().collect();
+    let ids = distinct(&batches, |t| t.id, "a ticket was admitted twice");
     assert_eq!(
         ids.len(),
         7,
         "racing promoters admitted {} with capacity 7",
         ids.len()
     );
-    assert_eq!(distinct.len(), 7, "a ticket was admitted twice");
     assert_eq!(admitted(&q, s, now).await, 7);
     assert_eq!(q.stats(s, now).await.unwrap().queued, 43);
 }
@@ -695,16 +685,12 @@ pub async fn queue_phase_change_is_reported_once_under_races(
 ) {
     let s = scope();
     join(&q, user(), s, now).await;
-    let changed = race(
-        (0..16)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.set_phase(s, LinePhase::SoldOut, now).await.unwrap() }
-            })
-            .collect(),
-    )
+    let changed = race(16, |_| {
+        let q = q.clone();
+        async move { q.set_phase(s, LinePhase::SoldOut, now).await.unwrap() }
+    })
     .await;
-    assert_eq!(changed.iter().filter(|c| **c).count(), 1, "{changed:?}");
+    assert_eq!(count(&changed, |c| *c), 1, "{changed:?}");
 }
 
 /// A lottery placement for a sale starting a TTL after `now`.
