@@ -9,7 +9,9 @@ use flash_core::StoreError;
 use flash_core::messages::Envelope;
 use flash_core::ports::{Bus, BusConsumer, Delivery, Disposition, StoreResult};
 use flash_testkit::BusPorts;
-use flash_testkit::fixtures::{PATIENCE, QUIET, unique};
+use flash_testkit::fixtures::{
+    PATIENCE, QUIET, next_delivery as next, nothing_more, retry, unique,
+};
 use lapin::options::BasicGetOptions;
 use lapin::types::AMQPValue;
 use std::collections::HashSet;
@@ -111,14 +113,6 @@ fn bus() -> BusPorts {
 
 flash_testkit::bus_contracts!(bus());
 
-async fn next(consumer: &dyn BusConsumer, what: &str) -> Delivery {
-    tokio::time::timeout(PATIENCE, consumer.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
-}
-
 /// Like a host's consumer loop: receive errors (a lost connection) are retried until `deadline`.
 async fn next_surviving_errors(
     consumer: &dyn BusConsumer,
@@ -134,12 +128,6 @@ async fn next_surviving_errors(
             Ok(Err(_lost)) => {}
             Err(_) => panic!("{what}: nothing within {limit:?}"),
         }
-    }
-}
-
-async fn nothing_more(consumer: &dyn BusConsumer, what: &str) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(QUIET, consumer.next()).await {
-        panic!("{what}: unexpected delivery {:?}", d.envelope.message_id);
     }
 }
 
@@ -411,10 +399,7 @@ async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered
         }
         assert_eq!(d.envelope, envelope("flaky"), "the message is unchanged");
         assert_eq!(d.attempt, attempt);
-        d.acker
-            .settle(Disposition::Retry { after: back_off })
-            .await
-            .unwrap();
+        retry(&d, back_off).await;
         settled_at = Some(Instant::now());
     }
     nothing_more(&consumer, "no fourth attempt").await;
@@ -471,20 +456,8 @@ async fn retries_of_different_delays_do_not_wait_for_each_other() {
     let second = next(&consumer, "fast").await;
     assert_eq!(first.envelope.message_id, "slow");
     let started = Instant::now();
-    first
-        .acker
-        .settle(Disposition::Retry {
-            after: Duration::from_secs(20),
-        })
-        .await
-        .unwrap();
-    second
-        .acker
-        .settle(Disposition::Retry {
-            after: Duration::from_millis(50),
-        })
-        .await
-        .unwrap();
+    retry(&first, Duration::from_secs(20)).await;
+    retry(&second, Duration::from_millis(50)).await;
     let again = next(&consumer, "the short retry").await;
     assert_eq!(again.envelope.message_id, "fast");
     assert_eq!(again.attempt, 2);

@@ -2,7 +2,9 @@
 
 use flash_core::domain::{Event, EventStatus, HoldRequest, Order, OrderStatus, PaymentCommand};
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
-use flash_core::ports::{Bus, BusConsumer, EventStore, OrderStore, Outbox, PaymentStore};
+use flash_core::ports::{
+    Bus, BusConsumer, Delivery, Disposition, EventStore, OrderStore, Outbox, PaymentStore,
+};
 use flash_core::*;
 use futures::future::BoxFuture;
 use std::future::Future;
@@ -198,4 +200,28 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, f)
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
+}
+
+/// The consumer's next delivery, failing the contract (as `what`) if none comes within
+/// [`PATIENCE`], the consumer fails or it shuts down.
+pub async fn next_delivery(consumer: &dyn BusConsumer, what: &str) -> Delivery {
+    within(what, consumer.next())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
+}
+
+/// Fails the contract (as `what`) if the consumer delivers anything within [`QUIET`].
+pub async fn nothing_more(consumer: &dyn BusConsumer, what: &str) {
+    if let Ok(Ok(Some(d))) = tokio::time::timeout(QUIET, consumer.next()).await {
+        panic!("{what}: unexpected delivery {:?}", d.envelope.message_id);
+    }
+}
+
+/// Settles `d` as `Retry` after `after`.
+pub async fn retry(d: &Delivery, after: Duration) {
+    d.acker
+        .settle(Disposition::Retry { after })
+        .await
+        .unwrap_or_else(|e| panic!("retry after {after:?}: {e}"));
 }
