@@ -8,8 +8,8 @@ use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, RetryMethod,
-    Value,
+    Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, Pipeline, RedisError, RedisFuture,
+    RetryMethod, ScriptInvocation, Value,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -200,6 +200,37 @@ impl Redis {
                 self.inner.timeout
             ))),
         }
+    }
+
+    /// One command, run as [`Redis::run`] runs any operation; `T = ()` when the reply is not
+    /// needed.
+    pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        cmd: &Cmd,
+    ) -> StoreResult<T> {
+        self.run(what, |mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// One pipeline (or transaction), as [`Redis::query`].
+    pub(crate) async fn query_pipe<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        pipe: &Pipeline,
+    ) -> StoreResult<T> {
+        self.run(what, |mut c| async move { pipe.query_async(&mut c).await })
+            .await
+    }
+
+    /// One script invocation, as [`Redis::query`].
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        what: &'static str,
+        inv: &ScriptInvocation<'_>,
+    ) -> StoreResult<T> {
+        self.run(what, |mut c| async move { inv.invoke_async(&mut c).await })
+            .await
     }
 
     /// Whether this is a Redis Cluster connection.

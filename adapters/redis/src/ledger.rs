@@ -58,7 +58,8 @@ impl PaymentLedger for RedisPaymentLedger {
         let ttl = self.ttl_ms();
         let (stored,): (Value,) = self
             .redis
-            .run("ledger decide", |mut c| async move {
+            .query_pipe(
+                "ledger decide",
                 redis::pipe()
                     .atomic()
                     .cmd("HSETNX")
@@ -72,10 +73,8 @@ impl PaymentLedger for RedisPaymentLedger {
                     .cmd("PEXPIRE")
                     .arg(&key)
                     .arg(ttl)
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await?;
         let stored = opt_text(&stored, "ledger decide")?
             .ok_or_else(|| malformed("ledger decide", "no verdict after HSETNX"))?;
@@ -86,13 +85,10 @@ impl PaymentLedger for RedisPaymentLedger {
         let key = self.key(payment);
         let flag: Option<String> = self
             .redis
-            .run("ledger published", |mut c| async move {
-                redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("published")
-                    .query_async(&mut c)
-                    .await
-            })
+            .query(
+                "ledger published",
+                redis::cmd("HGET").arg(&key).arg("published"),
+            )
             .await?;
         Ok(flag.as_deref() == Some("1"))
     }
@@ -101,7 +97,8 @@ impl PaymentLedger for RedisPaymentLedger {
         let key = self.key(payment);
         let ttl = self.ttl_ms();
         self.redis
-            .run("ledger mark published", |mut c| async move {
+            .query_pipe(
+                "ledger mark published",
                 redis::pipe()
                     .atomic()
                     .cmd("HSET")
@@ -112,10 +109,8 @@ impl PaymentLedger for RedisPaymentLedger {
                     .cmd("PEXPIRE")
                     .arg(&key)
                     .arg(ttl)
-                    .ignore()
-                    .exec_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await
     }
 }

@@ -205,9 +205,7 @@ impl RedisQueueStore {
         for a in extra {
             inv.arg(a);
         }
-        self.redis
-            .run(what, |mut c| async move { inv.invoke_async(&mut c).await })
-            .await
+        self.redis.invoke(what, &inv).await
     }
 
     /// The scope of ticket `id`, renewing its index entry once half its TTL is gone (like the
@@ -217,15 +215,10 @@ impl RedisQueueStore {
         let live = self.live_ms();
         let (found, pttl): (Option<String>, i64) = self
             .redis
-            .run("ticket index", |mut c| async move {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut c)
-                    .await
-            })
+            .query_pipe(
+                "ticket index",
+                redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key),
+            )
             .await?;
         let Some(s) = found else {
             return Ok(None);
@@ -236,13 +229,7 @@ impl RedisQueueStore {
         if pttl == -1 || u64::try_from(pttl).is_ok_and(|left| left.saturating_mul(2) < live) {
             let key = self.index_key(id);
             self.redis
-                .run("ticket index", |mut c| async move {
-                    redis::cmd("PEXPIRE")
-                        .arg(&key)
-                        .arg(live)
-                        .exec_async(&mut c)
-                        .await
-                })
+                .query::<()>("ticket index", redis::cmd("PEXPIRE").arg(&key).arg(live))
                 .await?;
         }
         Ok(Some(scope))
@@ -266,11 +253,7 @@ impl RedisQueueStore {
             if !ttl.is_zero() {
                 cmd.arg(millis(ttl));
             }
-            self.redis
-                .run("queue settle", |mut c| async move {
-                    cmd.exec_async(&mut c).await
-                })
-                .await
+            self.redis.query("queue settle", &cmd).await
         };
         let relist = async {
             if !after.went_idle {
@@ -279,13 +262,10 @@ impl RedisQueueStore {
             let scope_s = scope.to_string();
             let active = self.active_key();
             self.redis
-                .run("queue settle", |mut c| async move {
-                    redis::cmd("SREM")
-                        .arg(&active)
-                        .arg(&scope_s)
-                        .exec_async(&mut c)
-                        .await
-                })
+                .query::<()>(
+                    "queue settle",
+                    redis::cmd("SREM").arg(&active).arg(&scope_s),
+                )
                 .await?;
             let v = self
                 .call(
@@ -309,7 +289,8 @@ impl RedisQueueStore {
         let active = self.active_key();
         let live = self.live_ms();
         self.redis
-            .run("queue list scope", |mut c| async move {
+            .query_pipe(
+                "queue list scope",
                 redis::pipe()
                     .cmd("SADD")
                     .arg(&active)
@@ -318,10 +299,8 @@ impl RedisQueueStore {
                     .cmd("PEXPIRE")
                     .arg(&active)
                     .arg(live)
-                    .ignore()
-                    .exec_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await
     }
 
@@ -447,15 +426,9 @@ impl QueueStore for RedisQueueStore {
         let index = self.index_key(t.id);
         let scope_s = scope.to_string();
         let live = self.live_ms();
-        let write_index = self.redis.run(WHAT, |mut c| async move {
-            redis::cmd("SET")
-                .arg(&index)
-                .arg(&scope_s)
-                .arg("PX")
-                .arg(live)
-                .exec_async(&mut c)
-                .await
-        });
+        let mut set = redis::cmd("SET");
+        set.arg(&index).arg(&scope_s).arg("PX").arg(live);
+        let write_index = self.redis.query::<()>(WHAT, &set);
         let scope_s = scope.to_string();
         futures::try_join!(write_index, self.list(&scope_s))?;
         self.scopes.put(t.id, scope, now);
@@ -485,13 +458,7 @@ impl QueueStore for RedisQueueStore {
         // Only QUEUED tickets are in the set, so the rank counts exactly the QUEUED ones ahead.
         let rank: Option<i64> = self
             .redis
-            .run("queue position", |mut c| async move {
-                redis::cmd("ZRANK")
-                    .arg(&queued)
-                    .arg(&id)
-                    .query_async(&mut c)
-                    .await
-            })
+            .query("queue position", redis::cmd("ZRANK").arg(&queued).arg(&id))
             .await?;
         rank.map(|r| {
             u64::try_from(r)
@@ -761,16 +728,15 @@ impl QueueStore for RedisQueueStore {
         let live = self.live_ms();
         let (members, _): (Vec<String>, i64) = self
             .redis
-            .run(WHAT, |mut c| async move {
+            .query_pipe(
+                WHAT,
                 redis::pipe()
                     .cmd("SMEMBERS")
                     .arg(&active)
                     .cmd("PEXPIRE")
                     .arg(&active)
-                    .arg(live)
-                    .query_async(&mut c)
-                    .await
-            })
+                    .arg(live),
+            )
             .await?;
         let mut scopes = members
             .iter()
