@@ -27,6 +27,29 @@ const CLUSTER_RETRIES: u32 = 8;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 
+/// What [`Redis::query`] sends: a command, a pipeline or a script invocation.
+pub(crate) trait Request: Sync {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T>;
+}
+
+impl Request for Cmd {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.query_async(conn))
+    }
+}
+
+impl Request for Pipeline {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.query_async(conn))
+    }
+}
+
+impl Request for ScriptInvocation<'_> {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.invoke_async(conn))
+    }
+}
+
 /// The shared connection: one node through a [`ConnectionManager`], or a Redis Cluster through a
 /// [`ClusterConnection`] that routes each command to the master of its slot and follows MOVED,
 /// ASK and failovers by itself. Both are multiplexed and cheap to clone; every adapter of the
@@ -202,34 +225,14 @@ impl Redis {
         }
     }
 
-    /// One command, run as [`Redis::run`] runs any operation; `T = ()` when the reply is not
-    /// needed.
-    pub(crate) async fn query<T: FromRedisValue>(
+    /// One command, pipeline or script invocation, run as [`Redis::run`] runs any operation;
+    /// `T = ()` when the reply is not needed.
+    pub(crate) async fn query<T: FromRedisValue + Send>(
         &self,
         what: &'static str,
-        cmd: &Cmd,
+        request: &impl Request,
     ) -> StoreResult<T> {
-        self.run(what, |mut c| async move { cmd.query_async(&mut c).await })
-            .await
-    }
-
-    /// One pipeline (or transaction), as [`Redis::query`].
-    pub(crate) async fn query_pipe<T: FromRedisValue>(
-        &self,
-        what: &'static str,
-        pipe: &Pipeline,
-    ) -> StoreResult<T> {
-        self.run(what, |mut c| async move { pipe.query_async(&mut c).await })
-            .await
-    }
-
-    /// One script invocation, as [`Redis::query`].
-    pub(crate) async fn invoke<T: FromRedisValue>(
-        &self,
-        what: &'static str,
-        inv: &ScriptInvocation<'_>,
-    ) -> StoreResult<T> {
-        self.run(what, |mut c| async move { inv.invoke_async(&mut c).await })
+        self.run(what, |mut c| async move { request.send(&mut c).await })
             .await
     }
 

@@ -58,7 +58,7 @@ impl PaymentLedger for RedisPaymentLedger {
         let ttl = self.ttl_ms();
         let (stored,): (Value,) = self
             .redis
-            .query_pipe(
+            .query(
                 "ledger decide",
                 redis::pipe()
                     .atomic()
@@ -97,7 +97,7 @@ impl PaymentLedger for RedisPaymentLedger {
         let key = self.key(payment);
         let ttl = self.ttl_ms();
         self.redis
-            .query_pipe(
+            .query(
                 "ledger mark published",
                 redis::pipe()
                     .atomic()

@@ -205,7 +205,7 @@ impl RedisQueueStore {
         for a in extra {
             inv.arg(a);
         }
-        self.redis.invoke(what, &inv).await
+        self.redis.query(what, &inv).await
     }
 
     /// The scope of ticket `id`, renewing its index entry once half its TTL is gone (like the
@@ -215,7 +215,7 @@ impl RedisQueueStore {
         let live = self.live_ms();
         let (found, pttl): (Option<String>, i64) = self
             .redis
-            .query_pipe(
+            .query(
                 "ticket index",
                 redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key),
             )
@@ -289,7 +289,7 @@ impl RedisQueueStore {
         let active = self.active_key();
         let live = self.live_ms();
         self.redis
-            .query_pipe(
+            .query(
                 "queue list scope",
                 redis::pipe()
                     .cmd("SADD")
@@ -728,7 +728,7 @@ impl QueueStore for RedisQueueStore {
         let live = self.live_ms();
         let (members, _): (Vec<String>, i64) = self
             .redis
-            .query_pipe(
+            .query(
                 WHAT,
                 redis::pipe()
                     .cmd("SMEMBERS")

@@ -65,7 +65,7 @@ impl SessionStore for RedisSessionStore {
             .arg(session.user.to_string())
             .arg(session.expires_at.millis())
             .arg(u64::try_from(MIN_SESSION_TTL.as_millis()).unwrap_or(u64::MAX));
-        let status: i64 = self.redis.invoke("session issue", &inv).await?;
+        let status: i64 = self.redis.query("session issue", &inv).await?;
         match status {
             1 => Ok(()),
             -1 => Err(StoreError::Conflict(format!(
@@ -82,7 +82,7 @@ impl SessionStore for RedisSessionStore {
         inv.key(self.token_key(jti))
             .arg(now.millis())
             .arg(self.family_prefix());
-        let v = self.redis.invoke(WHAT, &inv).await?;
+        let v = self.redis.query(WHAT, &inv).await?;
         let items = array(v, WHAT)?;
         match int(at(&items, 0, WHAT)?, WHAT)? {
             0 => Ok(Rotation::Unknown),
@@ -102,7 +102,7 @@ impl SessionStore for RedisSessionStore {
     async fn revoke_family(&self, family: FamilyId) -> StoreResult<()> {
         let mut inv = REVOKE.prepare_invoke();
         inv.key(self.family_key(family));
-        let _: i64 = self.redis.invoke("session revoke", &inv).await?;
+        let _: i64 = self.redis.query("session revoke", &inv).await?;
         Ok(())
     }
 
@@ -153,7 +153,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(now.millis())
             .arg(now.plus(window).millis())
             .arg(window_ms);
-        let v = self.redis.invoke(WHAT, &inv).await?;
+        let v = self.redis.query(WHAT, &inv).await?;
         let items = array(v, WHAT)?;
         let hits = int(at(&items, 0, WHAT)?, WHAT)?;
         let ends = Timestamp::from_millis(int(at(&items, 1, WHAT)?, WHAT)?);
