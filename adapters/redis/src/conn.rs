@@ -236,6 +236,19 @@ impl Redis {
             .await
     }
 
+    /// Whether `field` of hash `key` is set to `"1"`.
+    pub(crate) async fn flag(
+        &self,
+        what: &'static str,
+        key: &str,
+        field: &str,
+    ) -> StoreResult<bool> {
+        let value: Option<String> = self
+            .query(what, redis::cmd("HGET").arg(key).arg(field))
+            .await?;
+        Ok(value.as_deref() == Some("1"))
+    }
+
     /// Whether this is a Redis Cluster connection.
     pub fn is_cluster(&self) -> bool {
         matches!(self.inner.conn, Conn::Cluster(_))

@@ -83,14 +83,7 @@ impl PaymentLedger for RedisPaymentLedger {
 
     async fn published(&self, payment: PaymentId) -> StoreResult<bool> {
         let key = self.key(payment);
-        let flag: Option<String> = self
-            .redis
-            .query(
-                "ledger published",
-                redis::cmd("HGET").arg(&key).arg("published"),
-            )
-            .await?;
-        Ok(flag.as_deref() == Some("1"))
+        self.redis.flag("ledger published", &key, "published").await
     }
 
     async fn mark_published(&self, payment: PaymentId) -> StoreResult<()> {

@@ -235,6 +235,29 @@ impl RedisQueueStore {
         Ok(Some(scope))
     }
 
+    /// Runs `script` on the line of ticket `id` (nothing if the ticket is unknown), reads its
+    /// `{went_idle, ticket|nil}` reply and settles the global keys after it.
+    async fn on_ticket(
+        &self,
+        what: &'static str,
+        script: &Script,
+        id: TicketId,
+        now: Timestamp,
+        extra: &[String],
+    ) -> StoreResult<Option<Ticket>> {
+        let Some(scope) = self.scope_of(id, now).await? else {
+            return Ok(None);
+        };
+        let v = self.call(what, script, scope, now, extra).await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, what)?;
+        let after = Aftermath {
+            went_idle,
+            shorten_index: self.index_after(id, ticket.as_ref()),
+        };
+        self.settle(scope, after).await?;
+        Ok(ticket)
+    }
+
     /// Settles the global keys after a script (see the module docs). The index entry and the
     /// active set live in different slots, so they are written by separate commands; the relist
     /// check runs only once the removal from the active set is acknowledged.
@@ -436,20 +459,8 @@ impl QueueStore for RedisQueueStore {
     }
 
     async fn ticket(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<Ticket>> {
-        const WHAT: &str = "queue ticket";
-        let Some(scope) = self.scope_of(id, now).await? else {
-            return Ok(None);
-        };
-        let v = self
-            .call(WHAT, &TICKET, scope, now, &[id.to_string()])
-            .await?;
-        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        let after = Aftermath {
-            went_idle,
-            shorten_index: self.index_after(id, ticket.as_ref()),
-        };
-        self.settle(scope, after).await?;
-        Ok(ticket)
+        self.on_ticket("queue ticket", &TICKET, id, now, &[id.to_string()])
+            .await
     }
 
     async fn position(&self, ticket: &Ticket) -> StoreResult<Option<u64>> {
@@ -613,33 +624,15 @@ impl QueueStore for RedisQueueStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Option<Ticket>> {
-        const WHAT: &str = "queue enter";
-        let Some(scope) = self.scope_of(id, now).await? else {
-            return Ok(None);
-        };
         let expires = now.plus(ttl);
         let span = self.live_ms().saturating_add(millis(ttl));
-        let v = self
-            .call(
-                WHAT,
-                &ENTER,
-                scope,
-                now,
-                &[
-                    id.to_string(),
-                    user.to_string(),
-                    expires.millis().to_string(),
-                    span.to_string(),
-                ],
-            )
-            .await?;
-        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        let after = Aftermath {
-            went_idle,
-            shorten_index: self.index_after(id, ticket.as_ref()),
-        };
-        self.settle(scope, after).await?;
-        Ok(ticket)
+        let args = [
+            id.to_string(),
+            user.to_string(),
+            expires.millis().to_string(),
+            span.to_string(),
+        ];
+        self.on_ticket("queue enter", &ENTER, id, now, &args).await
     }
 
     async fn leave(

@@ -110,14 +110,8 @@ impl SessionStore for RedisSessionStore {
     /// and none of its tokens can be rotated any more.
     async fn family_alive(&self, family: FamilyId) -> StoreResult<bool> {
         let key = self.family_key(family);
-        let revoked: Option<String> = self
-            .redis
-            .query(
-                "session family",
-                redis::cmd("HGET").arg(&key).arg("revoked"),
-            )
-            .await?;
-        Ok(revoked.as_deref() != Some("1"))
+        let revoked = self.redis.flag("session family", &key, "revoked").await?;
+        Ok(!revoked)
     }
 }
 
