@@ -107,11 +107,11 @@ pub fn ms(n: u64) -> Duration {
 }
 
 /// An event on sale from `now` for a day.
-pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
+pub fn selling(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
     Event {
         id: event_id(),
         name: unique("event-"),
-        starts_at: now.plus(Duration::from_secs(3600)),
+        starts_at: now,
         ends_at: now.plus(Duration::from_secs(86_400)),
         total_qty: total,
         sold_qty: 0,
@@ -123,6 +123,14 @@ pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event
         queue_mode: flash_core::domain::QueueMode::Global,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// An event on sale until a day after `now`, starting an hour after it.
+pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
+    Event {
+        starts_at: now.plus(Duration::from_secs(3600)),
+        ..selling(now, total, max_per_user, price)
     }
 }
 
