@@ -144,6 +144,27 @@ async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
     (connection, channel)
 }
 
+/// The message in `queue`'s dead-letter queue, checked for the reason and attempt count the
+/// adapter stamps on it, and the raw connection it was read on.
+async fn dead_letter(
+    queue: &str,
+    reason: &str,
+    attempts: u32,
+) -> (lapin::Connection, lapin::message::BasicGetMessage) {
+    let (connection, channel) = raw_channel().await;
+    let dead = channel
+        .basic_get(&dlq_name(queue), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no message in the dead-letter queue of {queue}"));
+    assert_eq!(text(header(&dead, DEAD_LETTER_REASON_HEADER)), reason);
+    assert_eq!(
+        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
+        Some(&AMQPValue::LongUInt(attempts))
+    );
+    (connection, dead)
+}
+
 fn header<'a>(message: &'a lapin::message::BasicGetMessage, name: &str) -> Option<&'a AMQPValue> {
     message
         .delivery
@@ -342,20 +363,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flo
     let c = bus.counters();
     assert_eq!((c.acked, c.dead_lettered, c.retried), (20, 1, 0));
 
-    let (connection, channel) = raw_channel().await;
-    let dead = channel
-        .basic_get(&dlq_name(&queue), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("the poison message in the dead-letter queue");
-    assert_eq!(
-        text(header(&dead, DEAD_LETTER_REASON_HEADER)),
-        "malformed JSON at byte 0"
-    );
-    assert_eq!(
-        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
-        Some(&AMQPValue::LongUInt(1))
-    );
+    let (connection, dead) = dead_letter(&queue, "malformed JSON at byte 0", 1).await;
     let props = &dead.delivery.properties;
     assert_eq!(
         props.message_id().as_ref().map(|s| s.as_str()),
@@ -406,20 +414,7 @@ async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered
     let c = bus.counters();
     assert_eq!((c.retried, c.dead_lettered), (2, 1));
 
-    let (connection, channel) = raw_channel().await;
-    let dead = channel
-        .basic_get(&dlq_name(&queue), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("the message in the dead-letter queue");
-    assert_eq!(
-        text(header(&dead, DEAD_LETTER_REASON_HEADER)),
-        "still failing after 3 attempts"
-    );
-    assert_eq!(
-        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
-        Some(&AMQPValue::LongUInt(3))
-    );
+    let (connection, dead) = dead_letter(&queue, "still failing after 3 attempts", 3).await;
     assert_eq!(
         header(&dead, ATTEMPT_HEADER),
         None,

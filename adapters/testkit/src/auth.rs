@@ -97,8 +97,12 @@ pub async fn sessions_first_rotation_rotates_the_token(
     assert!(sessions.family_alive(s.family).await.unwrap());
 }
 
-/// A token already spent MUST yield `Reused` and revoke every token of its family.
-pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+/// A new family whose first token was spent on rotation and whose successor was issued:
+/// (family, first, successor).
+async fn rotated_once(
+    sessions: &Arc<dyn SessionStore>,
+    now: Timestamp,
+) -> (FamilyId, RefreshSession, RefreshSession) {
     let fam = family();
     let first = session(fam, now);
     sessions.issue(first.clone()).await.unwrap();
@@ -108,6 +112,12 @@ pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now:
     ));
     let next = session(fam, now);
     sessions.issue(next.clone()).await.unwrap();
+    (fam, first, next)
+}
+
+/// A token already spent MUST yield `Reused` and revoke every token of its family.
+pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+    let (fam, first, next) = rotated_once(&sessions, now).await;
     assert_eq!(
         sessions.rotate(first.jti, now).await.unwrap(),
         Rotation::Reused { family: fam }
@@ -173,15 +183,7 @@ pub async fn sessions_unknown_or_expired_token_is_unknown(
 /// `revoke_family` (logout) kills every token of the family, the rotated ones' successors
 /// included, and no other family; revoking twice or an unknown family is harmless.
 pub async fn sessions_logout_revokes_the_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
-    let fam = family();
-    let first = session(fam, now);
-    sessions.issue(first.clone()).await.unwrap();
-    assert!(matches!(
-        sessions.rotate(first.jti, now).await.unwrap(),
-        Rotation::Rotated(_)
-    ));
-    let next = session(fam, now);
-    sessions.issue(next.clone()).await.unwrap();
+    let (fam, _, next) = rotated_once(&sessions, now).await;
     let other = session(family(), now);
     sessions.issue(other.clone()).await.unwrap();
 

@@ -114,11 +114,7 @@ pub async fn queue_enqueue_after_leaving_creates_a_new_ticket(
 
 /// `position` = QUEUED tickets ahead + 1; `None` once not QUEUED.
 pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Timestamp) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     for (i, t) in tickets.iter().enumerate() {
         assert_eq!(q.position(t).await.unwrap(), Some(i as u64 + 1));
     }
@@ -141,16 +137,22 @@ pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Tim
     assert_eq!(q.position(&tickets[4]).await.unwrap(), Some(3));
 }
 
+/// A fresh scope with `n` tickets of fresh users, in arrival order.
+async fn line(q: &Arc<dyn QueueStore>, n: usize, now: Timestamp) -> (QueueScope, Vec<Ticket>) {
+    let s = scope();
+    let mut tickets = Vec::new();
+    for _ in 0..n {
+        tickets.push(join(q, user(), s, now).await);
+    }
+    (s, tickets)
+}
+
 /// Promotion admits QUEUED tickets in sequence order until `capacity` are admitted.
 pub async fn queue_promote_admits_in_arrival_order_up_to_capacity(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
 ) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     let admitted = q.promote(s, 2, now, TTL).await.unwrap();
     let ids: Vec<_> = admitted.iter().map(|t| t.id).collect();
     assert_eq!(
@@ -182,11 +184,7 @@ pub async fn queue_promote_counts_admissions_spent_since_the_callers_reading(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
 ) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     assert_eq!(q.promote(s, 2, now, TTL).await.unwrap().len(), 2);
     let later = now.plus(Duration::from_millis(5));
     let read = LineReading {
