@@ -91,6 +91,12 @@ impl Inner {
         lock(&self.state, "bus")
     }
 
+    /// Counts one more of `counter` and wakes the waiting consumers.
+    fn counted_change(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
     /// The state even if a holder panicked: for what must not fail (requeueing from `Drop`,
     /// the inspection helpers, shutdown).
     fn state_anyway(&self) -> std::sync::MutexGuard<'_, BusState> {
@@ -249,11 +255,7 @@ impl Bus for MemoryBus {
                     deliveries: 0,
                 });
         }
-        self.inner
-            .counters
-            .published
-            .fetch_add(1, Ordering::Relaxed);
-        self.inner.changed.notify_waiters();
+        self.inner.counted_change(&self.inner.counters.published);
         Ok(())
     }
 }
@@ -357,10 +359,7 @@ impl Acker for MemoryAcker {
                     Inner::dead_letter_locked(&mut s, &self.queue, pending);
                 }
                 self.inner
-                    .counters
-                    .dead_lettered
-                    .fetch_add(1, Ordering::Relaxed);
-                self.inner.changed.notify_waiters();
+                    .counted_change(&self.inner.counters.dead_lettered);
             }
         }
         Ok(())

@@ -124,6 +124,16 @@ struct Aftermath {
     shorten_index: Option<(TicketId, Duration)>,
 }
 
+impl Aftermath {
+    /// No ticket's index entry changes.
+    fn index_kept(went_idle: bool) -> Self {
+        Aftermath {
+            went_idle,
+            shorten_index: None,
+        }
+    }
+}
+
 /// [`QueueStore`] on Redis. Cheap to clone (clones share the ticket-scope cache); share one
 /// [`Redis`] between all adapters.
 #[derive(Debug, Clone)]
@@ -494,14 +504,7 @@ impl QueueStore for RedisQueueStore {
             phase: parse_phase(at(&items, 5, WHAT)?, WHAT)?,
             decayed_admissions_milli: count(at(&items, 6, WHAT)?, WHAT)?,
         };
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(went_idle)).await?;
         Ok(stats)
     }
 
@@ -593,14 +596,7 @@ impl QueueStore for RedisQueueStore {
         };
         // The promoter only visits listed scopes, so an idle one it sees is taken out even if
         // another call cleared its flag first (that caller may have lost a race with an enqueue).
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle: idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(idle)).await?;
         Ok(admitted)
     }
 
@@ -682,14 +678,7 @@ impl QueueStore for RedisQueueStore {
             .call(WHAT, &ADMISSION, scope, now, &[user.to_string()])
             .await?;
         let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(went_idle)).await?;
         Ok(ticket)
     }
 

@@ -233,3 +233,13 @@ pub async fn retry(d: &Delivery, after: Duration) {
         .await
         .unwrap_or_else(|e| panic!("retry after {after:?}: {e}"));
 }
+
+/// A source of configuration variables holding just `pairs`, for `from_vars`-style
+/// constructors in tests.
+pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}

@@ -5,7 +5,7 @@ use flash_core::domain::{
     LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
 use flash_core::ports::{QueueNotifier, QueueStore};
-use flash_core::{Timestamp, UserId};
+use flash_core::{TicketId, Timestamp, UserId};
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -135,6 +135,21 @@ pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Tim
     );
     assert_eq!(q.position(&tickets[2]).await.unwrap(), Some(1));
     assert_eq!(q.position(&tickets[4]).await.unwrap(), Some(3));
+}
+
+/// The ids of the tickets one promotion of `s` up to `capacity` admits.
+async fn promoted(
+    q: &Arc<dyn QueueStore>,
+    s: QueueScope,
+    capacity: u64,
+    now: Timestamp,
+) -> Vec<TicketId> {
+    q.promote(s, capacity, now, TTL)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
 }
 
 /// A fresh scope with `n` tickets of fresh users, in arrival order.
@@ -660,13 +675,7 @@ pub async fn queue_phase_stops_promotion_and_keeps_places(q: Arc<dyn QueueStore>
     assert_eq!(q.stats(s, now).await.unwrap().phase, LinePhase::Closed);
 
     assert!(q.set_phase(s, LinePhase::Open, now).await.unwrap());
-    let admitted: Vec<_> = q
-        .promote(s, 2, now, TTL)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let admitted = promoted(&q, s, 2, now).await;
     assert_eq!(
         admitted,
         vec![line[0].id, line[1].id],
@@ -748,13 +757,7 @@ pub async fn queue_lottery_is_drawn_in_draw_order_ahead_of_arrivals(
         Some(1),
         "the smallest draw is first in line"
     );
-    let admitted: Vec<_> = q
-        .promote(s, 100, now, TTL)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let admitted = promoted(&q, s, 100, now).await;
     assert_eq!(admitted, expected);
 }
 
