@@ -406,17 +406,7 @@ async fn the_shop_keeps_its_invariants_under_a_racing_mixed_workload() {
                 if rng.unit() < 0.8
                     && let Ok(PaymentOpened::Created(p)) = shop.open(pay(&o, now)).await.unwrap()
                 {
-                    let verdict = if rng.unit() < 0.6 {
-                        Verdict::Ok
-                    } else {
-                        Verdict::Fail
-                    };
-                    let cmd = ResultCommand {
-                        payment_id: p.id,
-                        order_id: o.id,
-                        verdict,
-                        now,
-                    };
+                    let cmd = fixtures::result(&p, fixtures::verdict(rng.unit() < 0.6), now);
                     shop.apply(cmd.clone()).await.unwrap().unwrap();
                     // A duplicate result changes nothing.
                     assert!(matches!(

@@ -7,7 +7,7 @@ use common::{fresh_database, fresh_pool, pool_on};
 use flash_adapter_postgres::{PgHealth, PgSessionStore, PgShop, PoolSettings, lazy_pool, migrate};
 use flash_core::domain::{
     Event, HoldOutcome, HoldRejection, HoldRequest, PaymentCommand, PaymentOpened, RefreshSession,
-    ResultApplied, ResultCommand, Verdict,
+    ResultApplied,
 };
 use flash_core::ports::{EventStore, HealthCheck, OrderStore, Outbox, PaymentStore, SessionStore};
 use flash_core::*;
@@ -107,17 +107,7 @@ async fn five_hundred_buyers_race_for_a_hundred_tickets() {
         let Ok(PaymentOpened::Created(p)) = shop.open(pay(o.id, o.user)).await.unwrap() else {
             panic!("payment not opened");
         };
-        let verdict = if i % 3 == 0 {
-            Verdict::Ok
-        } else {
-            Verdict::Fail
-        };
-        let cmd = ResultCommand {
-            payment_id: p.id,
-            order_id: o.id,
-            verdict,
-            now: T0,
-        };
+        let cmd = fixtures::result(&p, fixtures::verdict(i % 3 == 0), T0);
         match shop.apply(cmd).await.unwrap() {
             Ok(ResultApplied::Paid(_)) => sold += o.qty,
             Ok(ResultApplied::Failed(_)) => {}

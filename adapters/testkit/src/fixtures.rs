@@ -1,6 +1,9 @@
 //! Shared builders, bundles of ports, and concurrency helpers for the contracts.
 
-use flash_core::domain::{Event, EventStatus, HoldRequest, Order, OrderStatus, PaymentCommand};
+use flash_core::domain::{
+    Event, EventStatus, HoldRequest, Order, OrderStatus, Payment, PaymentCommand, ResultCommand,
+    Verdict,
+};
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::{
     Bus, BusConsumer, Delivery, Disposition, EventStore, OrderStore, Outbox, PaymentStore,
@@ -167,6 +170,21 @@ pub fn pay(order: &Order, now: Timestamp) -> PaymentCommand {
         outbox_id: OutboxId(Uuid::new_v4()),
         now,
         settle_by: now.plus(SETTLE_WITHIN),
+    }
+}
+
+/// `Ok` if `ok`, else `Fail`.
+pub fn verdict(ok: bool) -> Verdict {
+    if ok { Verdict::Ok } else { Verdict::Fail }
+}
+
+/// The payment provider's `verdict` on `p`, arriving at `now`.
+pub fn result(p: &Payment, verdict: Verdict, now: Timestamp) -> ResultCommand {
+    ResultCommand {
+        payment_id: p.id,
+        order_id: p.order_id,
+        verdict,
+        now,
     }
 }
 

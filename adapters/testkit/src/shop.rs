@@ -2,7 +2,7 @@
 
 use crate::fixtures::{
     HOLD_TTL, KEY_TTL, ShopPorts, count, distinct, event, event_id, hold, order_id, pay,
-    payment_id, race, unique, user,
+    payment_id, race, result, unique, user,
 };
 use flash_core::domain::{
     Event, EventPatch, EventStatus, HoldOutcome, HoldRejection, KeyedOutcome, Order, OrderStatus,
@@ -65,12 +65,7 @@ async fn opened(shop: &ShopPorts, o: &Order, now: Timestamp) -> Payment {
 
 async fn settle(shop: &ShopPorts, p: &Payment, verdict: Verdict, now: Timestamp) -> ResultApplied {
     shop.payments
-        .apply(ResultCommand {
-            payment_id: p.id,
-            order_id: p.order_id,
-            verdict,
-            now,
-        })
+        .apply(result(p, verdict, now))
         .await
         .unwrap()
         .unwrap_or_else(|r| panic!("result refused: {r:?}"))
