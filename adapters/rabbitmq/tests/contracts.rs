@@ -79,6 +79,20 @@ impl Drop for Cleanup {
     }
 }
 
+/// A queue name of the test's own (`prefix` and a random part), and what deletes its queues.
+fn test_queue(prefix: &str) -> (String, Cleanup) {
+    let queue = unique(prefix);
+    let cleanup = Cleanup::new(&queue);
+    (queue, cleanup)
+}
+
+/// A bus with `config` and a consumer of `queue` on it.
+fn bus_and_consumer(queue: &str, config: AmqpConfig) -> (AmqpBus, AmqpConsumer) {
+    let bus = AmqpBus::new(config);
+    let consumer = bus.consumer(queue);
+    (bus, consumer)
+}
+
 /// A consumer that deletes the test's queues once it and its sibling are gone.
 struct Tidy {
     consumer: AmqpConsumer,
@@ -269,8 +283,7 @@ impl Drop for Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_confirmed_publishes_are_each_consumed_exactly_once() {
-    let queue = unique("flash-test-load-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-load-");
     let bus = AmqpBus::new(config().with_prefetch(100));
     bus.connect().await.unwrap();
     // The first publish declares the topology; keep it out of the measurement.
@@ -328,10 +341,8 @@ async fn a_thousand_confirmed_publishes_are_each_consumed_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flowing() {
-    let queue = unique("flash-test-poison-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-poison-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
 
     bus.publish(&queue, envelope("poison")).await.unwrap();
     for i in 0..20 {
@@ -388,10 +399,8 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered_after_the_last() {
-    let queue = unique("flash-test-retry-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config().with_max_attempts(3));
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-retry-");
+    let (bus, consumer) = bus_and_consumer(&queue, config().with_max_attempts(3));
     let back_off = Duration::from_millis(150);
 
     bus.publish(&queue, envelope("flaky")).await.unwrap();
@@ -440,10 +449,8 @@ async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_of_different_delays_do_not_wait_for_each_other() {
-    let queue = unique("flash-test-buckets-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-buckets-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
     bus.publish(&queue, envelope("slow")).await.unwrap();
     bus.publish(&queue, envelope("fast")).await.unwrap();
 
@@ -465,8 +472,7 @@ async fn retries_of_different_delays_do_not_wait_for_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_whose_connection_is_cut_resumes_by_itself_and_gets_its_unacked_message_back() {
-    let queue = unique("flash-test-cut-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-cut-");
     let proxy = Proxy::start().await;
     let bus = AmqpBus::new(config());
     let consumer = AmqpConsumer::new(AmqpConfig::new(proxy.url()), &queue);
@@ -513,10 +519,8 @@ async fn a_consumer_resumes_after_the_broker_force_closes_its_connection() {
         eprintln!("skipped: needs rabbitmqctl for the local broker (the proxy test covers a cut)");
         return;
     }
-    let queue = unique("flash-test-forced-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-forced-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
     bus.publish(&queue, envelope("before")).await.unwrap();
     let before = next(&consumer, "the first delivery").await;
     before.acker.settle(Disposition::Ack).await.unwrap();
@@ -580,8 +584,7 @@ async fn a_consumer_resumes_after_the_broker_force_closes_its_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publish_during_an_outage_fails_within_its_timeout_and_the_next_after_recovery_succeeds()
 {
-    let queue = unique("flash-test-outage-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-outage-");
     let proxy = Proxy::start().await;
     let timeout = Duration::from_secs(3);
     let bus = AmqpBus::new(AmqpConfig::new(proxy.url()).with_publish_timeout(timeout));
@@ -623,10 +626,8 @@ async fn a_publish_during_an_outage_fails_within_its_timeout_and_the_next_after_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_next_or_a_dropped_delivery_loses_nothing() {
-    let queue = unique("flash-test-cancel-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-cancel-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
 
     // Cancelled while waiting (a host shutting down drops a pending `next`).
     assert!(
@@ -648,8 +649,7 @@ async fn a_cancelled_next_or_a_dropped_delivery_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_ends_a_pending_next() {
-    let queue = unique("flash-test-idle-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-idle-");
     let consumer = AmqpConsumer::new(config(), &queue);
     let waiting = tokio::spawn({
         let consumer = consumer.clone();
@@ -671,8 +671,7 @@ async fn shutdown_ends_a_pending_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_shutdown_in_flight_deliveries_settle_and_buffered_ones_go_back() {
-    let queue = unique("flash-test-shutdown-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-shutdown-");
     let bus = AmqpBus::new(config().with_prefetch(10));
     for i in 0..5 {
         bus.publish(&queue, envelope(&format!("m-{i}")))
@@ -720,8 +719,7 @@ async fn the_health_check_is_named_bus_and_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_existing_legacy_queue_is_used_as_it_is() {
     // Declared the way the legacy services did (durable, no arguments), and holding a message.
-    let queue = unique("flash-test-legacy-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-legacy-");
     let (connection, channel) = raw_channel().await;
     channel
         .queue_declare(

@@ -17,6 +17,7 @@ use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{PaymentLedger, QueueStore, RateLimiter, SessionStore};
 use flash_core::{EventId, FamilyId, PaymentId, TokenId};
 use flash_testkit::T0;
+use flash_testkit::fixtures::status_of;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,11 +158,7 @@ async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
     let first = enqueue(&here, scope).await;
     let second = enqueue(&here, scope).await;
     for q in [&here, &there] {
-        let v = q
-            .status(second.id, T0)
-            .await
-            .unwrap()
-            .expect("known everywhere");
+        let v = status_of(q, second.id, T0, "known everywhere").await;
         assert_eq!(
             (v.ticket.id, v.position, v.stats.queued),
             (second.id, Some(2), 2)

@@ -2,11 +2,12 @@
 
 use flash_core::domain::{
     Event, EventStatus, HoldRequest, Order, OrderStatus, Payment, PaymentCommand, ResultCommand,
-    Verdict,
+    TicketView, Verdict,
 };
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::{
     Bus, BusConsumer, Delivery, Disposition, EventStore, OrderStore, Outbox, PaymentStore,
+    QueueStore,
 };
 use flash_core::*;
 use futures::future::BoxFuture;
@@ -260,4 +261,12 @@ pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     move |name| map.get(name).cloned()
+}
+
+/// What `q` tells of ticket `id` at `now`, failing (as `what`) if it knows nothing of it.
+pub async fn status_of(q: &dyn QueueStore, id: TicketId, now: Timestamp, what: &str) -> TicketView {
+    q.status(id, now)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .unwrap_or_else(|| panic!("{what}: unknown ticket"))
 }

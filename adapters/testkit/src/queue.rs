@@ -1,6 +1,6 @@
 //! Contracts of `QueueStore` and `QueueNotifier`.
 
-use crate::fixtures::{count, distinct, event_id, race, ticket_id, user, within};
+use crate::fixtures::{count, distinct, event_id, race, status_of, ticket_id, user, within};
 use flash_core::domain::{
     LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
@@ -545,11 +545,7 @@ pub async fn queue_status_reads_ticket_stats_and_position(q: Arc<dyn QueueStore>
     let ta = join(&q, a, s, now).await;
     let tb = join(&q, b, s, now).await;
     let tc = join(&q, c, s, now).await;
-    let v = q
-        .status(tc.id, now)
-        .await
-        .unwrap()
-        .expect("a queued ticket");
+    let v = status_of(&*q, tc.id, now, "a queued ticket").await;
     assert_eq!((v.ticket.id, v.ticket.state), (tc.id, TicketState::Queued));
     assert_eq!(v.ticket.seq, tc.seq);
     assert_eq!(v.position, Some(3), "two QUEUED tickets ahead");
@@ -584,22 +580,14 @@ pub async fn queue_status_reads_ticket_stats_and_position(q: Arc<dyn QueueStore>
         (TicketState::Ready, None)
     );
     assert_eq!(ready.ticket.expires_at, Some(now.plus(TTL)));
-    let used = q
-        .status(ta.id, now)
-        .await
-        .unwrap()
-        .expect("an entered admission");
+    let used = status_of(&*q, ta.id, now, "an entered admission").await;
     assert_eq!(
         (used.ticket.state, used.position),
         (TicketState::Used, None)
     );
 
     let end = now.plus(TTL);
-    let lapsed = q
-        .status(tb.id, end)
-        .await
-        .unwrap()
-        .expect("kept once expired");
+    let lapsed = status_of(&*q, tb.id, end, "kept once expired").await;
     assert_eq!(
         lapsed.ticket.state,
         TicketState::Expired,
