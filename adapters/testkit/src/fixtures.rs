@@ -209,6 +209,11 @@ pub fn count<T>(items: &[T], pred: impl Fn(&T) -> bool) -> usize {
     items.iter().filter(|i| pred(i)).count()
 }
 
+/// Fails the contract unless there are exactly `n` of `items`: `what` they are.
+pub fn assert_count<T>(items: &[T], n: usize, what: &str) {
+    assert_eq!(items.len(), n, "{} {what}, not {n}", items.len());
+}
+
 /// The ids in `batches`, failing the contract (as `what`) if one appears twice.
 pub fn distinct<B, I>(batches: &[Vec<B>], id: impl Fn(&B) -> I, what: &str) -> Vec<I>
 where

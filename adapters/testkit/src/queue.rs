@@ -1,6 +1,8 @@
 //! Contracts of `QueueStore` and `QueueNotifier`.
 
-use crate::fixtures::{count, distinct, event_id, race, status_of, ticket_id, user, within};
+use crate::fixtures::{
+    assert_count, count, distinct, event_id, race, status_of, ticket_id, user, within,
+};
 use flash_core::domain::{
     LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
@@ -259,12 +261,7 @@ pub async fn queue_promote_never_exceeds_capacity_with_racing_promoters(
     })
     .await;
     let ids = distinct(&batches, |t| t.id, "a ticket was admitted twice");
-    assert_eq!(
-        ids.len(),
-        7,
-        "racing promoters admitted {} with capacity 7",
-        ids.len()
-    );
+    assert_count(&ids, 7, "admitted by racing promoters with capacity 7");
     assert_eq!(admitted(&q, s, now).await, 7);
     assert_eq!(q.stats(s, now).await.unwrap().queued, 43);
 }

@@ -1,8 +1,8 @@
 //! Contracts of `EventStore`, `OrderStore`, `PaymentStore` and `Outbox`.
 
 use crate::fixtures::{
-    HOLD_TTL, KEY_TTL, ShopPorts, count, distinct, event, event_id, hold, order_id, pay,
-    payment_id, race, result, unique, user,
+    HOLD_TTL, KEY_TTL, ShopPorts, assert_count, count, distinct, event, event_id, hold, order_id,
+    pay, payment_id, race, result, unique, user,
 };
 use flash_core::domain::{
     Event, EventPatch, EventStatus, HoldOutcome, HoldRejection, KeyedOutcome, Order, OrderStatus,
@@ -1065,12 +1065,7 @@ pub async fn outbox_lease_hides_message_from_other_relays(shop: ShopPorts, now: 
     })
     .await;
     let ids = distinct(&batches, |m| m.id, "two relays got one message");
-    assert_eq!(
-        ids.len(),
-        5,
-        "racing relays claimed {} of 5 messages",
-        ids.len()
-    );
+    assert_count(&ids, 5, "of 5 messages claimed by racing relays");
     assert_eq!(backlog(&shop).await, 6, "leased is not sent");
 }
 
