@@ -11,6 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+crate::fault::with_faults!(MemoryUserStore, MemorySessionStore, MemoryRateLimiter);
+
 #[derive(Debug, Default)]
 struct Users {
     by_id: HashMap<UserId, User>,
@@ -27,11 +29,6 @@ pub struct MemoryUserStore {
 impl MemoryUserStore {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 
     /// Registered accounts.
@@ -142,11 +139,6 @@ pub struct MemorySessionStore {
 impl MemorySessionStore {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 }
 
@@ -267,11 +259,6 @@ impl MemoryRateLimiter {
             budget,
             faults: Faults::default(),
         }
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 
     pub fn budget(&self) -> Arc<Budget> {

@@ -91,10 +91,22 @@ impl Inner {
         lock(&self.state, "bus")
     }
 
+    /// Counts one more of `counter` and wakes the waiting consumers.
+    fn counted_change(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    /// The state even if a holder panicked: for what must not fail (requeueing from `Drop`,
+    /// the inspection helpers, shutdown).
+    fn state_anyway(&self) -> std::sync::MutexGuard<'_, BusState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Puts a delivered message back (retry) or dead-letters it once it used its attempts.
     /// Infallible on purpose: it also runs from `Drop`, where a message must not be lost.
     fn requeue(&self, queue: &str, pending: Pending, after: std::time::Duration) {
-        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut s = self.state_anyway();
         if let Some(line) = s.queues.get_mut(queue) {
             line.in_flight = line.in_flight.saturating_sub(1);
         }
@@ -176,11 +188,7 @@ impl MemoryBus {
 
     /// Messages waiting in `queue` (ready or backing off), not counting deliveries in flight.
     pub fn len(&self, queue: &str) -> usize {
-        let s = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let s = self.inner.state_anyway();
         s.queues
             .get(queue)
             .map_or(0, |l| l.ready.len() + l.delayed.len())
@@ -193,11 +201,7 @@ impl MemoryBus {
 
     /// Deliveries of `queue` handed out and not settled yet.
     pub fn in_flight(&self, queue: &str) -> usize {
-        let s = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let s = self.inner.state_anyway();
         s.queues.get(queue).map_or(0, |l| l.in_flight)
     }
 
@@ -208,11 +212,7 @@ impl MemoryBus {
 
     /// Copies of the messages in the dead-letter queue of `queue`, oldest first.
     pub fn dead_letters(&self, queue: &str) -> Vec<Envelope> {
-        let s = self
-            .inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let s = self.inner.state_anyway();
         s.queues
             .get(&dlq_name(queue))
             .map(|l| l.ready.iter().map(|p| p.envelope.clone()).collect())
@@ -232,11 +232,7 @@ impl MemoryBus {
 
     /// Stops the bus: waiting and future `next()` calls return `None`, `publish` fails.
     pub fn shutdown(&self) {
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        self.inner.state_anyway().closed = true;
         self.inner.changed.notify_waiters();
     }
 }
@@ -259,11 +255,7 @@ impl Bus for MemoryBus {
                     deliveries: 0,
                 });
         }
-        self.inner
-            .counters
-            .published
-            .fetch_add(1, Ordering::Relaxed);
-        self.inner.changed.notify_waiters();
+        self.inner.counted_change(&self.inner.counters.published);
         Ok(())
     }
 }
@@ -367,10 +359,7 @@ impl Acker for MemoryAcker {
                     Inner::dead_letter_locked(&mut s, &self.queue, pending);
                 }
                 self.inner
-                    .counters
-                    .dead_lettered
-                    .fetch_add(1, Ordering::Relaxed);
-                self.inner.changed.notify_waiters();
+                    .counted_change(&self.inner.counters.dead_lettered);
             }
         }
         Ok(())

@@ -66,3 +66,17 @@ impl HealthCheck for Faults {
         Ok(())
     }
 }
+
+/// `with_faults(self, faults)`, the builder step of every adapter that holds a `faults: Faults`
+/// switch: its calls then fail while the switch says so.
+macro_rules! with_faults {
+    ($($adapter:ty),+ $(,)?) => {
+        $(impl $adapter {
+            pub fn with_faults(mut self, faults: $crate::Faults) -> Self {
+                self.faults = faults;
+                self
+            }
+        })+
+    };
+}
+pub(crate) use with_faults;

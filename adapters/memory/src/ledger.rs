@@ -8,6 +8,8 @@ use flash_core::ports::{HealthCheck, PaymentLedger, StoreResult};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+crate::fault::with_faults!(MemoryPaymentLedger);
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Entry {
     verdict: Option<Verdict>,
@@ -24,11 +26,6 @@ pub struct MemoryPaymentLedger {
 impl MemoryPaymentLedger {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 }
 

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+crate::fault::with_faults!(MemoryQueueStore);
+
 /// How long a finished (ORDERED/EXPIRED) ticket stays readable before it is forgotten.
 pub const DEFAULT_TICKET_RETENTION: Duration = Duration::from_secs(3600);
 /// The window of [`QueueStats::recent_admissions`].
@@ -258,11 +260,6 @@ impl MemoryQueueStore {
             retention: DEFAULT_TICKET_RETENTION,
             faults: Faults::default(),
         }
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 
     pub fn with_retention(mut self, retention: Duration) -> Self {

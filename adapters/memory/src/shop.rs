@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+crate::fault::with_faults!(MemoryShop);
+
 /// What an idempotency key stands for: a placed order (refusals are not kept, SPEC §11). The
 /// order is read back as it is now, so a replay shows its current status.
 #[derive(Debug, Clone)]
@@ -243,11 +245,6 @@ impl MemoryShop {
             key_budget: Budget::new("idempotency_records", DEFAULT_IDEMPOTENCY_MAX_RECORDS),
             faults: Faults::default(),
         }
-    }
-
-    pub fn with_faults(mut self, faults: Faults) -> Self {
-        self.faults = faults;
-        self
     }
 
     /// Keeps at most `budget.max()` idempotency records.

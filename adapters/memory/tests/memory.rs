@@ -7,6 +7,7 @@ use flash_core::limits::{Door, RateKey};
 use flash_core::messages::Envelope;
 use flash_core::ports::*;
 use flash_core::*;
+use flash_testkit::fixtures::{self, pay};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,49 +24,11 @@ fn uid() -> UserId {
 }
 
 fn on_sale(total: i64, max: i64) -> Event {
-    Event {
-        id: EventId(Uuid::new_v4()),
-        name: "Flash".into(),
-        starts_at: NOW,
-        ends_at: NOW.plus(Duration::from_secs(86_400)),
-        total_qty: total,
-        sold_qty: 0,
-        held_qty: 0,
-        max_per_user: max,
-        price: 1000,
-        status: EventStatus::Onsale,
-        prequeue_starts_at: None,
-        queue_mode: flash_core::domain::QueueMode::Global,
-        created_at: NOW,
-        updated_at: NOW,
-    }
+    fixtures::selling(NOW, total, max, 1000)
 }
 
 fn hold(event: EventId, user: UserId, qty: i64, now: Timestamp) -> HoldRequest {
-    HoldRequest {
-        order_id: OrderId(Uuid::new_v4()),
-        user,
-        event_id: event,
-        qty,
-        idempotency_key: Uuid::new_v4().to_string(),
-        fingerprint: format!("{event}:{qty}"),
-        now,
-        hold_expires_at: now.plus(Duration::from_secs(300)),
-        key_expires_at: now.plus(Duration::from_secs(86_400)),
-    }
-}
-
-fn pay(order: &Order, now: Timestamp) -> PaymentCommand {
-    PaymentCommand {
-        payment_id: PaymentId(Uuid::new_v4()),
-        order_id: order.id,
-        user: order.user,
-        method: "card".into(),
-        request_id: Uuid::new_v4(),
-        outbox_id: OutboxId(Uuid::new_v4()),
-        now,
-        settle_by: now.plus(Duration::from_secs(60)),
-    }
+    fixtures::hold(event, user, qty, &Uuid::new_v4().to_string(), now)
 }
 
 fn unavailable<T: std::fmt::Debug>(r: StoreResult<T>) -> bool {
@@ -443,17 +406,7 @@ async fn the_shop_keeps_its_invariants_under_a_racing_mixed_workload() {
                 if rng.unit() < 0.8
                     && let Ok(PaymentOpened::Created(p)) = shop.open(pay(&o, now)).await.unwrap()
                 {
-                    let verdict = if rng.unit() < 0.6 {
-                        Verdict::Ok
-                    } else {
-                        Verdict::Fail
-                    };
-                    let cmd = ResultCommand {
-                        payment_id: p.id,
-                        order_id: o.id,
-                        verdict,
-                        now,
-                    };
+                    let cmd = fixtures::result(&p, fixtures::verdict(rng.unit() < 0.6), now);
                     shop.apply(cmd.clone()).await.unwrap().unwrap();
                     // A duplicate result changes nothing.
                     assert!(matches!(

@@ -10,7 +10,7 @@
 //! `CREATE DATABASE`; the benchmark database is dropped at the end.
 
 use flash_adapter_postgres::{PgShop, PoolSettings, lazy_pool, migrate};
-use flash_core::domain::{Event, EventStatus, HoldOutcome, HoldRequest};
+use flash_core::domain::{Event, HoldOutcome, HoldRequest};
 use flash_core::ports::{EventStore, OrderStore};
 use flash_core::{EventId, OrderId, Timestamp, UserId};
 use sqlx::Connection;
@@ -46,20 +46,8 @@ fn request(event: EventId) -> HoldRequest {
 
 async fn new_event(shop: &PgShop) -> Result<EventId, Failure> {
     let e = Event {
-        id: EventId(Uuid::new_v4()),
         name: "hot".into(),
-        starts_at: NOW,
-        ends_at: NOW.plus(Duration::from_secs(86_400)),
-        total_qty: 1_000_000,
-        sold_qty: 0,
-        held_qty: 0,
-        max_per_user: 4,
-        price: 1000,
-        status: EventStatus::Onsale,
-        prequeue_starts_at: None,
-        queue_mode: flash_core::domain::QueueMode::Global,
-        created_at: NOW,
-        updated_at: NOW,
+        ..flash_testkit::fixtures::selling(NOW, 1_000_000, 4, 1000)
     };
     shop.create(e.clone()).await?;
     Ok(e.id)

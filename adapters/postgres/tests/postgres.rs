@@ -6,48 +6,23 @@ mod common;
 use common::{fresh_database, fresh_pool, pool_on};
 use flash_adapter_postgres::{PgHealth, PgSessionStore, PgShop, PoolSettings, lazy_pool, migrate};
 use flash_core::domain::{
-    Event, EventStatus, HoldOutcome, HoldRejection, HoldRequest, PaymentCommand, PaymentOpened,
-    RefreshSession, ResultApplied, ResultCommand, Verdict,
+    Event, HoldOutcome, HoldRejection, HoldRequest, PaymentCommand, PaymentOpened, RefreshSession,
+    ResultApplied,
 };
 use flash_core::ports::{EventStore, HealthCheck, OrderStore, Outbox, PaymentStore, SessionStore};
 use flash_core::*;
-use flash_testkit::T0;
+use flash_testkit::{T0, fixtures};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
 fn on_sale(total: i64, max_per_user: i64) -> Event {
-    Event {
-        id: EventId(Uuid::new_v4()),
-        name: "flash".into(),
-        starts_at: T0,
-        ends_at: T0.plus(Duration::from_secs(86_400)),
-        total_qty: total,
-        sold_qty: 0,
-        held_qty: 0,
-        max_per_user,
-        price: 1500,
-        status: EventStatus::Onsale,
-        prequeue_starts_at: None,
-        queue_mode: flash_core::domain::QueueMode::Global,
-        created_at: T0,
-        updated_at: T0,
-    }
+    fixtures::selling(T0, total, max_per_user, 1500)
 }
 
 fn hold(event: EventId, user: UserId, qty: i64) -> HoldRequest {
-    HoldRequest {
-        order_id: OrderId(Uuid::new_v4()),
-        user,
-        event_id: event,
-        qty,
-        idempotency_key: Uuid::new_v4().to_string(),
-        fingerprint: format!("{event}:{qty}"),
-        now: T0,
-        hold_expires_at: T0.plus(Duration::from_secs(300)),
-        key_expires_at: T0.plus(Duration::from_secs(86_400)),
-    }
+    fixtures::hold(event, user, qty, &Uuid::new_v4().to_string(), T0)
 }
 
 fn pay(order: OrderId, user: UserId) -> PaymentCommand {
@@ -132,17 +107,7 @@ async fn five_hundred_buyers_race_for_a_hundred_tickets() {
         let Ok(PaymentOpened::Created(p)) = shop.open(pay(o.id, o.user)).await.unwrap() else {
             panic!("payment not opened");
         };
-        let verdict = if i % 3 == 0 {
-            Verdict::Ok
-        } else {
-            Verdict::Fail
-        };
-        let cmd = ResultCommand {
-            payment_id: p.id,
-            order_id: o.id,
-            verdict,
-            now: T0,
-        };
+        let cmd = fixtures::result(&p, fixtures::verdict(i % 3 == 0), T0);
         match shop.apply(cmd).await.unwrap() {
             Ok(ResultApplied::Paid(_)) => sold += o.qty,
             Ok(ResultApplied::Failed(_)) => {}

@@ -110,15 +110,7 @@ impl Default for AmqpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| vars.get(name).cloned()
-    }
+    use flash_testkit::fixtures::vars as lookup;
 
     #[test]
     fn defaults_when_nothing_is_set() {

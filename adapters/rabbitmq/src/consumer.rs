@@ -354,29 +354,25 @@ fn copy_properties(
     let mut p = BasicProperties::default()
         .with_delivery_mode(2)
         .with_headers(FieldTable::from(headers));
-    if let Some(v) = original.content_type() {
-        p = p.with_content_type(v.clone());
+    // The string-valued properties, each kept as it was.
+    macro_rules! keep {
+        ($($get:ident => $with:ident),+) => {
+            $(if let Some(v) = original.$get() {
+                p = p.$with(v.clone());
+            })+
+        };
     }
-    if let Some(v) = original.content_encoding() {
-        p = p.with_content_encoding(v.clone());
-    }
-    if let Some(v) = original.message_id() {
-        p = p.with_message_id(v.clone());
-    }
-    if let Some(v) = original.correlation_id() {
-        p = p.with_correlation_id(v.clone());
-    }
+    keep!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        message_id => with_message_id,
+        correlation_id => with_correlation_id,
+        kind => with_type,
+        app_id => with_app_id,
+        reply_to => with_reply_to
+    );
     if let Some(v) = original.timestamp() {
         p = p.with_timestamp(*v);
-    }
-    if let Some(v) = original.kind() {
-        p = p.with_type(v.clone());
-    }
-    if let Some(v) = original.app_id() {
-        p = p.with_app_id(v.clone());
-    }
-    if let Some(v) = original.reply_to() {
-        p = p.with_reply_to(v.clone());
     }
     if let Some(v) = original.priority() {
         p = p.with_priority(*v);

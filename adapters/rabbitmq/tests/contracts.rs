@@ -9,7 +9,9 @@ use flash_core::StoreError;
 use flash_core::messages::Envelope;
 use flash_core::ports::{Bus, BusConsumer, Delivery, Disposition, StoreResult};
 use flash_testkit::BusPorts;
-use flash_testkit::fixtures::{PATIENCE, QUIET, unique};
+use flash_testkit::fixtures::{
+    PATIENCE, QUIET, next_delivery as next, nothing_more, retry, unique,
+};
 use lapin::options::BasicGetOptions;
 use lapin::types::AMQPValue;
 use std::collections::HashSet;
@@ -77,6 +79,20 @@ impl Drop for Cleanup {
     }
 }
 
+/// A queue name of the test's own (`prefix` and a random part), and what deletes its queues.
+fn test_queue(prefix: &str) -> (String, Cleanup) {
+    let queue = unique(prefix);
+    let cleanup = Cleanup::new(&queue);
+    (queue, cleanup)
+}
+
+/// A bus with `config` and a consumer of `queue` on it.
+fn bus_and_consumer(queue: &str, config: AmqpConfig) -> (AmqpBus, AmqpConsumer) {
+    let bus = AmqpBus::new(config);
+    let consumer = bus.consumer(queue);
+    (bus, consumer)
+}
+
 /// A consumer that deletes the test's queues once it and its sibling are gone.
 struct Tidy {
     consumer: AmqpConsumer,
@@ -111,14 +127,6 @@ fn bus() -> BusPorts {
 
 flash_testkit::bus_contracts!(bus());
 
-async fn next(consumer: &dyn BusConsumer, what: &str) -> Delivery {
-    tokio::time::timeout(PATIENCE, consumer.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
-}
-
 /// Like a host's consumer loop: receive errors (a lost connection) are retried until `deadline`.
 async fn next_surviving_errors(
     consumer: &dyn BusConsumer,
@@ -137,12 +145,6 @@ async fn next_surviving_errors(
     }
 }
 
-async fn nothing_more(consumer: &dyn BusConsumer, what: &str) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(QUIET, consumer.next()).await {
-        panic!("{what}: unexpected delivery {:?}", d.envelope.message_id);
-    }
-}
-
 /// A raw connection for looking at what the adapter hides (headers in a dead-letter queue).
 async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
     let handle = tokio::runtime::Handle::current();
@@ -154,6 +156,27 @@ async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
         .expect("raw connection to RabbitMQ");
     let channel = connection.create_channel().await.expect("raw channel");
     (connection, channel)
+}
+
+/// The message in `queue`'s dead-letter queue, checked for the reason and attempt count the
+/// adapter stamps on it, and the raw connection it was read on.
+async fn dead_letter(
+    queue: &str,
+    reason: &str,
+    attempts: u32,
+) -> (lapin::Connection, lapin::message::BasicGetMessage) {
+    let (connection, channel) = raw_channel().await;
+    let dead = channel
+        .basic_get(&dlq_name(queue), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no message in the dead-letter queue of {queue}"));
+    assert_eq!(text(header(&dead, DEAD_LETTER_REASON_HEADER)), reason);
+    assert_eq!(
+        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
+        Some(&AMQPValue::LongUInt(attempts))
+    );
+    (connection, dead)
 }
 
 fn header<'a>(message: &'a lapin::message::BasicGetMessage, name: &str) -> Option<&'a AMQPValue> {
@@ -260,8 +283,7 @@ impl Drop for Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_confirmed_publishes_are_each_consumed_exactly_once() {
-    let queue = unique("flash-test-load-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-load-");
     let bus = AmqpBus::new(config().with_prefetch(100));
     bus.connect().await.unwrap();
     // The first publish declares the topology; keep it out of the measurement.
@@ -319,10 +341,8 @@ async fn a_thousand_confirmed_publishes_are_each_consumed_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flowing() {
-    let queue = unique("flash-test-poison-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-poison-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
 
     bus.publish(&queue, envelope("poison")).await.unwrap();
     for i in 0..20 {
@@ -354,20 +374,7 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flo
     let c = bus.counters();
     assert_eq!((c.acked, c.dead_lettered, c.retried), (20, 1, 0));
 
-    let (connection, channel) = raw_channel().await;
-    let dead = channel
-        .basic_get(&dlq_name(&queue), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("the poison message in the dead-letter queue");
-    assert_eq!(
-        text(header(&dead, DEAD_LETTER_REASON_HEADER)),
-        "malformed JSON at byte 0"
-    );
-    assert_eq!(
-        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
-        Some(&AMQPValue::LongUInt(1))
-    );
+    let (connection, dead) = dead_letter(&queue, "malformed JSON at byte 0", 1).await;
     let props = &dead.delivery.properties;
     assert_eq!(
         props.message_id().as_ref().map(|s| s.as_str()),
@@ -392,10 +399,8 @@ async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered_after_the_last() {
-    let queue = unique("flash-test-retry-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config().with_max_attempts(3));
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-retry-");
+    let (bus, consumer) = bus_and_consumer(&queue, config().with_max_attempts(3));
     let back_off = Duration::from_millis(150);
 
     bus.publish(&queue, envelope("flaky")).await.unwrap();
@@ -411,30 +416,14 @@ async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered
         }
         assert_eq!(d.envelope, envelope("flaky"), "the message is unchanged");
         assert_eq!(d.attempt, attempt);
-        d.acker
-            .settle(Disposition::Retry { after: back_off })
-            .await
-            .unwrap();
+        retry(&d, back_off).await;
         settled_at = Some(Instant::now());
     }
     nothing_more(&consumer, "no fourth attempt").await;
     let c = bus.counters();
     assert_eq!((c.retried, c.dead_lettered), (2, 1));
 
-    let (connection, channel) = raw_channel().await;
-    let dead = channel
-        .basic_get(&dlq_name(&queue), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("the message in the dead-letter queue");
-    assert_eq!(
-        text(header(&dead, DEAD_LETTER_REASON_HEADER)),
-        "still failing after 3 attempts"
-    );
-    assert_eq!(
-        header(&dead, DEAD_LETTER_ATTEMPTS_HEADER),
-        Some(&AMQPValue::LongUInt(3))
-    );
+    let (connection, dead) = dead_letter(&queue, "still failing after 3 attempts", 3).await;
     assert_eq!(
         header(&dead, ATTEMPT_HEADER),
         None,
@@ -460,10 +449,8 @@ async fn a_retried_message_comes_back_with_the_next_attempt_and_is_dead_lettered
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retries_of_different_delays_do_not_wait_for_each_other() {
-    let queue = unique("flash-test-buckets-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-buckets-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
     bus.publish(&queue, envelope("slow")).await.unwrap();
     bus.publish(&queue, envelope("fast")).await.unwrap();
 
@@ -471,20 +458,8 @@ async fn retries_of_different_delays_do_not_wait_for_each_other() {
     let second = next(&consumer, "fast").await;
     assert_eq!(first.envelope.message_id, "slow");
     let started = Instant::now();
-    first
-        .acker
-        .settle(Disposition::Retry {
-            after: Duration::from_secs(20),
-        })
-        .await
-        .unwrap();
-    second
-        .acker
-        .settle(Disposition::Retry {
-            after: Duration::from_millis(50),
-        })
-        .await
-        .unwrap();
+    retry(&first, Duration::from_secs(20)).await;
+    retry(&second, Duration::from_millis(50)).await;
     let again = next(&consumer, "the short retry").await;
     assert_eq!(again.envelope.message_id, "fast");
     assert_eq!(again.attempt, 2);
@@ -497,8 +472,7 @@ async fn retries_of_different_delays_do_not_wait_for_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_whose_connection_is_cut_resumes_by_itself_and_gets_its_unacked_message_back() {
-    let queue = unique("flash-test-cut-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-cut-");
     let proxy = Proxy::start().await;
     let bus = AmqpBus::new(config());
     let consumer = AmqpConsumer::new(AmqpConfig::new(proxy.url()), &queue);
@@ -545,10 +519,8 @@ async fn a_consumer_resumes_after_the_broker_force_closes_its_connection() {
         eprintln!("skipped: needs rabbitmqctl for the local broker (the proxy test covers a cut)");
         return;
     }
-    let queue = unique("flash-test-forced-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-forced-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
     bus.publish(&queue, envelope("before")).await.unwrap();
     let before = next(&consumer, "the first delivery").await;
     before.acker.settle(Disposition::Ack).await.unwrap();
@@ -612,8 +584,7 @@ async fn a_consumer_resumes_after_the_broker_force_closes_its_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publish_during_an_outage_fails_within_its_timeout_and_the_next_after_recovery_succeeds()
 {
-    let queue = unique("flash-test-outage-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-outage-");
     let proxy = Proxy::start().await;
     let timeout = Duration::from_secs(3);
     let bus = AmqpBus::new(AmqpConfig::new(proxy.url()).with_publish_timeout(timeout));
@@ -655,10 +626,8 @@ async fn a_publish_during_an_outage_fails_within_its_timeout_and_the_next_after_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cancelled_next_or_a_dropped_delivery_loses_nothing() {
-    let queue = unique("flash-test-cancel-");
-    let _cleanup = Cleanup::new(&queue);
-    let bus = AmqpBus::new(config());
-    let consumer = bus.consumer(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-cancel-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
 
     // Cancelled while waiting (a host shutting down drops a pending `next`).
     assert!(
@@ -680,8 +649,7 @@ async fn a_cancelled_next_or_a_dropped_delivery_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shutdown_ends_a_pending_next() {
-    let queue = unique("flash-test-idle-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-idle-");
     let consumer = AmqpConsumer::new(config(), &queue);
     let waiting = tokio::spawn({
         let consumer = consumer.clone();
@@ -703,8 +671,7 @@ async fn shutdown_ends_a_pending_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn after_shutdown_in_flight_deliveries_settle_and_buffered_ones_go_back() {
-    let queue = unique("flash-test-shutdown-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-shutdown-");
     let bus = AmqpBus::new(config().with_prefetch(10));
     for i in 0..5 {
         bus.publish(&queue, envelope(&format!("m-{i}")))
@@ -752,8 +719,7 @@ async fn the_health_check_is_named_bus_and_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_existing_legacy_queue_is_used_as_it_is() {
     // Declared the way the legacy services did (durable, no arguments), and holding a message.
-    let queue = unique("flash-test-legacy-");
-    let _cleanup = Cleanup::new(&queue);
+    let (queue, _cleanup) = test_queue("flash-test-legacy-");
     let (connection, channel) = raw_channel().await;
     channel
         .queue_declare(

@@ -8,8 +8,8 @@ use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
 use redis::{
-    Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, RedisFuture, RetryMethod,
-    Value,
+    Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, Pipeline, RedisError, RedisFuture,
+    RetryMethod, ScriptInvocation, Value,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +26,29 @@ const RECONNECT_ATTEMPTS: usize = 6;
 const CLUSTER_RETRIES: u32 = 8;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
+
+/// What [`Redis::query`] sends: a command, a pipeline or a script invocation.
+pub(crate) trait Request: Sync {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T>;
+}
+
+impl Request for Cmd {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.query_async(conn))
+    }
+}
+
+impl Request for Pipeline {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.query_async(conn))
+    }
+}
+
+impl Request for ScriptInvocation<'_> {
+    fn send<'a, T: FromRedisValue + Send + 'a>(&'a self, conn: &'a mut Conn) -> RedisFuture<'a, T> {
+        Box::pin(self.invoke_async(conn))
+    }
+}
 
 /// The shared connection: one node through a [`ConnectionManager`], or a Redis Cluster through a
 /// [`ClusterConnection`] that routes each command to the master of its slot and follows MOVED,
@@ -200,6 +223,30 @@ impl Redis {
                 self.inner.timeout
             ))),
         }
+    }
+
+    /// One command, pipeline or script invocation, run as [`Redis::run`] runs any operation;
+    /// `T = ()` when the reply is not needed.
+    pub(crate) async fn query<T: FromRedisValue + Send>(
+        &self,
+        what: &'static str,
+        request: &impl Request,
+    ) -> StoreResult<T> {
+        self.run(what, |mut c| async move { request.send(&mut c).await })
+            .await
+    }
+
+    /// Whether `field` of hash `key` is set to `"1"`.
+    pub(crate) async fn flag(
+        &self,
+        what: &'static str,
+        key: &str,
+        field: &str,
+    ) -> StoreResult<bool> {
+        let value: Option<String> = self
+            .query(what, redis::cmd("HGET").arg(key).arg(field))
+            .await?;
+        Ok(value.as_deref() == Some("1"))
     }
 
     /// Whether this is a Redis Cluster connection.

@@ -58,7 +58,8 @@ impl PaymentLedger for RedisPaymentLedger {
         let ttl = self.ttl_ms();
         let (stored,): (Value,) = self
             .redis
-            .run("ledger decide", |mut c| async move {
+            .query(
+                "ledger decide",
                 redis::pipe()
                     .atomic()
                     .cmd("HSETNX")
@@ -72,10 +73,8 @@ impl PaymentLedger for RedisPaymentLedger {
                     .cmd("PEXPIRE")
                     .arg(&key)
                     .arg(ttl)
-                    .ignore()
-                    .query_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await?;
         let stored = opt_text(&stored, "ledger decide")?
             .ok_or_else(|| malformed("ledger decide", "no verdict after HSETNX"))?;
@@ -84,24 +83,15 @@ impl PaymentLedger for RedisPaymentLedger {
 
     async fn published(&self, payment: PaymentId) -> StoreResult<bool> {
         let key = self.key(payment);
-        let flag: Option<String> = self
-            .redis
-            .run("ledger published", |mut c| async move {
-                redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("published")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(flag.as_deref() == Some("1"))
+        self.redis.flag("ledger published", &key, "published").await
     }
 
     async fn mark_published(&self, payment: PaymentId) -> StoreResult<()> {
         let key = self.key(payment);
         let ttl = self.ttl_ms();
         self.redis
-            .run("ledger mark published", |mut c| async move {
+            .query(
+                "ledger mark published",
                 redis::pipe()
                     .atomic()
                     .cmd("HSET")
@@ -112,10 +102,8 @@ impl PaymentLedger for RedisPaymentLedger {
                     .cmd("PEXPIRE")
                     .arg(&key)
                     .arg(ttl)
-                    .ignore()
-                    .exec_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await
     }
 }

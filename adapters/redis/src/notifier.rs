@@ -49,13 +49,10 @@ impl QueueNotifier for RedisQueueNotifier {
         // The receiver count is of no use: nobody listening is not an error.
         let _receivers: i64 = self
             .redis
-            .run("queue announce", |mut c| async move {
-                redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(&payload)
-                    .query_async(&mut c)
-                    .await
-            })
+            .query(
+                "queue announce",
+                redis::cmd("PUBLISH").arg(&channel).arg(&payload),
+            )
             .await?;
         Ok(())
     }

@@ -124,6 +124,16 @@ struct Aftermath {
     shorten_index: Option<(TicketId, Duration)>,
 }
 
+impl Aftermath {
+    /// No ticket's index entry changes.
+    fn index_kept(went_idle: bool) -> Self {
+        Aftermath {
+            went_idle,
+            shorten_index: None,
+        }
+    }
+}
+
 /// [`QueueStore`] on Redis. Cheap to clone (clones share the ticket-scope cache); share one
 /// [`Redis`] between all adapters.
 #[derive(Debug, Clone)]
@@ -205,9 +215,7 @@ impl RedisQueueStore {
         for a in extra {
             inv.arg(a);
         }
-        self.redis
-            .run(what, |mut c| async move { inv.invoke_async(&mut c).await })
-            .await
+        self.redis.query(what, &inv).await
     }
 
     /// The scope of ticket `id`, renewing its index entry once half its TTL is gone (like the
@@ -217,15 +225,10 @@ impl RedisQueueStore {
         let live = self.live_ms();
         let (found, pttl): (Option<String>, i64) = self
             .redis
-            .run("ticket index", |mut c| async move {
-                redis::pipe()
-                    .cmd("GET")
-                    .arg(&key)
-                    .cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut c)
-                    .await
-            })
+            .query(
+                "ticket index",
+                redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key),
+            )
             .await?;
         let Some(s) = found else {
             return Ok(None);
@@ -236,16 +239,33 @@ impl RedisQueueStore {
         if pttl == -1 || u64::try_from(pttl).is_ok_and(|left| left.saturating_mul(2) < live) {
             let key = self.index_key(id);
             self.redis
-                .run("ticket index", |mut c| async move {
-                    redis::cmd("PEXPIRE")
-                        .arg(&key)
-                        .arg(live)
-                        .exec_async(&mut c)
-                        .await
-                })
+                .query::<()>("ticket index", redis::cmd("PEXPIRE").arg(&key).arg(live))
                 .await?;
         }
         Ok(Some(scope))
+    }
+
+    /// Runs `script` on the line of ticket `id` (nothing if the ticket is unknown), reads its
+    /// `{went_idle, ticket|nil}` reply and settles the global keys after it.
+    async fn on_ticket(
+        &self,
+        what: &'static str,
+        script: &Script,
+        id: TicketId,
+        now: Timestamp,
+        extra: &[String],
+    ) -> StoreResult<Option<Ticket>> {
+        let Some(scope) = self.scope_of(id, now).await? else {
+            return Ok(None);
+        };
+        let v = self.call(what, script, scope, now, extra).await?;
+        let (went_idle, ticket) = self.flagged_ticket(v, scope, what)?;
+        let after = Aftermath {
+            went_idle,
+            shorten_index: self.index_after(id, ticket.as_ref()),
+        };
+        self.settle(scope, after).await?;
+        Ok(ticket)
     }
 
     /// Settles the global keys after a script (see the module docs). The index entry and the
@@ -266,11 +286,7 @@ impl RedisQueueStore {
             if !ttl.is_zero() {
                 cmd.arg(millis(ttl));
             }
-            self.redis
-                .run("queue settle", |mut c| async move {
-                    cmd.exec_async(&mut c).await
-                })
-                .await
+            self.redis.query("queue settle", &cmd).await
         };
         let relist = async {
             if !after.went_idle {
@@ -279,13 +295,10 @@ impl RedisQueueStore {
             let scope_s = scope.to_string();
             let active = self.active_key();
             self.redis
-                .run("queue settle", |mut c| async move {
-                    redis::cmd("SREM")
-                        .arg(&active)
-                        .arg(&scope_s)
-                        .exec_async(&mut c)
-                        .await
-                })
+                .query::<()>(
+                    "queue settle",
+                    redis::cmd("SREM").arg(&active).arg(&scope_s),
+                )
                 .await?;
             let v = self
                 .call(
@@ -309,7 +322,8 @@ impl RedisQueueStore {
         let active = self.active_key();
         let live = self.live_ms();
         self.redis
-            .run("queue list scope", |mut c| async move {
+            .query(
+                "queue list scope",
                 redis::pipe()
                     .cmd("SADD")
                     .arg(&active)
@@ -318,10 +332,8 @@ impl RedisQueueStore {
                     .cmd("PEXPIRE")
                     .arg(&active)
                     .arg(live)
-                    .ignore()
-                    .exec_async(&mut c)
-                    .await
-            })
+                    .ignore(),
+            )
             .await
     }
 
@@ -447,15 +459,9 @@ impl QueueStore for RedisQueueStore {
         let index = self.index_key(t.id);
         let scope_s = scope.to_string();
         let live = self.live_ms();
-        let write_index = self.redis.run(WHAT, |mut c| async move {
-            redis::cmd("SET")
-                .arg(&index)
-                .arg(&scope_s)
-                .arg("PX")
-                .arg(live)
-                .exec_async(&mut c)
-                .await
-        });
+        let mut set = redis::cmd("SET");
+        set.arg(&index).arg(&scope_s).arg("PX").arg(live);
+        let write_index = self.redis.query::<()>(WHAT, &set);
         let scope_s = scope.to_string();
         futures::try_join!(write_index, self.list(&scope_s))?;
         self.scopes.put(t.id, scope, now);
@@ -463,20 +469,8 @@ impl QueueStore for RedisQueueStore {
     }
 
     async fn ticket(&self, id: TicketId, now: Timestamp) -> StoreResult<Option<Ticket>> {
-        const WHAT: &str = "queue ticket";
-        let Some(scope) = self.scope_of(id, now).await? else {
-            return Ok(None);
-        };
-        let v = self
-            .call(WHAT, &TICKET, scope, now, &[id.to_string()])
-            .await?;
-        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        let after = Aftermath {
-            went_idle,
-            shorten_index: self.index_after(id, ticket.as_ref()),
-        };
-        self.settle(scope, after).await?;
-        Ok(ticket)
+        self.on_ticket("queue ticket", &TICKET, id, now, &[id.to_string()])
+            .await
     }
 
     async fn position(&self, ticket: &Ticket) -> StoreResult<Option<u64>> {
@@ -485,13 +479,7 @@ impl QueueStore for RedisQueueStore {
         // Only QUEUED tickets are in the set, so the rank counts exactly the QUEUED ones ahead.
         let rank: Option<i64> = self
             .redis
-            .run("queue position", |mut c| async move {
-                redis::cmd("ZRANK")
-                    .arg(&queued)
-                    .arg(&id)
-                    .query_async(&mut c)
-                    .await
-            })
+            .query("queue position", redis::cmd("ZRANK").arg(&queued).arg(&id))
             .await?;
         rank.map(|r| {
             u64::try_from(r)
@@ -516,14 +504,7 @@ impl QueueStore for RedisQueueStore {
             phase: parse_phase(at(&items, 5, WHAT)?, WHAT)?,
             decayed_admissions_milli: count(at(&items, 6, WHAT)?, WHAT)?,
         };
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(went_idle)).await?;
         Ok(stats)
     }
 
@@ -615,14 +596,7 @@ impl QueueStore for RedisQueueStore {
         };
         // The promoter only visits listed scopes, so an idle one it sees is taken out even if
         // another call cleared its flag first (that caller may have lost a race with an enqueue).
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle: idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(idle)).await?;
         Ok(admitted)
     }
 
@@ -646,33 +620,15 @@ impl QueueStore for RedisQueueStore {
         now: Timestamp,
         ttl: Duration,
     ) -> StoreResult<Option<Ticket>> {
-        const WHAT: &str = "queue enter";
-        let Some(scope) = self.scope_of(id, now).await? else {
-            return Ok(None);
-        };
         let expires = now.plus(ttl);
         let span = self.live_ms().saturating_add(millis(ttl));
-        let v = self
-            .call(
-                WHAT,
-                &ENTER,
-                scope,
-                now,
-                &[
-                    id.to_string(),
-                    user.to_string(),
-                    expires.millis().to_string(),
-                    span.to_string(),
-                ],
-            )
-            .await?;
-        let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        let after = Aftermath {
-            went_idle,
-            shorten_index: self.index_after(id, ticket.as_ref()),
-        };
-        self.settle(scope, after).await?;
-        Ok(ticket)
+        let args = [
+            id.to_string(),
+            user.to_string(),
+            expires.millis().to_string(),
+            span.to_string(),
+        ];
+        self.on_ticket("queue enter", &ENTER, id, now, &args).await
     }
 
     async fn leave(
@@ -722,14 +678,7 @@ impl QueueStore for RedisQueueStore {
             .call(WHAT, &ADMISSION, scope, now, &[user.to_string()])
             .await?;
         let (went_idle, ticket) = self.flagged_ticket(v, scope, WHAT)?;
-        self.settle(
-            scope,
-            Aftermath {
-                went_idle,
-                shorten_index: None,
-            },
-        )
-        .await?;
+        self.settle(scope, Aftermath::index_kept(went_idle)).await?;
         Ok(ticket)
     }
 
@@ -761,16 +710,15 @@ impl QueueStore for RedisQueueStore {
         let live = self.live_ms();
         let (members, _): (Vec<String>, i64) = self
             .redis
-            .run(WHAT, |mut c| async move {
+            .query(
+                WHAT,
                 redis::pipe()
                     .cmd("SMEMBERS")
                     .arg(&active)
                     .cmd("PEXPIRE")
                     .arg(&active)
-                    .arg(live)
-                    .query_async(&mut c)
-                    .await
-            })
+                    .arg(live),
+            )
             .await?;
         let mut scopes = members
             .iter()

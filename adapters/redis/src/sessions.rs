@@ -65,12 +65,7 @@ impl SessionStore for RedisSessionStore {
             .arg(session.user.to_string())
             .arg(session.expires_at.millis())
             .arg(u64::try_from(MIN_SESSION_TTL.as_millis()).unwrap_or(u64::MAX));
-        let status: i64 = self
-            .redis
-            .run("session issue", |mut c| async move {
-                inv.invoke_async(&mut c).await
-            })
-            .await?;
+        let status: i64 = self.redis.query("session issue", &inv).await?;
         match status {
             1 => Ok(()),
             -1 => Err(StoreError::Conflict(format!(
@@ -87,10 +82,7 @@ impl SessionStore for RedisSessionStore {
         inv.key(self.token_key(jti))
             .arg(now.millis())
             .arg(self.family_prefix());
-        let v = self
-            .redis
-            .run(WHAT, |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
+        let v = self.redis.query(WHAT, &inv).await?;
         let items = array(v, WHAT)?;
         match int(at(&items, 0, WHAT)?, WHAT)? {
             0 => Ok(Rotation::Unknown),
@@ -110,12 +102,7 @@ impl SessionStore for RedisSessionStore {
     async fn revoke_family(&self, family: FamilyId) -> StoreResult<()> {
         let mut inv = REVOKE.prepare_invoke();
         inv.key(self.family_key(family));
-        let _: i64 = self
-            .redis
-            .run("session revoke", |mut c| async move {
-                inv.invoke_async(&mut c).await
-            })
-            .await?;
+        let _: i64 = self.redis.query("session revoke", &inv).await?;
         Ok(())
     }
 
@@ -123,17 +110,8 @@ impl SessionStore for RedisSessionStore {
     /// and none of its tokens can be rotated any more.
     async fn family_alive(&self, family: FamilyId) -> StoreResult<bool> {
         let key = self.family_key(family);
-        let revoked: Option<String> = self
-            .redis
-            .run("session family", |mut c| async move {
-                redis::cmd("HGET")
-                    .arg(&key)
-                    .arg("revoked")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(revoked.as_deref() != Some("1"))
+        let revoked = self.redis.flag("session family", &key, "revoked").await?;
+        Ok(!revoked)
     }
 }
 
@@ -169,10 +147,7 @@ impl RateLimiter for RedisRateLimiter {
             .arg(now.millis())
             .arg(now.plus(window).millis())
             .arg(window_ms);
-        let v = self
-            .redis
-            .run(WHAT, |mut c| async move { inv.invoke_async(&mut c).await })
-            .await?;
+        let v = self.redis.query(WHAT, &inv).await?;
         let items = array(v, WHAT)?;
         let hits = int(at(&items, 0, WHAT)?, WHAT)?;
         let ends = Timestamp::from_millis(int(at(&items, 1, WHAT)?, WHAT)?);

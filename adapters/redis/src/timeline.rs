@@ -54,11 +54,7 @@ impl TimelineStore for RedisTimeline {
             .arg(&key)
             .arg(TIMELINE_SECONDS + TTL_SLACK_SECONDS)
             .ignore();
-        self.redis
-            .run("timeline record", |mut c| async move {
-                pipe.exec_async(&mut c).await
-            })
-            .await
+        self.redis.query("timeline record", &pipe).await
     }
 
     async fn read(&self, from: u64, to: u64) -> StoreResult<Vec<TimelineRecord>> {
@@ -71,12 +67,7 @@ impl TimelineStore for RedisTimeline {
         for s in &seconds {
             pipe.cmd("HGETALL").arg(self.key(*s));
         }
-        let maps: Vec<HashMap<String, u64>> = self
-            .redis
-            .run("timeline read", |mut c| async move {
-                pipe.query_async(&mut c).await
-            })
-            .await?;
+        let maps: Vec<HashMap<String, u64>> = self.redis.query("timeline read", &pipe).await?;
         Ok(seconds
             .into_iter()
             .zip(maps)

@@ -9,33 +9,27 @@
 //! notices published on one node reach a subscriber on another (a replica), and a subscription
 //! whose node is gone resubscribes on another node of the cluster.
 
+#[macro_use]
 mod common;
 
-use common::{endpoint, keyslot, shards, url};
+use common::{
+    Proxy, assert_unavailable, closed_port, endpoint, every_port_is_unavailable_within_the_timeout,
+    keys_under, keyslot, prefixed, shards, ticket_id, url, user,
+};
 use flash_adapter_redis::*;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{
-    HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
-};
-use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId, UserId};
+use flash_core::ports::{PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore};
+use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId};
 use flash_testkit::T0;
 use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 fn cluster_config(url: &str) -> (RedisConfig, String) {
-    let prefix = format!("test-{}:", Uuid::new_v4().simple());
-    let config = RedisConfig::from_url(url)
-        .and_then(|c| c.with_cluster(true))
-        .and_then(|c| c.with_prefix(prefix.clone()))
-        .unwrap_or_else(|e| panic!("redis cluster config: {e}"));
-    (config, prefix)
+    prefixed(url, true)
 }
 
 fn config() -> (RedisConfig, String) {
@@ -48,20 +42,7 @@ fn redis() -> Redis {
     redis
 }
 
-flash_testkit::queue_store_contracts!(Arc::new(RedisQueueStore::new(redis())));
-flash_testkit::queue_notifier_contracts!(Arc::new(RedisQueueNotifier::new(redis())));
-flash_testkit::rate_limiter_contracts!(Arc::new(RedisRateLimiter::new(redis())));
-flash_testkit::session_store_contracts!(Arc::new(RedisSessionStore::new(redis())));
-flash_testkit::payment_ledger_contracts!(Arc::new(RedisPaymentLedger::new(redis())));
-
-#[tokio::test]
-async fn health_ping_answers_under_a_short_name() {
-    flash_testkit::basics::health_ping_answers_under_a_short_name(
-        Arc::new(RedisHealth::new(redis())),
-        T0,
-    )
-    .await;
-}
+redis_contracts!(redis());
 
 /// A plain connection to one node, for inspecting it.
 async fn node(addr: &str) -> MultiplexedConnection {
@@ -102,43 +83,19 @@ async fn the_endpoint_is_a_healthy_cluster_of_three_masters_with_a_replica_each(
     assert!(layout.iter().all(|s| s.replicas.len() == 1), "{layout:?}");
 }
 
-/// Every key under `prefix` on `addr`, with its TTL (SCAN is fine in a test, never in the
-/// adapters).
+/// Every key under `prefix` on `addr`, with its TTL.
 async fn keys_on(addr: &str, prefix: &str) -> BTreeMap<String, i64> {
     let mut conn = node(addr).await;
     let mut keys = BTreeMap::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
+    for key in keys_under(&mut conn, prefix).await {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
             .query_async(&mut conn)
             .await
             .unwrap();
-        for key in batch {
-            let pttl: i64 = redis::cmd("PTTL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            keys.insert(key, pttl);
-        }
-        if next == 0 {
-            return keys;
-        }
-        cursor = next;
+        keys.insert(key, pttl);
     }
-}
-
-fn user() -> UserId {
-    UserId(Uuid::new_v4())
-}
-
-fn ticket_id() -> TicketId {
-    TicketId(Uuid::new_v4())
+    keys
 }
 
 /// One event line per master (events drawn until each master owns one's hash tag), a whole
@@ -327,52 +284,12 @@ async fn notices_published_on_any_node_reach_a_subscriber_on_a_replica() {
     }
 }
 
-/// Forwards connections to one cluster node until cut: the configuration endpoint of a client
-/// whose subscription's node then goes away.
-struct Proxy {
-    task: JoinHandle<()>,
-    addr: SocketAddr,
-}
-
-impl Proxy {
-    fn to(upstream: String) -> Proxy {
-        Self::on("127.0.0.1:0".parse().unwrap(), upstream)
-    }
-
-    /// Listens on `addr` (port 0: any free port).
-    fn on(addr: SocketAddr, upstream: String) -> Proxy {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket.bind(addr).unwrap();
-        let listener: TcpListener = socket.listen(64).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let mut pipes = tokio::task::JoinSet::new();
-            while let Ok((mut down, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                pipes.spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-            }
-        });
-        Proxy { task, addr }
-    }
-
-    /// Closes the listener and every forwarded connection.
-    async fn cut(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
 /// The subscription's node vanishes (the proxy standing for it is cut, as a killed master's
 /// connections are): `next()` resubscribes on another node from the slot map and hears notices
 /// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscription_whose_node_is_gone_resubscribes_on_another_node() {
-    let proxy = Proxy::to(endpoint());
+    let mut proxy = Proxy::to(endpoint());
     let (via_proxy, prefix) = cluster_config(&format!("redis://{}", proxy.addr));
     let via_proxy = via_proxy.with_command_timeout(Duration::from_millis(500));
     let notifier = RedisQueueNotifier::new(Redis::open(&via_proxy).unwrap());
@@ -421,51 +338,9 @@ async fn a_subscription_whose_node_is_gone_resubscribes_on_another_node() {
 /// node, and the client keeps trying in the background instead of giving up for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_cluster_is_unavailable_within_the_timeout() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let (config, _) = cluster_config(&format!("redis://127.0.0.1:{port}"));
+    let (config, _) = cluster_config(&format!("redis://127.0.0.1:{}", closed_port()));
     let config = config.with_command_timeout(Duration::from_millis(500));
-    let redis = Redis::open(&config).unwrap();
-    let bound = Duration::from_secs(2);
-    for _ in 0..3 {
-        let started = Instant::now();
-        let err = RedisQueueStore::new(redis.clone())
-            .enqueue(ticket_id(), user(), QueueScope::Global, T0)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, flash_core::StoreError::Unavailable(_)),
-            "{err:?}"
-        );
-        assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
-    }
-    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
-    assert!(
-        matches!(err, flash_core::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
-    let started = Instant::now();
-    let err = RedisQueueNotifier::new(redis.clone())
-        .subscribe()
-        .await
-        .err()
-        .expect("subscribed to nothing");
-    assert!(
-        matches!(err, flash_core::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
-    assert!(
-        started.elapsed() < bound * 2,
-        "took {:?}",
-        started.elapsed()
-    );
-    let err = Redis::connect(&config).await.unwrap_err();
-    assert!(
-        matches!(err, flash_core::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
+    every_port_is_unavailable_within_the_timeout(&config, 3).await;
 }
 
 /// A host starts while the cluster cannot be reached (its endpoint not yet listening): calls
@@ -484,11 +359,8 @@ async fn a_cluster_that_comes_up_after_the_host_is_found_without_a_restart() {
         .enqueue(ticket_id(), user(), QueueScope::Global, T0)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, flash_core::StoreError::Unavailable(_)),
-        "{err:?}"
-    );
-    let proxy = Proxy::on(addr, endpoint());
+    assert_unavailable(&err);
+    let mut proxy = Proxy::on(addr, endpoint());
     let deadline = Instant::now() + Duration::from_secs(30);
     let t = loop {
         match q.enqueue(ticket_id(), user(), QueueScope::Global, T0).await {

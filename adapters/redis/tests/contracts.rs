@@ -4,89 +4,35 @@
 //!
 //! Each test works under its own key prefix, so tests never see each other's keys.
 
+#[macro_use]
+mod common;
+
+use common::{
+    assert_unavailable, closed_port, enqueue, every_port_is_unavailable_within_the_timeout,
+    inspector, keys_under, local_url, prefixed, ticket_id, user,
+};
 use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{
-    HealthCheck, PaymentLedger, QueueNotifier, QueueStore, RateLimiter, SessionStore,
-};
-use flash_core::{EventId, FamilyId, PaymentId, StoreError, TicketId, TokenId, UserId};
+use flash_core::ports::{PaymentLedger, QueueStore, RateLimiter, SessionStore};
+use flash_core::{EventId, FamilyId, PaymentId, TokenId};
 use flash_testkit::T0;
+use flash_testkit::fixtures::status_of;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
 /// A configuration with a prefix no other test uses.
 fn config() -> (RedisConfig, String) {
-    let prefix = format!("test-{}:", Uuid::new_v4().simple());
-    let config = RedisConfig::from_url(&url())
-        .and_then(|c| c.with_prefix(prefix.clone()))
-        .unwrap_or_else(|e| panic!("redis config: {e}"));
-    (config, prefix)
+    prefixed(&local_url(), false)
 }
 
 fn redis() -> Redis {
     Redis::open(&config().0).unwrap_or_else(|e| panic!("redis: {e}"))
 }
 
-flash_testkit::queue_store_contracts!(Arc::new(RedisQueueStore::new(redis())));
-flash_testkit::queue_notifier_contracts!(Arc::new(RedisQueueNotifier::new(redis())));
-flash_testkit::rate_limiter_contracts!(Arc::new(RedisRateLimiter::new(redis())));
-flash_testkit::session_store_contracts!(Arc::new(RedisSessionStore::new(redis())));
-flash_testkit::payment_ledger_contracts!(Arc::new(RedisPaymentLedger::new(redis())));
-
-#[tokio::test]
-async fn health_ping_answers_under_a_short_name() {
-    flash_testkit::basics::health_ping_answers_under_a_short_name(
-        Arc::new(RedisHealth::new(redis())),
-        T0,
-    )
-    .await;
-}
-
-/// A plain connection for inspecting what the adapters wrote.
-async fn inspector() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-/// Every key under `prefix` (SCAN is fine in a test, never in the adapters).
-async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .unwrap();
-        keys.extend(batch);
-        if next == 0 {
-            return keys;
-        }
-        cursor = next;
-    }
-}
-
-fn user() -> UserId {
-    UserId(Uuid::new_v4())
-}
-
-fn ticket_id() -> TicketId {
-    TicketId(Uuid::new_v4())
-}
+redis_contracts!(redis());
 
 /// Fails if any key under `prefix` has no TTL; returns how many keys there are.
 async fn assert_all_expire(
@@ -209,22 +155,10 @@ async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
     let here = RedisQueueStore::new(Redis::open(&config).unwrap());
     let there = RedisQueueStore::new(Redis::open(&config).unwrap());
     let scope = QueueScope::Event(EventId(Uuid::new_v4()));
-    let first = here
-        .enqueue(ticket_id(), user(), scope, T0)
-        .await
-        .unwrap()
-        .ticket;
-    let second = here
-        .enqueue(ticket_id(), user(), scope, T0)
-        .await
-        .unwrap()
-        .ticket;
+    let first = enqueue(&here, scope).await;
+    let second = enqueue(&here, scope).await;
     for q in [&here, &there] {
-        let v = q
-            .status(second.id, T0)
-            .await
-            .unwrap()
-            .expect("known everywhere");
+        let v = status_of(q, second.id, T0, "known everywhere").await;
         assert_eq!(
             (v.ticket.id, v.position, v.stats.queued),
             (second.id, Some(2), 2)
@@ -256,11 +190,7 @@ async fn finished_tickets_are_kept_for_the_retention_only() {
     let tuning = QueueTuning::default();
     let q = RedisQueueStore::with_tuning(redis, tuning);
     let scope = QueueScope::Event(EventId(Uuid::new_v4()));
-    let t = q
-        .enqueue(ticket_id(), user(), scope, T0)
-        .await
-        .unwrap()
-        .ticket;
+    let t = enqueue(&q, scope).await;
     let left = q.leave(t.id, t.user, T0).await.unwrap().unwrap();
     assert_eq!(left.state, TicketState::Expired);
     let mut conn = inspector().await;
@@ -361,11 +291,7 @@ async fn the_active_set_follows_racing_enqueues_and_departures() {
     let ttl = Duration::from_secs(60);
     for _ in 0..40 {
         let scope = QueueScope::Event(EventId(Uuid::new_v4()));
-        let first = q
-            .enqueue(ticket_id(), user(), scope, T0)
-            .await
-            .unwrap()
-            .ticket;
+        let first = enqueue(&q, scope).await;
         q.promote(scope, 1, T0, ttl).await.unwrap();
         let consume = {
             let q = q.clone();
@@ -389,59 +315,12 @@ async fn the_active_set_follows_racing_enqueues_and_departures() {
     }
 }
 
-/// A port that nothing listens on.
-async fn closed_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_is_unavailable_within_the_timeout() {
-    let port = closed_port().await;
-    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{port}"))
+    let config = RedisConfig::from_url(&format!("redis://127.0.0.1:{}", closed_port()))
         .unwrap()
         .with_command_timeout(Duration::from_millis(500));
-    let redis = Redis::open(&config).unwrap();
-    let q = RedisQueueStore::new(redis.clone());
-    let bound = Duration::from_secs(2);
-
-    let started = Instant::now();
-    let err = q
-        .enqueue(ticket_id(), user(), QueueScope::Global, T0)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    assert!(started.elapsed() < bound, "took {:?}", started.elapsed());
-
-    let started = Instant::now();
-    let err = RedisHealth::new(redis.clone()).ping().await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    let err = RedisRateLimiter::new(redis.clone())
-        .hit(
-            &RateKey::global(Door::Promotion),
-            1,
-            Duration::from_secs(1),
-            T0,
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    let err = RedisQueueNotifier::new(redis.clone())
-        .subscribe()
-        .await
-        .err()
-        .expect("subscribed to nothing");
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-    assert!(
-        started.elapsed() < bound * 2,
-        "took {:?}",
-        started.elapsed()
-    );
-
-    let err = Redis::connect(&config).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    every_port_is_unavailable_within_the_timeout(&config, 1).await;
 }
 
 /// A server that accepts connections and never answers: the timeout, not the OS, ends the wait.
@@ -461,7 +340,7 @@ async fn a_silent_redis_is_unavailable_within_the_timeout() {
     let q = RedisQueueStore::new(Redis::open(&config).unwrap());
     let started = Instant::now();
     let err = q.active_scopes().await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert_unavailable(&err);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{endpoint, keyslot, node, shard_of, url};
+use common::{endpoint, keyslot, node, prefixed, shard_of, until, url};
 use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, TicketState};
 use flash_core::ports::QueueStore;
@@ -29,17 +29,8 @@ use uuid::Uuid;
 
 const WRITERS: usize = 4;
 
-/// Polls `f` every 100 ms until it yields `Some`, or fails after `limit`.
-async fn until<T>(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How often the failover's progress is polled for.
+const POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 enum Outcome {
@@ -50,11 +41,7 @@ enum Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_master_killed_mid_sale_gives_clear_unavailable_then_the_line_goes_on_on_its_replica() {
-    let prefix = format!("test-{}:", Uuid::new_v4().simple());
-    let config = RedisConfig::from_url(&url())
-        .and_then(|c| c.with_cluster(true))
-        .and_then(|c| c.with_prefix(prefix.clone()))
-        .unwrap();
+    let (config, prefix) = prefixed(&url(), true);
     let q = Arc::new(RedisQueueStore::new(Redis::open(&config).unwrap()));
     let scope = QueueScope::Event(EventId(Uuid::new_v4()));
     let mut probe = node(&endpoint())
@@ -116,6 +103,7 @@ async fn a_master_killed_mid_sale_gives_clear_unavailable_then_the_line_goes_on_
     until(
         "writes before the kill",
         Duration::from_secs(30),
+        POLL,
         async || (acked.load(Ordering::SeqCst) >= 100).then_some(()),
     )
     .await;
@@ -132,6 +120,7 @@ async fn a_master_killed_mid_sale_gives_clear_unavailable_then_the_line_goes_on_
     until(
         "the replica promoted",
         Duration::from_secs(60),
+        POLL,
         async || (shard_of(&replica, slot).await?.master == replica).then_some(()),
     )
     .await;
@@ -140,6 +129,7 @@ async fn a_master_killed_mid_sale_gives_clear_unavailable_then_the_line_goes_on_
     until(
         "25 writes of every writer after the promotion",
         Duration::from_secs(60),
+        POLL,
         async || {
             acked_after
                 .iter()

@@ -2,82 +2,25 @@
 //! restore: requests fail fast with `Unavailable` while it is down, and the shared connection and
 //! notice subscriptions come back by themselves.
 
+mod common;
+
+use common::{Proxy, assert_unavailable, until};
 use flash_adapter_redis::*;
-use flash_core::StoreError;
 use flash_core::domain::{Notice, QueueNotice, QueueScope, TicketState};
 use flash_core::ports::{HealthCheck, QueueNotifier, QueueStore};
 use flash_core::{TicketId, UserId};
 use flash_testkit::T0;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 const UPSTREAM: &str = "127.0.0.1:6379";
 
-/// Forwards every connection to Redis until cut.
-struct Proxy {
-    addr: SocketAddr,
-    task: Option<JoinHandle<()>>,
-}
-
-impl Proxy {
-    fn start() -> Proxy {
-        let mut p = Proxy {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            task: None,
-        };
-        p.restore();
-        p
-    }
-
-    /// Listens again on the same port.
-    fn restore(&mut self) {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket.bind(self.addr).unwrap();
-        let listener: TcpListener = socket.listen(64).unwrap();
-        self.addr = listener.local_addr().unwrap();
-        self.task = Some(tokio::spawn(async move {
-            let mut pipes = tokio::task::JoinSet::new();
-            while let Ok((mut down, _)) = listener.accept().await {
-                pipes.spawn(async move {
-                    if let Ok(mut up) = TcpStream::connect(UPSTREAM).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    }
-                });
-            }
-        }));
-    }
-
-    /// Closes the listener and every forwarded connection (the JoinSet dies with the task).
-    async fn cut(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-}
-
-async fn until<T>(what: &str, within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+/// How often a recovery is polled for.
+const POLL: Duration = Duration::from_millis(25);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
-    let mut proxy = Proxy::start();
+    let mut proxy = Proxy::to(UPSTREAM.to_owned());
     let prefix = format!("test-{}:", Uuid::new_v4().simple());
     let via_proxy = RedisConfig::from_url(&proxy.url())
         .unwrap()
@@ -108,7 +51,7 @@ async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
     for _ in 0..3 {
         let started = Instant::now();
         let err = queue.ticket(t.id, T0).await.unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_unavailable(&err);
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "an outage took {:?} to report",
@@ -128,9 +71,12 @@ async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     proxy.restore();
-    let read = until("queue reads again", Duration::from_secs(10), async || {
-        queue.ticket(t.id, T0).await.ok().flatten()
-    })
+    let read = until(
+        "queue reads again",
+        Duration::from_secs(10),
+        POLL,
+        async || queue.ticket(t.id, T0).await.ok().flatten(),
+    )
     .await;
     assert_eq!(read.state, TicketState::Queued);
 
@@ -145,6 +91,7 @@ async fn an_outage_gives_quick_unavailable_and_everything_recovers_by_itself() {
     let got = until(
         "a notice after resubscribing",
         Duration::from_secs(15),
+        POLL,
         async || {
             announcer
                 .announce(Notice::Ticket(notice.clone()))

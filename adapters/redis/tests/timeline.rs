@@ -3,21 +3,16 @@
 //!
 //! Each test works under its own key prefix, so tests never see each other's keys.
 
-use flash_adapter_redis::{Redis, RedisConfig, RedisTimeline};
+mod common;
+
+use common::{inspector, local_url, prefixed};
+use flash_adapter_redis::{Redis, RedisTimeline};
 use flash_core::domain::TIMELINE_SECONDS;
 use flash_core::ports::TimelineStore;
 use std::sync::Arc;
-use uuid::Uuid;
-
-fn url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 fn redis_with_prefix() -> (Redis, String) {
-    let prefix = format!("test-{}:", Uuid::new_v4().simple());
-    let config = RedisConfig::from_url(&url())
-        .and_then(|c| c.with_prefix(prefix.clone()))
-        .unwrap_or_else(|e| panic!("redis config: {e}"));
+    let (config, prefix) = prefixed(&local_url(), false);
     (
         Redis::open(&config).unwrap_or_else(|e| panic!("redis: {e}")),
         prefix,
@@ -33,11 +28,7 @@ async fn every_record_expires_within_the_window_and_a_minute() {
     t.record(1_000, &[("site|requests".to_owned(), 1)], &[])
         .await
         .unwrap();
-    let mut c = redis::Client::open(url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut c = inspector().await;
     let ttl: i64 = redis::cmd("TTL")
         .arg(format!("{prefix}{{tl}}:1000"))
         .query_async(&mut c)

@@ -3,9 +3,9 @@
 
 use flash_adapter_sqs::{Received, Settled, SqsBus, SqsConfig, dlq_name};
 use flash_core::messages::Envelope;
-use flash_core::ports::{Bus, BusConsumer, Delivery, Disposition};
+use flash_core::ports::{Bus, BusConsumer, Disposition};
 use flash_testkit::BusPorts;
-use flash_testkit::fixtures::PATIENCE;
+use flash_testkit::fixtures::next_delivery as next;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,14 +42,6 @@ fn message(n: usize) -> Envelope {
         correlation_id: id.clone(),
         body: format!("{{\"requestId\":\"{id}\"}}").into_bytes(),
     }
-}
-
-async fn next(consumer: &dyn BusConsumer, what: &str) -> Delivery {
-    tokio::time::timeout(PATIENCE, consumer.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

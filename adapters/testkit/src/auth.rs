@@ -1,6 +1,6 @@
 //! Contracts of `UserStore`, `SessionStore` and `RateLimiter`.
 
-use crate::fixtures::{race, unique, user};
+use crate::fixtures::{count, race, unique, user};
 use flash_core::domain::{LoginName, RateDecision, RefreshSession, Role, Rotation, User};
 use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{RateLimiter, SessionStore, UserStore};
@@ -56,16 +56,12 @@ pub async fn users_concurrent_creations_of_one_name_one_wins(
     now: Timestamp,
 ) {
     let name = login();
-    let results = race(
-        (0..16)
-            .map(|_| {
-                let (users, u) = (users.clone(), account(&name, now));
-                async move { users.create(u).await }
-            })
-            .collect(),
-    )
+    let results = race(16, |_| {
+        let (users, u) = (users.clone(), account(&name, now));
+        async move { users.create(u).await }
+    })
     .await;
-    let won = results.iter().filter(|r| r.is_ok()).count();
+    let won = count(&results, |r| r.is_ok());
     assert_eq!(won, 1, "{won} concurrent creations of one login succeeded");
     assert!(
         results
@@ -101,8 +97,12 @@ pub async fn sessions_first_rotation_rotates_the_token(
     assert!(sessions.family_alive(s.family).await.unwrap());
 }
 
-/// A token already spent MUST yield `Reused` and revoke every token of its family.
-pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+/// A new family whose first token was spent on rotation and whose successor was issued:
+/// (family, first, successor).
+async fn rotated_once(
+    sessions: &Arc<dyn SessionStore>,
+    now: Timestamp,
+) -> (FamilyId, RefreshSession, RefreshSession) {
     let fam = family();
     let first = session(fam, now);
     sessions.issue(first.clone()).await.unwrap();
@@ -112,6 +112,12 @@ pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now:
     ));
     let next = session(fam, now);
     sessions.issue(next.clone()).await.unwrap();
+    (fam, first, next)
+}
+
+/// A token already spent MUST yield `Reused` and revoke every token of its family.
+pub async fn sessions_reuse_revokes_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
+    let (fam, first, next) = rotated_once(&sessions, now).await;
     assert_eq!(
         sessions.rotate(first.jti, now).await.unwrap(),
         Rotation::Reused { family: fam }
@@ -137,19 +143,12 @@ pub async fn sessions_concurrent_rotations_one_wins(
 ) {
     let s = session(family(), now);
     sessions.issue(s.clone()).await.unwrap();
-    let results = race(
-        (0..16)
-            .map(|_| {
-                let sessions = sessions.clone();
-                async move { sessions.rotate(s.jti, now).await.unwrap() }
-            })
-            .collect(),
-    )
+    let results = race(16, |_| {
+        let sessions = sessions.clone();
+        async move { sessions.rotate(s.jti, now).await.unwrap() }
+    })
     .await;
-    let rotated = results
-        .iter()
-        .filter(|r| matches!(r, Rotation::Rotated(_)))
-        .count();
+    let rotated = count(&results, |r| matches!(r, Rotation::Rotated(_)));
     assert_eq!(rotated, 1, "{rotated} concurrent rotations succeeded");
     assert!(
         results
@@ -184,15 +183,7 @@ pub async fn sessions_unknown_or_expired_token_is_unknown(
 /// `revoke_family` (logout) kills every token of the family, the rotated ones' successors
 /// included, and no other family; revoking twice or an unknown family is harmless.
 pub async fn sessions_logout_revokes_the_family(sessions: Arc<dyn SessionStore>, now: Timestamp) {
-    let fam = family();
-    let first = session(fam, now);
-    sessions.issue(first.clone()).await.unwrap();
-    assert!(matches!(
-        sessions.rotate(first.jti, now).await.unwrap(),
-        Rotation::Rotated(_)
-    ));
-    let next = session(fam, now);
-    sessions.issue(next.clone()).await.unwrap();
+    let (fam, _, next) = rotated_once(&sessions, now).await;
     let other = session(family(), now);
     sessions.issue(other.clone()).await.unwrap();
 
@@ -289,19 +280,15 @@ pub async fn rate_limiter_concurrent_hits_never_exceed_limit(
     now: Timestamp,
 ) {
     let key = unique_key(Door::Payment);
-    let results = race(
-        (0..64)
-            .map(|_| {
-                let (limiter, key) = (limiter.clone(), key.clone());
-                async move {
-                    limiter
-                        .hit(&key, 10, Duration::from_secs(30), now)
-                        .await
-                        .unwrap()
-                }
-            })
-            .collect(),
-    )
+    let results = race(64, |_| {
+        let (limiter, key) = (limiter.clone(), key.clone());
+        async move {
+            limiter
+                .hit(&key, 10, Duration::from_secs(30), now)
+                .await
+                .unwrap()
+        }
+    })
     .await;
     let allowed = results
         .iter()

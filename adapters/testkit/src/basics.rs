@@ -1,6 +1,6 @@
 //! Contracts of `Clock`, `Ids`, `Random` and `HealthCheck`.
 
-use crate::fixtures::race;
+use crate::fixtures::{count, race};
 use flash_core::Timestamp;
 use flash_core::ports::{Clock, HealthCheck, Ids, Random};
 use std::collections::HashSet;
@@ -22,14 +22,10 @@ pub async fn clock_sleep_lets_at_least_the_duration_pass(clock: Arc<dyn Clock>, 
 
 /// `uuid()` never returns a UUID twice, also when called from many threads at once.
 pub async fn ids_are_never_repeated(ids: Arc<dyn Ids>, _now: Timestamp) {
-    let batches = race(
-        (0..8)
-            .map(|_| {
-                let ids = ids.clone();
-                async move { (0..5_000).map(|_| ids.uuid()).collect::<Vec<_>>() }
-            })
-            .collect(),
-    )
+    let batches = race(8, |_| {
+        let ids = ids.clone();
+        async move { (0..5_000).map(|_| ids.uuid()).collect::<Vec<_>>() }
+    })
     .await;
     let mut seen = HashSet::new();
     for id in batches.into_iter().flatten() {
@@ -49,7 +45,7 @@ pub async fn random_unit_stays_in_the_unit_interval(random: Arc<dyn Random>, _no
         samples.iter().all(|x| (0.0..1.0).contains(x)),
         "unit() left [0, 1)"
     );
-    let low = samples.iter().filter(|x| **x < 0.5).count();
+    let low = count(&samples, |x| *x < 0.5);
     assert!(
         (4_000..6_000).contains(&low),
         "unit() is not uniform: {low} of 10000 below 0.5"

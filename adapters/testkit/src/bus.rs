@@ -1,10 +1,9 @@
 //! Contracts of `Bus` and `BusConsumer`: delivery, retry with back-off, dead-lettering.
 
-use crate::fixtures::{BusPorts, QUIET, unique, within};
+use crate::fixtures::{BusPorts, next_delivery as next, nothing_more, retry, unique};
 use flash_core::Timestamp;
 use flash_core::messages::Envelope;
-use flash_core::ports::{BusConsumer, Delivery, Disposition};
-use std::sync::Arc;
+use flash_core::ports::Disposition;
 use std::time::Duration;
 
 fn message() -> Envelope {
@@ -16,29 +15,25 @@ fn message() -> Envelope {
     }
 }
 
-async fn next(consumer: &Arc<dyn BusConsumer>, what: &str) -> Delivery {
-    within(what, consumer.next())
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
-}
-
-async fn nothing_more(consumer: &Arc<dyn BusConsumer>, what: &str) {
-    if let Ok(Ok(Some(d))) = tokio::time::timeout(QUIET, consumer.next()).await {
-        panic!("{what}: unexpected delivery {:?}", d.envelope.message_id);
-    }
+/// `m` is on the dead-letter queue, unchanged, and no longer on the queue.
+async fn dead_lettered(bus: &BusPorts, m: &Envelope) {
+    let dead = next(&*bus.dead_letters, "dead letter").await;
+    assert_eq!(dead.envelope.message_id, m.message_id);
+    assert_eq!(dead.envelope.body, m.body);
+    dead.acker.settle(Disposition::Ack).await.unwrap();
+    nothing_more(&*bus.consumer, "after dead-lettering").await;
 }
 
 /// A published message is delivered (attempt 1) and, once acknowledged, gone.
 pub async fn bus_delivers_a_published_message_until_acked(bus: BusPorts, _now: Timestamp) {
     let m = message();
     bus.bus.publish(&bus.queue, m.clone()).await.unwrap();
-    let d = next(&bus.consumer, "first delivery").await;
+    let d = next(&*bus.consumer, "first delivery").await;
     assert_eq!(d.envelope, m);
     assert_eq!(d.attempt, 1);
     d.acker.settle(Disposition::Ack).await.unwrap();
-    nothing_more(&bus.consumer, "after ack").await;
-    nothing_more(&bus.dead_letters, "dead letters after ack").await;
+    nothing_more(&*bus.consumer, "after ack").await;
+    nothing_more(&*bus.dead_letters, "dead letters after ack").await;
 }
 
 /// `Retry` delivers the message again with the next attempt number.
@@ -48,38 +43,28 @@ pub async fn bus_retry_redelivers_with_the_attempt_count(bus: BusPorts, _now: Ti
     }
     let m = message();
     bus.bus.publish(&bus.queue, m.clone()).await.unwrap();
-    let first = next(&bus.consumer, "first delivery").await;
-    first
-        .acker
-        .settle(Disposition::Retry {
-            after: Duration::from_millis(10),
-        })
-        .await
-        .unwrap();
-    let second = next(&bus.consumer, "redelivery").await;
+    let first = next(&*bus.consumer, "first delivery").await;
+    retry(&first, Duration::from_millis(10)).await;
+    let second = next(&*bus.consumer, "redelivery").await;
     assert_eq!(second.envelope, m);
     assert_eq!(second.attempt, 2, "attempts not counted");
     second.acker.settle(Disposition::Ack).await.unwrap();
-    nothing_more(&bus.consumer, "after ack").await;
+    nothing_more(&*bus.consumer, "after ack").await;
 }
 
 /// A retry is not delivered before its back-off ends.
 pub async fn bus_retry_waits_for_its_back_off(bus: BusPorts, _now: Timestamp) {
     let m = message();
     bus.bus.publish(&bus.queue, m).await.unwrap();
-    let first = next(&bus.consumer, "first delivery").await;
+    let first = next(&*bus.consumer, "first delivery").await;
     let back_off = Duration::from_millis(400);
     let started = tokio::time::Instant::now();
-    first
-        .acker
-        .settle(Disposition::Retry { after: back_off })
-        .await
-        .unwrap();
+    retry(&first, back_off).await;
     if bus.max_attempts < 2 {
-        next(&bus.dead_letters, "dead letter").await;
+        next(&*bus.dead_letters, "dead letter").await;
         return;
     }
-    let second = next(&bus.consumer, "redelivery").await;
+    let second = next(&*bus.consumer, "redelivery").await;
     let waited = started.elapsed();
     assert!(
         waited >= back_off - Duration::from_millis(50),
@@ -93,37 +78,24 @@ pub async fn bus_retry_then_dead_letter(bus: BusPorts, _now: Timestamp) {
     let m = message();
     bus.bus.publish(&bus.queue, m.clone()).await.unwrap();
     for attempt in 1..=bus.max_attempts {
-        let d = next(&bus.consumer, "delivery before the limit").await;
+        let d = next(&*bus.consumer, "delivery before the limit").await;
         assert_eq!(d.attempt, attempt);
         assert_eq!(d.envelope.message_id, m.message_id);
-        d.acker
-            .settle(Disposition::Retry {
-                after: Duration::from_millis(5),
-            })
-            .await
-            .unwrap();
+        retry(&d, Duration::from_millis(5)).await;
     }
-    let dead = next(&bus.dead_letters, "dead letter").await;
-    assert_eq!(dead.envelope.message_id, m.message_id);
-    assert_eq!(dead.envelope.body, m.body);
-    dead.acker.settle(Disposition::Ack).await.unwrap();
-    nothing_more(&bus.consumer, "after dead-lettering").await;
+    dead_lettered(&bus, &m).await;
 }
 
 /// `DeadLetter` moves the message to the dead-letter queue at once, without retries.
 pub async fn bus_dead_letter_disposition_skips_retries(bus: BusPorts, _now: Timestamp) {
     let m = message();
     bus.bus.publish(&bus.queue, m.clone()).await.unwrap();
-    let d = next(&bus.consumer, "delivery").await;
+    let d = next(&*bus.consumer, "delivery").await;
     d.acker
         .settle(Disposition::DeadLetter {
             reason: "malformed".into(),
         })
         .await
         .unwrap();
-    let dead = next(&bus.dead_letters, "dead letter").await;
-    assert_eq!(dead.envelope.message_id, m.message_id);
-    assert_eq!(dead.envelope.body, m.body);
-    dead.acker.settle(Disposition::Ack).await.unwrap();
-    nothing_more(&bus.consumer, "after dead-lettering").await;
+    dead_lettered(&bus, &m).await;
 }

@@ -1,8 +1,14 @@
 //! Shared builders, bundles of ports, and concurrency helpers for the contracts.
 
-use flash_core::domain::{Event, EventStatus, HoldRequest, Order, OrderStatus, PaymentCommand};
+use flash_core::domain::{
+    Event, EventStatus, HoldRequest, Order, OrderStatus, Payment, PaymentCommand, ResultCommand,
+    TicketView, Verdict,
+};
 use flash_core::messages::DEFAULT_REQUEST_QUEUE;
-use flash_core::ports::{Bus, BusConsumer, EventStore, OrderStore, Outbox, PaymentStore};
+use flash_core::ports::{
+    Bus, BusConsumer, Delivery, Disposition, EventStore, OrderStore, Outbox, PaymentStore,
+    QueueStore,
+};
 use flash_core::*;
 use futures::future::BoxFuture;
 use std::future::Future;
@@ -105,11 +111,11 @@ pub fn ms(n: u64) -> Duration {
 }
 
 /// An event on sale from `now` for a day.
-pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
+pub fn selling(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
     Event {
         id: event_id(),
         name: unique("event-"),
-        starts_at: now.plus(Duration::from_secs(3600)),
+        starts_at: now,
         ends_at: now.plus(Duration::from_secs(86_400)),
         total_qty: total,
         sold_qty: 0,
@@ -121,6 +127,14 @@ pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event
         queue_mode: flash_core::domain::QueueMode::Global,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// An event on sale until a day after `now`, starting an hour after it.
+pub fn event(now: Timestamp, total: i64, max_per_user: i64, price: i64) -> Event {
+    Event {
+        starts_at: now.plus(Duration::from_secs(3600)),
+        ..selling(now, total, max_per_user, price)
     }
 }
 
@@ -160,13 +174,29 @@ pub fn pay(order: &Order, now: Timestamp) -> PaymentCommand {
     }
 }
 
-/// Runs every future on its own tokio task at once and returns their outputs in order.
-pub async fn race<T, F>(futures: Vec<F>) -> Vec<T>
+/// `Ok` if `ok`, else `Fail`.
+pub fn verdict(ok: bool) -> Verdict {
+    if ok { Verdict::Ok } else { Verdict::Fail }
+}
+
+/// The payment provider's `verdict` on `p`, arriving at `now`.
+pub fn result(p: &Payment, verdict: Verdict, now: Timestamp) -> ResultCommand {
+    ResultCommand {
+        payment_id: p.id,
+        order_id: p.order_id,
+        verdict,
+        now,
+    }
+}
+
+/// Runs `make(0)`, …, `make(n - 1)` at once, each on its own tokio task, and returns their
+/// outputs in order.
+pub async fn race<T, F>(n: usize, make: impl FnMut(usize) -> F) -> Vec<T>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
-    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let handles: Vec<_> = (0..n).map(make).map(tokio::spawn).collect();
     let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(h.await.expect("a racing task panicked"));
@@ -174,9 +204,74 @@ where
     out
 }
 
+/// How many of `items` match `pred`.
+pub fn count<T>(items: &[T], pred: impl Fn(&T) -> bool) -> usize {
+    items.iter().filter(|i| pred(i)).count()
+}
+
+/// Fails the contract unless there are exactly `n` of `items`: `what` they are.
+pub fn assert_count<T>(items: &[T], n: usize, what: &str) {
+    assert_eq!(items.len(), n, "{} {what}, not {n}", items.len());
+}
+
+/// The ids in `batches`, failing the contract (as `what`) if one appears twice.
+pub fn distinct<B, I>(batches: &[Vec<B>], id: impl Fn(&B) -> I, what: &str) -> Vec<I>
+where
+    I: std::hash::Hash + Eq + Copy + std::fmt::Debug,
+{
+    let ids: Vec<I> = batches.iter().flatten().map(id).collect();
+    let mut seen = std::collections::HashSet::new();
+    for i in &ids {
+        assert!(seen.insert(*i), "{what}: {i:?}");
+    }
+    ids
+}
+
 /// Awaits `f`, failing the contract if it takes longer than [`PATIENCE`].
 pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, f)
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing within {PATIENCE:?}"))
+}
+
+/// The consumer's next delivery, failing the contract (as `what`) if none comes within
+/// [`PATIENCE`], the consumer fails or it shuts down.
+pub async fn next_delivery(consumer: &dyn BusConsumer, what: &str) -> Delivery {
+    within(what, consumer.next())
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .unwrap_or_else(|| panic!("{what}: consumer shut down"))
+}
+
+/// Fails the contract (as `what`) if the consumer delivers anything within [`QUIET`].
+pub async fn nothing_more(consumer: &dyn BusConsumer, what: &str) {
+    if let Ok(Ok(Some(d))) = tokio::time::timeout(QUIET, consumer.next()).await {
+        panic!("{what}: unexpected delivery {:?}", d.envelope.message_id);
+    }
+}
+
+/// Settles `d` as `Retry` after `after`.
+pub async fn retry(d: &Delivery, after: Duration) {
+    d.acker
+        .settle(Disposition::Retry { after })
+        .await
+        .unwrap_or_else(|e| panic!("retry after {after:?}: {e}"));
+}
+
+/// A source of configuration variables holding just `pairs`, for `from_vars`-style
+/// constructors in tests.
+pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// What `q` tells of ticket `id` at `now`, failing (as `what`) if it knows nothing of it.
+pub async fn status_of(q: &dyn QueueStore, id: TicketId, now: Timestamp, what: &str) -> TicketView {
+    q.status(id, now)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+        .unwrap_or_else(|| panic!("{what}: unknown ticket"))
 }

@@ -23,19 +23,15 @@ pub async fn ledger_decides_once(ledger: Arc<dyn PaymentLedger>, _now: Timestamp
 pub async fn ledger_concurrent_decisions_agree(ledger: Arc<dyn PaymentLedger>, _now: Timestamp) {
     for _ in 0..10 {
         let p = payment_id();
-        let verdicts = race(
-            (0..16)
-                .map(|i| {
-                    let ledger = ledger.clone();
-                    let proposed = if i % 2 == 0 {
-                        Verdict::Ok
-                    } else {
-                        Verdict::Fail
-                    };
-                    async move { ledger.decide(p, proposed).await.unwrap() }
-                })
-                .collect(),
-        )
+        let verdicts = race(16, |i| {
+            let ledger = ledger.clone();
+            let proposed = if i % 2 == 0 {
+                Verdict::Ok
+            } else {
+                Verdict::Fail
+            };
+            async move { ledger.decide(p, proposed).await.unwrap() }
+        })
         .await;
         assert!(
             verdicts.iter().all(|v| *v == verdicts[0]),

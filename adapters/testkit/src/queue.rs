@@ -1,11 +1,13 @@
 //! Contracts of `QueueStore` and `QueueNotifier`.
 
-use crate::fixtures::{event_id, race, ticket_id, user, within};
+use crate::fixtures::{
+    assert_count, count, distinct, event_id, race, status_of, ticket_id, user, within,
+};
 use flash_core::domain::{
     LineNotice, LinePhase, LineReading, Notice, Place, QueueNotice, QueueScope, Ticket, TicketState,
 };
 use flash_core::ports::{QueueNotifier, QueueStore};
-use flash_core::{Timestamp, UserId};
+use flash_core::{TicketId, Timestamp, UserId};
 use rand::{Rng, SeedableRng};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -81,14 +83,10 @@ pub async fn queue_enqueue_is_idempotent_per_user_and_scope(
 /// Atomic per (user, scope): concurrent enqueues yield one ticket.
 pub async fn queue_concurrent_enqueues_yield_one_ticket(q: Arc<dyn QueueStore>, now: Timestamp) {
     let (s, u) = (scope(), user());
-    let results = race(
-        (0..16)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.enqueue(ticket_id(), u, s, now).await.unwrap() }
-            })
-            .collect(),
-    )
+    let results = race(16, |_| {
+        let q = q.clone();
+        async move { q.enqueue(ticket_id(), u, s, now).await.unwrap() }
+    })
     .await;
     let ids: HashSet<_> = results.iter().map(|e| e.ticket.id).collect();
     assert_eq!(
@@ -97,7 +95,7 @@ pub async fn queue_concurrent_enqueues_yield_one_ticket(q: Arc<dyn QueueStore>, 
         "concurrent enqueues made {} tickets",
         ids.len()
     );
-    assert_eq!(results.iter().filter(|e| e.created).count(), 1);
+    assert_eq!(count(&results, |e| e.created), 1);
     assert_eq!(q.stats(s, now).await.unwrap().queued, 1);
 }
 
@@ -118,11 +116,7 @@ pub async fn queue_enqueue_after_leaving_creates_a_new_ticket(
 
 /// `position` = QUEUED tickets ahead + 1; `None` once not QUEUED.
 pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Timestamp) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     for (i, t) in tickets.iter().enumerate() {
         assert_eq!(q.position(t).await.unwrap(), Some(i as u64 + 1));
     }
@@ -145,16 +139,37 @@ pub async fn queue_position_counts_queued_ahead(q: Arc<dyn QueueStore>, now: Tim
     assert_eq!(q.position(&tickets[4]).await.unwrap(), Some(3));
 }
 
+/// The ids of the tickets one promotion of `s` up to `capacity` admits.
+async fn promoted(
+    q: &Arc<dyn QueueStore>,
+    s: QueueScope,
+    capacity: u64,
+    now: Timestamp,
+) -> Vec<TicketId> {
+    q.promote(s, capacity, now, TTL)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// A fresh scope with `n` tickets of fresh users, in arrival order.
+async fn line(q: &Arc<dyn QueueStore>, n: usize, now: Timestamp) -> (QueueScope, Vec<Ticket>) {
+    let s = scope();
+    let mut tickets = Vec::new();
+    for _ in 0..n {
+        tickets.push(join(q, user(), s, now).await);
+    }
+    (s, tickets)
+}
+
 /// Promotion admits QUEUED tickets in sequence order until `capacity` are admitted.
 pub async fn queue_promote_admits_in_arrival_order_up_to_capacity(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
 ) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     let admitted = q.promote(s, 2, now, TTL).await.unwrap();
     let ids: Vec<_> = admitted.iter().map(|t| t.id).collect();
     assert_eq!(
@@ -186,11 +201,7 @@ pub async fn queue_promote_counts_admissions_spent_since_the_callers_reading(
     q: Arc<dyn QueueStore>,
     now: Timestamp,
 ) {
-    let s = scope();
-    let mut tickets = Vec::new();
-    for _ in 0..5 {
-        tickets.push(join(&q, user(), s, now).await);
-    }
+    let (s, tickets) = line(&q, 5, now).await;
     assert_eq!(q.promote(s, 2, now, TTL).await.unwrap().len(), 2);
     let later = now.plus(Duration::from_millis(5));
     let read = LineReading {
@@ -244,24 +255,13 @@ pub async fn queue_promote_never_exceeds_capacity_with_racing_promoters(
     for _ in 0..50 {
         join(&q, user(), s, now).await;
     }
-    let batches = race(
-        (0..32)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.promote(s, 7, now, TTL).await.unwrap() }
-            })
-            .collect(),
-    )
+    let batches = race(32, |_| {
+        let q = q.clone();
+        async move { q.promote(s, 7, now, TTL).await.unwrap() }
+    })
     .await;
-    let ids: Vec<_> = batches.iter().flatten().map(|t| t.id).collect();
-    let distinct: HashSet<_> = ids.iter().collect();
-    assert_eq!(
-        ids.len(),
-        7,
-        "racing promoters admitted {} with capacity 7",
-        ids.len()
-    );
-    assert_eq!(distinct.len(), 7, "a ticket was admitted twice");
+    let ids = distinct(&batches, |t| t.id, "a ticket was admitted twice");
+    assert_count(&ids, 7, "admitted by racing promoters with capacity 7");
     assert_eq!(admitted(&q, s, now).await, 7);
     assert_eq!(q.stats(s, now).await.unwrap().queued, 43);
 }
@@ -542,11 +542,7 @@ pub async fn queue_status_reads_ticket_stats_and_position(q: Arc<dyn QueueStore>
     let ta = join(&q, a, s, now).await;
     let tb = join(&q, b, s, now).await;
     let tc = join(&q, c, s, now).await;
-    let v = q
-        .status(tc.id, now)
-        .await
-        .unwrap()
-        .expect("a queued ticket");
+    let v = status_of(&*q, tc.id, now, "a queued ticket").await;
     assert_eq!((v.ticket.id, v.ticket.state), (tc.id, TicketState::Queued));
     assert_eq!(v.ticket.seq, tc.seq);
     assert_eq!(v.position, Some(3), "two QUEUED tickets ahead");
@@ -581,22 +577,14 @@ pub async fn queue_status_reads_ticket_stats_and_position(q: Arc<dyn QueueStore>
         (TicketState::Ready, None)
     );
     assert_eq!(ready.ticket.expires_at, Some(now.plus(TTL)));
-    let used = q
-        .status(ta.id, now)
-        .await
-        .unwrap()
-        .expect("an entered admission");
+    let used = status_of(&*q, ta.id, now, "an entered admission").await;
     assert_eq!(
         (used.ticket.state, used.position),
         (TicketState::Used, None)
     );
 
     let end = now.plus(TTL);
-    let lapsed = q
-        .status(tb.id, end)
-        .await
-        .unwrap()
-        .expect("kept once expired");
+    let lapsed = status_of(&*q, tb.id, end, "kept once expired").await;
     assert_eq!(
         lapsed.ticket.state,
         TicketState::Expired,
@@ -672,13 +660,7 @@ pub async fn queue_phase_stops_promotion_and_keeps_places(q: Arc<dyn QueueStore>
     assert_eq!(q.stats(s, now).await.unwrap().phase, LinePhase::Closed);
 
     assert!(q.set_phase(s, LinePhase::Open, now).await.unwrap());
-    let admitted: Vec<_> = q
-        .promote(s, 2, now, TTL)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let admitted = promoted(&q, s, 2, now).await;
     assert_eq!(
         admitted,
         vec![line[0].id, line[1].id],
@@ -695,16 +677,12 @@ pub async fn queue_phase_change_is_reported_once_under_races(
 ) {
     let s = scope();
     join(&q, user(), s, now).await;
-    let changed = race(
-        (0..16)
-            .map(|_| {
-                let q = q.clone();
-                async move { q.set_phase(s, LinePhase::SoldOut, now).await.unwrap() }
-            })
-            .collect(),
-    )
+    let changed = race(16, |_| {
+        let q = q.clone();
+        async move { q.set_phase(s, LinePhase::SoldOut, now).await.unwrap() }
+    })
     .await;
-    assert_eq!(changed.iter().filter(|c| **c).count(), 1, "{changed:?}");
+    assert_eq!(count(&changed, |c| *c), 1, "{changed:?}");
 }
 
 /// A lottery placement for a sale starting a TTL after `now`.
@@ -764,13 +742,7 @@ pub async fn queue_lottery_is_drawn_in_draw_order_ahead_of_arrivals(
         Some(1),
         "the smallest draw is first in line"
     );
-    let admitted: Vec<_> = q
-        .promote(s, 100, now, TTL)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
+    let admitted = promoted(&q, s, 100, now).await;
     assert_eq!(admitted, expected);
 }
 

@@ -1,8 +1,8 @@
 //! Contracts of `EventStore`, `OrderStore`, `PaymentStore` and `Outbox`.
 
 use crate::fixtures::{
-    HOLD_TTL, KEY_TTL, ShopPorts, event, event_id, hold, order_id, pay, payment_id, race, unique,
-    user,
+    HOLD_TTL, KEY_TTL, ShopPorts, assert_count, count, distinct, event, event_id, hold, order_id,
+    pay, payment_id, race, result, unique, user,
 };
 use flash_core::domain::{
     Event, EventPatch, EventStatus, HoldOutcome, HoldRejection, KeyedOutcome, Order, OrderStatus,
@@ -65,12 +65,7 @@ async fn opened(shop: &ShopPorts, o: &Order, now: Timestamp) -> Payment {
 
 async fn settle(shop: &ShopPorts, p: &Payment, verdict: Verdict, now: Timestamp) -> ResultApplied {
     shop.payments
-        .apply(ResultCommand {
-            payment_id: p.id,
-            order_id: p.order_id,
-            verdict,
-            now,
-        })
+        .apply(result(p, verdict, now))
         .await
         .unwrap()
         .unwrap_or_else(|r| panic!("result refused: {r:?}"))
@@ -281,20 +276,13 @@ pub async fn orders_hold_takes_stock_and_is_remembered(shop: ShopPorts, now: Tim
 /// Under any concurrency `sold + held <= total`.
 pub async fn orders_concurrent_holds_never_oversell(shop: ShopPorts, now: Timestamp) {
     let e = on_sale(&shop, now, 10, 2).await;
-    let outcomes = race(
-        (0..40)
-            .map(|_| {
-                let shop = shop.clone();
-                let r = hold(e.id, user(), 1, &unique("k"), now);
-                async move { shop.orders.place_hold(r).await.unwrap() }
-            })
-            .collect(),
-    )
+    let outcomes = race(40, |_| {
+        let shop = shop.clone();
+        let r = hold(e.id, user(), 1, &unique("k"), now);
+        async move { shop.orders.place_hold(r).await.unwrap() }
+    })
     .await;
-    let created = outcomes
-        .iter()
-        .filter(|o| matches!(o, HoldOutcome::Created(_)))
-        .count();
+    let created = count(&outcomes, |o| matches!(o, HoldOutcome::Created(_)));
     assert_eq!(created, 10, "{created} holds on 10 tickets");
     assert!(
         outcomes.iter().all(|o| matches!(
@@ -310,20 +298,13 @@ pub async fn orders_concurrent_holds_never_oversell(shop: ShopPorts, now: Timest
 pub async fn orders_per_user_limit_holds_under_concurrency(shop: ShopPorts, now: Timestamp) {
     let e = on_sale(&shop, now, 100, 3).await;
     let buyer = user();
-    let outcomes = race(
-        (0..12)
-            .map(|_| {
-                let shop = shop.clone();
-                let r = hold(e.id, buyer, 1, &unique("k"), now);
-                async move { shop.orders.place_hold(r).await.unwrap() }
-            })
-            .collect(),
-    )
+    let outcomes = race(12, |_| {
+        let shop = shop.clone();
+        let r = hold(e.id, buyer, 1, &unique("k"), now);
+        async move { shop.orders.place_hold(r).await.unwrap() }
+    })
     .await;
-    let created = outcomes
-        .iter()
-        .filter(|o| matches!(o, HoldOutcome::Created(_)))
-        .count();
+    let created = count(&outcomes, |o| matches!(o, HoldOutcome::Created(_)));
     assert_eq!(
         created, 3,
         "one user got {created} tickets with a limit of 3"
@@ -339,16 +320,12 @@ pub async fn orders_per_user_limit_holds_under_concurrency(shop: ShopPorts, now:
 pub async fn orders_same_key_concurrently_yields_one_order(shop: ShopPorts, now: Timestamp) {
     let e = on_sale(&shop, now, 100, 4).await;
     let (buyer, key) = (user(), unique("k"));
-    let outcomes = race(
-        (0..16)
-            .map(|_| {
-                let shop = shop.clone();
-                // Every duplicate carries its own order id, as each request would.
-                let r = hold(e.id, buyer, 2, &key, now);
-                async move { shop.orders.place_hold(r).await.unwrap() }
-            })
-            .collect(),
-    )
+    let outcomes = race(16, |_| {
+        let shop = shop.clone();
+        // Every duplicate carries its own order id, as each request would.
+        let r = hold(e.id, buyer, 2, &key, now);
+        async move { shop.orders.place_hold(r).await.unwrap() }
+    })
     .await;
     let mut ids = HashSet::new();
     let mut created = 0;
@@ -563,18 +540,12 @@ pub async fn orders_concurrent_expiry_expires_each_order_once(shop: ShopPorts, n
         held(&shop, &e, 2, now).await;
     }
     let end = now.plus(HOLD_TTL);
-    let batches = race(
-        (0..8)
-            .map(|_| {
-                let shop = shop.clone();
-                async move { shop.orders.expire_holds(end, 7).await.unwrap() }
-            })
-            .collect(),
-    )
+    let batches = race(8, |_| {
+        let shop = shop.clone();
+        async move { shop.orders.expire_holds(end, 7).await.unwrap() }
+    })
     .await;
-    let ids: Vec<_> = batches.iter().flatten().map(|o| o.id).collect();
-    let distinct: HashSet<_> = ids.iter().collect();
-    assert_eq!(distinct.len(), ids.len(), "an order expired twice");
+    let ids = distinct(&batches, |o| o.id, "an order expired twice");
     let left = shop.orders.expire_holds(end, 100).await.unwrap();
     assert_eq!(ids.len() + left.len(), 20);
     assert_eq!(
@@ -629,15 +600,11 @@ pub async fn payments_open_writes_the_outbox_message(shop: ShopPorts, now: Times
 pub async fn payments_one_active_payment_per_order(shop: ShopPorts, now: Timestamp) {
     let e = on_sale(&shop, now, 10, 4).await;
     let o = held(&shop, &e, 1, now).await;
-    let results = race(
-        (0..16)
-            .map(|_| {
-                let shop = shop.clone();
-                let cmd = pay(&o, now);
-                async move { shop.payments.open(cmd).await.unwrap() }
-            })
-            .collect(),
-    )
+    let results = race(16, |_| {
+        let shop = shop.clone();
+        let cmd = pay(&o, now);
+        async move { shop.payments.open(cmd).await.unwrap() }
+    })
     .await;
     let mut ids = HashSet::new();
     let mut created = 0;
@@ -1092,24 +1059,13 @@ pub async fn outbox_lease_hides_message_from_other_relays(shop: ShopPorts, now: 
         opened(&shop, &held(&shop, &e, 1, now).await, now).await;
     }
     let at = now.plus(secs(1));
-    let batches = race(
-        (0..8)
-            .map(|_| {
-                let shop = shop.clone();
-                async move { shop.outbox.claim(2, at, lease).await.unwrap() }
-            })
-            .collect(),
-    )
+    let batches = race(8, |_| {
+        let shop = shop.clone();
+        async move { shop.outbox.claim(2, at, lease).await.unwrap() }
+    })
     .await;
-    let ids: Vec<_> = batches.iter().flatten().map(|m| m.id).collect();
-    let distinct: HashSet<_> = ids.iter().collect();
-    assert_eq!(
-        ids.len(),
-        5,
-        "racing relays claimed {} of 5 messages",
-        ids.len()
-    );
-    assert_eq!(distinct.len(), 5, "two relays got one message");
+    let ids = distinct(&batches, |m| m.id, "two relays got one message");
+    assert_count(&ids, 5, "of 5 messages claimed by racing relays");
     assert_eq!(backlog(&shop).await, 6, "leased is not sent");
 }
 
