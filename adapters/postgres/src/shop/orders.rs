@@ -399,36 +399,51 @@ impl OrderStore for PgShop {
 /// How expiry gives a quantity back to one table whose rows are keyed by two columns: the rows
 /// are locked in key order first, so two sweepers sharing a row cannot deadlock.
 struct GiveBack {
-    /// Locks the rows named by `$1` and `$2` (the key columns).
-    lock: &'static str,
-    lock_what: &'static str,
+    table: &'static str,
+    /// The two key columns and their SQL types, bound as arrays `$1` and `$2`.
+    keys: [(&'static str, &'static str); 2],
+    /// The column `$3` is subtracted from.
+    column: &'static str,
+    /// What is given back, in error contexts.
+    what: &'static str,
+}
+
+impl GiveBack {
+    /// Locks the rows named by `$1` and `$2`, in key order.
+    fn lock_sql(&self) -> String {
+        let [(k1, t1), (k2, t2)] = self.keys;
+        format!(
+            "SELECT 1 FROM {table} t JOIN unnest($1::{t1}[], $2::{t2}[]) AS d({k1}, {k2}) \
+               ON t.{k1} = d.{k1} AND t.{k2} = d.{k2} ORDER BY t.{k1}, t.{k2} FOR UPDATE OF t",
+            table = self.table
+        )
+    }
+
     /// Subtracts `$3` from the rows named by `$1` and `$2`.
-    release: &'static str,
-    release_what: &'static str,
+    fn release_sql(&self) -> String {
+        let [(k1, t1), (k2, t2)] = self.keys;
+        format!(
+            "UPDATE {table} t SET {column} = t.{column} - d.qty \
+             FROM unnest($1::{t1}[], $2::{t2}[], $3::bigint[]) AS d({k1}, {k2}, qty) \
+             WHERE t.{k1} = d.{k1} AND t.{k2} = d.{k2}",
+            table = self.table,
+            column = self.column
+        )
+    }
 }
 
 const QUOTA_GIVE_BACK: GiveBack = GiveBack {
-    lock: "SELECT 1 FROM order_quotas q \
-           JOIN unnest($1::uuid[], $2::uuid[]) AS d(user_id, event_id) \
-             ON q.user_id = d.user_id AND q.event_id = d.event_id \
-           ORDER BY q.user_id, q.event_id FOR UPDATE OF q",
-    lock_what: "lock per-user rows",
-    release: "UPDATE order_quotas q SET committed_qty = q.committed_qty - d.qty \
-              FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS d(user_id, event_id, qty) \
-              WHERE q.user_id = d.user_id AND q.event_id = d.event_id",
-    release_what: "release per-user quantity",
+    table: "order_quotas",
+    keys: [("user_id", "uuid"), ("event_id", "uuid")],
+    column: "committed_qty",
+    what: "per-user quantity",
 };
 
 const STOCK_GIVE_BACK: GiveBack = GiveBack {
-    lock: "SELECT 1 FROM event_stock s \
-           JOIN unnest($1::uuid[], $2::smallint[]) AS d(event_id, shard) \
-             ON s.event_id = d.event_id AND s.shard = d.shard \
-           ORDER BY s.event_id, s.shard FOR UPDATE OF s",
-    lock_what: "lock stock",
-    release: "UPDATE event_stock s SET held_qty = s.held_qty - d.qty \
-              FROM unnest($1::uuid[], $2::smallint[], $3::bigint[]) AS d(event_id, shard, qty) \
-              WHERE s.event_id = d.event_id AND s.shard = d.shard",
-    release_what: "release stock",
+    table: "event_stock",
+    keys: [("event_id", "uuid"), ("shard", "smallint")],
+    column: "held_qty",
+    what: "stock",
 };
 
 /// Gives back each key's quantity on `table` (keys sorted by the map, hence locked in order).
@@ -447,19 +462,19 @@ where
             .map(|(&(a, b), &q)| (a, b, q))
             .collect::<Vec<_>>(),
     );
-    sqlx::query(table.lock)
+    sqlx::query(&table.lock_sql())
         .bind(&firsts)
         .bind(&seconds)
         .execute(&mut **tx)
         .await
-        .map_err(|e| db(table.lock_what, e))?;
-    sqlx::query(table.release)
+        .map_err(|e| db(&format!("lock {}", table.what), e))?;
+    sqlx::query(&table.release_sql())
         .bind(&firsts)
         .bind(&seconds)
         .bind(&qty)
         .execute(&mut **tx)
         .await
-        .map_err(|e| db(table.release_what, e))?;
+        .map_err(|e| db(&format!("release {}", table.what), e))?;
     Ok(())
 }
 
