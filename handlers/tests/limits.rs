@@ -218,7 +218,7 @@ async fn refused_orders_are_not_kept_under_their_key() {
     );
     // The same key works once stock is back: the refusal did not stick to it.
     w.advance(301_000);
-    w.h.work.expire_holds.handle(&cx()).await.unwrap();
+    w.expire_holds().await;
     // (The admission expired meanwhile too; a fresh one.)
     w.admit(&second, QueueScope::Global).await;
     let placed = w.h.place_order.handle(&c, req).await.unwrap();

@@ -262,16 +262,9 @@ async fn an_unpaid_hold_expires_and_gives_its_stock_back() {
     let ev = w.onsale_event(10, 4).await;
     let o = w.hold(&buyer(), &ev, 2).await;
     w.advance(299_000);
-    assert!(
-        w.h.work
-            .expire_holds
-            .handle(&cx())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.expire_holds().await.is_empty());
     w.advance(1_000);
-    let expired = w.h.work.expire_holds.handle(&cx()).await.unwrap();
+    let expired = w.expire_holds().await;
     assert_eq!(expired.iter().map(|o| o.id).collect::<Vec<_>>(), vec![o.id]);
     let now = w.event(ev.id).await;
     assert_eq!(now.held_qty, 0);

@@ -207,9 +207,9 @@ async fn money_taken_for_an_expired_order_is_flagged_for_refund() {
             .unwrap();
     // The processor does not answer in time: the payment times out, then the hold expires.
     w.advance(60_000);
-    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.time_out_payments().await, 1);
     w.advance(600_000);
-    assert_eq!(w.h.work.expire_holds.handle(&cx()).await.unwrap().len(), 1);
+    assert_eq!(w.expire_holds().await.len(), 1);
     // ...and then the processor says it charged the card.
     let late =
         w.h.work
@@ -236,7 +236,7 @@ async fn a_late_success_after_a_timeout_still_pays_an_order_that_is_held() {
             .await
             .unwrap();
     w.advance(60_000);
-    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.time_out_payments().await, 1);
     let late =
         w.h.work
             .apply_result
@@ -298,14 +298,7 @@ async fn a_payment_in_flight_keeps_its_order_from_expiring() {
         .await
         .unwrap();
     w.advance(20_000);
-    assert!(
-        w.h.work
-            .expire_holds
-            .handle(&cx())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(w.expire_holds().await.is_empty());
     assert_eq!(w.order(o.id).await.status, OrderStatus::Hold);
 }
 
@@ -459,9 +452,9 @@ async fn a_payment_that_times_out_fails_its_order() {
         .await
         .unwrap();
     w.advance(59_000);
-    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 0);
+    assert_eq!(w.time_out_payments().await, 0);
     w.advance(1_000);
-    assert_eq!(w.h.work.time_out_payments.handle(&cx()).await.unwrap(), 1);
+    assert_eq!(w.time_out_payments().await, 1);
     assert_eq!(w.order(o.id).await.status, OrderStatus::Fail);
 }
 

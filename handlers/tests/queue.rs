@@ -217,7 +217,7 @@ async fn promotion_admits_in_arrival_order_up_to_the_capacity() {
                 .id,
         );
     }
-    let promoted = w.h.work.promote.handle(&cx()).await.unwrap();
+    let promoted = w.promote().await;
     assert_eq!(
         promoted.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
         ids[..2]
@@ -226,15 +226,7 @@ async fn promotion_admits_in_arrival_order_up_to_the_capacity() {
     assert_eq!(third.ticket.state, TicketState::Queued);
     assert_eq!(third.position, Some(1));
     // Promoting again admits nobody: both slots are taken.
-    assert!(
-        w.h.work
-            .promote
-            .handle(&cx())
-            .await
-            .unwrap()
-            .tickets
-            .is_empty()
-    );
+    assert!(w.promote().await.tickets.is_empty());
 }
 
 #[tokio::test]
@@ -302,7 +294,7 @@ async fn entering_a_queued_or_unknown_ticket_is_refused() {
             .handle(&as_user(&c), QueueScope::Global)
             .await
             .unwrap();
-    w.h.work.promote.handle(&cx()).await.unwrap();
+    w.promote().await;
     let e =
         w.h.enter_queue
             .handle(&as_user(&c), tc.id, "x")
@@ -338,7 +330,7 @@ async fn an_admission_expires_after_its_ttl_and_its_slot_goes_to_the_next_in_lin
         "never READY after expiry"
     );
     assert!(st.gate_token.is_none());
-    w.h.work.promote.handle(&cx()).await.unwrap();
+    w.promote().await;
     let st = w.h.queue_status.handle(&cx(), tc.id).await.unwrap();
     assert_eq!(st.ticket.state, TicketState::Ready);
 }
@@ -387,7 +379,7 @@ async fn leaving_an_admission_frees_the_slot() {
             .await
             .unwrap();
     w.h.leave_queue.handle(&as_user(&a), ta.id).await.unwrap();
-    w.h.work.promote.handle(&cx()).await.unwrap();
+    w.promote().await;
     assert_eq!(
         w.queue.ticket(tc.id, w.now()).await.unwrap().unwrap().state,
         TicketState::Ready
@@ -404,7 +396,7 @@ async fn every_admission_is_announced_to_subscribers() {
             .handle(&as_user(&a), QueueScope::Global)
             .await
             .unwrap();
-    w.h.work.promote.handle(&cx()).await.unwrap();
+    w.promote().await;
     let Notice::Ticket(notice) =
         tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
             .await
@@ -477,7 +469,7 @@ async fn selling_the_last_ticket_turns_the_line_sold_out_and_a_returning_hold_re
         )
         .await
         .unwrap();
-    let pass = w.h.work.promote.handle(&cx()).await.unwrap();
+    let pass = w.promote().await;
     assert_eq!(pass.phases, vec![(scope, LinePhase::SoldOut)]);
     assert!(
         pass.tickets.is_empty(),
@@ -506,20 +498,12 @@ async fn selling_the_last_ticket_turns_the_line_sold_out_and_a_returning_hold_re
         status_of(&w, late.id).await.ticket.state,
         TicketState::SoldOut
     );
-    assert!(
-        w.h.work
-            .promote
-            .handle(&cx())
-            .await
-            .unwrap()
-            .phases
-            .is_empty()
-    );
+    assert!(w.promote().await.phases.is_empty());
 
     // The hold runs out: stock is back, the line re-opens and the next in order is admitted.
     w.advance(u64::try_from(w.h.settings().orders.hold_ttl.as_millis()).unwrap() + 1);
-    assert_eq!(w.h.work.expire_holds.handle(&cx()).await.unwrap().len(), 1);
-    let pass = w.h.work.promote.handle(&cx()).await.unwrap();
+    assert_eq!(w.expire_holds().await.len(), 1);
+    let pass = w.promote().await;
     assert_eq!(pass.phases, vec![(scope, LinePhase::Open)]);
     assert_eq!(
         pass.tickets.iter().map(|t| t.id).collect::<Vec<_>>(),
@@ -546,7 +530,7 @@ async fn closing_an_event_turns_every_live_ticket_of_its_line_closed() {
             .await
             .unwrap();
     w.shop.update(ev.id, closing(), w.now()).await.unwrap();
-    let pass = w.h.work.promote.handle(&cx()).await.unwrap();
+    let pass = w.promote().await;
     assert_eq!(pass.phases, vec![(scope, LinePhase::Closed)]);
     for id in [admitted.id, waiting.id] {
         let st = status_of(&w, id).await;
@@ -565,7 +549,7 @@ async fn the_global_line_never_changes_phase() {
             .handle(&as_user(&buyer()), QueueScope::Global)
             .await
             .unwrap();
-    let pass = w.h.work.promote.handle(&cx()).await.unwrap();
+    let pass = w.promote().await;
     assert!(pass.phases.is_empty(), "{:?}", pass.phases);
     assert!(status_of(&w, t.id).await.ticket.state.is_admitted());
 }
@@ -596,15 +580,7 @@ async fn a_scheduled_sale_draws_its_pre_queue_once_and_puts_it_ahead_of_later_ar
     assert_eq!(st.ticket.state, TicketState::Prequeue);
     assert_eq!((st.position, st.estimated_wait_seconds), (None, None));
     assert_eq!(st.starts_at, Some(ev.starts_at));
-    assert!(
-        w.h.work
-            .promote
-            .handle(&cx())
-            .await
-            .unwrap()
-            .tickets
-            .is_empty()
-    );
+    assert!(w.promote().await.tickets.is_empty());
 
     // The sale starts; later buyers arrive while eight promoters race.
     w.advance(60_000);

@@ -162,10 +162,25 @@ impl World {
         e
     }
 
+    /// One promotion pass.
+    pub async fn promote(&self) -> flash_handlers::queue::Promoted {
+        self.h.work.promote.handle(&cx()).await.unwrap()
+    }
+
+    /// One hold-expiry pass: the orders it expired.
+    pub async fn expire_holds(&self) -> Vec<Order> {
+        self.h.work.expire_holds.handle(&cx()).await.unwrap()
+    }
+
+    /// One payment-timeout pass: how many payments it failed.
+    pub async fn time_out_payments(&self) -> usize {
+        self.h.work.time_out_payments.handle(&cx()).await.unwrap()
+    }
+
     /// Enqueues `p` for `scope`, promotes, and returns the admitted ticket.
     pub async fn admit(&self, p: &Principal, scope: QueueScope) -> Ticket {
         let t = self.h.join_queue.handle(&as_user(p), scope).await.unwrap();
-        self.h.work.promote.handle(&cx()).await.unwrap();
+        self.promote().await;
         let t = self.queue.ticket(t.id, self.now()).await.unwrap().unwrap();
         assert!(
             t.state.is_admitted(),
