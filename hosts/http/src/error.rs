@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::fmt;
 
 /// The legacy `message` field: one text, or the class-validator list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Message {
     Text(String),
@@ -31,13 +31,22 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
 }
 
-#[derive(Serialize)]
+/// Legacy NestJS error body plus `code`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Body<'a> {
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    #[schema(example = 400)]
     status_code: u16,
+    /// A text, or the list of validation messages (class-validator wording).
+    #[schema(value_type = Message)]
     message: &'a Message,
+    /// HTTP reason phrase; absent on the bare 401 and on 500.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Bad Request")]
     error: Option<&'a str>,
+    /// Stable snake_case error code.
+    #[schema(example = "validation_failed")]
     code: &'a str,
 }
 
@@ -193,8 +202,8 @@ impl ApiError {
         serde_json::to_value(self.wire()).unwrap_or(serde_json::Value::Null)
     }
 
-    fn wire(&self) -> Body<'_> {
-        Body {
+    fn wire(&self) -> ErrorBody<'_> {
+        ErrorBody {
             status_code: self.status.as_u16(),
             message: &self.message,
             error: if self.with_reason {

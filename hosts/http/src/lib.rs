@@ -7,6 +7,7 @@
 //! This crate must not depend on any adapter crate: it sees ports and handlers only.
 
 pub mod body;
+pub mod dto;
 pub mod error;
 pub mod layers;
 pub mod openapi;
@@ -16,7 +17,6 @@ pub mod server;
 pub mod socket;
 pub mod state;
 pub mod validate;
-pub mod views;
 
 /// The metrics live in `flash-metrics`, where the runtime reaches them too.
 pub use flash_metrics as metrics;

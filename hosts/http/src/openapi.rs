@@ -1,24 +1,140 @@
-//! The OpenAPI 3.0.3 document served at `GET /openapi.json` (`hosts/http/openapi.json`).
+//! The OpenAPI document served at `GET /openapi.json`, generated (utoipa) from the typed bodies
+//! of [`crate::dto`] and the `#[utoipa::path]` of each route.
 //!
 //! One document describes both services; each operation's `x-service` says which one serves it
 //! (`gateway`, `api`, or `common` for every service) and [`document_for`] cuts the per-service
 //! view. [`paths`] lets a router test check that every route is documented and vice versa.
 
+use crate::dto;
+use crate::error::{ErrorBody, Message};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
-
-const SOURCE: &str = include_str!("../openapi.json");
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// The whole document, parsed once. An unparsable file (caught by the unit tests) yields `null`.
+/// The error responses, each a legacy [`ErrorBody`]: a component under its name
+/// ([`ToResponse`]) that an operation lists by its status ([`IntoResponses`]).
+macro_rules! error_responses {
+    ($($name:ident($status:literal): $description:literal),+ $(,)?) => {
+        $(
+            #[doc = $description]
+            pub struct $name;
+
+            impl<'r> ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<Response>) {
+                    let content = ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Error")))
+                        .build();
+                    let response = ResponseBuilder::new()
+                        .description($description)
+                        .content("application/json", content)
+                        .build();
+                    (stringify!($name), response.into())
+                }
+            }
+
+            impl IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    let reference = Ref::from_response_name(stringify!($name));
+                    BTreeMap::from([($status.to_string(), reference.into())])
+                }
+            }
+        )+
+    };
+}
+
+error_responses! {
+    BadRequest(400): "Invalid input: validation messages, malformed JSON, non-UUID id, or a business rule.",
+    Unauthorized(401): "Missing, invalid or expired credentials.",
+    Forbidden(403): "Authenticated but not allowed (`Forbidden resource`).",
+    NotFound(404): "Not found.",
+    Conflict(409): "Conflicts with the current state.",
+    PayloadTooLarge(413): "Body over 64 KiB.",
+    TooManyRequests(429): "Rate limited; retry after `Retry-After` seconds.",
+    Unavailable(503): "A dependency is down; retry later.",
+}
+
+/// What every API operation may answer: rate limited, or a dependency down.
+pub struct Refusals;
+
+impl IntoResponses for Refusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = TooManyRequests::responses();
+        all.extend(Unavailable::responses());
+        all
+    }
+}
+
+/// What an operation with a JSON body may answer about the body: invalid, or over the limit.
+pub struct BadBody;
+
+impl IntoResponses for BadBody {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = BadRequest::responses();
+        all.extend(PayloadTooLarge::responses());
+        all
+    }
+}
+
+/// The bearer scheme the guarded operations name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearerAuth", SecurityScheme::Http(scheme));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Flash Tickets",
+        version = "1.0.0",
+        description = "Flash-sale ticketing back end, wire-compatible with the legacy NestJS API. `x-service` tells which service serves an operation (gateway :3000, api :4000, common = every service). Errors use the legacy body (see `Error`); a request id is echoed in `x-request-id`.",
+    ),
+    paths(
+        crate::routes::register, crate::routes::register_admin, crate::routes::login,
+        crate::routes::refresh, crate::routes::logout,
+        crate::routes::enqueue, crate::routes::queue_status, crate::routes::enter,
+        crate::routes::leave, crate::routes::queue_healthz,
+        crate::routes::list_events, crate::routes::create_event, crate::routes::list_all_events,
+        crate::routes::timeline, crate::routes::get_event, crate::routes::update_event,
+        crate::routes::delete_event,
+        crate::routes::place_order, crate::routes::list_orders, crate::routes::get_order,
+        crate::routes::request_payment, crate::routes::payment_callback,
+        crate::ops::live, crate::ops::metrics, crate::ops::ready, crate::ops::health,
+        crate::ops::openapi,
+    ),
+    components(
+        schemas(ErrorBody, Message, dto::EventStatus, dto::OrderStatus, dto::PaymentStatus,
+            dto::TicketState, dto::QueueMode),
+        responses(BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
+            TooManyRequests, Unavailable),
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "auth"), (name = "queue"), (name = "events"), (name = "orders"),
+        (name = "payments"), (name = "ops")),
+)]
+struct ApiDoc;
+
+/// The whole document, generated once.
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        serde_json::from_str(SOURCE).unwrap_or_else(|err| {
-            tracing::error!(error = %err, "openapi.json does not parse");
+        serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|err| {
+            tracing::error!(error = %err, "the OpenAPI document does not serialize");
             Value::Null
         })
     })
@@ -119,9 +235,9 @@ mod tests {
     }
 
     #[test]
-    fn document_is_openapi_3_0_3() {
+    fn document_is_openapi_3_1() {
         let doc = document();
-        assert_eq!(doc["openapi"], "3.0.3");
+        assert_eq!(doc["openapi"], "3.1.0");
         assert_eq!(
             doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
             "bearer"
@@ -185,10 +301,32 @@ mod tests {
         assert!(schema("UpdateEventRequest").get("total_qty").is_some());
         assert!(schema("CreateOrderRequest").get("event_id").is_some());
         assert!(schema("Event").get("startsAt").is_some());
-        let params = &doc["components"]["parameters"];
-        assert_eq!(params["IdempotencyKey"]["name"], "Idempotency-Key");
-        assert_eq!(params["GateToken"]["name"], "X-Gate-Token");
-        assert_eq!(params["Signature"]["name"], "X-Signature");
+        let headers = |path: &str| -> Vec<(String, bool)> {
+            doc["paths"][path]["post"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "header")
+                .map(|p| {
+                    let name = p["name"].as_str().unwrap_or_default().to_owned();
+                    (name, p["required"] == true)
+                })
+                .collect()
+        };
+        assert_eq!(
+            headers("/orders"),
+            [
+                ("Idempotency-Key".to_owned(), true),
+                ("X-Gate-Token".to_owned(), false)
+            ]
+        );
+        assert_eq!(
+            headers("/payments/callback"),
+            [
+                ("X-Signature".to_owned(), false),
+                ("X-Signature-Timestamp".to_owned(), false)
+            ]
+        );
         assert!(
             doc["paths"]["/orders"]["post"]["responses"]
                 .get("422")

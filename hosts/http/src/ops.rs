@@ -1,6 +1,7 @@
 //! Operations endpoints of every service: `/live`, `/ready`, `/health`, `/metrics`,
 //! `/openapi.json`.
 
+use crate::dto::{DependencyCheck, HealthReport, ReadyReport};
 use crate::metrics::{LegacyText, live_body};
 use crate::state::OpsState;
 use axum::extract::{FromRef, State};
@@ -10,7 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use flash_core::EventId;
 use flash_core::domain::QueueScope;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The operations routes, on any state they can be read from.
@@ -20,15 +23,29 @@ where
     OpsState: FromRef<S>,
 {
     Router::new()
-        .route("/live", get(|| async { live_body() }))
+        .route("/live", get(live))
         .route("/ready", get(ready))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
 }
 
+/// Liveness: the process answers; no dependency is touched.
+#[utoipa::path(get, path = "/live", tag = "ops", operation_id = "live",
+    summary = "Liveness (no dependency checks)",
+    responses((status = 200, description = "`service_live 1`.", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")),
+    extensions(("x-service" = json!("common"))))]
+async fn live() -> Response {
+    live_body().into_response()
+}
+
 /// The document of what this instance serves: one service's operations on a pod, all of them
 /// on `flash up` and Lambda.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops", operation_id = "openapi",
+    summary = "This document",
+    responses((status = 200, description = "This OpenAPI document, generated from the typed bodies.", body = Object)),
+    extensions(("x-service" = json!("common"))))]
 async fn openapi(State(s): State<OpsState>) -> Json<Value> {
     Json(match (s.services.gateway, s.services.api) {
         (true, false) => crate::openapi::document_for("gateway"),
@@ -38,7 +55,7 @@ async fn openapi(State(s): State<OpsState>) -> Json<Value> {
 }
 
 /// Pings every dependency in parallel, each bounded by the health timeout.
-async fn checks(s: &OpsState) -> (bool, Map<String, Value>) {
+async fn checks(s: &OpsState) -> (bool, BTreeMap<String, DependencyCheck>) {
     let pings = s.health.iter().map(|check| async move {
         let started = Instant::now();
         let outcome = tokio::time::timeout(s.health_timeout, check.ping()).await;
@@ -46,22 +63,22 @@ async fn checks(s: &OpsState) -> (bool, Map<String, Value>) {
         (check.name(), matches!(outcome, Ok(Ok(()))), elapsed)
     });
     let results = futures::future::join_all(pings).await;
-    let mut all_up = true;
-    let mut map = Map::new();
-    for (name, up, ms) in results {
-        all_up &= up;
-        let v = if up {
-            json!({"status": "up", "responseTime": ms})
-        } else {
-            json!({"status": "down"})
-        };
-        map.insert(name.to_owned(), v);
-    }
-    (all_up, map)
+    let all_up = results.iter().all(|(_, up, _)| *up);
+    let checks = results
+        .into_iter()
+        .map(|(name, up, ms)| {
+            let check = DependencyCheck {
+                status: if up { "up" } else { "down" },
+                response_time: up.then_some(ms),
+            };
+            (name.to_owned(), check)
+        })
+        .collect();
+    (all_up, checks)
 }
 
 /// 200 when every dependency is up, else 503, with `body`.
-fn report(up: bool, body: Value) -> Response {
+fn report(up: bool, body: impl Serialize) -> Response {
     let status = if up {
         StatusCode::OK
     } else {
@@ -70,23 +87,36 @@ fn report(up: bool, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Readiness: every dependency reachable within the health timeout.
+#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "ready",
+    summary = "Readiness: dependencies reachable (with timeouts)",
+    responses(
+        (status = 200, description = "Ready.", body = ReadyReport),
+        (status = 503, description = "Not ready.", body = ReadyReport),
+    ),
+    extensions(("x-service" = json!("common"))))]
 async fn ready(State(s): State<OpsState>) -> Response {
     let (up, checks) = checks(&s).await;
-    report(
-        up,
-        json!({"status": if up { "ready" } else { "not_ready" }, "checks": checks}),
-    )
+    let status = if up { "ready" } else { "not_ready" };
+    report(up, ReadyReport { status, checks })
 }
 
 /// The legacy health report; 503 with the same shape when a dependency is down.
+#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "health",
+    summary = "Legacy health report",
+    responses(
+        (status = 200, description = "All dependencies up.", body = HealthReport),
+        (status = 503, description = "A dependency is down (the same object, status `error`).", body = HealthReport),
+    ),
+    extensions(("x-service" = json!("common"))))]
 async fn health(State(s): State<OpsState>) -> Response {
     let (up, checks) = checks(&s).await;
-    let body = json!({
-        "status": if up { "ok" } else { "error" },
-        "timestamp": s.work.now().to_iso(),
-        "uptime": s.started.elapsed().as_secs_f64(),
-        "checks": checks,
-    });
+    let body = HealthReport {
+        status: if up { "ok" } else { "error" },
+        timestamp: s.work.now().to_iso(),
+        uptime: s.started.elapsed().as_secs_f64(),
+        checks,
+    };
     report(up, body)
 }
 
@@ -133,6 +163,11 @@ async fn line_shop_counts(s: &OpsState, lines: &[EventId], t: &mut LegacyText) {
 }
 
 /// The registry plus the legacy metrics, computed from counters and per-queue figures (no scans).
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "metrics",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format.", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8")),
+    extensions(("x-service" = json!("common"))))]
 async fn metrics(State(s): State<OpsState>) -> Response {
     let mut t = LegacyText::new();
     let now = s.work.now();

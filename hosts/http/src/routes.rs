@@ -2,34 +2,32 @@
 //! Each route validates its DTO, builds a [`Context`] and calls one handler; nothing else.
 
 use crate::body::{JsonObject, PathUuid, QueryMap, RawBody};
-use crate::error::ApiError;
-use crate::socket::status_json;
+use crate::dto::{self, Request as _};
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::{BadBody, BadRequest, Conflict, Forbidden, NotFound, Refusals, Unauthorized};
 use crate::state::AppState;
-use crate::validate::{Validator, login_and_password};
-use crate::views::{self, OrderIdField};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use flash_core::domain::{EventPatch, EventStatus, LoginName, QueueMode, QueueScope, Verdict};
+use flash_core::domain::{LoginName, QueueScope};
 use flash_core::ports::EventListing;
-use flash_core::{Context, EventId, OrderId, PaymentId, Principal, TicketId};
+use flash_core::{Context, EventId, OrderId, Principal, TicketId};
 use flash_handlers::auth::{AccessError, LoginRequest, RegisterRequest};
-use flash_handlers::events::NewEvent;
 use flash_handlers::orders::PlaceOrderRequest;
 use flash_handlers::payments::{CallbackRequest, PaymentRequest};
 use flash_handlers::timeline::TimelineQuery;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 type ApiResult = Result<Response, ApiError>;
 
-fn created(body: Value) -> Response {
+fn created(body: impl Serialize) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-fn ok(body: Value) -> Response {
+fn ok(body: impl Serialize) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
@@ -122,10 +120,7 @@ pub fn gateway_routes() -> Router<AppState> {
         .route("/queue/status", get(queue_status))
         .route("/queue/enter", post(enter))
         .route("/queue/leave", post(leave))
-        .route(
-            "/queue/healthz",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
+        .route("/queue/healthz", get(queue_healthz))
 }
 
 pub fn api_routes() -> Router<AppState> {
@@ -146,125 +141,162 @@ pub fn api_routes() -> Router<AppState> {
 // ---------------------------------------------------------------------------------------------
 // Auth
 
-/// `POST /auth/register` and `/auth/register/admin`: the same fields, the admin one with its
-/// secret.
-async fn register_with(
-    cx: &Context,
-    s: &AppState,
-    body: &serde_json::Map<String, Value>,
-    admin: bool,
-) -> ApiResult {
-    let fields: &[&str] = if admin {
-        &["userId", "password", "adminSecret"]
-    } else {
-        &["userId", "password"]
-    };
-    let mut v = Validator::new(body, fields);
-    let (login, password) = login_and_password(&mut v);
-    let admin_secret = admin.then(|| v.string("adminSecret").not_empty().get());
-    v.finish_api()?;
-    let login = LoginName::parse(&login)
+/// The handler's registration from the form's login and password.
+fn registration(
+    user_id: &str,
+    password: String,
+    admin_secret: Option<String>,
+) -> Result<RegisterRequest, ApiError> {
+    let login = LoginName::parse(user_id)
         .map_err(|e| ApiError::validation(e.iter().map(ToString::to_string).collect()))?;
-    let request = RegisterRequest {
+    Ok(RegisterRequest {
         login,
         password,
         admin_secret,
-    };
-    s.handlers
-        .register
-        .handle(cx, request)
-        .await
-        .map_err(fail)?;
-    Ok(empty_ok())
+    })
 }
 
+#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "register",
+    summary = "Register a user",
+    request_body = dto::RegisterRequest, security(()),
+    responses(
+        (status = 200, description = "Registered (empty body)."),
+        BadBody, Conflict, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn register(
     Cx(cx): Cx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    register_with(&cx, &s, &body, false).await
+    let form = dto::RegisterRequest::read(&body)?;
+    let request = registration(&form.user_id, form.password, None)?;
+    s.handlers
+        .register
+        .handle(&cx, request)
+        .await
+        .map_err(fail)?;
+    Ok(empty_ok())
 }
 
+#[utoipa::path(post, path = "/auth/register/admin", tag = "auth", operation_id = "registerAdmin",
+    summary = "Register an admin with the shared admin secret",
+    request_body = dto::RegisterAdminRequest, security(()),
+    responses(
+        (status = 200, description = "Registered (empty body)."),
+        BadBody, Conflict, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn register_admin(
     Cx(cx): Cx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    register_with(&cx, &s, &body, true).await
-}
-
-async fn login(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
-    let mut v = Validator::new(&body, &["userId", "password"]);
-    let login = v.string("userId").not_empty().get();
-    let password = v.string("password").not_empty().get();
-    v.finish_api()?;
-    let pair = s
-        .handlers
-        .login
-        .handle(&cx, LoginRequest { login, password })
+    let form = dto::RegisterAdminRequest::read(&body)?;
+    let request = registration(&form.user_id, form.password, Some(form.admin_secret))?;
+    s.handlers
+        .register
+        .handle(&cx, request)
         .await
         .map_err(fail)?;
-    Ok(created(
-        json!({"accessToken": pair.access_token, "refreshToken": pair.refresh_token}),
-    ))
+    Ok(empty_ok())
 }
 
-fn refresh_token(body: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
-    let mut v = Validator::new(body, &["refreshToken"]);
-    let token = v.string("refreshToken").not_empty().get();
-    v.finish_api()?;
-    Ok(token)
+#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login",
+    summary = "Log in", description = "Rate-limited per user id and per client address.",
+    request_body = dto::LoginRequest, security(()),
+    responses(
+        (status = 201, description = "Token pair.", body = dto::TokenPair),
+        BadBody, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
+async fn login(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
+    let form = dto::LoginRequest::read(&body)?;
+    let request = LoginRequest {
+        login: form.user_id,
+        password: form.password,
+    };
+    let pair = s.handlers.login.handle(&cx, request).await.map_err(fail)?;
+    Ok(created(dto::TokenPair::from(pair)))
 }
 
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refresh",
+    summary = "Rotate a refresh token",
+    request_body = dto::RefreshRequest, security(()),
+    responses(
+        (status = 201, description = "New token pair; the used refresh token is revoked.", body = dto::TokenPair),
+        BadBody, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn refresh(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
-    let token = refresh_token(&body)?;
-    let pair = s.handlers.refresh.handle(&cx, &token).await.map_err(fail)?;
-    Ok(created(
-        json!({"accessToken": pair.access_token, "refreshToken": pair.refresh_token}),
-    ))
+    let form = dto::RefreshRequest::read(&body)?;
+    let pair = s
+        .handlers
+        .refresh
+        .handle(&cx, &form.refresh_token)
+        .await
+        .map_err(fail)?;
+    Ok(created(dto::TokenPair::from(pair)))
 }
 
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logout",
+    summary = "Revoke a refresh token",
+    request_body = dto::RefreshRequest, security(()),
+    responses(
+        (status = 200, description = "Logged out (empty body)."),
+        BadBody, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn logout(Cx(cx): Cx, State(s): State<AppState>, JsonObject(body): JsonObject) -> ApiResult {
-    let token = refresh_token(&body)?;
-    s.handlers.logout.handle(&cx, &token).await.map_err(fail)?;
+    let form = dto::RefreshRequest::read(&body)?;
+    s.handlers
+        .logout
+        .handle(&cx, &form.refresh_token)
+        .await
+        .map_err(fail)?;
     Ok(empty_ok())
 }
 
 // ---------------------------------------------------------------------------------------------
 // Queue
 
+#[utoipa::path(post, path = "/queue/enqueue", tag = "queue", operation_id = "enqueue",
+    summary = "Join the waiting queue of an event",
+    request_body = dto::EnqueueRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "The caller's live ticket (idempotent per user and event).", body = dto::EnqueueResponse),
+        BadBody, NotFound, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn enqueue(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let v = Validator::new(&body, &["eventId"]);
-    let mut messages = v.finish().err().unwrap_or_default();
-    // An event UUID, or `__global__` (the site-wide queue, which legacy joined only by socket).
-    let scope = body
-        .get("eventId")
-        .and_then(Value::as_str)
-        .and_then(QueueScope::parse);
-    if scope.is_none() {
-        messages.push("eventId must be a UUID".into());
-    }
-    let Some(scope) = scope.filter(|_| messages.is_empty()) else {
-        return Err(ApiError::validation(messages));
-    };
+    let form = dto::EnqueueRequest::read(&body)?;
     let ticket = s
         .handlers
         .join_queue
-        .handle(&cx, scope)
+        .handle(&cx, form.event_id)
         .await
         .map_err(fail)?;
-    Ok(created(json!({"ticketId": ticket.id.to_string()})))
+    Ok(created(dto::EnqueueResponse {
+        ticket_id: ticket.id.0,
+    }))
 }
 
+#[utoipa::path(get, path = "/queue/status", tag = "queue", operation_id = "queueStatus",
+    summary = "Read a ticket's state and position",
+    params(("ticketId" = Uuid, Query, description = "The ticket.")), security(()),
+    responses(
+        (status = 200, description = "Ticket status.", body = dto::QueueStatus),
+        BadRequest, NotFound, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn queue_status(Cx(cx): Cx, State(s): State<AppState>, QueryMap(q): QueryMap) -> ApiResult {
     let raw = match q.get("ticketId") {
-        Some(Value::String(t)) if !t.is_empty() => t.clone(),
-        Some(Value::Array(_)) => {
+        Some(serde_json::Value::String(t)) if !t.is_empty() => t.clone(),
+        Some(serde_json::Value::Array(_)) => {
             return Err(ApiError::bad_request("ticketId must be a single value"));
         }
         _ => {
@@ -282,95 +314,121 @@ async fn queue_status(Cx(cx): Cx, State(s): State<AppState>, QueryMap(q): QueryM
         .handle(&cx, id)
         .await
         .map_err(fail)?;
-    Ok(ok(status_json(&st)))
+    Ok(ok(dto::QueueStatus::from(&st)))
 }
 
+#[utoipa::path(post, path = "/queue/enter", tag = "queue", operation_id = "enter",
+    summary = "Enter with an admitted ticket and its gate token",
+    request_body = dto::EnterRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "Entered.", body = dto::EnterResponse),
+        BadBody, NotFound, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn enter(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let mut v = Validator::new(&body, &["ticketId", "gateToken"]);
-    let ticket = v.uuid("ticketId").get();
-    let gate = v.string("gateToken").not_empty().get();
-    v.finish_api()?;
+    let form = dto::EnterRequest::read(&body)?;
     s.handlers
         .enter_queue
-        .handle(&cx, TicketId(ticket), &gate)
+        .handle(&cx, form.ticket_id, &form.gate_token)
         .await
         .map_err(fail)?;
-    Ok(created(json!({"status": "entered"})))
+    Ok(created(dto::EnterResponse { status: "entered" }))
 }
 
+#[utoipa::path(post, path = "/queue/leave", tag = "queue", operation_id = "leave",
+    summary = "Leave the queue (frees the ticket at once)",
+    request_body = dto::LeaveRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The ticket, now EXPIRED.", body = dto::LeaveResponse),
+        BadBody, NotFound, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("gateway"))))]
 async fn leave(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let mut v = Validator::new(&body, &["ticketId"]);
-    let ticket = v.uuid("ticketId").get();
-    v.finish_api()?;
+    let form = dto::LeaveRequest::read(&body)?;
     let t = s
         .handlers
         .leave_queue
-        .handle(&cx, TicketId(ticket))
+        .handle(&cx, form.ticket_id)
         .await
         .map_err(fail)?;
-    Ok(ok(
-        json!({"ticketId": t.id.to_string(), "state": t.state.as_str()}),
-    ))
+    Ok(ok(dto::LeaveResponse {
+        ticket_id: t.id.0,
+        state: dto::TicketState(t.state),
+    }))
+}
+
+#[utoipa::path(get, path = "/queue/healthz", tag = "ops", operation_id = "queueHealthz",
+    summary = "Static gateway health", security(()),
+    responses((status = 200, description = "Always ok; touches no dependency.", body = dto::Status)),
+    extensions(("x-service" = json!("gateway"))))]
+async fn queue_healthz() -> Json<dto::Status> {
+    Json(dto::Status { status: "ok" })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Events
 
-/// Prices are PostgreSQL `integer`s (legacy schema): larger values are refused, not truncated.
-const MAX_PRICE: i64 = i32::MAX as i64;
-
-/// The fields of `POST /events`; `PATCH /events/:id` also takes `status`.
-pub(crate) const EVENT_FIELDS: [&str; 9] = [
-    "name",
-    "starts_at",
-    "ends_at",
-    "total_qty",
-    "max_per_user",
-    "price",
-    "prequeue_starts_at",
-    "queue_mode",
-    "status",
-];
-
-/// `queue_mode`: `global` (the legacy default) or `event` (SPEC §4), when given.
-fn queue_mode(v: &mut Validator<'_>) -> Option<QueueMode> {
-    v.string("queue_mode")
-        .optional()
-        .one_of(&["global", "event"])
-        .opt()
-        .and_then(|s| QueueMode::parse(&s))
+fn events(list: &[flash_core::domain::Event]) -> Vec<dto::Event> {
+    list.iter().map(dto::Event::from).collect()
 }
 
+#[utoipa::path(get, path = "/events", tag = "events", operation_id = "listEvents",
+    summary = "List public events (ONSALE and CLOSED)", security(()),
+    responses(
+        (status = 200, description = "Events by start time.", body = Vec<dto::Event>),
+        Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn list_events(Cx(cx): Cx, State(s): State<AppState>) -> ApiResult {
-    let events = s
+    let list = s
         .handlers
         .list_events
         .handle(&cx, EventListing::Public)
         .await
         .map_err(fail)?;
-    Ok(ok(Value::Array(events.iter().map(views::event).collect())))
+    Ok(ok(events(&list)))
 }
 
+#[utoipa::path(get, path = "/events/admin/all", tag = "events", operation_id = "listAllEvents",
+    summary = "List all events, drafts included (ADMIN)", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Events, newest first.", body = Vec<dto::Event>),
+        Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn list_all_events(AuthedCx(cx, _): AuthedCx, State(s): State<AppState>) -> ApiResult {
-    let events = s
+    let list = s
         .handlers
         .list_events
         .handle(&cx, EventListing::Admin)
         .await
         .map_err(fail)?;
-    Ok(ok(Value::Array(events.iter().map(views::event).collect())))
+    Ok(ok(events(&list)))
 }
 
 /// `GET /events/admin/timeline?line=__global__|<event id>&since=<unix seconds>` (admins): the
 /// monitoring charts' last 15 minutes, or only the seconds after `since`.
+#[utoipa::path(get, path = "/events/admin/timeline", tag = "events", operation_id = "getTimeline",
+    summary = "The monitoring timeline: the last 15 minutes, one sample a second (ADMIN)",
+    description = "Per-second series of one queue line and of the site, aligned on `t` (unix seconds), null where a second has no sample: queue length, admitted, arrivals and admissions per second, estimated wait, orders and payments per second by outcome (the event's own on an event's line, the site's on `__global__`), requests per second, 4xx/5xx per second, p99 latency (the bound of the histogram bucket holding it), and the line's phase changes as markers (OPEN also when its event is put on sale). The same on every instance (the samples are kept in Redis on the pods). At most 900 seconds; with `since`, only the seconds after it.",
+    params(
+        ("line" = Option<String>, Query, description = "`__global__` (the default) or an event UUID."),
+        ("since" = Option<u64>, Query, description = "Unix seconds: only later seconds are returned."),
+    ),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The series.", body = dto::Timeline),
+        BadRequest, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn timeline(
     AuthedCx(cx, caller): AuthedCx,
     State(s): State<AppState>,
@@ -391,7 +449,7 @@ async fn timeline(
                 ]));
             }
         };
-        let Value::String(value) = value else {
+        let serde_json::Value::String(value) = value else {
             return Err(ApiError::validation(vec![format!(
                 "{name} must be a single value"
             )]));
@@ -423,12 +481,20 @@ async fn timeline(
         .read(&cx, query)
         .await
         .map_err(fail)?;
-    Ok(ok(views::timeline(&query.line.to_string(), &view)))
+    Ok(ok(dto::Timeline::of(&query.line, view)))
 }
 
 /// The latest `since` accepted: year 9999 in unix seconds.
 const MAX_SINCE: u64 = 253_402_300_799;
 
+#[utoipa::path(get, path = "/events/{id}", tag = "events", operation_id = "getEvent",
+    summary = "Read an event", description = "DRAFT events are visible to admins only.",
+    params(("id" = Uuid, Path, description = "The event.")), security(()),
+    responses(
+        (status = 200, description = "The event.", body = dto::Event),
+        BadRequest, NotFound, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn get_event(Cx(cx): Cx, State(s): State<AppState>, PathUuid(id): PathUuid) -> ApiResult {
     let e = s
         .handlers
@@ -436,7 +502,7 @@ async fn get_event(Cx(cx): Cx, State(s): State<AppState>, PathUuid(id): PathUuid
         .handle(&cx, EventId(id))
         .await
         .map_err(fail)?;
-    Ok(ok(views::event(&e)))
+    Ok(ok(dto::Event::from(&e)))
 }
 
 /// Legacy guards run before validation: a buyer learns nothing about the admin bodies.
@@ -448,51 +514,39 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/events", tag = "events", operation_id = "createEvent",
+    summary = "Create an event (ADMIN)",
+    request_body = dto::CreateEventRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "The new DRAFT event.", body = dto::Event),
+        BadBody, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn create_event(
     AuthedCx(cx, caller): AuthedCx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     require_admin(&caller)?;
-    let mut v = Validator::new(&body, &EVENT_FIELDS[..8]);
-    let name = v.string("name").length(2, 120).get();
-    let starts_at = v.date("starts_at").get();
-    let ends_at = v.date("ends_at").get();
-    let total_qty = v
-        .int("total_qty")
-        .positive()
-        .max(flash_core::domain::MAX_TOTAL_QTY)
-        .get();
-    let max_per_user = v
-        .int("max_per_user")
-        .positive()
-        .max(flash_core::domain::MAX_PER_USER)
-        .get();
-    let price = v.int("price").min(0).max(MAX_PRICE).get();
-    let prequeue_starts_at = v.date("prequeue_starts_at").optional().opt();
-    let queue_mode = queue_mode(&mut v).unwrap_or_default();
-    v.finish_api()?;
+    let form = dto::CreateEventRequest::read(&body)?;
     let e = s
         .handlers
         .create_event
-        .handle(
-            &cx,
-            NewEvent {
-                name,
-                starts_at,
-                ends_at,
-                total_qty,
-                max_per_user,
-                price,
-                prequeue_starts_at,
-                queue_mode,
-            },
-        )
+        .handle(&cx, form.into())
         .await
         .map_err(fail)?;
-    Ok(created(views::event(&e)))
+    Ok(created(dto::Event::from(&e)))
 }
 
+#[utoipa::path(patch, path = "/events/{id}", tag = "events", operation_id = "updateEvent",
+    summary = "Update an event (ADMIN)",
+    params(("id" = Uuid, Path, description = "The event.")),
+    request_body = dto::UpdateEventRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The updated event.", body = dto::Event),
+        BadBody, NotFound, Conflict, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn update_event(
     AuthedCx(cx, caller): AuthedCx,
     State(s): State<AppState>,
@@ -500,43 +554,24 @@ async fn update_event(
     JsonObject(body): JsonObject,
 ) -> ApiResult {
     require_admin(&caller)?;
-    let mut v = Validator::new(&body, &EVENT_FIELDS);
-    let patch = EventPatch {
-        name: v.string("name").optional().length(2, 120).opt(),
-        starts_at: v.date("starts_at").optional().opt(),
-        ends_at: v.date("ends_at").optional().opt(),
-        total_qty: v
-            .int("total_qty")
-            .optional()
-            .positive()
-            .max(flash_core::domain::MAX_TOTAL_QTY)
-            .opt(),
-        max_per_user: v
-            .int("max_per_user")
-            .optional()
-            .positive()
-            .max(flash_core::domain::MAX_PER_USER)
-            .opt(),
-        price: v.int("price").optional().min(0).max(MAX_PRICE).opt(),
-        prequeue_starts_at: v.date("prequeue_starts_at").optional().opt(),
-        queue_mode: queue_mode(&mut v),
-        status: v
-            .string("status")
-            .optional()
-            .one_of(&["DRAFT", "ONSALE", "CLOSED"])
-            .opt()
-            .and_then(|s| EventStatus::parse(&s)),
-    };
-    v.finish_api()?;
+    let form = dto::UpdateEventRequest::read(&body)?;
     let e = s
         .handlers
         .update_event
-        .handle(&cx, EventId(id), patch)
+        .handle(&cx, EventId(id), form.into())
         .await
         .map_err(fail)?;
-    Ok(ok(views::event(&e)))
+    Ok(ok(dto::Event::from(&e)))
 }
 
+#[utoipa::path(delete, path = "/events/{id}", tag = "events", operation_id = "deleteEvent",
+    summary = "Delete an event without orders (ADMIN)",
+    params(("id" = Uuid, Path, description = "The event.")), security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Deleted.", body = dto::DeleteEventResponse),
+        BadRequest, NotFound, Conflict, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn delete_event(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
@@ -547,12 +582,29 @@ async fn delete_event(
         .handle(&cx, EventId(id))
         .await
         .map_err(fail)?;
-    Ok(ok(json!({"message": "Event deleted successfully"})))
+    Ok(ok(dto::DeleteEventResponse {
+        message: "Event deleted successfully",
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Orders
 
+#[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "placeOrder",
+    summary = "Place an order (reserves stock as a HOLD)",
+    params(
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255,
+            description = "Scoped per user and kept 24 h; the same key and body return the same order, a different body is 422."),
+        ("X-Gate-Token" = Option<String>, Header,
+            description = "Gate token of an admitted ticket; without it a live admission of the caller for the event (or `__global__`) is required."),
+    ),
+    request_body = dto::CreateOrderRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "The order (a replay of the same key and body returns the original).", body = dto::OrderResponse),
+        (status = 422, description = "Idempotency-Key reused with a different request.", body = ErrorBody),
+        BadBody, NotFound, Conflict, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn place_order(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
@@ -565,36 +617,41 @@ async fn place_order(
     {
         return Err(ApiError::bad_request("Idempotency-Key header is required"));
     }
-    let mut v = Validator::new(&body, &["event_id", "qty"]);
-    let event_id = v.uuid("event_id").get();
-    // Above the event's per-user limit is the handler's legacy 400, not a DTO rule.
-    let qty = v.int("qty").positive().get();
-    v.finish_api()?;
+    let form = dto::CreateOrderRequest::read(&body)?;
+    let request = PlaceOrderRequest {
+        event_id: form.event_id,
+        qty: form.qty,
+    };
     let placed = s
         .handlers
         .place_order
-        .handle(
-            &cx,
-            PlaceOrderRequest {
-                event_id: EventId(event_id),
-                qty,
-            },
-        )
+        .handle(&cx, request)
         .await
         .map_err(fail)?;
-    Ok(created(views::order(&placed.order, OrderIdField::OrderId)))
+    Ok(created(dto::OrderResponse::from(&placed.order)))
 }
 
+#[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "listOrders",
+    summary = "List the caller's orders", security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "Orders, newest first.", body = Vec<dto::OrderDetail>),
+        Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn list_orders(AuthedCx(cx, _): AuthedCx, State(s): State<AppState>) -> ApiResult {
     let orders = s.handlers.list_orders.handle(&cx).await.map_err(fail)?;
-    Ok(ok(Value::Array(
-        orders
-            .iter()
-            .map(|o| views::order(o, OrderIdField::Id))
-            .collect(),
-    )))
+    let list: Vec<dto::OrderDetail> = orders.iter().map(dto::OrderDetail::from).collect();
+    Ok(ok(list))
 }
 
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", operation_id = "getOrder",
+    summary = "Read one of the caller's orders (any order for ADMIN)",
+    params(("id" = Uuid, Path, description = "The order.")), security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The order.", body = dto::OrderDetail),
+        BadRequest, NotFound, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn get_order(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
@@ -606,39 +663,54 @@ async fn get_order(
         .handle(&cx, OrderId(id))
         .await
         .map_err(fail)?;
-    Ok(ok(views::order(&o, OrderIdField::Id)))
+    Ok(ok(dto::OrderDetail::from(&o)))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Payments
 
+#[utoipa::path(post, path = "/payments", tag = "payments", operation_id = "requestPayment",
+    summary = "Request payment of an order",
+    request_body = dto::CreatePaymentRequest, security(("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "The REQ payment (a repeat call returns it).", body = dto::PaymentResponse),
+        BadBody, NotFound, Conflict, Unauthorized, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn request_payment(
     AuthedCx(cx, _): AuthedCx,
     State(s): State<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult {
-    let mut v = Validator::new(&body, &["orderId", "method"]);
-    let order_id = v.uuid("orderId").get();
-    let method = v
-        .string("method")
-        .length(1, flash_handlers::payments::MAX_METHOD_LEN)
-        .get();
-    v.finish_api()?;
+    let form = dto::CreatePaymentRequest::read(&body)?;
+    let request = PaymentRequest {
+        order_id: form.order_id,
+        method: form.method,
+    };
     let p = s
         .handlers
         .request_payment
-        .handle(
-            &cx,
-            PaymentRequest {
-                order_id: OrderId(order_id),
-                method,
-            },
-        )
+        .handle(&cx, request)
         .await
         .map_err(fail)?;
-    Ok(created(views::payment(&p)))
+    Ok(created(dto::PaymentResponse::from(&p)))
 }
 
+#[utoipa::path(post, path = "/payments/callback", tag = "payments", operation_id = "paymentCallback",
+    summary = "Payment provider callback",
+    description = "Authenticated by `X-Signature` (HMAC-SHA256 of `{X-Signature-Timestamp}.{raw body}`, the timestamp within 5 minutes of the server's clock) or by an ADMIN bearer token.",
+    params(
+        ("X-Signature" = Option<String>, Header, pattern = "^[0-9a-fA-F]{64}$",
+            description = "Hex HMAC-SHA256 of `{X-Signature-Timestamp}.{raw body}` with PAYMENT_CALLBACK_SECRET; required unless the caller is ADMIN."),
+        ("X-Signature-Timestamp" = Option<String>, Header, pattern = "^[0-9]{1,12}$",
+            description = "Unix time in seconds at which the provider signed; required with X-Signature, and refused more than 5 minutes from the server's clock (replays)."),
+    ),
+    request_body = dto::PaymentCallbackRequest, security((), ("bearerAuth" = [])),
+    responses(
+        (status = 201, description = "The payment after applying the result.", body = dto::PaymentResponse),
+        BadBody, NotFound, Conflict, Unauthorized, Forbidden, Refusals,
+    ),
+    extensions(("x-service" = json!("api"))))]
 async fn payment_callback(
     Cx(cx): Cx,
     State(s): State<AppState>,
@@ -651,31 +723,20 @@ async fn payment_callback(
         return Err(ApiError::unauthorized());
     }
     let body = crate::body::parse_json_object(&raw)?;
-    let mut v = Validator::new(&body, &["orderId", "paymentId", "status"]);
-    let order_id = v.uuid("orderId").get();
-    let payment_id = v.uuid("paymentId").get();
-    let status = v.string("status").one_of(&["OK", "FAIL"]).get();
-    v.finish_api()?;
-    let verdict = if status == "OK" {
-        Verdict::Ok
-    } else {
-        Verdict::Fail
+    let form = dto::PaymentCallbackRequest::read(&body)?;
+    let request = CallbackRequest {
+        order_id: form.order_id,
+        payment_id: form.payment_id,
+        verdict: form.status,
+        signature,
+        signed_at,
+        signed_body: raw.to_vec(),
     };
     let p = s
         .handlers
         .callback
-        .handle(
-            &cx,
-            CallbackRequest {
-                order_id: OrderId(order_id),
-                payment_id: PaymentId(payment_id),
-                verdict,
-                signature,
-                signed_at,
-                signed_body: raw.to_vec(),
-            },
-        )
+        .handle(&cx, request)
         .await
         .map_err(fail)?;
-    Ok(created(views::payment(&p)))
+    Ok(created(dto::PaymentResponse::from(&p)))
 }

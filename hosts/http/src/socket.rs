@@ -186,26 +186,9 @@ fn join_failure_text(e: &impl Classify) -> String {
     }
 }
 
-pub fn status_json(st: &TicketStatus) -> Value {
-    let mut v = json!({
-        "ticketId": st.ticket.id.to_string(),
-        "eventId": st.ticket.scope.to_string(),
-        "queueSize": st.queue_size,
-        "queueLength": st.queue_size,
-        "readyCapacity": st.ready_capacity,
-        "state": st.ticket.state.as_str(),
-        "estimatedWaitSeconds": st.estimated_wait_seconds,
-    });
-    if let Some(p) = st.position {
-        v["position"] = json!(p);
-    }
-    if let Some(t) = st.starts_at {
-        v["startsAt"] = json!(t.to_iso());
-    }
-    if let Some(g) = &st.gate_token {
-        v["gateToken"] = json!(g);
-    }
-    v
+/// The `queue:update` body: the same as `GET /queue/status`.
+pub fn status_json(st: &TicketStatus) -> crate::dto::QueueStatus {
+    st.into()
 }
 
 async fn on_join(

@@ -239,6 +239,12 @@ impl<K: Kind> Field<'_, '_, K> {
         self
     }
 
+    /// `@IsOptional()` when `optional` holds: one reader for a create body and its patch.
+    pub fn optional_if(mut self, optional: bool) -> Self {
+        self.optional |= optional;
+        self
+    }
+
     /// Names the property in messages (default: the key in camelCase).
     pub fn named(mut self, property: &str) -> Self {
         property.clone_into(&mut self.property);
@@ -524,6 +530,7 @@ pub fn login_and_password(v: &mut Validator<'_>) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dto::{CreateEventRequest, Request as _};
     use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -773,7 +780,7 @@ mod tests {
     fn create_event(body: Value) -> Result<(), Vec<String>> {
         let map = obj(body);
         // name, starts_at, ends_at, total_qty, max_per_user, price
-        let mut v = Validator::new(&map, &crate::routes::EVENT_FIELDS[..6]);
+        let mut v = Validator::new(&map, &CreateEventRequest::FIELDS[..6]);
         let _ = v.string("name").length(2, 120).get();
         let _ = v.date("starts_at").get();
         let _ = v.date("ends_at").get();

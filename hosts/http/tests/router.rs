@@ -120,7 +120,15 @@ impl Api {
         }
     }
 
+    /// Sends `call` and checks the answer against the OpenAPI document (see [`documented`]).
     async fn send(&self, call: Call) -> Reply {
+        let (method, uri) = (call.method.clone(), call.uri.clone());
+        let reply = self.answer(call).await;
+        documented(&method, &uri, &reply);
+        reply
+    }
+
+    async fn answer(&self, call: Call) -> Reply {
         let response = self
             .app
             .clone()
@@ -304,6 +312,175 @@ impl Api {
 struct User {
     access: String,
     refresh: String,
+}
+
+/// The documented operation serving `method` and `path`: the template matching the most literal
+/// segments (`/events/admin/all` before `/events/{id}`).
+fn operation<'d>(doc: &'d Value, method: &Method, path: &str) -> Option<(&'d str, &'d Value)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let method = method.as_str().to_ascii_lowercase();
+    doc["paths"]
+        .as_object()?
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let fits = parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(p, s)| {
+                    p == s || (p.starts_with('{') && p.ends_with('}') && !s.is_empty())
+                });
+            let literal = parts.iter().filter(|p| !p.starts_with('{')).count();
+            let op = item.get(&method)?;
+            fits.then_some((literal, template.as_str(), op))
+        })
+        .max_by_key(|(literal, _, _)| *literal)
+        .map(|(_, template, op)| (template, op))
+}
+
+/// Every answer of a documented operation is documented: its status is listed, and a JSON body
+/// validates against that response's generated schema (a body-less response has no body). The
+/// legacy contract tests below thus check the document as well as the wire.
+fn documented(method: &Method, uri: &str, reply: &Reply) {
+    let doc = flash_http::openapi::document();
+    let path = uri.split('?').next().unwrap_or(uri);
+    let Some((template, op)) = operation(doc, method, path) else {
+        return;
+    };
+    if reply.json["code"] == "route_not_found" {
+        return; // a router serving one service only: this route is the other service's
+    }
+    let status = reply.status.as_str();
+    let mut response = &op["responses"][status];
+    assert!(
+        !response.is_null(),
+        "{method} {template} answered {status}, which its operation does not document: {}",
+        reply.text
+    );
+    if let Some(reference) = response["$ref"].as_str() {
+        response = doc
+            .pointer(reference.trim_start_matches('#'))
+            .expect("response reference resolves");
+    }
+    let Some(schema) = response["content"]["application/json"].get("schema") else {
+        if response.get("content").is_none() {
+            assert_eq!(
+                reply.text, "",
+                "{method} {template} {status} documents no body"
+            );
+        }
+        return;
+    };
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    let validator = jsonschema::validator_for(&root).expect("the documented schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&reply.json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {template} {status}: the body does not match its documented schema: {errors:#?}\n{}",
+        reply.text
+    );
+    let undocumented = undocumented_keys(doc, schema, &reply.json, &mut Vec::new());
+    assert!(
+        undocumented.is_empty(),
+        "{method} {template} {status}: served but not documented: {undocumented:?}"
+    );
+}
+
+/// The keys of `value` (and of the objects in it) that `schema` does not declare. The response
+/// schemas allow more keys than they list, so the validator alone would miss a field added to
+/// the wire and not to the document.
+fn undocumented_keys(
+    doc: &Value,
+    schema: &Value,
+    value: &Value,
+    at: &mut Vec<String>,
+) -> Vec<String> {
+    let schema = match schema["$ref"].as_str() {
+        Some(r) => doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or(&Value::Null),
+        None => schema,
+    };
+    let mut parts = vec![schema];
+    parts.extend(schema["allOf"].as_array().into_iter().flatten());
+    let parts: Vec<&Value> = parts
+        .into_iter()
+        .map(|p| match p["$ref"].as_str() {
+            Some(r) => doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or(&Value::Null),
+            None => p,
+        })
+        .collect();
+    let mut missing = Vec::new();
+    match value {
+        // A free-form object (the OpenAPI document itself) lists no properties.
+        Value::Object(map) if parts.iter().any(|p| p.get("properties").is_some()) => {
+            for (key, v) in map {
+                let declared = parts.iter().find_map(|p| p["properties"].get(key));
+                let free = parts
+                    .iter()
+                    .find_map(|p| p.get("additionalProperties").filter(|a| a.is_object()));
+                at.push(key.clone());
+                match declared.or(free) {
+                    Some(inner) => missing.extend(undocumented_keys(doc, inner, v, at)),
+                    None => missing.push(at.join(".")),
+                }
+                at.pop();
+            }
+        }
+        Value::Array(items) => {
+            if let Some(inner) = parts.iter().find_map(|p| p.get("items")) {
+                for v in items {
+                    missing.extend(undocumented_keys(doc, inner, v, at));
+                }
+            }
+        }
+        _ => {}
+    }
+    missing
+}
+
+#[test]
+fn the_document_check_refuses_a_body_that_drifted() {
+    let event = |json: Value| Reply {
+        status: StatusCode::OK,
+        headers: HeaderMap::new(),
+        text: json.to_string(),
+        json,
+    };
+    let drifted = [event(json!({"id": "not-an-event"})), event(json!([]))];
+    for reply in drifted {
+        let outcome = std::panic::catch_unwind(|| {
+            documented(
+                &Method::GET,
+                "/events/00000000-0000-4000-8000-000000000001",
+                &reply,
+            )
+        });
+        assert!(outcome.is_err(), "{} passed the check", reply.text);
+    }
+    let mut extra = event(
+        json!({"statusCode": 404, "message": "Event not found", "code": "not_found", "secret": 1}),
+    );
+    extra.status = StatusCode::NOT_FOUND;
+    let outcome = std::panic::catch_unwind(|| {
+        documented(
+            &Method::GET,
+            "/events/00000000-0000-4000-8000-000000000001",
+            &extra,
+        )
+    });
+    assert!(outcome.is_err(), "an undocumented key passed the check");
+    let mut fine = extra;
+    fine.json.as_object_mut().map(|m| m.remove("secret"));
+    documented(
+        &Method::GET,
+        "/events/00000000-0000-4000-8000-000000000001",
+        &fine,
+    );
 }
 
 /// A request under construction.

@@ -1206,8 +1206,7 @@ mod tests {
     use crate::spec::operations;
 
     fn document() -> Value {
-        serde_json::from_str(include_str!("../../../hosts/http/openapi.json"))
-            .expect("the served document parses")
+        flash_http::openapi::document().clone()
     }
 
     fn ctx() -> Ctx {
@@ -1220,6 +1219,34 @@ mod tests {
             body_limit: 64 * 1024,
             ..Ctx::default()
         }
+    }
+
+    /// The served document is OpenAPI 3.1: an optional field's type is `[type, "null"]` and an
+    /// optional enum is `oneOf: [$ref, null]`; the fuzzer reads both as the type itself.
+    #[test]
+    fn the_served_document_gives_every_body_field_its_type() {
+        let ops = operations(&document(), "http://t");
+        let patch = ops
+            .iter()
+            .find(|o| o.label() == "PATCH /events/{id}")
+            .expect("PATCH /events/{id} is documented");
+        let kind = |name: &str| {
+            patch
+                .fields
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| (f.kind.as_str(), f.enumeration.len(), f.format.as_deref()))
+        };
+        assert_eq!(kind("total_qty"), Some(("integer", 0, Some("int64"))));
+        assert_eq!(kind("starts_at"), Some(("string", 0, Some("date-time"))));
+        assert_eq!(kind("status"), Some(("string", 3, None)));
+        assert_eq!(kind("queue_mode"), Some(("string", 2, None)));
+        assert!(patch.closed, "unknown keys are refused");
+        let enqueue = ops
+            .iter()
+            .find(|o| o.label() == "POST /queue/enqueue")
+            .expect("POST /queue/enqueue is documented");
+        assert!(enqueue.bearer && enqueue.fields.iter().all(|f| f.required));
     }
 
     #[test]

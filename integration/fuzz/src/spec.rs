@@ -105,38 +105,53 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     cur
 }
 
+/// A schema's type: `type` as a string, or the first non-null one of an OpenAPI 3.1 type list
+/// (`["string", "null"]`).
+fn type_of(s: &Value) -> Option<String> {
+    match s.get("type")? {
+        Value::String(t) => Some(t.clone()),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// The first `anyOf` / `oneOf` alternative that is not `null` and has `key`.
+fn alternative(doc: &Value, s: &Value, read: impl Fn(&Value) -> Option<String>) -> Option<String> {
+    ["anyOf", "oneOf"].iter().find_map(|k| {
+        s.get(*k)?
+            .as_array()?
+            .iter()
+            .map(|alt| resolve(doc, alt))
+            .filter(|alt| alt.get("type").and_then(Value::as_str) != Some("null"))
+            .find_map(&read)
+    })
+}
+
 fn field(doc: &Value, name: &str, schema: &Value, required: bool) -> Field {
-    let s = resolve(doc, schema);
-    let kind = s
-        .get("type")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            // anyOf / oneOf: the first alternative's type (every documented one is a string).
-            ["anyOf", "oneOf"].iter().find_map(|k| {
-                s.get(*k)?.as_array()?.iter().find_map(|alt| {
-                    resolve(doc, alt)
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-            })
+    let direct = resolve(doc, schema);
+    // `Option<Enum>` is `oneOf: [null, $ref]` in 3.1: read the referenced schema.
+    let s = ["anyOf", "oneOf"]
+        .iter()
+        .find_map(|k| {
+            let alts = direct.get(*k)?.as_array()?;
+            let real: Vec<&Value> = alts
+                .iter()
+                .map(|alt| resolve(doc, alt))
+                .filter(|alt| alt.get("type").and_then(Value::as_str) != Some("null"))
+                .collect();
+            (real.len() == 1 && alts.len() == 2).then(|| real[0])
         })
+        .unwrap_or(direct);
+    // anyOf / oneOf: the first alternative's type (every documented one is a string).
+    let kind = type_of(s)
+        .or_else(|| alternative(doc, s, type_of))
         .unwrap_or_else(|| "string".into());
-    let format = s
-        .get("format")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| {
-            ["anyOf", "oneOf"].iter().find_map(|k| {
-                s.get(*k)?.as_array()?.iter().find_map(|alt| {
-                    resolve(doc, alt)
-                        .get("format")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-            })
-        });
+    let format_of = |v: &Value| v.get("format").and_then(Value::as_str).map(str::to_owned);
+    let format = format_of(s).or_else(|| alternative(doc, s, format_of));
     Field {
         name: name.to_owned(),
         kind,
