@@ -207,9 +207,8 @@ async fn sockets_in_one_room_each_get_their_own_refresh_until_their_ticket_is_fi
         let j = expect(&mut rx, "queue:joined", |n, _| n == "queue:joined").await;
         joined.push((c, rx, j["ticketId"].as_str().unwrap().to_owned()));
     }
-    let [(a, mut a_rx, a_joined), (b, mut b_rx, b_ticket)] = <[_; 2]>::try_from(joined)
-        .ok()
-        .unwrap();
+    let [(a, mut a_rx, a_joined), (b, mut b_rx, b_ticket)] =
+        <[_; 2]>::try_from(joined).ok().unwrap();
     assert_eq!(a_joined, a_ticket);
 
     // Each socket of the room is refreshed with its own ticket.
