@@ -18,12 +18,15 @@
 #   sockets   10,000 Socket.IO connections held open on one gateway; READY push after promotion
 # Every section also prints the RSS of each pod (idle after start, peak = VmHWM at the end).
 # Build first: cargo build --release -p flash-pods -p flash-bench -p flash-rehearse
-# Env: DUR (wrk duration, 10s), CARGO_TARGET_DIR, BASE_BIN.
+# Env: DUR (wrk duration, 10s), CARGO_TARGET_DIR, BIN (the pod binaries; default
+# $CARGO_TARGET_DIR/release), DRIVE (flash-bench-drive; default from BIN), BASE_BIN.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 BIN="${BIN:-${CARGO_TARGET_DIR:-target}/release}"
 BASE_BIN="${BASE_BIN:-}"
+# The load driver, by default from BIN; set it to compare two server builds with one driver.
+DRIVE="${DRIVE:-$BIN/flash-bench-drive}"
 DUR="${DUR:-10s}"
 PGURL=postgres://postgres@127.0.0.1:5432
 OUT="integration/artifacts/pods-$(date -u +%Y%m%dT%H%M%SZ)"
@@ -128,7 +131,7 @@ run() {
         "$(awk '/Non-2xx/ {print $5}' "$OUT/$name.txt" | grep . || echo 0)" "$cpu" | tee -a "$SUMMARY"
 }
 
-drive() { "$BIN/flash-bench-drive" --secret "$SECRET" "$@"; }
+drive() { "$DRIVE" --secret "$SECRET" "$@"; }
 
 GW=http://127.0.0.1:13000
 API=http://127.0.0.1:14000

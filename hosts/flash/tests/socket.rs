@@ -26,13 +26,18 @@ async fn up() -> (Running, String) {
 }
 
 async fn system_with(extra: &[&str]) -> Running {
+    system_refreshing("60000", extra).await
+}
+
+/// [`system_with`], positions refreshed every `refresh_ms`.
+async fn system_refreshing(refresh_ms: &str, extra: &[&str]) -> Running {
     let mut args = vec![
         "--demo-users",
         "3",
         "--queue-ready-capacity",
         "1",
         "--queue-ws-refresh-ms",
-        "60000",
+        refresh_ms,
         "--queue-promotion-interval-ms",
         "60000",
     ];
@@ -164,6 +169,83 @@ async fn everyone_waiting_is_told_the_moment_the_last_ticket_is_held() {
         "the line is kept in case stock returns"
     );
 
+    b.disconnect().await.unwrap();
+    stop(sys).await;
+}
+
+/// Waits (with the deadline) for the next `queue:update` and returns its (ticket id, state).
+async fn next_update(rx: &mut flash_host_testkit::socket::Events, what: &str) -> (String, String) {
+    let v = expect(rx, what, |n, _| n == "queue:update").await;
+    let field = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    (field("ticketId"), field("state"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_in_one_room_each_get_their_own_refresh_until_their_ticket_is_finished() {
+    // Positions refresh every 200 ms, by one refresher for the event's room.
+    let sys = system_refreshing(
+        "200",
+        &["--admin-register-secret", flash_host_testkit::ADMIN_SECRET],
+    )
+    .await;
+    let base = format!("http://{}", sys.addr);
+    let http = Http::new();
+    let (_admin, event) = http.onsale_event(&base, &base, 10, 1).await;
+    // The first buyer holds the only admission before their socket joins: every update it
+    // gets after `queue:joined` is a refresh, not the push of that admission.
+    let first = login(&base, "test0000").await;
+    let a_ticket = http.ticket(&base, &first, &event).await;
+    http.admitted(&base, &a_ticket).await;
+
+    let mut joined = Vec::new();
+    for token in [first.clone(), login(&base, "test0001").await] {
+        let (c, mut rx) = connect(&base, Some(&token)).await;
+        expect(&mut rx, "queue:config", |n, _| n == "queue:config").await;
+        c.emit("queue/join", json!({"eventId": event}))
+            .await
+            .unwrap();
+        let j = expect(&mut rx, "queue:joined", |n, _| n == "queue:joined").await;
+        joined.push((c, rx, j["ticketId"].as_str().unwrap().to_owned()));
+    }
+    let [(a, mut a_rx, a_joined), (b, mut b_rx, b_ticket)] =
+        <[_; 2]>::try_from(joined).ok().unwrap();
+    assert_eq!(a_joined, a_ticket);
+
+    // Each socket of the room is refreshed with its own ticket.
+    assert_eq!(
+        next_update(&mut a_rx, "the first buyer's refresh").await,
+        (a_ticket.clone(), "READY".to_owned())
+    );
+    assert_eq!(
+        next_update(&mut b_rx, "the second buyer's refresh").await,
+        (b_ticket.clone(), "QUEUED".to_owned())
+    );
+
+    // The first buyer orders: their ticket is finished, and its last update says so.
+    let (s, o) = http
+        .order(&base, &first, &event, 1, &[("Idempotency-Key", "k")])
+        .await;
+    assert_eq!(s, 201, "order: {o}");
+    loop {
+        let (ticket, state) = next_update(&mut a_rx, "the first buyer's last update").await;
+        assert_eq!(ticket, a_ticket);
+        if state == "ORDERED" {
+            break;
+        }
+        assert_eq!(state, "READY");
+    }
+    // The second buyer goes on being refreshed (four updates: at most one is the push of their
+    // admission and one from the pass that finished the first, so two later passes)…
+    for _ in 0..4 {
+        let (ticket, _) = next_update(&mut b_rx, "the second buyer's refreshes").await;
+        assert_eq!(ticket, b_ticket);
+    }
+    // …and in none of them was the finished socket told anything.
+    while let Ok((name, v)) = a_rx.try_recv() {
+        assert_ne!(name, "queue:update", "a finished ticket was refreshed: {v}");
+    }
+
+    a.disconnect().await.unwrap();
     b.disconnect().await.unwrap();
     stop(sys).await;
 }

@@ -10,8 +10,10 @@
 //!   notifier and emits to the room `ticket:<id>`, wherever the socket is connected.
 //! - A line's phase change (sold out, re-opened, closed) is pushed the moment it happens to every
 //!   socket waiting in that line on every instance: one task per notice walks the room.
-//! - Positions refresh at most every `QUEUE_WS_REFRESH_MS` per socket; one `queue:summary` per
-//!   room per interval.
+//! - Positions refresh at most every `QUEUE_WS_REFRESH_MS` per socket, by one refresher task per
+//!   queue room of this instance (not one per socket): it starts with the room's first join and
+//!   ends once no socket in the room is waiting for updates. One `queue:summary` per room per
+//!   interval.
 
 use crate::state::AppState;
 use flash_core::domain::{LineNotice, Notice, QueueNotice, QueueScope, TicketState};
@@ -25,8 +27,9 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::task::JoinHandle;
 
 pub const NAMESPACE: &str = "/queue";
@@ -35,12 +38,30 @@ const WS_READ_BUFFER: usize = 1024;
 const JOIN_FAILED: &str = "대기열에 참여하지 못했습니다. 잠시 후 다시 시도해주세요.";
 const STATUS_FAILED: &str = "대기열 상태를 조회하지 못했습니다.";
 
-/// What a socket is tracking; replaced on every join so an older refresh loop stops.
+/// What a socket is tracking; replaced on every join, so the room refreshers follow the latest.
 #[derive(Clone)]
 struct Tracking {
     ticket: TicketId,
     scope: QueueScope,
     generation: u64,
+    /// When the join sent the first `queue:update`: the first refresh comes a period later.
+    since: tokio::time::Instant,
+}
+
+/// Set on a socket once the ticket of that join generation needs no more refreshes (it is
+/// finished, or its status could not be read); a later join has a new generation.
+#[derive(Clone, Copy)]
+struct Finished(u64);
+
+/// The queue rooms of this instance that have a refresher running, one per scope.
+#[derive(Clone, Default)]
+struct Refreshers(Arc<Mutex<HashSet<QueueScope>>>);
+
+impl Refreshers {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashSet<QueueScope>> {
+        // The set is only inserted into and removed from: still sound after a panic elsewhere.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -53,6 +74,7 @@ pub fn layer(
 ) -> (SocketIoLayer, SocketIo, Vec<JoinHandle<()>>) {
     let (layer, io) = SocketIo::builder()
         .with_state(state.clone())
+        .with_state(Refreshers::default())
         // Clients send only small events (join, leave, pongs); a larger frame still arrives
         // (the buffer grows), but 10,000 idle sockets keep 1 KiB each instead of 4 KiB.
         .ws_read_buffer_size(WS_READ_BUFFER)
@@ -193,7 +215,9 @@ pub fn status_json(st: &TicketStatus) -> crate::dto::QueueStatus {
 
 async fn on_join(
     s: SocketRef,
+    io: SocketIo,
     State(state): State<AppState>,
+    State(refreshers): State<Refreshers>,
     Extension(principal): Extension<Principal>,
     TryData(payload): TryData<Value>,
 ) {
@@ -227,8 +251,9 @@ async fn on_join(
         ticket: ticket.id,
         scope,
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        since: tokio::time::Instant::now(),
     };
-    s.extensions.insert(tracking.clone());
+    s.extensions.insert(tracking);
     s.join(vec![scope.to_string(), format!("ticket:{}", ticket.id)]);
     // Read the ticket only now that the socket is in its room: an admission announced before
     // the join shows here, one announced after it is pushed to the room.
@@ -246,41 +271,96 @@ async fn on_join(
         "queue:joined",
         &json!({ "ticketId": ticket.id.to_string(), "eventId": raw_event }),
     );
-    tokio::spawn(refresh_loop(s.clone(), state, tracking));
+    // The socket is tracked and in its room: a refresher that has not yet ended sees it.
+    let start = refreshers.running().insert(scope);
+    if start {
+        tokio::spawn(refresh_room(io, state, refreshers, scope));
+    }
 }
 
-/// Position updates for one socket, at most every refresh period, until the ticket is finished,
-/// the socket joins another queue, or it disconnects.
-async fn refresh_loop(s: SocketRef, state: AppState, tracking: Tracking) {
-    let mut tick = tokio::time::interval(state.ws_refresh);
+/// Status reads in flight per room refresh pass. One at a time, a status read (a Redis round
+/// trip, ~0.2–0.5 ms) would take 10,000 sockets 2–5 s per pass, longer than the refresh
+/// period (3 s by default); 64 at once (the bound of the phase pushes) lets the store's
+/// throughput set the pass time, while never putting more than 64 reads on the store, or 64
+/// read futures in memory, at once, however large the room.
+const REFRESHES_IN_FLIGHT: usize = 64;
+
+/// Position updates for every socket of this instance waiting in the `scope` room, one pass
+/// per refresh period: each socket gets its own ticket's status, at most once a period (the
+/// first a period after its join), until its ticket is finished (Expired, Ordered, Closed) or
+/// cannot be read, it joins another queue, leaves, or disconnects. Ends when no socket in the
+/// room is waiting for updates; the next join starts a new one.
+async fn refresh_room(io: SocketIo, state: AppState, refreshers: Refreshers, scope: QueueScope) {
+    use futures::StreamExt;
+    let period = state.ws_refresh;
+    let room = scope.to_string();
+    let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tick.tick().await;
-        let current = s.extensions.get::<Tracking>();
-        if !s.connected() || current.map(|t| t.generation) != Some(tracking.generation) {
-            return;
-        }
-        let cx = Context::new(format!("ws-{}", s.id));
-        match state
-            .handlers
-            .queue_status
-            .handle(&cx, tracking.ticket)
-            .await
-        {
-            Ok(st) => {
-                let _ = s.emit("queue:update", &status_json(&st));
-                if matches!(
-                    st.ticket.state,
-                    TicketState::Expired | TicketState::Ordered | TicketState::Closed
-                ) {
-                    return;
-                }
-            }
-            Err(_) => {
-                emit_error(&s, STATUS_FAILED);
+        let at = tick.tick().await;
+        let waiting = |io: &SocketIo| -> Vec<(SocketRef, Tracking)> {
+            let Some(ns) = io.of(NAMESPACE) else {
+                return Vec::new();
+            };
+            ns.to(room.clone())
+                .sockets()
+                .into_iter()
+                .filter_map(|s| {
+                    let t = s.extensions.get::<Tracking>()?;
+                    let finished = s.extensions.get::<Finished>();
+                    (t.scope == scope && finished.is_none_or(|f| f.0 != t.generation))
+                        .then_some((s, t))
+                })
+                .collect()
+        };
+        let mut sockets = waiting(&io);
+        if sockets.is_empty() {
+            // Decided under the lock a join takes after entering the room: either that join
+            // sees this refresher gone and starts another, or this check sees its socket.
+            let mut running = refreshers.running();
+            sockets = waiting(&io);
+            if sockets.is_empty() {
+                running.remove(&scope);
                 return;
             }
+        }
+        let state = &state;
+        futures::stream::iter(sockets)
+            .filter(|(_, t)| std::future::ready(at.saturating_duration_since(t.since) >= period))
+            .for_each_concurrent(REFRESHES_IN_FLIGHT, |(s, tracking)| async move {
+                refresh(state, s, tracking).await;
+            })
+            .await;
+    }
+}
+
+/// One socket's `queue:update` in a refresh pass; marks it [`Finished`] after a last update.
+async fn refresh(state: &AppState, s: SocketRef, tracking: Tracking) {
+    let cx = Context::new(format!("ws-{}", s.id));
+    let read = state
+        .handlers
+        .queue_status
+        .handle(&cx, tracking.ticket)
+        .await;
+    // It may have joined another queue, left or gone while its ticket was read.
+    let current = s.extensions.get::<Tracking>();
+    if !s.connected() || current.map(|t| t.generation) != Some(tracking.generation) {
+        return;
+    }
+    match read {
+        Ok(st) => {
+            let _ = s.emit("queue:update", &status_json(&st));
+            if matches!(
+                st.ticket.state,
+                TicketState::Expired | TicketState::Ordered | TicketState::Closed
+            ) {
+                s.extensions.insert(Finished(tracking.generation));
+            }
+        }
+        Err(_) => {
+            emit_error(&s, STATUS_FAILED);
+            s.extensions.insert(Finished(tracking.generation));
         }
     }
 }

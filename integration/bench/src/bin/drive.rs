@@ -10,7 +10,8 @@
 //!   from the database by the script.
 //! - `sockets`: holds N Socket.IO connections joined to an event's queue, each QUEUED behind the
 //!   admitted buyers of `--release` (an `admit` output), then makes those buyers leave so that
-//!   the sockets' owners are promoted, and waits for every READY push.
+//!   the sockets' owners are promoted, and waits for every READY push; prints how many position
+//!   refreshes each socket heard while held.
 
 use clap::{Parser, Subcommand};
 use flash_rehearse::socket::{Heard, QueueSocket};
@@ -452,6 +453,23 @@ async fn sockets(
         plan.hold
     );
     tokio::time::sleep(plan.hold).await;
+    // Position refreshes each socket heard while held (open_and_join took the join's own update).
+    let mut refreshes: Vec<usize> = joined
+        .iter_mut()
+        .map(|s| {
+            std::iter::from_fn(|| s.events.try_recv().ok())
+                .filter(|h| matches!(h, Heard::Update(_)))
+                .count()
+        })
+        .collect();
+    refreshes.sort_unstable();
+    if let (Some(min), Some(max)) = (refreshes.first(), refreshes.last()) {
+        println!(
+            "queue:update refreshes per socket while held: min {min}, p50 {}, max {max}, {} in all",
+            refreshes[refreshes.len() / 2],
+            refreshes.iter().sum::<usize>()
+        );
+    }
 
     let released = Instant::now();
     let mut waiters: futures::stream::FuturesUnordered<_> = joined
