@@ -78,11 +78,6 @@ wire_enum!(
     QueueMode(QueueMode) { Global, Event }
 );
 
-/// An instant on the wire: ISO-8601 UTC with milliseconds.
-fn iso(t: Timestamp) -> String {
-    t.to_iso()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Responses
 
@@ -121,8 +116,8 @@ impl From<&domain::Event> for Event {
         Event {
             id: e.id.0,
             name: e.name.clone(),
-            starts_at: iso(e.starts_at),
-            ends_at: iso(e.ends_at),
+            starts_at: e.starts_at.to_iso(),
+            ends_at: e.ends_at.to_iso(),
             total_qty: e.total_qty,
             sold_qty: e.sold_qty,
             held_qty: e.held_qty,
@@ -130,10 +125,10 @@ impl From<&domain::Event> for Event {
             max_per_user: e.max_per_user,
             price: e.price,
             status: EventStatus(e.status),
-            prequeue_starts_at: e.prequeue_starts_at.map(iso),
+            prequeue_starts_at: e.prequeue_starts_at.map(Timestamp::to_iso),
             queue_mode: QueueMode(e.queue_mode),
-            created_at: iso(e.created_at),
-            updated_at: iso(e.updated_at),
+            created_at: e.created_at.to_iso(),
+            updated_at: e.updated_at.to_iso(),
         }
     }
 }
@@ -164,9 +159,9 @@ impl From<&domain::Order> for OrderFields {
             qty: o.qty,
             event_id: o.event_id.0,
             event_name: o.event_name.clone(),
-            hold_expires_at: iso(o.hold_expires_at),
-            created_at: iso(o.created_at),
-            updated_at: iso(o.updated_at),
+            hold_expires_at: o.hold_expires_at.to_iso(),
+            created_at: o.created_at.to_iso(),
+            updated_at: o.updated_at.to_iso(),
         }
     }
 }
@@ -228,8 +223,8 @@ impl From<&domain::Payment> for PaymentResponse {
             status: PaymentStatus(p.status),
             method: p.method.clone(),
             amount: p.amount,
-            created_at: iso(p.created_at),
-            updated_at: iso(p.updated_at),
+            created_at: p.created_at.to_iso(),
+            updated_at: p.updated_at.to_iso(),
         }
     }
 }
@@ -294,7 +289,7 @@ impl From<&flash_handlers::queue::TicketStatus> for QueueStatus {
             event_id: st.ticket.scope.to_string(),
             state: TicketState(st.ticket.state),
             position: st.position,
-            starts_at: st.starts_at.map(iso),
+            starts_at: st.starts_at.map(Timestamp::to_iso),
             gate_token: st.gate_token.clone(),
             queue_size: st.queue_size,
             queue_length: st.queue_size,

@@ -15,12 +15,12 @@
 //!   ends once no socket in the room is waiting for updates. One `queue:summary` per room per
 //!   interval.
 
+use crate::dto::QueueStatus;
 use crate::state::AppState;
 use flash_core::domain::{LineNotice, Notice, QueueNotice, QueueScope, TicketState};
 use flash_core::ports::QueueNotifier;
 use flash_core::{Classify, Context, ErrorKind, Principal, TicketId};
 use flash_handlers::auth::Grant;
-use flash_handlers::queue::TicketStatus;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
@@ -208,11 +208,6 @@ fn join_failure_text(e: &impl Classify) -> String {
     }
 }
 
-/// The `queue:update` body: the same as `GET /queue/status`.
-pub fn status_json(st: &TicketStatus) -> crate::dto::QueueStatus {
-    st.into()
-}
-
 async fn on_join(
     s: SocketRef,
     io: SocketIo,
@@ -259,7 +254,7 @@ async fn on_join(
     // the join shows here, one announced after it is pushed to the room.
     match state.handlers.queue_status.handle(&cx, ticket.id).await {
         Ok(st) => {
-            let _ = s.emit("queue:update", &status_json(&st));
+            let _ = s.emit("queue:update", &QueueStatus::from(&st));
             let _ = s.emit(
                 "queue:summary",
                 &json!({"eventId": scope.to_string(), "queueSize": st.queue_size, "readyCapacity": st.ready_capacity}),
@@ -350,7 +345,7 @@ async fn refresh(state: &AppState, s: SocketRef, tracking: Tracking) {
     }
     match read {
         Ok(st) => {
-            let _ = s.emit("queue:update", &status_json(&st));
+            let _ = s.emit("queue:update", &QueueStatus::from(&st));
             if matches!(
                 st.ticket.state,
                 TicketState::Expired | TicketState::Ordered | TicketState::Closed
@@ -463,7 +458,7 @@ async fn push_phase(io: SocketIo, state: AppState, notice: LineNotice) {
                     .handle(cx, tracking.ticket)
                     .await
                 {
-                    let _ = s.emit("queue:update", &status_json(&st));
+                    let _ = s.emit("queue:update", &QueueStatus::from(&st));
                 }
             }
         })
@@ -482,7 +477,11 @@ async fn push_notice(io: SocketIo, state: AppState, room: String, notice: QueueN
         return;
     };
     let Some(ns) = io.of(NAMESPACE) else { return };
-    if let Err(e) = ns.to(room).emit("queue:update", &status_json(&st)).await {
+    if let Err(e) = ns
+        .to(room)
+        .emit("queue:update", &QueueStatus::from(&st))
+        .await
+    {
         tracing::debug!(error = %e, "push of an admission failed");
         return;
     }
