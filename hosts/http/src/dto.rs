@@ -166,39 +166,37 @@ impl From<&domain::Order> for OrderFields {
     }
 }
 
-/// `POST /orders` names the order `orderId` (legacy).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderResponse {
-    pub order_id: Uuid,
-    #[serde(flatten)]
-    pub order: OrderFields,
-}
-
-impl From<&domain::Order> for OrderResponse {
-    fn from(o: &domain::Order) -> Self {
-        OrderResponse {
-            order_id: o.id.0,
-            order: o.into(),
+/// An order's body with its id under the key the legacy route names it by.
+macro_rules! order_body {
+    ($(#[$doc:meta])* $name:ident { $id:ident }) => {
+        $(#[$doc])*
+        #[derive(Debug, Serialize, ToSchema)]
+        #[serde(rename_all = "camelCase")]
+        pub struct $name {
+            pub $id: Uuid,
+            #[serde(flatten)]
+            pub order: OrderFields,
         }
-    }
-}
 
-/// The reads name the order `id` (legacy).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderDetail {
-    pub id: Uuid,
-    #[serde(flatten)]
-    pub order: OrderFields,
-}
-
-impl From<&domain::Order> for OrderDetail {
-    fn from(o: &domain::Order) -> Self {
-        OrderDetail {
-            id: o.id.0,
-            order: o.into(),
+        impl From<&domain::Order> for $name {
+            fn from(o: &domain::Order) -> Self {
+                $name {
+                    $id: o.id.0,
+                    order: o.into(),
+                }
+            }
         }
-    }
+    };
+}
+
+order_body! {
+    /// `POST /orders` names the order `orderId` (legacy).
+    OrderResponse { order_id }
+}
+
+order_body! {
+    /// The reads name the order `id` (legacy).
+    OrderDetail { id }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

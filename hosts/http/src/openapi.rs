@@ -9,6 +9,7 @@ use crate::dto;
 use crate::error::{ErrorBody, Message};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
@@ -60,27 +61,22 @@ error_responses! {
     Unavailable(503): "A dependency is down; retry later.",
 }
 
-/// What every API operation may answer: rate limited, or a dependency down.
-pub struct Refusals;
+/// The responses of `A` and of `B` together, for an operation to list as one.
+pub struct Both<A, B>(PhantomData<(A, B)>);
 
-impl IntoResponses for Refusals {
+impl<A: IntoResponses, B: IntoResponses> IntoResponses for Both<A, B> {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut all = TooManyRequests::responses();
-        all.extend(Unavailable::responses());
+        let mut all = A::responses();
+        all.extend(B::responses());
         all
     }
 }
+
+/// What every API operation may answer: rate limited, or a dependency down.
+pub type Refusals = Both<TooManyRequests, Unavailable>;
 
 /// What an operation with a JSON body may answer about the body: invalid, or over the limit.
-pub struct BadBody;
-
-impl IntoResponses for BadBody {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let mut all = BadRequest::responses();
-        all.extend(PayloadTooLarge::responses());
-        all
-    }
-}
+pub type BadBody = Both<BadRequest, PayloadTooLarge>;
 
 /// The bearer scheme the guarded operations name.
 struct BearerAuth;

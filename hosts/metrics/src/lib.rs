@@ -8,8 +8,10 @@
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder, register_histogram_vec_with_registry, register_histogram_with_registry,
+    register_int_counter_vec_with_registry, register_int_counter_with_registry,
+    register_int_gauge_vec_with_registry, register_int_gauge_with_registry,
 };
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -94,81 +96,96 @@ impl Metrics {
     /// A fresh registry with every metric above registered.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
+        let r = &registry;
         let m = MetricSet {
-            http_requests_total: register_counter_vec(
-                &registry,
-                "http_requests_total",
-                "HTTP requests handled, by route template and status",
+            http_requests_total: register_int_counter_vec_with_registry!(
+                counter(
+                    "http_requests_total",
+                    "HTTP requests handled, by route template and status",
+                )?,
                 &["service", "route", "method", "status"],
+                r
             )?,
-            http_request_duration_seconds: register_histogram_vec(
-                &registry,
+            http_request_duration_seconds: register_histogram_vec_with_registry!(
                 "http_request_duration_seconds",
                 "HTTP request latency in seconds, by route template",
                 &["service", "route", "method"],
-                prometheus::DEFAULT_BUCKETS,
+                prometheus::DEFAULT_BUCKETS.to_vec(),
+                r
             )?,
-            queue_wait_seconds: register_histogram(
-                &registry,
+            queue_wait_seconds: register_histogram_with_registry!(
                 "queue_wait_seconds",
                 "Time a ticket waited in the queue before admission, in seconds",
-                QUEUE_WAIT_BUCKETS,
+                QUEUE_WAIT_BUCKETS.to_vec(),
+                r
             )?,
-            queue_ready_push_seconds: register_histogram(
-                &registry,
+            queue_ready_push_seconds: register_histogram_with_registry!(
                 "queue_ready_push_seconds",
                 "Time from a promotion to the READY push on a socket of this instance, in seconds",
-                READY_PUSH_BUCKETS,
+                READY_PUSH_BUCKETS.to_vec(),
+                r
             )?,
-            queue_admissions_total: register_counter(
-                &registry,
-                "queue_admissions_total",
-                "Queue tickets admitted (QUEUED to READY)",
+            queue_admissions_total: register_int_counter_with_registry!(
+                counter(
+                    "queue_admissions_total",
+                    "Queue tickets admitted (QUEUED to READY)",
+                )?,
+                r
             )?,
-            queue_arrivals_total: register_counter(
-                &registry,
-                "queue_arrivals_total",
-                "Queue tickets created by joins (new arrivals in a line)",
+            queue_arrivals_total: register_int_counter_with_registry!(
+                counter(
+                    "queue_arrivals_total",
+                    "Queue tickets created by joins (new arrivals in a line)",
+                )?,
+                r
             )?,
-            bus_published_total: register_counter_vec(
-                &registry,
-                "bus_published_total",
-                "Bus messages published and confirmed, by queue",
+            bus_published_total: register_int_counter_vec_with_registry!(
+                counter(
+                    "bus_published_total",
+                    "Bus messages published and confirmed, by queue",
+                )?,
                 &["queue"],
+                r
             )?,
-            bus_consumed_total: register_counter_vec(
-                &registry,
-                "bus_consumed_total",
-                "Bus messages consumed, by queue and outcome (ack, retry, dead_letter)",
+            bus_consumed_total: register_int_counter_vec_with_registry!(
+                counter(
+                    "bus_consumed_total",
+                    "Bus messages consumed, by queue and outcome (ack, retry, dead_letter)",
+                )?,
                 &["queue", "outcome"],
+                r
             )?,
-            bus_dead_lettered_total: register_counter_vec(
-                &registry,
-                "bus_dead_lettered_total",
-                "Bus messages sent to the dead-letter queue, by queue",
+            bus_dead_lettered_total: register_int_counter_vec_with_registry!(
+                counter(
+                    "bus_dead_lettered_total",
+                    "Bus messages sent to the dead-letter queue, by queue",
+                )?,
                 &["queue"],
+                r
             )?,
-            orders_refund_required_total: register_counter(
-                &registry,
-                "orders_refund_required_total",
-                "Successful payments for orders that could no longer be paid (refund required)",
+            orders_refund_required_total: register_int_counter_with_registry!(
+                counter(
+                    "orders_refund_required_total",
+                    "Successful payments for orders that could no longer be paid (refund required)",
+                )?,
+                r
             )?,
-            outbox_backlog: register_gauge(
-                &registry,
+            outbox_backlog: register_int_gauge_with_registry!(
                 "outbox_backlog",
                 "Outbox messages written but not yet published",
+                r
             )?,
-            pool_connections: register_gauge_vec(
-                &registry,
+            pool_connections: register_int_gauge_vec_with_registry!(
                 "pool_connections",
                 "Connections of a pool, by state (idle, in_use)",
                 &["pool", "state"],
+                r
             )?,
-            pool_connections_max: register_gauge_vec(
-                &registry,
+            pool_connections_max: register_int_gauge_vec_with_registry!(
                 "pool_connections_max",
                 "Configured maximum size of a connection pool",
                 &["pool"],
+                r
             )?,
             registry,
         };
@@ -177,11 +194,6 @@ impl Metrics {
 }
 
 impl MetricSet {
-    /// The registry, to register further metrics with the helpers below.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Records one finished HTTP request.
     pub fn observe_http(
         &self,
@@ -294,16 +306,8 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("OTHER", |(_, name)| name)
 }
 
-/// Registers `collector` and hands it back.
-fn registered<C>(registry: &Registry, collector: C) -> prometheus::Result<C>
-where
-    C: prometheus::core::Collector + Clone + 'static,
-{
-    registry.register(Box::new(collector.clone()))?;
-    Ok(collector)
-}
-
-fn counter_opts(name: &str, help: &str) -> prometheus::Result<Opts> {
+/// The options of a counter: its name must end in `_total`.
+fn counter(name: &str, help: &str) -> prometheus::Result<Opts> {
     if name.ends_with("_total") {
         Ok(Opts::new(name, help))
     } else {
@@ -311,73 +315,6 @@ fn counter_opts(name: &str, help: &str) -> prometheus::Result<Opts> {
             "counter {name} must end in _total"
         )))
     }
-}
-
-/// Registers an integer counter (the name must end in `_total`).
-pub fn register_counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-) -> prometheus::Result<IntCounter> {
-    registered(registry, IntCounter::with_opts(counter_opts(name, help)?)?)
-}
-
-/// Registers a labelled integer counter (the name must end in `_total`).
-pub fn register_counter_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    registered(
-        registry,
-        IntCounterVec::new(counter_opts(name, help)?, labels)?,
-    )
-}
-
-/// Registers an integer gauge.
-pub fn register_gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    registered(registry, IntGauge::new(name, help)?)
-}
-
-/// Registers a labelled integer gauge.
-pub fn register_gauge_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntGaugeVec> {
-    registered(registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
-}
-
-/// Registers a histogram with the given buckets.
-pub fn register_histogram(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    buckets: &[f64],
-) -> prometheus::Result<Histogram> {
-    registered(
-        registry,
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?,
-    )
-}
-
-/// Registers a labelled histogram with the given buckets.
-pub fn register_histogram_vec(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    buckets: &[f64],
-) -> prometheus::Result<HistogramVec> {
-    registered(
-        registry,
-        HistogramVec::new(
-            HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-            labels,
-        )?,
-    )
 }
 
 #[derive(Debug)]
@@ -678,11 +615,13 @@ mod tests {
     }
 
     #[test]
-    fn helpers_refuse_counters_without_total_and_duplicates() {
+    fn counters_must_end_in_total_and_a_name_is_registered_once() {
+        assert!(counter("payments", "x").is_err());
         let m = Metrics::new().unwrap_or_else(|e| panic!("{e}"));
-        assert!(register_counter(m.registry(), "payments", "x").is_err());
-        assert!(register_counter(m.registry(), "outbox_backlog_total", "x").is_ok());
-        assert!(register_gauge(m.registry(), "outbox_backlog", "again").is_err());
+        let fresh = IntCounter::with_opts(counter("outbox_backlog_total", "x").unwrap()).unwrap();
+        assert!(m.registry.register(Box::new(fresh)).is_ok());
+        let again = IntGauge::new("outbox_backlog", "again").unwrap();
+        assert!(m.registry.register(Box::new(again)).is_err());
     }
 
     #[test]

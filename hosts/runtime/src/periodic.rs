@@ -159,21 +159,26 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn runs_at_once_then_every_interval_despite_failures_until_cancelled() {
+    /// A periodic task of `interval` (and `kick`) whose every run takes `takes`: its probe, its
+    /// cancellation token and its handle.
+    fn start(
+        interval: Duration,
+        kick: Option<Arc<Notify>>,
+        takes: Duration,
+    ) -> (Arc<Probe>, CancellationToken, JoinHandle<()>) {
         let probe = Arc::new(Probe::default());
         let token = CancellationToken::new();
         let p = probe.clone();
-        let handle = spawn_periodic(
-            "test",
-            Duration::from_secs(1),
-            None,
-            token.clone(),
-            move || {
-                let p = p.clone();
-                async move { p.run(Duration::ZERO).await }
-            },
-        );
+        let handle = spawn_periodic("probe", interval, kick, token.clone(), move || {
+            let p = p.clone();
+            async move { p.run(takes).await }
+        });
+        (probe, token, handle)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_at_once_then_every_interval_despite_failures_until_cancelled() {
+        let (probe, token, handle) = start(Duration::from_secs(1), None, Duration::ZERO);
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(probe.runs(), 1, "the first run is immediate");
         tokio::time::sleep(Duration::from_millis(3000)).await;
@@ -187,19 +192,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_run_never_overlaps_the_next() {
-        let probe = Arc::new(Probe::default());
-        let token = CancellationToken::new();
-        let p = probe.clone();
-        let handle = spawn_periodic(
-            "slow",
-            Duration::from_millis(100),
-            None,
-            token.clone(),
-            move || {
-                let p = p.clone();
-                async move { p.run(Duration::from_millis(350)).await }
-            },
-        );
+        let (probe, token, handle) =
+            start(Duration::from_millis(100), None, Duration::from_millis(350));
         tokio::time::sleep(Duration::from_secs(2)).await;
         token.cancel();
         handle.await.unwrap();
@@ -211,19 +205,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_kick_runs_promptly_and_kicks_coalesce() {
-        let probe = Arc::new(Probe::default());
-        let token = CancellationToken::new();
         let kick = Arc::new(Notify::new());
-        let p = probe.clone();
-        let handle = spawn_periodic(
-            "kicked",
+        let (probe, token, handle) = start(
             Duration::from_secs(60),
             Some(kick.clone()),
-            token.clone(),
-            move || {
-                let p = p.clone();
-                async move { p.run(Duration::from_millis(10)).await }
-            },
+            Duration::from_millis(10),
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(probe.runs(), 1);
