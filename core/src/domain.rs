@@ -630,6 +630,15 @@ pub enum Notice {
     Ticket(QueueNotice),
     /// A whole line changed phase (sold out, re-opened, closed): tell everyone waiting in it.
     Line(LineNotice),
+    /// An admin changed or deleted an event: every instance forgets what it remembers of it.
+    Event(EventNotice),
+}
+
+/// Pushed when an admin changes or deletes an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventNotice {
+    pub event_id: EventId,
 }
 
 /// Pushed when a line changes phase.

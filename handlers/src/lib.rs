@@ -109,6 +109,12 @@ impl Handlers {
         self.work.now()
     }
 
+    /// What this instance remembers of events (enqueue and the public reads use it); a
+    /// long-running host keeps it in step with other instances' changes.
+    pub fn event_cache(&self) -> Arc<events::EventCache> {
+        self.join_queue.event_cache()
+    }
+
     /// The settings of the work under the handlers (their token secrets are in the tokens).
     pub fn settings(&self) -> &Settings {
         &self.work.settings
@@ -170,9 +176,9 @@ impl Handlers {
             update_event: events::UpdateEvent::new(ports)
                 .invalidating(event_cache.clone())
                 .counting(work.tally.clone()),
-            delete_event: events::DeleteEvent::new(ports).invalidating(event_cache),
-            get_event: events::GetEvent::new(ports),
-            list_events: events::ListEvents::new(ports),
+            delete_event: events::DeleteEvent::new(ports).invalidating(event_cache.clone()),
+            get_event: events::GetEvent::new(ports).cached(event_cache.clone()),
+            list_events: events::ListEvents::new(ports).cached(event_cache.clone()),
             place_order: orders::PlaceOrder::new(
                 ports,
                 &settings.orders,

@@ -1,10 +1,10 @@
 mod common;
 
 use common::*;
-use flash_core::domain::{EventPatch, EventStatus};
+use flash_core::domain::{EventNotice, EventPatch, EventStatus, Notice};
 use flash_core::ports::EventListing;
 use flash_core::{Classify, ErrorKind, EventId, Timestamp};
-use flash_handlers::events::NewEvent;
+use flash_handlers::events::{EVENT_CACHE_TTL, NewEvent};
 
 fn new_event(w: &World) -> NewEvent {
     NewEvent {
@@ -269,4 +269,93 @@ async fn drafts_are_visible_to_admins_only() {
             .await
             .unwrap_err();
     assert_eq!(e.public_message(), "Event not found");
+}
+
+/// A change made behind the handlers' back: another instance's admin, or stock an order moved.
+async fn renamed_in_the_store(w: &World, id: EventId, name: &str) {
+    let patch = EventPatch {
+        name: Some(name.into()),
+        ..EventPatch::default()
+    };
+    flash_core::ports::EventStore::update(w.shop.as_ref(), id, patch, w.now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn public_reads_are_at_most_a_ttl_old_and_a_change_here_shows_at_once() {
+    let w = world();
+    let e = w.onsale_event(5, 1).await;
+    let public = || async {
+        w.h.list_events
+            .handle(&cx(), EventListing::Public)
+            .await
+            .unwrap()
+    };
+    let one = || async { w.h.get_event.handle(&cx(), e.id).await.unwrap() };
+    assert_eq!(public().await[0].name, "Concert");
+    assert_eq!(one().await.name, "Concert");
+
+    // Remembered: a change elsewhere is not read again until the TTL is over…
+    renamed_in_the_store(&w, e.id, "Elsewhere").await;
+    w.advance(EVENT_CACHE_TTL.as_millis() as u64 - 1);
+    assert_eq!(public().await[0].name, "Concert");
+    assert_eq!(one().await.name, "Concert");
+    // …and then it is.
+    w.advance(1);
+    assert_eq!(public().await[0].name, "Elsewhere");
+    assert_eq!(one().await.name, "Elsewhere");
+
+    // A change through this instance's handlers is served at once, and announced.
+    let mut sub = w.ports.notifier.subscribe().await.unwrap();
+    let patch = EventPatch {
+        name: Some("Here".into()),
+        ..EventPatch::default()
+    };
+    let a = as_user(&admin());
+    w.h.update_event.handle(&a, e.id, patch).await.unwrap();
+    assert_eq!(public().await[0].name, "Here");
+    assert_eq!(one().await.name, "Here");
+    assert_eq!(
+        sub.next().await,
+        Some(Notice::Event(EventNotice { event_id: e.id }))
+    );
+
+    // Forgetting (what an announcement from another instance does) reads afresh at once.
+    renamed_in_the_store(&w, e.id, "Announced").await;
+    w.h.event_cache().forget(e.id);
+    assert_eq!(public().await[0].name, "Announced");
+    assert_eq!(one().await.name, "Announced");
+
+    // A deletion is forgotten and announced too.
+    w.h.delete_event.handle(&a, e.id).await.unwrap();
+    assert!(public().await.is_empty());
+    assert_eq!(
+        w.h.get_event.handle(&cx(), e.id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        sub.next().await,
+        Some(Notice::Event(EventNotice { event_id: e.id }))
+    );
+}
+
+#[tokio::test]
+async fn the_admin_listing_is_always_read_afresh() {
+    let w = world();
+    let e = w.onsale_event(5, 1).await;
+    let a = as_user(&admin());
+    let all =
+        w.h.list_events
+            .handle(&a, EventListing::Admin)
+            .await
+            .unwrap();
+    assert_eq!(all[0].name, "Concert");
+    renamed_in_the_store(&w, e.id, "Renamed").await;
+    let all =
+        w.h.list_events
+            .handle(&a, EventListing::Admin)
+            .await
+            .unwrap();
+    assert_eq!(all[0].name, "Renamed");
 }

@@ -422,13 +422,13 @@ async fn a_queue_outage_is_reported_as_unavailable() {
     assert_eq!(e.kind(), ErrorKind::Unavailable);
 }
 
-/// The next line notice of a subscription (ticket notices skipped).
+/// The next line notice of a subscription (other notices skipped).
 async fn next_line_notice(sub: &mut Box<dyn flash_core::ports::QueueSubscription>) -> LineNotice {
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
             match sub.next().await {
                 Some(Notice::Line(n)) => break n,
-                Some(Notice::Ticket(_)) => continue,
+                Some(Notice::Ticket(_) | Notice::Event(_)) => continue,
                 None => panic!("subscription closed"),
             }
         }

@@ -8,7 +8,8 @@
 # Usage: integration/bench/run-pods.sh [SECTION…]   (default: all sections)
 #   status    GET /queue/status and POST /queue/enqueue on real Redis; with BASE_BIN=<dir of an
 #             older release build> the same wrk runs alternate between that build and this one
-#   events    GET /events on flash-api (PostgreSQL)
+#   events    GET /events and GET /events/:id on flash-api (PostgreSQL); with BASE_BIN the
+#             runs alternate between that build's api and this one's
 #   orders    POST /orders over HTTP on real PostgreSQL, admitted buyers, one hot event
 #   payments  payments end to end over RabbitMQ, processor latency 0
 #   legacy    payments with the legacy 1–4 s latency on one pay process (PAY_CONCURRENCY 32, 256)
@@ -193,13 +194,28 @@ section_events() {
     say "== GET /events on flash-api and PostgreSQL (load $(cut -d' ' -f1-3 /proc/loadavg))"
     world events
     start api "$BIN/flash-api" 14000 OUTBOX_RELAY=false
-    drive event --api "$API" --qty 1000 > /dev/null
-    CPU="api=$PID_api"
-    cpu_mark
-    run events "$API/events"
-    cpu_report
+    local apis=("api=$API")
+    if [ -n "$BASE_BIN" ]; then
+        start base_api "$BASE_BIN/flash-api" 14001 OUTBOX_RELAY=false
+        apis+=("base=http://127.0.0.1:14001")
+    fi
+    local event; event=$(drive event --api "$API" --qty 1000)
+    local round a name url
+    for round in 1 2; do
+        for a in "${apis[@]}"; do
+            name=${a%%=*}; url=${a#*=}
+            CPU="$name=$([ "$name" = api ] && echo "$PID_api" || echo "$PID_base_api")"
+            cpu_mark
+            run "events-$name-$round" "$url/events"
+            cpu_report
+            cpu_mark
+            run "event-$name-$round" "$url/events/$event"
+            cpu_report
+        done
+    done
     CPU=
-    peaks api
+    local p=(api); [ -n "$BASE_BIN" ] && p+=(base_api)
+    peaks "${p[@]}"
     stop_all
 }
 

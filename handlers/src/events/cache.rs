@@ -1,36 +1,46 @@
-//! A short-lived, in-process memory of events for the enqueue hot path.
+//! A short-lived, in-process memory of events for the hot paths that read them.
 //!
-//! `POST /queue/enqueue` for an event must refuse a missing, DRAFT or CLOSED event; reading the
-//! event from the store on every call made PostgreSQL the bound of the gateway. Events (their
-//! status and dates, which decide a join) are remembered for [`EVENT_CACHE_TTL`] (a missing event too, so unknown ids cannot flood the
-//! store), measured on the [`Clock`] port from before the read. So an event taken off sale stops
-//! accepting enqueues within that TTL on every gateway, and at once on the instance whose
-//! handlers changed or deleted it (they invalidate the entry). Bounded: at most
-//! [`MAX_ENTRIES`] events are remembered; beyond that the memory starts afresh.
+//! `POST /queue/enqueue` for an event must refuse a missing, DRAFT or CLOSED event, and
+//! `GET /events` and `GET /events/:id` are what a crowd polls before a sale; reading the store on
+//! every call made PostgreSQL their bound. Events (a missing one too, so unknown ids cannot flood
+//! the store) and the public listing are remembered for [`EVENT_CACHE_TTL`], measured on the
+//! [`Clock`] port from before the read: their status, dates and stock figures are at most that
+//! old. An admin's change or deletion is forgotten at once on the instance that made it (its
+//! handlers call [`EventCache::forget`]) and, through the queue notifier, on every other one
+//! that follows the announcements ([`super::follow_changes`]); one that missed an announcement
+//! still reads afresh within the TTL. Bounded: at most [`MAX_ENTRIES`] events are remembered;
+//! beyond that the memory starts afresh.
 
 use flash_core::domain::Event;
-use flash_core::ports::{Clock, EventStore, StoreResult};
+use flash_core::ports::{Clock, EventListing, EventStore, StoreResult};
 use flash_core::{EventId, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long a remembered event is trusted without reading the store again: the longest an event
-/// taken off sale (or deleted, or rescheduled) on another instance may still be joined as before.
+/// How long a remembered event or listing is trusted without reading the store again: the
+/// longest an event changed on an instance that could not announce it may still be served (and
+/// joined) as before, and how old the stock figures served may be.
 pub const EVENT_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// Most events remembered at once.
 pub const MAX_ENTRIES: usize = 4_096;
 
-/// Each event as read (`None`: no such event), and when.
-type Entries = HashMap<EventId, (Option<Arc<Event>>, Timestamp)>;
+#[derive(Default)]
+struct Memory {
+    /// Each event as read (`None`: no such event), and when.
+    events: HashMap<EventId, (Option<Arc<Event>>, Timestamp)>,
+    /// The public listing as read, and when.
+    listing: Option<(Arc<Vec<Event>>, Timestamp)>,
+    /// Bumped by every [`EventCache::forget`]: a read that started before a change must not
+    /// store what it read after it.
+    generation: u64,
+}
 
 pub struct EventCache {
     clock: Arc<dyn Clock>,
     ttl: Duration,
-    /// The event as read (`None`: no such event) and when. Only its status and dates are used:
-    /// its stock figures are as old as the entry.
-    entries: Mutex<Entries>,
+    memory: Mutex<Memory>,
 }
 
 impl EventCache {
@@ -38,39 +48,81 @@ impl EventCache {
         EventCache {
             clock,
             ttl,
-            entries: Mutex::default(),
+            memory: Mutex::default(),
         }
     }
 
-    /// Event `id` (`None` if it does not exist) as read through `events` at most once per TTL;
-    /// its status and dates are at most a TTL old, its stock figures too.
+    /// Event `id` (`None` if it does not exist) as read through `events` at most once per TTL.
     pub async fn event(
         &self,
         events: &dyn EventStore,
         id: EventId,
     ) -> StoreResult<Option<Arc<Event>>> {
         let now = self.clock.now();
-        if let Some((event, read_at)) = self.lock().get(&id).cloned()
-            && now < read_at.plus(self.ttl)
-            && now >= read_at
-        {
-            return Ok(event);
-        }
+        let generation = {
+            let memory = self.lock();
+            if let Some((event, read_at)) = memory.events.get(&id)
+                && self.fresh(*read_at, now)
+            {
+                return Ok(event.clone());
+            }
+            memory.generation
+        };
         let event = events.get(id).await?.map(Arc::new);
-        let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&id) {
-            entries.clear();
+        let mut memory = self.lock();
+        if memory.generation == generation {
+            if memory.events.len() >= MAX_ENTRIES && !memory.events.contains_key(&id) {
+                memory.events.clear();
+            }
+            memory.events.insert(id, (event.clone(), now));
         }
-        entries.insert(id, (event.clone(), now));
         Ok(event)
     }
 
-    /// Forgets event `id` (it was just changed or deleted here).
-    pub fn invalidate(&self, id: EventId) {
-        self.lock().remove(&id);
+    /// The public listing (ONSALE and CLOSED events by start) as read through `events` at most
+    /// once per TTL.
+    pub async fn public_listing(&self, events: &dyn EventStore) -> StoreResult<Arc<Vec<Event>>> {
+        let now = self.clock.now();
+        let generation = {
+            let memory = self.lock();
+            if let Some((listing, read_at)) = &memory.listing
+                && self.fresh(*read_at, now)
+            {
+                return Ok(listing.clone());
+            }
+            memory.generation
+        };
+        let listing = Arc::new(events.list(EventListing::Public).await?);
+        let mut memory = self.lock();
+        if memory.generation == generation {
+            memory.listing = Some((listing.clone(), now));
+        }
+        Ok(listing)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    /// Forgets event `id` and the listing: it was just changed or deleted, here or elsewhere.
+    pub fn forget(&self, id: EventId) {
+        let mut memory = self.lock();
+        memory.events.remove(&id);
+        memory.listing = None;
+        memory.generation += 1;
+    }
+
+    /// Forgets everything (announcements may have been missed).
+    pub fn forget_all(&self) {
+        let mut memory = self.lock();
+        memory.events.clear();
+        memory.listing = None;
+        memory.generation += 1;
+    }
+
+    /// Whether what was read at `read_at` may still be served at `now` (a clock that went back
+    /// reads afresh).
+    fn fresh(&self, read_at: Timestamp, now: Timestamp) -> bool {
+        now >= read_at && now < read_at.plus(self.ttl)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

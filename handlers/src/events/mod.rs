@@ -8,9 +8,12 @@ use crate::common::{AccessDenied, admin};
 use crate::timeline::Tally;
 use crate::{Ports, classify};
 use flash_core::domain::{
-    Event, EventPatch, EventStatus, LinePhase, PatchRejection, QueueMode, QueueScope,
+    Event, EventNotice, EventPatch, EventStatus, LinePhase, Notice, PatchRejection, QueueMode,
+    QueueScope,
 };
-use flash_core::ports::{Clock, EventDeletion, EventListing, EventStore, EventUpdate, Ids};
+use flash_core::ports::{
+    Clock, EventDeletion, EventListing, EventStore, EventUpdate, Ids, QueueNotifier,
+};
 use flash_core::{Context, EventId, StoreError, Timestamp};
 use std::sync::Arc;
 
@@ -101,7 +104,7 @@ impl CreateEvent {
 pub struct UpdateEvent {
     clock: Arc<dyn Clock>,
     events: Arc<dyn EventStore>,
-    cache: Option<Arc<EventCache>>,
+    changes: Changes,
     tally: Arc<Tally>,
 }
 
@@ -110,7 +113,7 @@ impl UpdateEvent {
         UpdateEvent {
             clock: p.clock.clone(),
             events: p.events.clone(),
-            cache: None,
+            changes: Changes::new(p),
             tally: Arc::default(),
         }
     }
@@ -124,7 +127,7 @@ impl UpdateEvent {
     /// Forgets a changed event in `cache`, so this instance sees the change at once.
     pub fn invalidating(self, cache: Arc<EventCache>) -> Self {
         UpdateEvent {
-            cache: Some(cache),
+            changes: self.changes.forgetting(cache),
             ..self
         }
     }
@@ -154,9 +157,7 @@ impl UpdateEvent {
             .update(id, patch, now)
             .await
             .map_err(EventError::Store);
-        if let Some(cache) = &self.cache {
-            cache.invalidate(id);
-        }
+        self.changes.changed(id).await;
         match updated? {
             EventUpdate::Updated(e) => {
                 if was_on_sale == Some(false) && e.line_phase(now) == LinePhase::Open {
@@ -185,21 +186,21 @@ impl UpdateEvent {
 
 pub struct DeleteEvent {
     events: Arc<dyn EventStore>,
-    cache: Option<Arc<EventCache>>,
+    changes: Changes,
 }
 
 impl DeleteEvent {
     pub fn new(p: &Ports) -> Self {
         DeleteEvent {
             events: p.events.clone(),
-            cache: None,
+            changes: Changes::new(p),
         }
     }
 
     /// Forgets a deleted event in `cache`, so this instance sees the deletion at once.
     pub fn invalidating(self, cache: Arc<EventCache>) -> Self {
         DeleteEvent {
-            cache: Some(cache),
+            changes: self.changes.forgetting(cache),
             ..self
         }
     }
@@ -208,9 +209,7 @@ impl DeleteEvent {
     pub async fn handle(&self, cx: &Context, id: EventId) -> Result<(), EventError> {
         admin(cx).map_err(EventError::Access)?;
         let deleted = self.events.delete(id).await.map_err(EventError::Store);
-        if let Some(cache) = &self.cache {
-            cache.invalidate(id);
-        }
+        self.changes.changed(id).await;
         match deleted? {
             EventDeletion::Deleted => Ok(()),
             EventDeletion::NotFound => Err(EventError::NotFound),
@@ -221,26 +220,36 @@ impl DeleteEvent {
 
 pub struct GetEvent {
     events: Arc<dyn EventStore>,
+    cache: Option<Arc<EventCache>>,
 }
 
 impl GetEvent {
     pub fn new(p: &Ports) -> Self {
         GetEvent {
             events: p.events.clone(),
+            cache: None,
+        }
+    }
+
+    /// Reads through `cache`: the event served is at most its TTL old.
+    pub fn cached(self, cache: Arc<EventCache>) -> Self {
+        GetEvent {
+            cache: Some(cache),
+            ..self
         }
     }
 
     /// Public read; a DRAFT event exists only for admins.
     pub async fn handle(&self, cx: &Context, id: EventId) -> Result<Event, EventError> {
-        let event = self
-            .events
-            .get(id)
-            .await
-            .map_err(EventError::Store)?
-            .ok_or(EventError::NotFound)?;
+        let event = match &self.cache {
+            Some(cache) => cache.event(self.events.as_ref(), id).await,
+            None => self.events.get(id).await.map(|e| e.map(Arc::new)),
+        }
+        .map_err(EventError::Store)?
+        .ok_or(EventError::NotFound)?;
         let is_admin = cx.principal.as_ref().is_some_and(|p| p.is_admin());
         if event.status.is_public() || is_admin {
-            Ok(event)
+            Ok(Arc::unwrap_or_clone(event))
         } else {
             Err(EventError::NotFound)
         }
@@ -249,12 +258,23 @@ impl GetEvent {
 
 pub struct ListEvents {
     events: Arc<dyn EventStore>,
+    cache: Option<Arc<EventCache>>,
 }
 
 impl ListEvents {
     pub fn new(p: &Ports) -> Self {
         ListEvents {
             events: p.events.clone(),
+            cache: None,
+        }
+    }
+
+    /// Reads the public listing through `cache`: at most its TTL old. The admin listing is
+    /// always read afresh.
+    pub fn cached(self, cache: Arc<EventCache>) -> Self {
+        ListEvents {
+            cache: Some(cache),
+            ..self
         }
     }
 
@@ -263,10 +283,55 @@ impl ListEvents {
         &self,
         cx: &Context,
         listing: EventListing,
-    ) -> Result<Vec<Event>, EventError> {
-        if listing == EventListing::Admin {
-            admin(cx).map_err(EventError::Access)?;
+    ) -> Result<Arc<Vec<Event>>, EventError> {
+        match (listing, &self.cache) {
+            (EventListing::Admin, _) => {
+                admin(cx).map_err(EventError::Access)?;
+            }
+            (EventListing::Public, Some(cache)) => {
+                return cache
+                    .public_listing(self.events.as_ref())
+                    .await
+                    .map_err(EventError::Store);
+            }
+            (EventListing::Public, None) => {}
         }
-        self.events.list(listing).await.map_err(EventError::Store)
+        let events = self.events.list(listing).await.map_err(EventError::Store)?;
+        Ok(Arc::new(events))
+    }
+}
+
+/// What an admin's change of an event sets off: this instance's memory forgets it at once, and
+/// every instance is told to forget it too.
+struct Changes {
+    cache: Option<Arc<EventCache>>,
+    notifier: Arc<dyn QueueNotifier>,
+}
+
+impl Changes {
+    fn new(p: &Ports) -> Self {
+        Changes {
+            cache: None,
+            notifier: p.notifier.clone(),
+        }
+    }
+
+    fn forgetting(self, cache: Arc<EventCache>) -> Self {
+        Changes {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    /// Event `id` was changed or deleted (or an attempt failed half-way: forgetting is safe).
+    async fn changed(&self, id: EventId) {
+        if let Some(cache) = &self.cache {
+            cache.forget(id);
+        }
+        let notice = Notice::Event(EventNotice { event_id: id });
+        if let Err(e) = self.notifier.announce(notice).await {
+            // The other instances read the event afresh within the cache's TTL anyway.
+            tracing::warn!(error = %e, event = %id, "could not announce an event change");
+        }
     }
 }

@@ -405,6 +405,8 @@ async fn forward_notices(io: SocketIo, state: AppState, notifier: Arc<dyn QueueN
         while let Some(notice) = sub.next().await {
             let notice = match notice {
                 Notice::Ticket(n) => n,
+                // The event memory follows these itself (`flash_handlers::events::follow_changes`).
+                Notice::Event(_) => continue,
                 Notice::Line(n) => {
                     let Ok(permit) = slots.clone().acquire_owned().await else {
                         continue;

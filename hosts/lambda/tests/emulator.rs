@@ -345,7 +345,16 @@ async fn the_journey_runs_on_the_functions_under_the_lambda_emulator() {
         (o["status"] == "PAID").then_some(())
     })
     .await;
-    let (_, event_before) = api.get(&format!("/events/{event}"), None).await;
+    // The public reads are up to a second old (the event memory's TTL).
+    let event_before = eventually(
+        "the two paid tickets sold",
+        Duration::from_secs(20),
+        || async {
+            let (_, e) = api.get(&format!("/events/{event}"), None).await;
+            (e["soldQty"] == 2).then_some(e)
+        },
+    )
+    .await;
 
     // A duplicate delivery of both messages changes nothing.
     let mut delivered_requests = Vec::new();

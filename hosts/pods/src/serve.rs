@@ -174,7 +174,14 @@ pub fn assemble(role: Role, c: &PodConfig, shutdown: &Shutdown) -> Result<Assemb
     let router = match role.secrets() {
         None => flash_http::ops_app(app.ops(role.services()), &layers),
         Some(secrets) => {
-            let state = app.state(app.site(secrets)?, role.services());
+            let handlers = app.site(secrets)?;
+            // What this instance remembers of events forgets what an admin changes anywhere.
+            jobs::spawn_event_follower(
+                &mut tasks,
+                handlers.event_cache(),
+                app.ports.notifier.clone(),
+            );
+            let state = app.state(handlers, role.services());
             if role.services().gateway {
                 let (router, socket_tasks) =
                     flash_http::app_with_socket(state, &layers, app.ports.notifier.clone());

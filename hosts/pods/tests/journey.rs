@@ -79,11 +79,13 @@ async fn a_buyer_goes_from_login_to_paid_across_two_gateways_an_api_and_a_pay_wo
         (o["status"] == "PAID").then_some(())
     })
     .await;
-    let (_, e) = http.get(format!("{}/events/{event}", api.url), None).await;
-    assert_eq!(
-        (e["soldQty"].as_i64(), e["heldQty"].as_i64()),
-        (Some(2), Some(0))
-    );
+    // The public reads are up to a second old (the event memory's TTL).
+    eventually("the paid tickets sold", Duration::from_secs(20), || async {
+        let (_, e) = http.get(format!("{}/events/{event}", api.url), None).await;
+        let figures = (e["soldQty"].as_i64(), e["heldQty"].as_i64());
+        (figures == (Some(2), Some(0))).then_some(())
+    })
+    .await;
     let (_, m) = http.get(format!("{}/metrics", api.url), None).await;
     let m = m.as_str().unwrap_or_default().to_owned();
     assert!(m.contains("orders_paid_total 1"), "{m}");

@@ -4,9 +4,11 @@
 use crate::periodic::spawn_periodic;
 use crate::shutdown::TaskSet;
 use crate::worker::{MessageHandler, relay_outbox_once, run_consumer};
-use flash_core::ports::{Bus, BusConsumer, Clock, Outbox};
+use flash_core::domain::Notice;
+use flash_core::ports::{Bus, BusConsumer, Clock, Outbox, QueueNotifier};
 use flash_core::{Context, StoreError, Timestamp};
 use flash_handlers::Work;
+use flash_handlers::events::{EVENT_CACHE_TTL, EventCache};
 use flash_handlers::queue::Promoted;
 use flash_metrics::Metrics;
 use std::sync::Arc;
@@ -180,4 +182,37 @@ pub fn spawn_consumer(
     tasks.spawn(name, async move {
         run_consumer(name, consumer, handler, concurrency, token).await;
     });
+}
+
+/// Keeps `cache` in step with the event changes every instance announces (see
+/// [`EventCache`]): a push loop with nothing in flight, aborted on shutdown.
+pub fn spawn_event_follower(
+    tasks: &mut TaskSet,
+    cache: Arc<EventCache>,
+    notifier: Arc<dyn QueueNotifier>,
+) {
+    tasks.adopt_abortable(tokio::spawn(follow_changes(cache, notifier)));
+}
+
+/// Forgets, in `cache`, every event another instance announces as changed, for as long as the
+/// host serves (it resubscribes when the notifier drops the subscription, forgetting everything
+/// then: announcements may have been missed meanwhile).
+async fn follow_changes(cache: Arc<EventCache>, notifier: Arc<dyn QueueNotifier>) {
+    loop {
+        let mut sub = match notifier.subscribe().await {
+            Ok(sub) => sub,
+            Err(e) => {
+                tracing::warn!(error = %e, "event change notices unavailable; retrying");
+                tokio::time::sleep(EVENT_CACHE_TTL).await;
+                continue;
+            }
+        };
+        cache.forget_all();
+        while let Some(notice) = sub.next().await {
+            if let Notice::Event(n) = notice {
+                cache.forget(n.event_id);
+            }
+        }
+        tokio::time::sleep(EVENT_CACHE_TTL / 5).await;
+    }
 }
