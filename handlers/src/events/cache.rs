@@ -7,7 +7,7 @@
 //! [`Clock`] port from before the read: their status, dates and stock figures are at most that
 //! old. An admin's change or deletion is forgotten at once on the instance that made it (its
 //! handlers call [`EventCache::forget`]) and, through the queue notifier, on every other one
-//! that follows the announcements ([`super::follow_changes`]); one that missed an announcement
+//! that follows the announcements (the hosts' `jobs::spawn_event_follower`); one that missed an announcement
 //! still reads afresh within the TTL. Bounded: at most [`MAX_ENTRIES`] events are remembered;
 //! beyond that the memory starts afresh.
 
@@ -58,46 +58,54 @@ impl EventCache {
         events: &dyn EventStore,
         id: EventId,
     ) -> StoreResult<Option<Arc<Event>>> {
-        let now = self.clock.now();
-        let generation = {
-            let memory = self.lock();
-            if let Some((event, read_at)) = memory.events.get(&id)
-                && self.fresh(*read_at, now)
-            {
-                return Ok(event.clone());
-            }
-            memory.generation
-        };
-        let event = events.get(id).await?.map(Arc::new);
-        let mut memory = self.lock();
-        if memory.generation == generation {
-            if memory.events.len() >= MAX_ENTRIES && !memory.events.contains_key(&id) {
-                memory.events.clear();
-            }
-            memory.events.insert(id, (event.clone(), now));
-        }
-        Ok(event)
+        self.read_through(
+            |m| m.events.get(&id),
+            async { Ok(events.get(id).await?.map(Arc::new)) },
+            |m, entry| {
+                if m.events.len() >= MAX_ENTRIES && !m.events.contains_key(&id) {
+                    m.events.clear();
+                }
+                m.events.insert(id, entry);
+            },
+        )
+        .await
     }
 
     /// The public listing (ONSALE and CLOSED events by start) as read through `events` at most
     /// once per TTL.
     pub async fn public_listing(&self, events: &dyn EventStore) -> StoreResult<Arc<Vec<Event>>> {
+        self.read_through(
+            |m| m.listing.as_ref(),
+            async { Ok(Arc::new(events.list(EventListing::Public).await?)) },
+            |m, entry| m.listing = Some(entry),
+        )
+        .await
+    }
+
+    /// What `remembered` finds if it is still fresh, else what `read` gives, kept by `keep`
+    /// unless something was forgotten meanwhile (the read may predate that change).
+    async fn read_through<T: Clone>(
+        &self,
+        remembered: impl FnOnce(&Memory) -> Option<&(T, Timestamp)>,
+        read: impl Future<Output = StoreResult<T>>,
+        keep: impl FnOnce(&mut Memory, (T, Timestamp)),
+    ) -> StoreResult<T> {
         let now = self.clock.now();
         let generation = {
             let memory = self.lock();
-            if let Some((listing, read_at)) = &memory.listing
+            if let Some((value, read_at)) = remembered(&memory)
                 && self.fresh(*read_at, now)
             {
-                return Ok(listing.clone());
+                return Ok(value.clone());
             }
             memory.generation
         };
-        let listing = Arc::new(events.list(EventListing::Public).await?);
+        let value = read.await?;
         let mut memory = self.lock();
         if memory.generation == generation {
-            memory.listing = Some((listing.clone(), now));
+            keep(&mut memory, (value.clone(), now));
         }
-        Ok(listing)
+        Ok(value)
     }
 
     /// Forgets event `id` and the listing: it was just changed or deleted, here or elsewhere.

@@ -284,17 +284,11 @@ impl ListEvents {
         cx: &Context,
         listing: EventListing,
     ) -> Result<Arc<Vec<Event>>, EventError> {
-        match (listing, &self.cache) {
-            (EventListing::Admin, _) => {
-                admin(cx).map_err(EventError::Access)?;
-            }
-            (EventListing::Public, Some(cache)) => {
-                return cache
-                    .public_listing(self.events.as_ref())
-                    .await
-                    .map_err(EventError::Store);
-            }
-            (EventListing::Public, None) => {}
+        if listing == EventListing::Admin {
+            admin(cx).map_err(EventError::Access)?;
+        } else if let Some(cache) = &self.cache {
+            let public = cache.public_listing(self.events.as_ref()).await;
+            return public.map_err(EventError::Store);
         }
         let events = self.events.list(listing).await.map_err(EventError::Store)?;
         Ok(Arc::new(events))
