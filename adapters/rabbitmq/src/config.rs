@@ -1,5 +1,7 @@
 //! Connection settings, read once from the environment and validated at start-up.
 
+use flash_core::StoreError;
+use lapin::uri::AMQPUri;
 use secrecy::{ExposeSecret, SecretString};
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,6 +12,12 @@ pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_PREFETCH: u16 = 32;
 /// Deliveries of one message before it is dead-lettered (`BUS_MAX_ATTEMPTS`, SPEC §7).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Largest AMQP frame asked of the broker when `RABBITMQ_URL` names none (`?frame_max=`).
+///
+/// lapin keeps a send and a receive ring of 32 frames each and writes them through once
+/// connected: at RabbitMQ's 128 KiB that is 8 MiB of touched memory per connection, at 8 KiB
+/// 512 KiB. Our messages are well under 1 KiB; a larger body is split into frames.
+pub const DEFAULT_FRAME_MAX: u32 = 8192;
 /// How long a publish may wait for a connection and its confirm before reporting the bus down.
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -58,7 +66,7 @@ impl AmqpConfig {
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
         // The parser's message may quote the input, which holds the password: say it our way.
-        lapin::uri::AMQPUri::from_str(url.trim()).map_err(|_| ConfigError {
+        AMQPUri::from_str(url.trim()).map_err(|_| ConfigError {
             variable: "RABBITMQ_URL",
             reason: "not an AMQP URL (expected amqp[s]://user:password@host:port/vhost)".into(),
         })?;
@@ -99,6 +107,15 @@ impl AmqpConfig {
     pub(crate) fn url(&self) -> &str {
         self.url.expose_secret()
     }
+
+    /// The parsed URL, with [`DEFAULT_FRAME_MAX`] unless it asks for a frame size itself.
+    pub(crate) fn uri(&self) -> Result<AMQPUri, StoreError> {
+        let mut uri = AMQPUri::from_str(self.url().trim()).map_err(|_| {
+            StoreError::Internal("RABBITMQ_URL is not an AMQP URL (checked at start-up)".into())
+        })?;
+        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
+        Ok(uri)
+    }
 }
 
 impl Default for AmqpConfig {
@@ -118,6 +135,22 @@ mod tests {
         assert_eq!(c.url(), DEFAULT_URL);
         assert_eq!(c.max_attempts, DEFAULT_MAX_ATTEMPTS);
         assert_eq!(c.prefetch, DEFAULT_PREFETCH);
+    }
+
+    #[test]
+    fn asks_for_small_frames_unless_the_url_names_a_size() {
+        let c = AmqpConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.uri().unwrap().query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let c = AmqpConfig::from_lookup(lookup(&[(
+            "RABBITMQ_URL",
+            "amqp://app:s3cret@mq.internal:5672/flash?frame_max=131072&heartbeat=10",
+        )]))
+        .unwrap();
+        let uri = c.uri().unwrap();
+        assert_eq!(uri.query.frame_max, Some(131_072));
+        assert_eq!(uri.query.heartbeat, Some(10));
+        assert_eq!(uri.authority.userinfo.password, "s3cret");
+        assert_eq!(uri.vhost, "flash");
     }
 
     #[test]

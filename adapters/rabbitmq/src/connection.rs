@@ -31,7 +31,7 @@ pub(crate) async fn open(
         .with_connection_name(LongString::from(name));
     let connection = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        Connection::connect(config.url(), properties),
+        Connection::connect_uri(config.uri()?, properties),
     )
     .await
     .map_err(|_| {

@@ -64,7 +64,9 @@ mod counters;
 mod publisher;
 mod topology;
 
-pub use config::{AmqpConfig, ConfigError, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREFETCH, DEFAULT_URL};
+pub use config::{
+    AmqpConfig, ConfigError, DEFAULT_FRAME_MAX, DEFAULT_MAX_ATTEMPTS, DEFAULT_PREFETCH, DEFAULT_URL,
+};
 pub use consumer::AmqpConsumer;
 pub use counters::AmqpCounters;
 pub use publisher::{AmqpBus, AmqpHealth};

@@ -340,6 +340,26 @@ async fn a_thousand_confirmed_publishes_are_each_consumed_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_many_frames_long_arrives_whole() {
+    // The adapter asks for 8 KiB frames (DEFAULT_FRAME_MAX): a larger body is split on the way
+    // and joined again on delivery.
+    let (queue, _cleanup) = test_queue("flash-test-frames-");
+    let (bus, consumer) = bus_and_consumer(&queue, config());
+    let frames = 12;
+    let body: Vec<u8> = (0..DEFAULT_FRAME_MAX as usize * frames)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let mut big = envelope("big");
+    big.body = body.clone();
+    bus.publish(&queue, big).await.unwrap();
+    let d = next(&consumer, "the many-frame message").await;
+    assert_eq!(d.envelope.message_id, "big");
+    assert_eq!(d.envelope.body.len(), body.len());
+    assert!(d.envelope.body == body, "the body came back changed");
+    d.acker.settle(Disposition::Ack).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_message_is_dead_lettered_with_its_reason_and_the_rest_keep_flowing() {
     let (queue, _cleanup) = test_queue("flash-test-poison-");
     let (bus, consumer) = bus_and_consumer(&queue, config());
