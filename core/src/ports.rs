@@ -75,6 +75,37 @@ pub trait RateLimiter: Send + Sync {
         window: Duration,
         now: Timestamp,
     ) -> StoreResult<RateDecision>;
+
+    /// Counts `hits` in order, as [`RateLimiter::hit`] each, and stops at the first that
+    /// refuses: that refusal is the answer and the hits after it are not counted. A store that
+    /// can count them in one round trip SHOULD; this default counts them one after another.
+    async fn hit_all(&self, hits: &[RateHit<'_>], now: Timestamp) -> StoreResult<RateDecision> {
+        hit_in_turn(self, hits, now).await
+    }
+}
+
+/// [`RateLimiter::hit_all`] one hit after another: its default, and the way of a store that can
+/// do better only sometimes.
+pub async fn hit_in_turn<L: RateLimiter + ?Sized>(
+    limiter: &L,
+    hits: &[RateHit<'_>],
+    now: Timestamp,
+) -> StoreResult<RateDecision> {
+    for h in hits {
+        let decision = limiter.hit(h.key, h.limit, h.window, now).await?;
+        if decision != RateDecision::Allowed {
+            return Ok(decision);
+        }
+    }
+    Ok(RateDecision::Allowed)
+}
+
+/// One hit of [`RateLimiter::hit_all`]: `key`, allowed `limit` times per `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateHit<'a> {
+    pub key: &'a RateKey,
+    pub limit: u32,
+    pub window: Duration,
 }
 
 /// The waiting queue. Every operation MUST cost O(log n) or better in the queue length and MUST

@@ -62,7 +62,8 @@ impl Doorman {
         }
     }
 
-    /// `Some(retry_after_ms)` when a limit refuses: the client's address, then `user` if given.
+    /// `Some(retry_after_ms)` when a limit refuses: the client's address, then `user` if given
+    /// (one [`RateLimiter::hit_all`], so one round trip where the store allows it).
     pub async fn check(
         &self,
         cx: &Context,
@@ -70,16 +71,20 @@ impl Doorman {
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
         let by_addr = RateKey::addr(self.door, cx.client_addr.as_deref());
-        if let Some(wait) = self.hit(&by_addr, self.per_addr, now).await? {
-            return Ok(Some(wait));
+        let by_user = user.map(|u| RateKey::user(self.door, u));
+        let mut hits = vec![RateHit {
+            key: &by_addr,
+            limit: self.per_addr.limit,
+            window: self.per_addr.window,
+        }];
+        if let Some(key) = &by_user {
+            hits.push(RateHit {
+                key,
+                limit: self.per_user.limit,
+                window: self.per_user.window,
+            });
         }
-        match user {
-            Some(user) => {
-                self.hit(&RateKey::user(self.door, user), self.per_user, now)
-                    .await
-            }
-            None => Ok(None),
-        }
+        Ok(retry_after(self.limiter.hit_all(&hits, now).await?))
     }
 
     /// Counts `user` only (a door whose address was counted already, or that has no address
@@ -99,12 +104,17 @@ impl Doorman {
         rate: Rate,
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
-        Ok(
-            match self.limiter.hit(key, rate.limit, rate.window, now).await? {
-                RateDecision::Allowed => None,
-                RateDecision::Limited { retry_after_ms } => Some(retry_after_ms),
-            },
-        )
+        Ok(retry_after(
+            self.limiter.hit(key, rate.limit, rate.window, now).await?,
+        ))
+    }
+}
+
+/// `Some(retry_after_ms)` for a refusal.
+fn retry_after(decision: RateDecision) -> Option<u64> {
+    match decision {
+        RateDecision::Allowed => None,
+        RateDecision::Limited { retry_after_ms } => Some(retry_after_ms),
     }
 }
 

@@ -34,9 +34,14 @@
 //! `q:ticket:<id>` and `q:active` live in other slots, so scripts cannot write them; the adapter
 //! does, one key per command (no command or pipeline ever spans two slots, so the same code runs
 //! on one node and on a Redis Cluster), in an order that keeps them right:
-//! - enqueue runs its script first, then writes the ticket's index entry and adds the scope to
-//!   `q:active`. The id is returned only after both, so nobody can look it up earlier; a crash in
-//!   between is healed by the user's next enqueue, which rewrites both.
+//! - enqueue sends its script, the new id's index entry (`SET NX`) and the scope's `q:active`
+//!   entry together, one round trip; the id is returned only after all three, so nobody can look
+//!   it up earlier. The `q:active` entry may land before the script, and an idle check could take
+//!   it out in between, so a script that sets the line's `listed` flag says so and the adapter
+//!   adds the scope once more (a second trip, once per line that was idle). A returning user's
+//!   ticket gets its own entry rewritten and the new id's is dropped (a second trip too). A crash
+//!   before the second trip is healed by the next enqueue of the line, which adds the scope again,
+//!   and the user's next enqueue, which rewrites the entry.
 //! - a script that sees its scope become idle clears the scope's `listed` flag and reports it; the
 //!   adapter then removes the scope from `q:active` and, once that is acknowledged, re-checks the
 //!   scope and puts it back if it got busy meanwhile. Every enqueue adds the scope after its script, so
@@ -337,6 +342,22 @@ impl RedisQueueStore {
             .await
     }
 
+    /// Points ticket `id`'s index entry at `scope`.
+    async fn index(&self, id: TicketId, scope: &str) -> StoreResult<()> {
+        let mut set = redis::cmd("SET");
+        set.arg(self.index_key(id))
+            .arg(scope)
+            .arg("PX")
+            .arg(self.live_ms());
+        self.redis.query("queue index", &set).await
+    }
+
+    async fn unindex(&self, key: &str) -> StoreResult<()> {
+        self.redis
+            .query("queue index", redis::cmd("DEL").arg(key))
+            .await
+    }
+
     /// Reads `{went_idle, ticket|nil}` replies.
     fn flagged_ticket(
         &self,
@@ -378,6 +399,21 @@ fn lottery_score(draw: u64) -> f64 {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The enqueue script's reply: `Some((created, ticket, listed))`, or `None` when the id exists.
+fn enqueue_reply(v: Value, scope: QueueScope) -> StoreResult<Option<(bool, Ticket, bool)>> {
+    const WHAT: &str = "queue enqueue";
+    let items = array(v, WHAT)?;
+    let created = match int(at(&items, 0, WHAT)?, WHAT)? {
+        1 => true,
+        0 => false,
+        -1 => return Ok(None),
+        n => return Err(malformed(WHAT, format!("status {n}"))),
+    };
+    let ticket = parse_ticket(at(&items, 1, WHAT)?, scope, WHAT)?;
+    let listed = int(at(&items, 2, WHAT)?, WHAT)? == 1;
+    Ok(Some((created, ticket, listed)))
 }
 
 /// `[id, user, state, seq, created, admitted|"", expires|""]`.
@@ -432,38 +468,66 @@ impl QueueStore for RedisQueueStore {
                 LinePhase::Prequeue { starts_at }.encode(),
             ),
         };
-        let v = self
-            .call(
-                WHAT,
-                &ENQUEUE,
-                scope,
-                now,
-                &[ticket.to_string(), user.to_string(), score, prequeue],
-            )
-            .await?;
-        let items = array(v, WHAT)?;
-        let created = match int(at(&items, 0, WHAT)?, WHAT)? {
-            1 => true,
-            0 => false,
-            -1 => {
+        // One round trip for a new ticket (module docs): the script, the new id's index entry
+        // (NX: an entry that exists belongs to a ticket that exists) and the active set, sent
+        // together; each is its own command in its own slot.
+        let scope_s = scope.to_string();
+        let speculative = self.index_key(ticket);
+        let mut set = redis::cmd("SET");
+        set.arg(&speculative)
+            .arg(&scope_s)
+            .arg("PX")
+            .arg(self.live_ms())
+            .arg("NX");
+        let args = [ticket.to_string(), user.to_string(), score, prequeue];
+        let script = self.call(WHAT, &ENQUEUE, scope, now, &args);
+        let (v, wrote, listed) = futures::join!(
+            script,
+            self.redis.query::<Option<String>>(WHAT, &set),
+            self.list(&scope_s)
+        );
+        let wrote = wrote.map(|w| w.is_some());
+        let outcome = match v {
+            Ok(v) => enqueue_reply(v, scope),
+            Err(e) => Err(e),
+        };
+        let (created, t, flipped) = match outcome {
+            Ok(Some(reply)) => reply,
+            Ok(None) => {
                 return Err(StoreError::Conflict(format!(
                     "ticket {ticket} already exists"
                 )));
             }
-            n => return Err(malformed(WHAT, format!("status {n}"))),
+            Err(e) => {
+                if matches!(wrote, Ok(true)) {
+                    let _ = self.unindex(&speculative).await;
+                }
+                return Err(e);
+            }
         };
-        let t = parse_ticket(at(&items, 1, WHAT)?, scope, WHAT)?;
-        // Index and active set after the script (module docs): rewritten on every enqueue, so a
-        // replay also repairs what a crash may have left out. They live in two slots: two
-        // commands, sent together.
-        let index = self.index_key(t.id);
-        let scope_s = scope.to_string();
-        let live = self.live_ms();
-        let mut set = redis::cmd("SET");
-        set.arg(&index).arg(&scope_s).arg("PX").arg(live);
-        let write_index = self.redis.query::<()>(WHAT, &set);
-        let scope_s = scope.to_string();
-        futures::try_join!(write_index, self.list(&scope_s))?;
+        // The rare second trip: a line this call listed is added again now that its script has
+        // run (a concurrent idle check may have removed it in between); a returning user's
+        // ticket gets its own entry rewritten (what heals a crash) and the new id's is dropped.
+        let relist = async {
+            if flipped || listed.is_err() {
+                self.list(&scope_s).await
+            } else {
+                Ok(())
+            }
+        };
+        let index = async {
+            match (created, wrote?) {
+                (true, true) => Ok(()),
+                (true, false) => self.index(t.id, &scope_s).await,
+                (false, wrote) => {
+                    if wrote {
+                        self.unindex(&speculative).await?;
+                    }
+                    self.index(t.id, &scope_s).await
+                }
+            }
+        };
+        futures::try_join!(relist, index)?;
         self.scopes.put(t.id, scope, now);
         Ok(Enqueued { ticket: t, created })
     }

@@ -5,7 +5,7 @@ use crate::reply::{array, at, int, malformed, text};
 use async_trait::async_trait;
 use flash_core::domain::{RateDecision, RefreshSession, Rotation};
 use flash_core::limits::RateKey;
-use flash_core::ports::{RateLimiter, SessionStore, StoreResult};
+use flash_core::ports::{RateHit, RateLimiter, SessionStore, StoreResult, hit_in_turn};
 use flash_core::{FamilyId, StoreError, Timestamp, TokenId};
 use redis::Script;
 use std::sync::LazyLock;
@@ -18,6 +18,8 @@ static ROTATE: LazyLock<Script> =
 static REVOKE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/session_revoke.lua")));
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate_hit.lua")));
+static HIT_ALL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/rate_hit_all.lua")));
 
 /// Shortest TTL of a session key, whatever its `expires_at` says by the server's clock.
 const MIN_SESSION_TTL: Duration = Duration::from_secs(60);
@@ -141,23 +143,65 @@ impl RateLimiter for RedisRateLimiter {
         now: Timestamp,
     ) -> StoreResult<RateDecision> {
         const WHAT: &str = "rate limit";
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut inv = HIT.prepare_invoke();
-        inv.key(format!("{}rl:{key}", self.redis.prefix()))
+        inv.key(self.key(key))
             .arg(now.millis())
             .arg(now.plus(window).millis())
-            .arg(window_ms);
+            .arg(window_ms(window));
         let v = self.redis.query(WHAT, &inv).await?;
         let items = array(v, WHAT)?;
         let hits = int(at(&items, 0, WHAT)?, WHAT)?;
-        let ends = Timestamp::from_millis(int(at(&items, 1, WHAT)?, WHAT)?);
         if hits <= i64::from(limit) {
             return Ok(RateDecision::Allowed);
         }
-        Ok(RateDecision::Limited {
-            retry_after_ms: u64::try_from(now.until(ends).as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        })
+        Ok(refusal(now, int(at(&items, 1, WHAT)?, WHAT)?))
+    }
+
+    /// One script over every key on one node. On a Redis Cluster the keys (an address's and a
+    /// user's) live in different slots, which no script may span: one hit after another there.
+    async fn hit_all(&self, hits: &[RateHit<'_>], now: Timestamp) -> StoreResult<RateDecision> {
+        const WHAT: &str = "rate limits";
+        if self.redis.is_cluster() || hits.len() < 2 {
+            return hit_in_turn(self, hits, now).await;
+        }
+        let mut inv = HIT_ALL.prepare_invoke();
+        inv.arg(now.millis());
+        for h in hits {
+            inv.key(self.key(h.key))
+                .arg(now.plus(h.window).millis())
+                .arg(window_ms(h.window))
+                .arg(h.limit);
+        }
+        let v = self.redis.query(WHAT, &inv).await?;
+        let items = array(v, WHAT)?;
+        match int(at(&items, 0, WHAT)?, WHAT)? {
+            0 => Ok(RateDecision::Allowed),
+            i if (1..=hits.len() as i64).contains(&i) => {
+                Ok(refusal(now, int(at(&items, 1, WHAT)?, WHAT)?))
+            }
+            i => Err(malformed(
+                WHAT,
+                format!("refusing key {i} of {}", hits.len()),
+            )),
+        }
+    }
+}
+
+impl RedisRateLimiter {
+    fn key(&self, key: &RateKey) -> String {
+        format!("{}rl:{key}", self.redis.prefix())
+    }
+}
+
+fn window_ms(window: Duration) -> u64 {
+    u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A refusal until the window that ends at `ends_ms`.
+fn refusal(now: Timestamp, ends_ms: i64) -> RateDecision {
+    RateDecision::Limited {
+        retry_after_ms: u64::try_from(now.until(Timestamp::from_millis(ends_ms)).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1),
     }
 }

@@ -15,7 +15,7 @@ use flash_adapter_redis::*;
 use flash_core::domain::{QueueScope, RefreshSession, TicketState, Verdict};
 use flash_core::limits::{Door, RateKey};
 use flash_core::ports::{PaymentLedger, QueueStore, RateLimiter, SessionStore};
-use flash_core::{EventId, FamilyId, PaymentId, TokenId};
+use flash_core::{EventId, FamilyId, PaymentId, TicketId, TokenId};
 use flash_testkit::T0;
 use flash_testkit::fixtures::status_of;
 use std::collections::HashSet;
@@ -181,6 +181,83 @@ async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
         .await
         .unwrap();
     assert_eq!(left, 0, "the index entry of a vanished ticket stayed");
+}
+
+/// What an enqueue writes besides its script (the index entry, the active set) goes out in the
+/// same round trip; what a crash left out is written again by the next enqueue, and an id the
+/// enqueue did not use (the user was in line already) leaves no index entry behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enqueue_heals_the_global_keys_and_indexes_only_the_ticket_it_returns() {
+    let (config, prefix) = config();
+    let here = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let there = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let scope = QueueScope::Event(EventId(Uuid::new_v4()));
+    let buyer = user();
+    let first = here.enqueue(ticket_id(), buyer, scope, T0).await.unwrap();
+    assert!(first.created);
+    let mut conn = inspector().await;
+    let index = |id: TicketId| format!("{prefix}q:ticket:{id}");
+    let scope_of = async |conn: &mut redis::aio::MultiplexedConnection, id| -> Option<String> {
+        redis::cmd("GET")
+            .arg(index(id))
+            .query_async(conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        scope_of(&mut conn, first.ticket.id).await,
+        Some(scope.to_string())
+    );
+    assert!(here.active_scopes().await.unwrap().contains(&scope));
+
+    // A crash after the script: neither global key was written.
+    let _: () = redis::cmd("DEL")
+        .arg(index(first.ticket.id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SREM")
+        .arg(format!("{prefix}q:active"))
+        .arg(scope.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let unused = ticket_id();
+    let again = here.enqueue(unused, buyer, scope, T0).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.ticket.id, first.ticket.id);
+    assert_eq!(
+        scope_of(&mut conn, first.ticket.id).await,
+        Some(scope.to_string()),
+        "the returned ticket's index entry was not written again"
+    );
+    assert_eq!(
+        scope_of(&mut conn, unused).await,
+        None,
+        "the unused id kept an index entry"
+    );
+    assert!(
+        here.active_scopes().await.unwrap().contains(&scope),
+        "the busy line was not listed again"
+    );
+    // An instance that never saw the ticket finds it through the index.
+    let v = status_of(&there, first.ticket.id, T0, "through the healed index").await;
+    assert_eq!(v.position, Some(1));
+
+    // Another buyer's enqueue of a busy line that lost its active-set entry lists it again.
+    let _: () = redis::cmd("SREM")
+        .arg(format!("{prefix}q:active"))
+        .arg(scope.to_string())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let second = here.enqueue(ticket_id(), user(), scope, T0).await.unwrap();
+    assert!(second.created);
+    assert!(here.active_scopes().await.unwrap().contains(&scope));
+    assert_eq!(
+        scope_of(&mut conn, second.ticket.id).await,
+        Some(scope.to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

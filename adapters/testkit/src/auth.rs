@@ -3,7 +3,7 @@
 use crate::fixtures::{count, race, unique, user};
 use flash_core::domain::{LoginName, RateDecision, RefreshSession, Role, Rotation, User};
 use flash_core::limits::{Door, RateKey};
-use flash_core::ports::{RateLimiter, SessionStore, UserStore};
+use flash_core::ports::{RateHit, RateLimiter, SessionStore, UserStore};
 use flash_core::{FamilyId, StoreError, Timestamp, TokenId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -270,6 +270,62 @@ pub async fn rate_limiter_keys_are_counted_apart(limiter: Arc<dyn RateLimiter>, 
     ));
     assert_eq!(
         limiter.hit(&b, 1, window, now).await.unwrap(),
+        RateDecision::Allowed
+    );
+}
+
+/// `hit_all` counts its keys in order and stops at the first refusal: the keys after it are not
+/// counted, and the refusal says when its own window ends.
+pub async fn rate_limiter_hit_all_stops_at_the_first_refusal(
+    limiter: Arc<dyn RateLimiter>,
+    now: Timestamp,
+) {
+    let (a, b, c) = (
+        unique_key(Door::Enqueue),
+        unique_key(Door::Enqueue),
+        unique_key(Door::Enqueue),
+    );
+    let (short, long) = (Duration::from_secs(5), Duration::from_secs(60));
+    let hit = |key, limit, window| RateHit { key, limit, window };
+    assert_eq!(
+        limiter
+            .hit_all(&[hit(&a, 1, short), hit(&b, 2, long)], now)
+            .await
+            .unwrap(),
+        RateDecision::Allowed
+    );
+    // b refuses on its third hit, with its own (long) window.
+    limiter.hit(&b, 2, long, now).await.unwrap();
+    match limiter
+        .hit_all(&[hit(&c, 5, short), hit(&b, 2, long)], now)
+        .await
+        .unwrap()
+    {
+        RateDecision::Limited { retry_after_ms } => assert!(
+            (5_001..=60_000).contains(&retry_after_ms),
+            "retry after {retry_after_ms} ms: not b's 60 s window"
+        ),
+        RateDecision::Allowed => panic!("b's third hit of 2 allowed"),
+    }
+    // a refuses first: c, after it, is not counted.
+    assert!(matches!(
+        limiter
+            .hit_all(&[hit(&a, 1, short), hit(&c, 2, short)], now)
+            .await
+            .unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        limiter.hit(&c, 2, short, now).await.unwrap(),
+        RateDecision::Allowed,
+        "c was counted after a refused"
+    );
+    assert!(matches!(
+        limiter.hit(&c, 2, short, now).await.unwrap(),
+        RateDecision::Limited { .. }
+    ));
+    assert_eq!(
+        limiter.hit_all(&[], now).await.unwrap(),
         RateDecision::Allowed
     );
 }

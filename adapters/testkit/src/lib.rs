@@ -89,6 +89,7 @@ macro_rules! rate_limiter_contracts {
             rate_limiter_refuses_over_limit,
             rate_limiter_window_ends_on_its_own,
             rate_limiter_keys_are_counted_apart,
+            rate_limiter_hit_all_stops_at_the_first_refusal,
             rate_limiter_concurrent_hits_never_exceed_limit);
     };
 }

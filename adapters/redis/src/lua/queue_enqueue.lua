@@ -2,7 +2,9 @@
 -- (in [-1, 0), so ahead of every arrival, whose score is its sequence number >= 1), or '';
 -- ARGV[8] with it, the pre-queue phase (PREQUEUE:<ms>) a line never given a phase enters. A line
 -- given another phase has left its pre-queue: the ticket is an arrival after all.
--- Reply {1, ticket} when created, {0, ticket} for the user's live ticket, {-1} when the id exists.
+-- Reply {1, ticket, listed} when created, {0, ticket, listed} for the user's live ticket, {-1}
+-- when the id exists; listed is 1 when this call set the line's listed flag (HSET counts a new
+-- field; the flag is only ever deleted), so the caller must add the line to the active set now.
 local id, user = ARGV[5], ARGV[6]
 local cur = redis.call('HGET', live, user)
 if cur then
@@ -11,9 +13,9 @@ if cur then
     f = refresh(cur, f)
     if is_live(f[2]) then
       extend(tkey(cur), live_ttl)
-      redis.call('HSET', meta, 'listed', '1')
+      local listed = redis.call('HSET', meta, 'listed', '1')
       touch(live_ttl)
-      return {0, reply(cur, f)}
+      return {0, reply(cur, f), listed}
     end
   else
     redis.call('HDEL', live, user)
@@ -39,6 +41,6 @@ if ARGV[7] ~= nil and ARGV[7] ~= '' then
 end
 redis.call('ZADD', queued, score, id)
 redis.call('HSET', live, user, id)
-redis.call('HSET', meta, 'listed', '1')
+local listed = redis.call('HSET', meta, 'listed', '1')
 touch(live_ttl)
-return {1, {id, user, 'QUEUED', seq, now_s, '', ''}}
+return {1, {id, user, 'QUEUED', seq, now_s, '', ''}, listed}
