@@ -14,13 +14,17 @@
 #   payments  payments end to end over RabbitMQ, processor latency 0
 #   legacy    payments with the legacy 1–4 s latency on one pay process (PAY_CONCURRENCY 32, 256)
 #   rehearse  flash-rehearse against the pods, database audit included
+#   login     POST /auth/login on the gateway (bcrypt cost 10, 64 accounts on PostgreSQL, 64
+#             connections) with the gateway pinned to 1 core, then 2 (taskset), and GET
+#             /queue/status while 64 more login connections run; with BASE_BIN, that build too
 #   race      2,000 buyers for 100 tickets: the other 1,900 told SOLD_OUT in line (issue 12)
 #   million   1,000,000 queued tickets: enqueue and status rates, Redis used_memory
 #   sockets   10,000 Socket.IO connections held open on one gateway; READY push after promotion
 # Every section also prints the RSS of each pod (idle after start, peak = VmHWM at the end).
 # Build first: cargo build --release -p flash-pods -p flash-bench -p flash-rehearse
 # Env: DUR (wrk duration, 10s), CARGO_TARGET_DIR, BIN (the pod binaries; default
-# $CARGO_TARGET_DIR/release), DRIVE (flash-bench-drive; default from BIN), BASE_BIN.
+# $CARGO_TARGET_DIR/release), DRIVE (flash-bench-drive; default from BIN), BASE_BIN, CORES (login:
+# the core counts to pin the gateway to, default "1 2"), PERF (status: profiles of the gateway).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -74,6 +78,7 @@ world() {
         JWT_ACCESS_SECRET="$SECRET" JWT_REFRESH_SECRET="bench-refresh-$id"
         LOG_LEVEL=warn HOST=127.0.0.1
         ENQUEUE_RATE_LIMIT_PER_USER=1000000000/min LOGIN_RATE_LIMIT_PER_IP=1000000000/min
+        LOGIN_RATE_LIMIT_PER_USER=1000000000/min
         REGISTER_RATE_LIMIT_PER_IP=1000000000/min ENQUEUE_RATE_LIMIT_PER_IP=1000000000/min
         ORDER_RATE_LIMIT_PER_USER=1000000000/min ORDER_RATE_LIMIT_PER_IP=1000000000/min
         PAYMENT_RATE_LIMIT_PER_USER=1000000000/min PAYMENT_RATE_LIMIT_PER_IP=1000000000/min
@@ -179,8 +184,20 @@ section_status() {
         for g in "${gws[@]}"; do
             name=${g%%=*}; url=${g#*=}
             "$BIN/flash-bench-tokens" "$SECRET" 250000 > "$OUT/tokens.txt"
+            local perf_pid=
+            if [ -n "${PERF:-}" ] && [ "$name" = gateway ] && [ "$label" = event ]; then
+                # A profile of this build's gateway under the enqueue load.
+                (sleep 2; perf record -F 499 -g -p "$PID_gateway" -o "$OUT/perf-enqueue.data" -- sleep 5 \
+                    > "$OUT/perf-enqueue.log" 2>&1) &
+                perf_pid=$!
+            fi
             TOKENS="$OUT/tokens.txt" EVENT="$scope" WRK_THREADS=2 \
                 run "enqueue-$label-$name" -s integration/bench/wrk/enqueue.lua "$url/queue/enqueue"
+            if [ -n "$perf_pid" ]; then
+                wait "$perf_pid"
+                perf report -i "$OUT/perf-enqueue.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+                    | grep -E '^ +[0-9]' | head -n 40 > "$OUT/perf-enqueue.txt" || true
+            fi
         done
     done
     rm -f "$OUT/tokens.txt"
@@ -312,6 +329,53 @@ section_legacy() {
 
 # SPEC §4 and issue 12's race: 2,000 buyers by socket for 100 tickets, one each, capacity 100, so
 # that the 100 admitted buy everything and the other 1,900 must be told SOLD_OUT in line.
+# POST /auth/login scales with the cores bcrypt gets: the gateway pinned (taskset) to each of
+# CORES (default "1 2") in turn, so the row can be read for 8.
+section_login() {
+    say "== POST /auth/login on the gateway, bcrypt cost 10 (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    world login
+    start api "$BIN/flash-api" 14000 OUTBOX_RELAY=false
+    local builds=("gateway=$BIN"); [ -n "$BASE_BIN" ] && builds+=("base=$BASE_BIN")
+    local b name dir cores cpus port=13000 registered=
+    for cores in ${CORES:-1 2}; do
+        cpus=$(seq -s, 0 $((cores - 1)))
+        for b in "${builds[@]}"; do
+            name=${b%%=*}; dir=${b#*=}
+            port=$((port + 1))
+            start "$name" "$dir/flash-gateway" "$port" taskset -c "$cpus"
+            local url="http://127.0.0.1:$port"
+            if [ -z "$registered" ]; then
+                # test0000 … test0063, password testtest (what login.lua sends).
+                seq -f 'test%04g' 0 63 | xargs -P 8 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+                    -X POST "$url/auth/register" -H 'Content-Type: application/json' \
+                    -d '{"userId":"{}","password":"testtest"}' | sort | uniq -c | sed 's/^/  register: /' | tee -a "$SUMMARY"
+                EVENT=$(drive event --api "$API" --qty 1000000)
+                local token; token=$("$BIN/flash-bench-tokens" "$SECRET" 1)
+                TICKET=$(curl -s -X POST "$url/queue/enqueue" -H "Authorization: Bearer $token" \
+                    -H 'Content-Type: application/json' -d "{\"eventId\":\"$EVENT\"}" \
+                    | python3 -c 'import sys,json; print(json.load(sys.stdin)["ticketId"])')
+                registered=1
+            fi
+            local pid="PID_$name"
+            CPU="$name=${!pid}"
+            # wrk's own 2 s timeout would cut the queue of 64 logins short: 30 s.
+            USERS=64 WRK_THREADS=2 run "login-$name-${cores}core" --timeout 30s \
+                -s integration/bench/wrk/login.lua "$url/auth/login"
+            # Status while 64 more connections log in (both wrk at once).
+            USERS=64 WRK_THREADS=1 wrk -t1 -c64 -d"$DUR" --latency --timeout 30s -s integration/bench/wrk/login.lua \
+                "$url/auth/login" > "$OUT/logins-during-$name-$cores.txt" 2>&1 &
+            local login_wrk=$!
+            run "status-during-logins-$name-${cores}core" "$url/queue/status?ticketId=$TICKET"
+            wait "$login_wrk" || true
+            say "  logins meanwhile: $(awk '/Requests\/sec/ {print $2}' "$OUT/logins-during-$name-$cores.txt") req/s, p99 $(awk '$1=="99%" {print $2}' "$OUT/logins-during-$name-$cores.txt")"
+            CPU=
+            peaks "$name"
+            kill "${!pid}"; wait "${!pid}" 2>/dev/null || true
+        done
+    done
+    stop_all
+}
+
 section_race() {
     local n=${RACE_BUYERS:-2000}
     say "== sold out closes the line: $n buyers by socket for 100 tickets, capacity 100 (load $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -435,7 +499,7 @@ PY
     echo "load before: $(cat /proc/loadavg)"
 } > "$OUT/machine.txt"
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=(status events orders payments legacy race rehearse million sockets)
+[ ${#sections[@]} -eq 0 ] && sections=(status events orders payments legacy login race rehearse million sockets)
 for s in "${sections[@]}"; do "section_$s"; done
 echo "load after: $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"
