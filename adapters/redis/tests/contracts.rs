@@ -147,14 +147,29 @@ async fn every_key_written_has_a_ttl() {
     );
 }
 
+/// Two queue stores on one prefix (two instances of a pod), the prefix and a fresh line.
+fn two_instances() -> (RedisQueueStore, RedisQueueStore, String, QueueScope) {
+    let (config, prefix) = config();
+    let here = RedisQueueStore::new(Redis::open(&config).unwrap());
+    let there = RedisQueueStore::new(Redis::open(&config).unwrap());
+    (
+        here,
+        there,
+        prefix,
+        QueueScope::Event(EventId(Uuid::new_v4())),
+    )
+}
+
+/// Runs one command of the test's own on the inspection connection (a crash's leftovers).
+async fn meddle(conn: &mut redis::aio::MultiplexedConnection, cmd: &redis::Cmd) {
+    let _: () = cmd.query_async(conn).await.unwrap();
+}
+
 /// A status read on an instance that never saw the ticket finds its scope through the index;
 /// a ticket whose data is gone reads as unknown on every instance and its index entry goes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
-    let (config, prefix) = config();
-    let here = RedisQueueStore::new(Redis::open(&config).unwrap());
-    let there = RedisQueueStore::new(Redis::open(&config).unwrap());
-    let scope = QueueScope::Event(EventId(Uuid::new_v4()));
+    let (here, there, prefix, scope) = two_instances();
     let first = enqueue(&here, scope).await;
     let second = enqueue(&here, scope).await;
     for q in [&here, &there] {
@@ -167,11 +182,7 @@ async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
     let mut conn = inspector().await;
     let hash = format!("{prefix}q:{{{scope}}}:t:{}", first.id);
     let index = format!("{prefix}q:ticket:{}", first.id);
-    let _: () = redis::cmd("DEL")
-        .arg(&hash)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    meddle(&mut conn, redis::cmd("DEL").arg(&hash)).await;
     for q in [&here, &there] {
         assert_eq!(q.status(first.id, T0).await.unwrap(), None);
     }
@@ -188,15 +199,13 @@ async fn status_is_answered_by_any_instance_and_forgets_vanished_tickets() {
 /// enqueue did not use (the user was in line already) leaves no index entry behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_enqueue_heals_the_global_keys_and_indexes_only_the_ticket_it_returns() {
-    let (config, prefix) = config();
-    let here = RedisQueueStore::new(Redis::open(&config).unwrap());
-    let there = RedisQueueStore::new(Redis::open(&config).unwrap());
-    let scope = QueueScope::Event(EventId(Uuid::new_v4()));
+    let (here, there, prefix, scope) = two_instances();
     let buyer = user();
     let first = here.enqueue(ticket_id(), buyer, scope, T0).await.unwrap();
     assert!(first.created);
     let mut conn = inspector().await;
     let index = |id: TicketId| format!("{prefix}q:ticket:{id}");
+    let active = format!("{prefix}q:active");
     let scope_of = async |conn: &mut redis::aio::MultiplexedConnection, id| -> Option<String> {
         redis::cmd("GET")
             .arg(index(id))
@@ -211,17 +220,12 @@ async fn an_enqueue_heals_the_global_keys_and_indexes_only_the_ticket_it_returns
     assert!(here.active_scopes().await.unwrap().contains(&scope));
 
     // A crash after the script: neither global key was written.
-    let _: () = redis::cmd("DEL")
-        .arg(index(first.ticket.id))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SREM")
-        .arg(format!("{prefix}q:active"))
-        .arg(scope.to_string())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    meddle(&mut conn, redis::cmd("DEL").arg(index(first.ticket.id))).await;
+    meddle(
+        &mut conn,
+        redis::cmd("SREM").arg(&active).arg(scope.to_string()),
+    )
+    .await;
     let unused = ticket_id();
     let again = here.enqueue(unused, buyer, scope, T0).await.unwrap();
     assert!(!again.created);
@@ -245,12 +249,11 @@ async fn an_enqueue_heals_the_global_keys_and_indexes_only_the_ticket_it_returns
     assert_eq!(v.position, Some(1));
 
     // Another buyer's enqueue of a busy line that lost its active-set entry lists it again.
-    let _: () = redis::cmd("SREM")
-        .arg(format!("{prefix}q:active"))
-        .arg(scope.to_string())
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    meddle(
+        &mut conn,
+        redis::cmd("SREM").arg(&active).arg(scope.to_string()),
+    )
+    .await;
     let second = here.enqueue(ticket_id(), user(), scope, T0).await.unwrap();
     assert!(second.created);
     assert!(here.active_scopes().await.unwrap().contains(&scope));
