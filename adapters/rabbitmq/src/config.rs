@@ -16,7 +16,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 ///
 /// lapin keeps a send and a receive ring of 32 frames each and writes them through once
 /// connected: at RabbitMQ's 128 KiB that is 8 MiB of touched memory per connection, at 8 KiB
-/// 512 KiB. Our messages are well under 1 KiB; a larger body is split into frames.
+/// 512 KiB. Our messages are well under 1 KiB; a larger body is split into frames, but a
+/// message's headers travel in one frame that cannot be split, so they must stay under 8 KiB
+/// (ours do: the dead-letter reason is cut to 1 KiB); set `?frame_max=` for a publisher that
+/// sends more.
 pub const DEFAULT_FRAME_MAX: u32 = 8192;
 /// How long a publish may wait for a connection and its confirm before reporting the bus down.
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);

@@ -422,7 +422,7 @@ impl Link {
         let mut headers = carried_headers(&pending.properties);
         headers.insert(
             DEAD_LETTER_REASON_HEADER.into(),
-            AMQPValue::LongString(LongString::from(reason)),
+            AMQPValue::LongString(LongString::from(bounded_reason(reason))),
         );
         headers.insert(
             DEAD_LETTER_ATTEMPTS_HEADER.into(),
@@ -547,9 +547,34 @@ impl Drop for AmqpAcker {
     }
 }
 
+/// Longest dead-letter reason kept in its header: a header frame cannot be split, and it must
+/// fit in one frame (`DEFAULT_FRAME_MAX`, 8 KiB) with the message's other headers.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// `reason` cut to [`MAX_REASON_BYTES`] at a character boundary.
+fn bounded_reason(reason: &str) -> &str {
+    if reason.len() <= MAX_REASON_BYTES {
+        return reason;
+    }
+    let mut end = MAX_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_dead_letter_reason_is_cut_at_a_character_boundary() {
+        assert_eq!(bounded_reason("short"), "short");
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let cut = bounded_reason(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES && cut.len() > MAX_REASON_BYTES - 2);
+        assert!(long.starts_with(cut));
+    }
 
     fn with_headers(pairs: &[(&str, AMQPValue)]) -> BasicProperties {
         let map: BTreeMap<ShortString, AMQPValue> = pairs

@@ -39,14 +39,17 @@
 //!   it up earlier. The `q:active` entry may land before the script, and an idle check could take
 //!   it out in between, so a script that sets the line's `listed` flag says so and the adapter
 //!   adds the scope once more (a second trip, once per line that was idle). A returning user's
-//!   ticket gets its own entry rewritten and the new id's is dropped (a second trip too). A crash
+//!   ticket gets its own entry rewritten while the new id's is dropped (a second trip too). A crash
 //!   before the second trip is healed by the next enqueue of the line, which adds the scope again,
 //!   and the user's next enqueue, which rewrites the entry.
 //! - a script that sees its scope become idle clears the scope's `listed` flag and reports it; the
 //!   adapter then removes the scope from `q:active` and, once that is acknowledged, re-checks the
-//!   scope and puts it back if it got busy meanwhile. Every enqueue adds the scope after its script, so
-//!   a busy scope always ends up listed, and an idle one is removed by whoever saw it go idle (the
-//!   promoter also removes idle scopes it visits).
+//!   scope and puts it back if it got busy meanwhile. So a busy scope always ends up listed as
+//!   long as: whoever sets the `listed` flag adds the scope after its script (enqueue, when its
+//!   reply says so, or when the reply was lost or was a replay of the same call); every removal
+//!   is followed by that re-check; and every script that can empty a line clears the flag when it
+//!   does. An idle scope is removed by whoever saw it go idle (the promoter also removes idle
+//!   scopes it visits).
 
 use crate::conn::Redis;
 use crate::reply::{array, at, count, int, malformed, opt_text, text};
@@ -487,43 +490,54 @@ impl QueueStore for RedisQueueStore {
             self.list(&scope_s)
         );
         let wrote = wrote.map(|w| w.is_some());
-        let outcome = match v {
-            Ok(v) => enqueue_reply(v, scope),
-            Err(e) => Err(e),
-        };
-        let (created, t, flipped) = match outcome {
-            Ok(Some(reply)) => reply,
-            Ok(None) => {
-                return Err(StoreError::Conflict(format!(
-                    "ticket {ticket} already exists"
-                )));
-            }
+        let reply = match v.and_then(|v| enqueue_reply(v, scope)) {
+            Ok(reply) => reply,
             Err(e) => {
-                if matches!(wrote, Ok(true)) {
-                    let _ = self.unindex(&speculative).await;
-                }
+                // The script may have run with its reply lost: list the line after it all the
+                // same, and drop the entry of an id that may never have become a ticket.
+                let drop = async {
+                    if !matches!(wrote, Ok(false)) {
+                        let _ = self.unindex(&speculative).await;
+                    }
+                };
+                let _ = futures::join!(self.list(&scope_s), drop);
                 return Err(e);
             }
         };
+        let Some((created, t, listed_line)) = reply else {
+            // The id is another ticket's; an entry written here is right for it (same line) but
+            // would keep the live TTL instead of that ticket's own.
+            if matches!(wrote, Ok(true)) {
+                let _ = self.unindex(&speculative).await;
+            }
+            return Err(StoreError::Conflict(format!(
+                "ticket {ticket} already exists"
+            )));
+        };
+        // A replay of this very call (its reply lost, the command retried by the Cluster
+        // client) finds its own ticket and the flag it set itself: it listed the line.
+        let replay = !created && t.id == ticket;
         // The rare second trip: a line this call listed is added again now that its script has
         // run (a concurrent idle check may have removed it in between); a returning user's
         // ticket gets its own entry rewritten (what heals a crash) and the new id's is dropped.
         let relist = async {
-            if flipped || listed.is_err() {
+            if listed_line || replay || listed.is_err() {
                 self.list(&scope_s).await
             } else {
                 Ok(())
             }
         };
         let index = async {
-            match (created, wrote?) {
-                (true, true) => Ok(()),
-                (true, false) => self.index(t.id, &scope_s).await,
+            match (created || replay, wrote) {
+                (true, Ok(true)) => Ok(()),
+                (true, _) => self.index(t.id, &scope_s).await,
                 (false, wrote) => {
-                    if wrote {
-                        self.unindex(&speculative).await?;
-                    }
-                    self.index(t.id, &scope_s).await
+                    let drop = async {
+                        if !matches!(wrote, Ok(false)) {
+                            let _ = self.unindex(&speculative).await;
+                        }
+                    };
+                    futures::join!(drop, self.index(t.id, &scope_s)).1
                 }
             }
         };
