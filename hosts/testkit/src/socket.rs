@@ -2,8 +2,8 @@
 //! it receives, and waits on those events, never on a time: the deadline is only the safety net.
 
 use futures::FutureExt;
-use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -14,7 +14,12 @@ pub type Events = mpsc::UnboundedReceiver<(String, Value)>;
 /// Every event the socket receives, as (name, first argument).
 pub async fn connect(base: &str, token: Option<&str>) -> (Client, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut builder = ClientBuilder::new(base).namespace("/queue");
+    // WebSocket from the start, as the rehearsal's clients: with polling first, an emit that
+    // races rust_socketio's transport upgrade can find the transport closed (rust-socketio
+    // #502). The page test covers the polling start with the real JavaScript client.
+    let mut builder = ClientBuilder::new(base)
+        .namespace("/queue")
+        .transport_type(TransportType::Websocket);
     if let Some(t) = token {
         builder = builder.auth(json!({ "token": t }));
     }
