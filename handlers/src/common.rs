@@ -72,19 +72,16 @@ impl Doorman {
     ) -> Result<Option<u64>, StoreError> {
         let by_addr = RateKey::addr(self.door, cx.client_addr.as_deref());
         let by_user = user.map(|u| RateKey::user(self.door, u));
-        let mut hits = vec![RateHit {
-            key: &by_addr,
-            limit: self.per_addr.limit,
-            window: self.per_addr.window,
-        }];
-        if let Some(key) = &by_user {
-            hits.push(RateHit {
-                key,
-                limit: self.per_user.limit,
-                window: self.per_user.window,
-            });
-        }
-        Ok(retry_after(self.limiter.hit_all(&hits, now).await?))
+        let addr = rate_hit(&by_addr, self.per_addr);
+        let both;
+        let hits = match &by_user {
+            Some(key) => {
+                both = [addr, rate_hit(key, self.per_user)];
+                &both[..]
+            }
+            None => std::slice::from_ref(&addr),
+        };
+        Ok(retry_after(self.limiter.hit_all(hits, now).await?))
     }
 
     /// Counts `user` only (a door whose address was counted already, or that has no address
@@ -107,6 +104,15 @@ impl Doorman {
         Ok(retry_after(
             self.limiter.hit(key, rate.limit, rate.window, now).await?,
         ))
+    }
+}
+
+/// A hit on `key` at `rate`.
+fn rate_hit(key: &RateKey, rate: Rate) -> RateHit<'_> {
+    RateHit {
+        key,
+        limit: rate.limit,
+        window: rate.window,
     }
 }
 

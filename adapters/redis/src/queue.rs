@@ -361,6 +361,14 @@ impl RedisQueueStore {
             .await
     }
 
+    /// Drops, as well as it can, the index entry `key` of an id an enqueue did not use, unless
+    /// its `SET NX` is known not to have written it.
+    async fn drop_unused(&self, key: &str, wrote: &StoreResult<bool>) {
+        if !matches!(wrote, Ok(false)) {
+            let _ = self.unindex(key).await;
+        }
+    }
+
     /// Reads `{went_idle, ticket|nil}` replies.
     fn flagged_ticket(
         &self,
@@ -495,11 +503,7 @@ impl QueueStore for RedisQueueStore {
             Err(e) => {
                 // The script may have run with its reply lost: list the line after it all the
                 // same, and drop the entry of an id that may never have become a ticket.
-                let drop = async {
-                    if !matches!(wrote, Ok(false)) {
-                        let _ = self.unindex(&speculative).await;
-                    }
-                };
+                let drop = self.drop_unused(&speculative, &wrote);
                 let _ = futures::join!(self.list(&scope_s), drop);
                 return Err(e);
             }
@@ -532,11 +536,7 @@ impl QueueStore for RedisQueueStore {
                 (true, Ok(true)) => Ok(()),
                 (true, _) => self.index(t.id, &scope_s).await,
                 (false, wrote) => {
-                    let drop = async {
-                        if !matches!(wrote, Ok(false)) {
-                            let _ = self.unindex(&speculative).await;
-                        }
-                    };
+                    let drop = self.drop_unused(&speculative, &wrote);
                     futures::join!(drop, self.index(t.id, &scope_s)).1
                 }
             }

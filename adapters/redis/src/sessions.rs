@@ -18,8 +18,6 @@ static ROTATE: LazyLock<Script> =
 static REVOKE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/session_revoke.lua")));
 static HIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/rate_hit.lua")));
-static HIT_ALL: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/rate_hit_all.lua")));
 
 /// Shortest TTL of a session key, whatever its `expires_at` says by the server's clock.
 const MIN_SESSION_TTL: Duration = Duration::from_secs(60);
@@ -118,7 +116,8 @@ impl SessionStore for RedisSessionStore {
 }
 
 /// [`RateLimiter`] on Redis: one hash per key (`P rl:<key>`: hit count and window end) written by
-/// one script, expiring on its own when the window is over.
+/// one script (every key of a `hit_all` on one node in one run), expiring on its own when the
+/// window is over.
 ///
 /// The window opens at the first hit and ends `window` later by the caller's clock, like every
 /// time-based port; the key's TTL (the window length) lets Redis forget it without a sweeper.
@@ -142,29 +141,31 @@ impl RateLimiter for RedisRateLimiter {
         window: Duration,
         now: Timestamp,
     ) -> StoreResult<RateDecision> {
-        const WHAT: &str = "rate limit";
-        let mut inv = HIT.prepare_invoke();
-        inv.key(self.key(key))
-            .arg(now.millis())
-            .arg(now.plus(window).millis())
-            .arg(window_ms(window));
-        let v = self.redis.query(WHAT, &inv).await?;
-        let items = array(v, WHAT)?;
-        let hits = int(at(&items, 0, WHAT)?, WHAT)?;
-        if hits <= i64::from(limit) {
-            return Ok(RateDecision::Allowed);
-        }
-        Ok(refusal(now, int(at(&items, 1, WHAT)?, WHAT)?))
+        self.count(&[RateHit { key, limit, window }], now).await
     }
 
     /// One script over every key on one node. On a Redis Cluster the keys (an address's and a
     /// user's) live in different slots, which no script may span: one hit after another there.
     async fn hit_all(&self, hits: &[RateHit<'_>], now: Timestamp) -> StoreResult<RateDecision> {
-        const WHAT: &str = "rate limits";
-        if self.redis.is_cluster() || hits.len() < 2 {
+        if self.redis.is_cluster() && hits.len() > 1 {
             return hit_in_turn(self, hits, now).await;
         }
-        let mut inv = HIT_ALL.prepare_invoke();
+        self.count(hits, now).await
+    }
+}
+
+impl RedisRateLimiter {
+    fn key(&self, key: &RateKey) -> String {
+        format!("{}rl:{key}", self.redis.prefix())
+    }
+
+    /// `hits` counted by one run of the rate script (`rate_hit.lua`).
+    async fn count(&self, hits: &[RateHit<'_>], now: Timestamp) -> StoreResult<RateDecision> {
+        const WHAT: &str = "rate limit";
+        if hits.is_empty() {
+            return Ok(RateDecision::Allowed);
+        }
+        let mut inv = HIT.prepare_invoke();
         inv.arg(now.millis());
         for h in hits {
             inv.key(self.key(h.key))
@@ -184,12 +185,6 @@ impl RateLimiter for RedisRateLimiter {
                 format!("refusing key {i} of {}", hits.len()),
             )),
         }
-    }
-}
-
-impl RedisRateLimiter {
-    fn key(&self, key: &RateKey) -> String {
-        format!("{}rl:{key}", self.redis.prefix())
     }
 }
 
