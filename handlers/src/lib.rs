@@ -186,7 +186,8 @@ impl Handlers {
                 gate.clone(),
                 work.promotion_kick.clone(),
                 door(Door::Order, l.order_per_addr, l.order_per_user),
-            ),
+            )
+            .cached(event_cache.clone()),
             get_order: orders::GetOrder::new(ports),
             list_orders: orders::ListOrders::new(ports),
             request_payment: payments::RequestPayment::new(

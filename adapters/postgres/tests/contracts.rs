@@ -12,6 +12,13 @@ flash_testkit::user_store_contracts!(Arc::new(PgUserStore::new(fresh_pool(20).aw
 flash_testkit::session_store_contracts!(Arc::new(PgSessionStore::new(fresh_pool(20).await)));
 flash_testkit::shop_contracts!(fresh_shop().await);
 
+/// The shop contracts again with group commit of HOLDs, as the hosts run it.
+mod batching {
+    use super::common::fresh_batching_shop;
+
+    flash_testkit::shop_contracts!(fresh_batching_shop().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn health_ping_answers_under_a_short_name() {
     let health = Arc::new(PgHealth::new(fresh_pool(2).await));

@@ -64,7 +64,18 @@ async fn sums(shop: &PgShop, event: EventId) -> (i64, i64, i64, i64, i64) {
 /// SPEC §8 hold — also after paying, failing and expiring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_buyers_race_for_a_hundred_tickets() {
-    let shop = Arc::new(PgShop::with_default_queue(fresh_pool(24).await));
+    race_for_a_hundred_tickets(PgShop::with_default_queue(fresh_pool(24).await)).await;
+}
+
+/// The same race with the HOLDs placed in batches (group commit), as the hosts run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_buyers_race_for_a_hundred_tickets_in_batches() {
+    let shop = PgShop::with_default_queue(fresh_pool(24).await).with_hold_batching(4);
+    race_for_a_hundred_tickets(shop).await;
+}
+
+async fn race_for_a_hundred_tickets(shop: PgShop) {
+    let shop = Arc::new(shop);
     let e = on_sale(100, 2);
     shop.create(e.clone()).await.unwrap();
     let buyers: Vec<UserId> = (0..250).map(|_| UserId(Uuid::new_v4())).collect();
@@ -131,6 +142,144 @@ async fn five_hundred_buyers_race_for_a_hundred_tickets() {
     assert_eq!(c.orders_total, orders.len() as u64);
     assert_eq!(c.orders_paid + c.orders_expired, orders.len() as u64);
     assert_eq!(c.outbox_backlog, orders.len() as u64);
+}
+
+/// One request of a `place_holds` batch, as the adapter binds it.
+struct Batched {
+    user: Uuid,
+    event: Uuid,
+    qty: i32,
+    key: String,
+}
+
+fn batched(user: UserId, event: EventId, qty: i32, key: &str) -> Batched {
+    Batched {
+        user: user.as_uuid(),
+        event: event.as_uuid(),
+        qty,
+        key: key.to_owned(),
+    }
+}
+
+/// Runs the `place_holds` function on `batch` over `conn` and returns its verdicts.
+async fn place_holds(conn: &mut sqlx::PgConnection, batch: &[Batched]) -> Vec<String> {
+    let at = ::time::OffsetDateTime::from_unix_timestamp(T0.millis() / 1000).unwrap();
+    let n = batch.len();
+    let col = |f: fn(&Batched) -> Uuid| batch.iter().map(f).collect::<Vec<_>>();
+    sqlx::query_scalar("SELECT verdict FROM place_holds($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind((0..n).map(|_| Uuid::new_v4()).collect::<Vec<_>>())
+        .bind(col(|b| b.user))
+        .bind(col(|b| b.event))
+        .bind(batch.iter().map(|b| b.qty).collect::<Vec<_>>())
+        .bind(batch.iter().map(|b| b.key.clone()).collect::<Vec<_>>())
+        .bind(vec!["fp".to_owned(); n])
+        .bind(vec![at; n])
+        .bind(vec![at + ::time::Duration::days(1); n])
+        .bind(vec![at + ::time::Duration::minutes(5); n])
+        .fetch_all(conn)
+        .await
+        .expect("place_holds")
+}
+
+/// The batch function decides each request on its own, in check_hold's order, and leaves
+/// nothing behind for a refused one: no key, no quota, no stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_holds_decides_each_request_and_keeps_only_what_it_placed() {
+    let shop = PgShop::with_default_queue(fresh_pool(4).await).with_stock_shards(1);
+    let draft = Event {
+        status: flash_core::domain::EventStatus::Draft,
+        ..on_sale(10, 2)
+    };
+    let sale = on_sale(4, 2);
+    shop.create(sale.clone()).await.unwrap();
+    shop.create(draft.clone()).await.unwrap();
+    let earlier = hold(sale.id, UserId(Uuid::new_v4()), 1);
+    assert!(matches!(
+        shop.place_hold(earlier.clone()).await.unwrap(),
+        HoldOutcome::Created(_)
+    ));
+    let users: Vec<UserId> = (0..6).map(|_| UserId(Uuid::new_v4())).collect();
+    let batch = [
+        batched(users[0], sale.id, 2, "a"),
+        batched(users[1], sale.id, 2, "b"),
+        batched(users[2], sale.id, 3, "c"),
+        batched(users[3], draft.id, 1, "d"),
+        batched(users[4], EventId(Uuid::new_v4()), 1, "e"),
+        batched(users[5], sale.id, 1, "f"),
+        batched(earlier.user, sale.id, 1, &earlier.idempotency_key),
+    ];
+    let mut conn = shop.pool().acquire().await.unwrap();
+    let verdicts = place_holds(&mut conn, &batch).await;
+    assert_eq!(
+        verdicts,
+        [
+            "Created",
+            "SoldOut",
+            "OverUserLimit",
+            "NotOnSale",
+            "EventNotFound",
+            "Created",
+            "Replay"
+        ]
+    );
+
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys ORDER BY key")
+        .fetch_all(shop.pool())
+        .await
+        .unwrap();
+    let mut kept = vec![
+        "a".to_owned(),
+        "f".to_owned(),
+        earlier.idempotency_key.clone(),
+    ];
+    kept.sort();
+    assert_eq!(keys, kept, "only the placed orders keep their keys");
+    let quotas: i64 = sqlx::query_scalar("SELECT count(*) FROM order_quotas")
+        .fetch_one(shop.pool())
+        .await
+        .unwrap();
+    assert_eq!(quotas, 3);
+    assert_eq!(sums(&shop, sale.id).await, (4, 0, 4, 0, 2));
+    assert_eq!(sums(&shop, draft.id).await, (0, 0, 0, 0, 0));
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+}
+
+/// A batch never waits for a stock row another transaction holds: the request comes back
+/// 'Raced' at once, with its key and quota undone, for the adapter to place on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_finds_every_shard_busy_undoes_its_request() {
+    let shop = PgShop::with_default_queue(fresh_pool(4).await).with_hold_batching(2);
+    let e = on_sale(10, 2);
+    shop.create(e.clone()).await.unwrap();
+    let mut blocker = shop.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM event_stock WHERE event_id = $1 FOR UPDATE")
+        .bind(e.id.as_uuid())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let user = UserId(Uuid::new_v4());
+    let mut conn = shop.pool().acquire().await.unwrap();
+    assert_eq!(
+        place_holds(&mut conn, &[batched(user, e.id, 1, "k")]).await,
+        ["Raced"]
+    );
+    let left: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM idempotency_keys),                 (SELECT coalesce(sum(committed_qty), 0)::bigint FROM order_quotas)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0));
+    drop(conn);
+
+    // Through the adapter, the raced request is placed alone once the stock row is free.
+    let placing = {
+        let shop = shop.clone();
+        tokio::spawn(async move { shop.place_hold(hold(e.id, user, 1)).await.unwrap() })
+    };
+    blocker.commit().await.unwrap();
+    assert!(matches!(placing.await.unwrap(), HoldOutcome::Created(_)));
+    assert_eq!(sums(&shop, e.id).await, (1, 0, 1, 0, 1));
 }
 
 /// Purge forgets expired idempotency records and old sent messages, and folding the counters

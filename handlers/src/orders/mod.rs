@@ -2,6 +2,7 @@
 //! idempotency keys with a request fingerprint, reads, and hold expiry.
 
 use crate::common::{AccessDenied, caller};
+use crate::events::EventCache;
 use crate::queue::GateTokens;
 use crate::settings::{OrderSettings, QueueSettings};
 use crate::{Doorman, Kick, Ports};
@@ -141,6 +142,8 @@ pub struct PlaceOrder {
     key_ttl: Duration,
     kick: Kick,
     door: Doorman,
+    /// Where the event's existence and queue mode are read; `None`: the store, every time.
+    cache: Option<Arc<EventCache>>,
 }
 
 impl PlaceOrder {
@@ -164,12 +167,25 @@ impl PlaceOrder {
             key_ttl: s.idempotency_ttl,
             kick,
             door,
+            cache: None,
+        }
+    }
+
+    /// Reads the event (whether it exists, and its queue mode) through `cache`, at most its
+    /// TTL old, instead of the store on every order; the store decides the rest of the HOLD on
+    /// what it holds now.
+    pub fn cached(self, cache: Arc<EventCache>) -> Self {
+        PlaceOrder {
+            cache: Some(cache),
+            ..self
         }
     }
 
     /// Places a HOLD. Order of checks: rate limits (address, user) → key present → replay of
     /// the same key → event exists → admission → atomic reservation (on sale, per-user limit,
-    /// stock). Only a placed order is remembered under its key.
+    /// stock). Only a placed order is remembered under its key. The replay is found by the
+    /// reservation itself; only a request refused before it (no such event, no admission)
+    /// looks its key up first, so an order costs the store one call.
     pub async fn handle(&self, cx: &Context, req: PlaceOrderRequest) -> Result<Placed, OrderError> {
         let user = caller(cx).map_err(OrderError::Access)?.user;
         if let Some(wait) = self
@@ -191,26 +207,24 @@ impl PlaceOrder {
         }
         let fingerprint = fingerprint(&req);
         let now = self.clock.now();
-        if let Some(record) = self
-            .orders
-            .keyed(user, key, now)
-            .await
-            .map_err(OrderError::Store)?
-        {
-            if record.fingerprint != fingerprint {
-                return Err(OrderError::KeyMismatch);
+        let event = match &self.cache {
+            Some(cache) => cache.event(self.events.as_ref(), req.event_id).await,
+            None => self.events.get(req.event_id).await.map(|e| e.map(Arc::new)),
+        };
+        let mode = match event.map_err(OrderError::Store) {
+            Ok(Some(event)) => event.queue_mode,
+            Ok(None) => {
+                return self
+                    .replay_or(user, key, &fingerprint, now, OrderError::EventNotFound)
+                    .await;
             }
-            return replay(record.outcome);
-        }
-        let mode = self
-            .events
-            .get(req.event_id)
-            .await
-            .map_err(OrderError::Store)?
-            .ok_or(OrderError::EventNotFound)?
-            .queue_mode;
+            Err(e) => return self.replay_or(user, key, &fingerprint, now, e).await,
+        };
         let admission = if self.enforce_admission {
-            Some(self.admission(cx, req.event_id, mode, now).await?)
+            match self.admission(cx, req.event_id, mode, now).await {
+                Ok(ticket) => Some(ticket),
+                Err(e) => return self.replay_or(user, key, &fingerprint, now, e).await,
+            }
         } else {
             None
         };
@@ -255,6 +269,28 @@ impl PlaceOrder {
                 Err(r.into())
             }
             HoldOutcome::KeyMismatch => Err(OrderError::KeyMismatch),
+        }
+    }
+
+    /// The answer of an earlier request with this key, if there is one (a replay is answered
+    /// whatever became of the event or the admission since); otherwise `refusal`.
+    async fn replay_or(
+        &self,
+        user: flash_core::UserId,
+        key: &str,
+        fingerprint: &str,
+        now: Timestamp,
+        refusal: OrderError,
+    ) -> Result<Placed, OrderError> {
+        match self
+            .orders
+            .keyed(user, key, now)
+            .await
+            .map_err(OrderError::Store)?
+        {
+            Some(record) if record.fingerprint != fingerprint => Err(OrderError::KeyMismatch),
+            Some(record) => replay(record.outcome),
+            None => Err(refusal),
         }
     }
 

@@ -433,7 +433,12 @@ impl StoreConfig {
                 };
                 let pool = pg::lazy_pool(url.expose_secret(), &settings)
                     .map_err(|e| WiringError(format!("DATABASE_URL: {e}")))?;
-                let shop = Arc::new(pg::PgShop::new(pool.clone(), request_queue));
+                // A quarter of the pool writes HOLDs in batches (group commit); the rest serves
+                // everything else, and the HOLDs a batch leaves to be placed alone.
+                let writers = (settings.max_connections / 4).clamp(1, 8) as usize;
+                let shop = Arc::new(
+                    pg::PgShop::new(pool.clone(), request_queue).with_hold_batching(writers),
+                );
                 let pg_health = pg::PgHealth::new(pool.clone());
                 health.push(Arc::new(pg_health.clone()));
                 described.push("postgresql");

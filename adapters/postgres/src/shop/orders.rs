@@ -139,6 +139,19 @@ enum Attempt {
 }
 
 impl PgShop {
+    /// Places a HOLD in a transaction of its own: an optimistic try on one shard, then, if the
+    /// room it saw went meanwhile, a decisive one.
+    pub(super) async fn place_one(&self, req: &HoldRequest) -> StoreResult<HoldOutcome> {
+        for decisive in [false, true] {
+            if let Attempt::Done(outcome) = self.try_hold(req, decisive).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Internal(
+            "a decisive hold attempt did not decide".to_owned(),
+        ))
+    }
+
     /// One transaction placing a HOLD. `decisive` skips the optimistic shard pick and locks
     /// every shard of the event, which always reaches a verdict.
     async fn try_hold(&self, req: &HoldRequest, decisive: bool) -> StoreResult<Attempt> {
@@ -294,14 +307,10 @@ impl PgShop {
 impl OrderStore for PgShop {
     async fn place_hold(&self, req: HoldRequest) -> StoreResult<HoldOutcome> {
         req.check_validated()?;
-        for decisive in [false, true] {
-            if let Attempt::Done(outcome) = self.try_hold(&req, decisive).await? {
-                return Ok(outcome);
-            }
+        match &self.batcher {
+            Some(batcher) => batcher.place(self, req).await,
+            None => self.place_one(&req).await,
         }
-        Err(StoreError::Internal(
-            "a decisive hold attempt did not decide".to_owned(),
-        ))
     }
 
     async fn keyed(

@@ -86,7 +86,16 @@ pub async fn fresh_database() -> String {
 
 /// The four shop ports on a fresh database, with the tamper hook the refund contract needs.
 pub async fn fresh_shop() -> ShopPorts {
-    let shop = Arc::new(PgShop::with_default_queue(fresh_pool(12).await));
+    shop_ports(PgShop::with_default_queue(fresh_pool(12).await))
+}
+
+/// [`fresh_shop`] with HOLDs placed in batches by three writers, as the hosts wire it.
+pub async fn fresh_batching_shop() -> ShopPorts {
+    shop_ports(PgShop::with_default_queue(fresh_pool(12).await).with_hold_batching(3))
+}
+
+fn shop_ports(shop: PgShop) -> ShopPorts {
+    let shop = Arc::new(shop);
     let backdoor = Arc::clone(&shop);
     ShopPorts::from_one(shop).with_tamper(Arc::new(move |id, status| {
         let shop = Arc::clone(&backdoor);

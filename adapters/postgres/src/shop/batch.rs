@@ -1,0 +1,283 @@
+//! Group commit of HOLDs: the `place_hold` calls of one process that arrive while its writers
+//! are busy are placed together by the `place_holds` function (migration
+//! `20261208000001_place_holds.sql`): one statement, so one round trip and one commit for the
+//! whole batch, each request with its own outcome. Nothing waits for a batch to fill: a writer
+//! takes whatever is queued when it is free, so a lone order is one round trip and a crowd of
+//! them shares commits.
+//!
+//! What the function cannot settle on its own (a replayed key, or a request that found no free
+//! shard with room) is placed alone, by the transaction of [`PgShop::place_one`]; so is every
+//! request of a batch that failed. Placing again is safe: a request whose batch did commit
+//! finds its key and is answered with its order.
+
+use super::PgShop;
+use crate::error::db;
+use crate::row::{get, ts};
+use flash_core::StoreError;
+use flash_core::domain::{HoldOutcome, HoldRejection, HoldRequest, Order, OrderStatus};
+use flash_core::ports::StoreResult;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many HOLDs in one statement.
+pub(super) const MAX_BATCH: usize = 64;
+
+struct Job {
+    req: HoldRequest,
+    reply: oneshot::Sender<StoreResult<HoldOutcome>>,
+}
+
+/// The queue of one process's HOLDs and the writers that place them.
+#[derive(Debug)]
+pub(super) struct Batcher {
+    writers: usize,
+    /// `None` until the first HOLD starts the writers, and again once the runtime that ran
+    /// them has ended (each test runs its own).
+    queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+}
+
+impl Batcher {
+    pub(super) fn new(writers: usize) -> Self {
+        Batcher {
+            writers: writers.max(1),
+            queue: Mutex::new(None),
+        }
+    }
+
+    /// Queues `req` for the writers, starting them on the current runtime if none run, and
+    /// waits for its outcome.
+    pub(super) async fn place(&self, shop: &PgShop, req: HoldRequest) -> StoreResult<HoldOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job { req, reply };
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let unsent = match queue.as_ref() {
+                Some(tx) => tx.send(job).err().map(|back| back.0),
+                None => Some(job),
+            };
+            if let Some(job) = unsent {
+                let tx = self.start(shop);
+                // Only fails if the runtime is already dropping the writers just spawned; the
+                // reply is dropped with the job and answered below.
+                let _ = tx.send(job);
+                *queue = Some(tx);
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the HOLD writers stopped before answering".to_owned(),
+            ))
+        })
+    }
+
+    fn start(&self, shop: &PgShop) -> mpsc::UnboundedSender<Job> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let alone = PgShop {
+            batcher: None,
+            ..shop.clone()
+        };
+        for _ in 0..self.writers {
+            tokio::spawn(write(alone.clone(), Arc::clone(&rx)));
+        }
+        tx
+    }
+}
+
+/// A writer: takes the first queued HOLD and whatever else is queued behind it (up to
+/// [`MAX_BATCH`]), places them, and starts again.
+async fn write(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    loop {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        shop.place_batch(jobs).await;
+    }
+}
+
+impl PgShop {
+    /// Places `jobs` in one statement and answers each. The function takes at most one request
+    /// per user, sorted by user (its lock order); a user's second request, and a quantity no
+    /// `integer` column holds, are placed alone beside it.
+    async fn place_batch(&self, mut jobs: Vec<Job>) {
+        jobs.sort_by(|a, b| {
+            (a.req.user, &a.req.idempotency_key).cmp(&(b.req.user, &b.req.idempotency_key))
+        });
+        let mut batch: Vec<Job> = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let repeat = batch.last().is_some_and(|b| b.req.user == job.req.user);
+            if repeat || i32::try_from(job.req.qty).is_err() {
+                self.alone(job);
+            } else {
+                batch.push(job);
+            }
+        }
+        let verdicts = match self.run_batch(&batch).await {
+            Ok(v) => v,
+            Err(_) => {
+                batch.into_iter().for_each(|job| self.alone(job));
+                return;
+            }
+        };
+        for (job, verdict) in batch.into_iter().zip(verdicts) {
+            let outcome = match verdict {
+                Verdict::Created { event_name, amount } => created(&job.req, event_name, amount),
+                Verdict::Rejected(r) => HoldOutcome::Rejected(r),
+                Verdict::Alone => {
+                    self.alone(job);
+                    continue;
+                }
+            };
+            // The caller may have gone (its request was cancelled); the HOLD stands, as it
+            // would had the caller's own transaction committed.
+            let _ = job.reply.send(Ok(outcome));
+        }
+    }
+
+    /// Places one request by itself, on its own task so the writer goes on.
+    fn alone(&self, job: Job) {
+        let shop = self.clone();
+        tokio::spawn(async move {
+            let outcome = shop.place_one(&job.req).await;
+            let _ = job.reply.send(outcome);
+        });
+    }
+
+    async fn run_batch(&self, batch: &[Job]) -> StoreResult<Vec<Verdict>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut a = Arrays::with_capacity(batch.len());
+        for job in batch {
+            a.push(&job.req)?;
+        }
+        let rows = sqlx::query(
+            "SELECT verdict, event_name, amount \
+             FROM place_holds($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&a.order)
+        .bind(&a.user)
+        .bind(&a.event)
+        .bind(&a.qty)
+        .bind(&a.key)
+        .bind(&a.fingerprint)
+        .bind(&a.now)
+        .bind(&a.key_expires)
+        .bind(&a.hold_expires)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| db("place holds", e))?;
+        if rows.len() != batch.len() {
+            return Err(StoreError::Internal(format!(
+                "place_holds answered {} of {} requests",
+                rows.len(),
+                batch.len()
+            )));
+        }
+        rows.iter().map(Verdict::read).collect()
+    }
+}
+
+/// The function's arguments: one array per column.
+struct Arrays {
+    order: Vec<uuid::Uuid>,
+    user: Vec<uuid::Uuid>,
+    event: Vec<uuid::Uuid>,
+    qty: Vec<i32>,
+    key: Vec<String>,
+    fingerprint: Vec<String>,
+    now: Vec<time::OffsetDateTime>,
+    key_expires: Vec<time::OffsetDateTime>,
+    hold_expires: Vec<time::OffsetDateTime>,
+}
+
+impl Arrays {
+    fn with_capacity(n: usize) -> Self {
+        Arrays {
+            order: Vec::with_capacity(n),
+            user: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            qty: Vec::with_capacity(n),
+            key: Vec::with_capacity(n),
+            fingerprint: Vec::with_capacity(n),
+            now: Vec::with_capacity(n),
+            key_expires: Vec::with_capacity(n),
+            hold_expires: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: &HoldRequest) -> StoreResult<()> {
+        self.qty.push(
+            i32::try_from(r.qty)
+                .map_err(|_| StoreError::Internal(format!("hold of {} tickets", r.qty)))?,
+        );
+        self.order.push(r.order_id.as_uuid());
+        self.user.push(r.user.as_uuid());
+        self.event.push(r.event_id.as_uuid());
+        self.key.push(r.idempotency_key.clone());
+        self.fingerprint.push(r.fingerprint.clone());
+        self.now.push(ts(r.now)?);
+        self.key_expires.push(ts(r.key_expires_at)?);
+        self.hold_expires.push(ts(r.hold_expires_at)?);
+        Ok(())
+    }
+}
+
+/// One request's verdict from `place_holds`.
+enum Verdict {
+    Created {
+        event_name: String,
+        amount: i64,
+    },
+    Rejected(HoldRejection),
+    /// A replayed key or a lost race for stock: placed alone.
+    Alone,
+}
+
+impl Verdict {
+    fn read(row: &sqlx::postgres::PgRow) -> StoreResult<Verdict> {
+        let verdict: String = get(row, "verdict")?;
+        Ok(match verdict.as_str() {
+            "Created" => Verdict::Created {
+                event_name: get(row, "event_name")?,
+                amount: get(row, "amount")?,
+            },
+            "Replay" | "Raced" => Verdict::Alone,
+            "EventNotFound" => Verdict::Rejected(HoldRejection::EventNotFound),
+            "NotOnSale" => Verdict::Rejected(HoldRejection::NotOnSale),
+            "OverUserLimit" => Verdict::Rejected(HoldRejection::OverUserLimit),
+            "SoldOut" => Verdict::Rejected(HoldRejection::SoldOut),
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "place_holds: unknown verdict {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+fn created(req: &HoldRequest, event_name: String, amount: i64) -> HoldOutcome {
+    HoldOutcome::Created(Order {
+        id: req.order_id,
+        user: req.user,
+        event_id: req.event_id,
+        event_name,
+        qty: req.qty,
+        amount,
+        status: OrderStatus::Hold,
+        created_at: req.now,
+        updated_at: req.now,
+        hold_expires_at: req.hold_expires_at,
+    })
+}
