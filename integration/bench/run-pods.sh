@@ -236,23 +236,51 @@ section_events() {
     stop_all
 }
 
+# POST /orders for each build (BASE_BIN first when set, then BIN), each on a fresh world. The
+# line admits no more buyers than there are tickets left (SPEC §4), so the stock is at least the
+# buyers by default. The
+# database's commits per order come from pg_stat_database; when PostgreSQL preloads
+# pg_stat_statements (see BENCHMARKS.md for the two settings), its top statements by time too.
 section_orders() {
-    local n=${ORDER_BUYERS:-60000} qty=${ORDER_STOCK:-40000}
-    say "== POST /orders on real PostgreSQL, $n admitted buyers, one event of $qty tickets (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    local b
+    for b in ${BASE_BIN:+"$BASE_BIN"} "$BIN"; do orders_run "$b"; done
+}
+
+orders_run() {
+    local bin=$1 n=${ORDER_BUYERS:-60000} qty=${ORDER_STOCK:-60000} pgss=
+    say "== POST /orders on real PostgreSQL ($bin), $n admitted buyers, one event of $qty tickets (load $(cut -d' ' -f1-3 /proc/loadavg))"
     world orders
-    start api "$BIN/flash-api" 14000 ${ORDERS_API_ENV:-}
-    start gateway "$BIN/flash-gateway" 13000 QUEUE_READY_CAPACITY=1000000 \
+    start api "$bin/flash-api" 14000 ${ORDERS_API_ENV:-}
+    start gateway "$bin/flash-gateway" 13000 QUEUE_READY_CAPACITY=1000000 \
         QUEUE_PROMOTION_INTERVAL_MS=100 QUEUE_GATE_TOKEN_TTL_MS=1800000
     EVENT=$(drive event --api "$API" --qty "$qty")
     drive --concurrency 128 admit --gateway "$GW" --event "$EVENT" -n "$n" > "$OUT/admitted.txt" 2> >(tee -a "$SUMMARY" >&2)
+    if [ "$(sql "SHOW shared_preload_libraries")" = pg_stat_statements ]; then
+        sql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+        sql "SELECT pg_stat_statements_reset()" >/dev/null
+        pgss=1
+    fi
+    sleep 1
+    local commits0; commits0=$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     CPU="api=$PID_api gateway=$PID_gateway redis=$(pgrep -x redis-server | head -n 1)"
     cpu_mark
     ADMITTED="$OUT/admitted.txt" EVENT="$EVENT" WRK_THREADS=2 \
         run orders -s integration/bench/wrk/orders.lua "$API/orders"
     cpu_report
     CPU=
+    # Backends report their counts when idle, at most once a second.
+    sleep 2
+    local orders; orders=$(sql "SELECT count(*) FROM orders WHERE event_id = '$EVENT'")
     say "  orders: $(sql "SELECT count(*) || ' HOLD orders, first to last ' || round(extract(epoch FROM max(created_at) - min(created_at))::numeric, 2) || ' s = ' || round(count(*) / nullif(extract(epoch FROM max(created_at) - min(created_at)), 0)) || ' orders/s' FROM orders WHERE event_id = '$EVENT'")"
     say "  stock: $(sql "SELECT 'total ' || sum(total_qty) || ', held ' || sum(held_qty) || ', sold ' || sum(sold_qty) || ' over ' || count(*) || ' shards; Σ qty of HOLD orders ' || (SELECT coalesce(sum(qty), 0) FROM orders WHERE event_id = '$EVENT' AND status = 'HOLD') || ', users with more than one order ' || (SELECT count(*) FROM (SELECT user_id FROM orders WHERE event_id = '$EVENT' GROUP BY user_id HAVING count(*) > 1) x) FROM event_stock WHERE event_id = '$EVENT'")"
+    say "  audit (SPEC §8.1): oversold shards $(sql "SELECT count(*) FROM event_stock WHERE sold_qty + held_qty > total_qty"), held − Σ qty of HOLD/FAIL orders = $(sql "SELECT (SELECT sum(held_qty) FROM event_stock WHERE event_id = '$EVENT') - (SELECT coalesce(sum(qty), 0) FROM orders WHERE event_id = '$EVENT' AND status IN ('HOLD', 'FAIL'))")"
+    say "  commits: $(sql "SELECT (xact_commit - $commits0) || ' for $orders orders = ' || round((xact_commit - $commits0)::numeric / nullif($orders, 0), 2) || ' per order' FROM pg_stat_database WHERE datname = current_database()")"
+    if [ -n "$pgss" ]; then
+        say "  pg_stat_statements, top 8 by time (calls per order, ms per order, ms per call):"
+        psql -h 127.0.0.1 -U postgres -d "$DB" -tA -F ' | ' -c "SELECT round(s.calls::numeric / $orders, 2), round((s.total_exec_time / $orders)::numeric, 3), round(s.mean_exec_time::numeric, 3), s.toplevel, left(regexp_replace(s.query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() ORDER BY s.total_exec_time DESC LIMIT 8" | sed 's/^/    /' | tee -a "$SUMMARY"
+        say "  top-level statements per order: $(sql "SELECT round(sum(calls)::numeric / $orders, 2) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND s.toplevel"), the most called (calls per order, ms per call):"
+        psql -h 127.0.0.1 -U postgres -d "$DB" -tA -F ' | ' -c "SELECT round(s.calls::numeric / $orders, 3), round(s.mean_exec_time::numeric, 3), left(regexp_replace(s.query, '\s+', ' ', 'g'), 90) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() AND s.toplevel ORDER BY s.calls DESC LIMIT 6" | sed 's/^/    /' | tee -a "$SUMMARY"
+    fi
     peaks api gateway
     rm -f "$OUT/admitted.txt"
     stop_all
