@@ -282,6 +282,77 @@ async fn a_batch_that_finds_every_shard_busy_undoes_its_request() {
     assert_eq!(sums(&shop, e.id).await, (1, 0, 1, 0, 1));
 }
 
+/// Results applied in batches as if one after another: 40 payments of 40 orders get, all at
+/// once, their verdict twice (the bus redelivers), a result naming another order and one for a
+/// payment that does not exist. Each payment settles once, the stock follows, and a duplicate
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_applied_in_batches_settle_each_payment_once() {
+    let shop = Arc::new(
+        PgShop::with_default_queue(fresh_pool(12).await)
+            .with_hold_batching(2)
+            .with_result_batching(2),
+    );
+    let e = on_sale(100, 2);
+    shop.create(e.clone()).await.unwrap();
+    let mut payments = Vec::new();
+    for _ in 0..40 {
+        let HoldOutcome::Created(o) = shop
+            .place_hold(hold(e.id, UserId(Uuid::new_v4()), 2))
+            .await
+            .unwrap()
+        else {
+            panic!("hold refused");
+        };
+        let Ok(PaymentOpened::Created(p)) = shop.open(pay(o.id, o.user)).await.unwrap() else {
+            panic!("payment not opened");
+        };
+        payments.push(p);
+    }
+    let mut cmds = Vec::new();
+    for (i, p) in payments.iter().enumerate() {
+        let verdict = fixtures::verdict(i % 4 != 0);
+        cmds.push((Some(i), fixtures::result(p, verdict, T0)));
+        cmds.push((Some(i), fixtures::result(p, verdict, T0)));
+        let mut elsewhere = fixtures::result(p, verdict, T0);
+        elsewhere.order_id = OrderId(Uuid::new_v4());
+        cmds.push((None, elsewhere));
+    }
+    let mut missing = fixtures::result(&payments[0], fixtures::verdict(true), T0);
+    missing.payment_id = PaymentId(Uuid::new_v4());
+    cmds.push((None, missing));
+
+    let tasks: Vec<_> = cmds
+        .into_iter()
+        .map(|(i, cmd)| {
+            let shop = Arc::clone(&shop);
+            tokio::spawn(async move { (i, shop.apply(cmd).await.unwrap()) })
+        })
+        .collect();
+    let mut settled = vec![0; payments.len()];
+    for t in tasks {
+        match t.await.expect("task panicked") {
+            (Some(i), Ok(ResultApplied::Paid(_) | ResultApplied::Failed(_))) => settled[i] += 1,
+            (Some(_), Ok(ResultApplied::Unchanged(_))) => {}
+            (None, Err(_)) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert!(
+        settled.iter().all(|&n| n == 1),
+        "settled per payment: {settled:?}"
+    );
+    let paid = (0..payments.len()).filter(|i| i % 4 != 0).count() as i64;
+    assert_eq!(
+        sums(&shop, e.id).await,
+        (2 * (40 - paid), 2 * paid, 2 * (40 - paid), 2 * paid, 2)
+    );
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+    let c = shop.counts().await.unwrap();
+    assert_eq!(c.orders_paid, paid as u64);
+    assert_eq!(c.payments_ok, paid as u64);
+}
+
 /// Purge forgets expired idempotency records and old sent messages, and folding the counters
 /// of ended connections keeps the totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -434,12 +434,14 @@ impl StoreConfig {
                 let pool = pg::lazy_pool(url.expose_secret(), &settings)
                     .map_err(|e| WiringError(format!("DATABASE_URL: {e}")))?;
                 // An eighth of the pool (2 of the default 20) writes HOLDs in batches (group
-                // commit); the rest serves everything else, and the HOLDs a batch leaves to be
-                // placed alone. Fewer writers make fuller batches: 5 writers placed 2,878
-                // orders/s, 2 placed 3,451/s (BENCHMARKS.md).
+                // commit), as many payment results; the rest serves everything else, and what a
+                // batch leaves to be written alone. Fewer writers make fuller batches: 5 HOLD
+                // writers placed 2,878 orders/s, 2 placed 3,451/s (BENCHMARKS.md).
                 let writers = (settings.max_connections / 8).clamp(1, 4) as usize;
                 let shop = Arc::new(
-                    pg::PgShop::new(pool.clone(), request_queue).with_hold_batching(writers),
+                    pg::PgShop::new(pool.clone(), request_queue)
+                        .with_hold_batching(writers)
+                        .with_result_batching(writers),
                 );
                 let pg_health = pg::PgHealth::new(pool.clone());
                 health.push(Arc::new(pg_health.clone()));

@@ -1,14 +1,15 @@
-//! Group commit of HOLDs: the `place_hold` calls of one process that arrive while its writers
-//! are busy are placed together by the `place_holds` function (migration
-//! `20261208000001_place_holds.sql`): one statement, so one round trip and one commit for the
-//! whole batch, each request with its own outcome. Nothing waits for a batch to fill: a writer
-//! takes whatever is queued when it is free, so a lone order is one round trip and a crowd of
-//! them shares commits.
+//! Group commit: the calls of one process that arrive while its writers are busy are written
+//! together, in one transaction, each answered with its own outcome. Nothing waits for a batch
+//! to fill: a writer takes whatever is queued when it is free, so a lone call costs what it
+//! did and a crowd of them shares commits. Two kinds run so:
 //!
-//! What the function cannot settle on its own (a replayed key, or a request that found no free
-//! shard with room) is placed alone, by the transaction of [`PgShop::place_one`]; so is every
-//! request of a batch that failed. Placing again is safe: a request whose batch did commit
-//! finds its key and is answered with its order.
+//! - HOLDs ([`Holds`]), placed by the `place_holds` function (migration
+//!   `20261208000001_place_holds.sql`): one statement, so one round trip and one commit for the
+//!   whole batch. What the function cannot settle on its own (a replayed key, or a request that
+//!   found no free shard with room) is placed alone, by the transaction of
+//!   [`PgShop::place_one`]; so is every request of a batch that failed. Placing again is safe: a
+//!   request whose batch did commit finds its key and is answered with its order.
+//! - Payment results (`Results`, in `payments.rs`).
 
 use super::PgShop;
 use crate::error::db;
@@ -16,27 +17,44 @@ use crate::row::{get, ts};
 use flash_core::StoreError;
 use flash_core::domain::{HoldOutcome, HoldRejection, HoldRequest, Order, OrderStatus};
 use flash_core::ports::StoreResult;
+use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
-/// At most this many HOLDs in one statement.
+/// At most this many calls in one batch.
 pub(super) const MAX_BATCH: usize = 64;
 
-struct Job {
-    req: HoldRequest,
-    reply: oneshot::Sender<StoreResult<HoldOutcome>>,
+/// A kind of call written in batches.
+pub(super) trait Batch: Send + Sync + 'static {
+    type Request: Send + 'static;
+    type Outcome: Send + 'static;
+    /// Writes `jobs` (at most [`MAX_BATCH`]) and answers every one of them.
+    fn run(shop: PgShop, jobs: Vec<Job<Self>>) -> impl Future<Output = ()> + Send;
 }
 
-/// The queue of one process's HOLDs and the writers that place them.
-#[derive(Debug)]
-pub(super) struct Batcher {
+pub(super) struct Job<B: Batch + ?Sized> {
+    pub(super) req: B::Request,
+    pub(super) reply: oneshot::Sender<StoreResult<B::Outcome>>,
+}
+
+/// The queue of one process's calls of a kind and the writers that write them.
+pub(super) struct Batcher<B: Batch> {
     writers: usize,
-    /// `None` until the first HOLD starts the writers, and again once the runtime that ran
+    /// `None` until the first call starts the writers, and again once the runtime that ran
     /// them has ended (each test runs its own).
-    queue: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    queue: Mutex<Option<mpsc::UnboundedSender<Job<B>>>>,
 }
 
-impl Batcher {
+impl<B: Batch> fmt::Debug for Batcher<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batcher")
+            .field("writers", &self.writers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Batch> Batcher<B> {
     pub(super) fn new(writers: usize) -> Self {
         Batcher {
             writers: writers.max(1),
@@ -46,7 +64,7 @@ impl Batcher {
 
     /// Queues `req` for the writers, starting them on the current runtime if none run, and
     /// waits for its outcome.
-    pub(super) async fn place(&self, shop: &PgShop, req: HoldRequest) -> StoreResult<HoldOutcome> {
+    pub(super) async fn call(&self, shop: &PgShop, req: B::Request) -> StoreResult<B::Outcome> {
         let (reply, answer) = oneshot::channel();
         let job = Job { req, reply };
         {
@@ -65,28 +83,28 @@ impl Batcher {
         }
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Unavailable(
-                "the HOLD writers stopped before answering".to_owned(),
+                "the batch writers stopped before answering".to_owned(),
             ))
         })
     }
 
-    fn start(&self, shop: &PgShop) -> mpsc::UnboundedSender<Job> {
+    fn start(&self, shop: &PgShop) -> mpsc::UnboundedSender<Job<B>> {
         let (tx, rx) = mpsc::unbounded_channel();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let alone = PgShop {
-            batcher: None,
-            ..shop.clone()
-        };
+        let alone = shop.unbatched();
         for _ in 0..self.writers {
-            tokio::spawn(write(alone.clone(), Arc::clone(&rx)));
+            tokio::spawn(write::<B>(alone.clone(), Arc::clone(&rx)));
         }
         tx
     }
 }
 
-/// A writer: takes the first queued HOLD and whatever else is queued behind it (up to
-/// [`MAX_BATCH`]), places them, and starts again.
-async fn write(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+/// A writer: takes the first queued call and whatever else is queued behind it (up to
+/// [`MAX_BATCH`]), writes them, and starts again.
+async fn write<B: Batch>(
+    shop: PgShop,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job<B>>>>,
+) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         {
@@ -102,6 +120,18 @@ async fn write(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<
                 }
             }
         }
+        B::run(shop.clone(), jobs).await;
+    }
+}
+
+/// HOLDs, placed by `place_holds`.
+pub(super) struct Holds;
+
+impl Batch for Holds {
+    type Request = HoldRequest;
+    type Outcome = HoldOutcome;
+
+    async fn run(shop: PgShop, jobs: Vec<Job<Self>>) {
         shop.place_batch(jobs).await;
     }
 }
@@ -110,11 +140,11 @@ impl PgShop {
     /// Places `jobs` in one statement and answers each. The function takes at most one request
     /// per user, sorted by user (its lock order); a user's second request, and a quantity no
     /// `integer` column holds, are placed alone beside it.
-    async fn place_batch(&self, mut jobs: Vec<Job>) {
+    async fn place_batch(&self, mut jobs: Vec<Job<Holds>>) {
         jobs.sort_by(|a, b| {
             (a.req.user, &a.req.idempotency_key).cmp(&(b.req.user, &b.req.idempotency_key))
         });
-        let mut batch: Vec<Job> = Vec::with_capacity(jobs.len());
+        let mut batch: Vec<Job<Holds>> = Vec::with_capacity(jobs.len());
         for job in jobs {
             let repeat = batch.last().is_some_and(|b| b.req.user == job.req.user);
             if repeat || i32::try_from(job.req.qty).is_err() {
@@ -146,7 +176,7 @@ impl PgShop {
     }
 
     /// Places one request by itself, on its own task so the writer goes on.
-    fn alone(&self, job: Job) {
+    fn alone(&self, job: Job<Holds>) {
         let shop = self.clone();
         tokio::spawn(async move {
             let outcome = shop.place_one(&job.req).await;
@@ -154,7 +184,7 @@ impl PgShop {
         });
     }
 
-    async fn run_batch(&self, batch: &[Job]) -> StoreResult<Vec<Verdict>> {
+    async fn run_batch(&self, batch: &[Job<Holds>]) -> StoreResult<Vec<Verdict>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }

@@ -13,6 +13,7 @@ use flash_core::messages::DEFAULT_REQUEST_QUEUE;
 use flash_core::ports::StoreResult;
 use flash_core::{EventId, OrderId, StoreError, Timestamp};
 use sqlx::{PgPool, Postgres, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// [`EventStore`], [`OrderStore`], [`PaymentStore`] and [`Outbox`] over one pool: each
@@ -30,7 +31,9 @@ pub struct PgShop {
     stock_shards: i16,
     /// Group commit of HOLDs (see [`PgShop::with_hold_batching`]); `None`: each HOLD is its
     /// own transaction.
-    batcher: Option<std::sync::Arc<batch::Batcher>>,
+    holds: Option<Arc<batch::Batcher<batch::Holds>>>,
+    /// Group commit of payment results (see [`PgShop::with_result_batching`]).
+    results: Option<Arc<batch::Batcher<payments::Results>>>,
 }
 
 /// Stock rows per event created from now on (see [`PgShop::with_stock_shards`]).
@@ -54,7 +57,17 @@ impl PgShop {
             pool,
             request_queue: request_queue.into(),
             stock_shards: DEFAULT_STOCK_SHARDS as i16,
-            batcher: None,
+            holds: None,
+            results: None,
+        }
+    }
+
+    /// This shop without group commit: what the batch writers themselves write through.
+    fn unbatched(&self) -> Self {
+        PgShop {
+            holds: None,
+            results: None,
+            ..self.clone()
         }
     }
 
@@ -63,7 +76,16 @@ impl PgShop {
     /// with its own outcome. A lone HOLD is then one round trip instead of a transaction of
     /// five. Without it, each HOLD is its own transaction.
     pub fn with_hold_batching(mut self, writers: usize) -> Self {
-        self.batcher = Some(std::sync::Arc::new(batch::Batcher::new(writers)));
+        self.holds = Some(Arc::new(batch::Batcher::new(writers)));
+        self
+    }
+
+    /// Applies concurrent payment results together: `writers` connections each apply whatever
+    /// results are queued when they are free (up to 64) in one transaction, rows locked in
+    /// order, each answered with its own outcome. Without it, each result is its own
+    /// transaction.
+    pub fn with_result_batching(mut self, writers: usize) -> Self {
+        self.results = Some(Arc::new(batch::Batcher::new(writers)));
         self
     }
 

@@ -307,8 +307,8 @@ impl PgShop {
 impl OrderStore for PgShop {
     async fn place_hold(&self, req: HoldRequest) -> StoreResult<HoldOutcome> {
         req.check_validated()?;
-        match &self.batcher {
-            Some(batcher) => batcher.place(self, req).await,
+        match &self.holds {
+            Some(holds) => holds.call(self, req).await,
             None => self.place_one(&req).await,
         }
     }

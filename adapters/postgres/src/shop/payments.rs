@@ -1,6 +1,7 @@
 //! `PaymentStore`: opening a payment with its outbox message, and applying results.
 
-use super::{PgShop, finish, limit_param, move_stock};
+use super::batch::{Batch, Job};
+use super::{PgShop, Tx, finish, limit_param, move_stock};
 use crate::error::db;
 use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_status, ts};
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use flash_core::domain::{
 };
 use flash_core::ports::{PaymentStore, StoreResult};
 use flash_core::{EventId, PaymentId, StoreError, Timestamp};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// The payment, its outbox message and the order's new state, in one statement. A FAIL order
@@ -123,6 +125,50 @@ impl PaymentStore for PgShop {
         &self,
         cmd: ResultCommand,
     ) -> StoreResult<Result<ResultApplied, ResultRejection>> {
+        match &self.results {
+            Some(results) => results.call(self, cmd).await,
+            None => self.apply_one(cmd).await,
+        }
+    }
+
+    async fn get(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.id = $1"
+        );
+        let query = sqlx::query(&sql).bind(id.as_uuid());
+        row::fetch_optional(query, self.pool(), "get payment", row::payment).await
+    }
+
+    /// SKIP LOCKED leaves out payments being settled at this moment; the timeout sweepers of
+    /// several pods may still list the same payment, which is harmless because `apply` of a
+    /// settled payment changes nothing.
+    async fn overdue(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Vec<Payment>> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.status = 'REQ' AND p.created_at <= $1 \
+             ORDER BY p.created_at, p.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
+        );
+        let query = sqlx::query(&sql).bind(ts(cutoff)?).bind(limit_param(limit));
+        row::fetch_all(query, self.pool(), "overdue payments", row::payment).await
+    }
+
+    /// Sums of the trigger-maintained counters plus an indexed count of unsent messages.
+    async fn counts(&self) -> StoreResult<ShopCounts> {
+        self.shop_counts().await
+    }
+
+    async fn event_counts(&self, event: EventId) -> StoreResult<ShopCounts> {
+        self.event_shop_counts(event).await
+    }
+}
+
+impl PgShop {
+    /// Applies one result in a transaction of its own.
+    async fn apply_one(
+        &self,
+        cmd: ResultCommand,
+    ) -> StoreResult<Result<ResultApplied, ResultRejection>> {
         let mut tx = self.begin("apply payment result").await?;
         // Order and payment rows locked together: every other writer of either takes the order
         // row first, and nothing else locks payments.
@@ -181,35 +227,235 @@ impl PaymentStore for PgShop {
             ..payment
         })))
     }
+}
 
-    async fn get(&self, id: PaymentId) -> StoreResult<Option<Payment>> {
+/// Payment results, applied in one transaction per batch.
+pub(super) struct Results;
+
+impl Batch for Results {
+    type Request = ResultCommand;
+    type Outcome = Result<ResultApplied, ResultRejection>;
+
+    /// A failed batch wrote nothing (or, if the commit's answer was lost, everything): each of
+    /// its results is then applied on its own, where a result already applied changes nothing.
+    async fn run(shop: PgShop, jobs: Vec<Job<Self>>) {
+        let cmds: Vec<&ResultCommand> = jobs.iter().map(|j| &j.req).collect();
+        match shop.apply_batch(&cmds).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    // A caller that went away leaves the result applied, as its own
+                    // transaction would have.
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(_) => {
+                for job in jobs {
+                    let shop = shop.clone();
+                    tokio::spawn(async move {
+                        let _ = job.reply.send(shop.apply_one(job.req).await);
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A payment of a batch, as locked with its order.
+struct Locked {
+    payment: Payment,
+    order_qty: i64,
+    event: Uuid,
+    shard: Option<i16>,
+}
+
+/// What a batch does to one order: its last new status (and when), and whether it loses its
+/// in-flight payment.
+#[derive(Default)]
+struct OrderChange {
+    status: Option<(OrderStatus, Timestamp)>,
+    settles_in_flight: bool,
+}
+
+impl PgShop {
+    /// Applies `cmds` in one transaction, as if one after another: every payment and order row
+    /// of the batch locked first, in order id order (the order row first, as every writer takes
+    /// it); the transitions decided in memory in the commands' order; then one update of the
+    /// payments, one of the orders, and the stock rows locked in key order and updated once.
+    async fn apply_batch(
+        &self,
+        cmds: &[&ResultCommand],
+    ) -> StoreResult<Vec<Result<ResultApplied, ResultRejection>>> {
+        let mut tx = self.begin("apply payment results").await?;
+        let ids: Vec<Uuid> = cmds.iter().map(|c| c.payment_id.as_uuid()).collect();
         let sql = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
-             WHERE p.id = $1"
+            "SELECT {PAYMENT_COLUMNS}, o.status::text AS order_status, o.qty AS order_qty, \
+                    o.event_id AS order_event, o.stock_shard \
+             FROM payments p JOIN orders o ON o.id = p.order_id \
+             WHERE p.id = ANY($1) ORDER BY o.id, p.id FOR UPDATE OF o, p"
         );
-        let query = sqlx::query(&sql).bind(id.as_uuid());
-        row::fetch_optional(query, self.pool(), "get payment", row::payment).await
+        let rows = sqlx::query(&sql)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| db("lock payments", e))?;
+        let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
+        let mut orders: HashMap<Uuid, OrderStatus> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let payment = row::payment(row)?;
+            orders.insert(
+                payment.order_id.as_uuid(),
+                order_status(row, "order_status")?,
+            );
+            locked.insert(
+                payment.id.as_uuid(),
+                Locked {
+                    payment,
+                    order_qty: get_int(row, "order_qty")?,
+                    event: get(row, "order_event")?,
+                    shard: get(row, "stock_shard")?,
+                },
+            );
+        }
+
+        let mut outcomes = Vec::with_capacity(cmds.len());
+        let mut paid: BTreeMap<Uuid, (PaymentStatus, Timestamp)> = BTreeMap::new();
+        let mut changed: BTreeMap<Uuid, OrderChange> = BTreeMap::new();
+        let mut stock: BTreeMap<(Uuid, i16), (i64, i64)> = BTreeMap::new();
+        for cmd in cmds {
+            let Some(l) = locked.get_mut(&cmd.payment_id.as_uuid()) else {
+                outcomes.push(Err(ResultRejection::PaymentNotFound));
+                continue;
+            };
+            if l.payment.order_id != cmd.order_id {
+                outcomes.push(Err(ResultRejection::WrongOrder));
+                continue;
+            }
+            let order_id = l.payment.order_id.as_uuid();
+            let order = orders.get(&order_id).copied().ok_or_else(|| {
+                StoreError::Internal(format!("payment {} without its order", l.payment.id))
+            })?;
+            let Some(settled) = settle(cmd.verdict, l.payment.status, order) else {
+                outcomes.push(Ok(ResultApplied::Unchanged(l.payment.clone())));
+                continue;
+            };
+            let change = changed.entry(order_id).or_default();
+            change.settles_in_flight |= l.payment.status == PaymentStatus::Req;
+            if let Some(to) = settled.order {
+                let moved = StockMove::of(order, to, l.order_qty);
+                // Between HOLD, FAIL and PAID only the stock moves (see `apply_one`).
+                debug_assert_eq!(moved.committed, 0, "{order:?} -> {to:?}");
+                if moved.moves_stock() {
+                    let shard = l.shard.ok_or_else(|| {
+                        StoreError::Internal(format!("order {order_id} has no stock shard"))
+                    })?;
+                    let s = stock.entry((l.event, shard)).or_default();
+                    s.0 += moved.held;
+                    s.1 += moved.sold;
+                }
+                orders.insert(order_id, to);
+                change.status = Some((to, cmd.now));
+            }
+            l.payment.status = settled.payment;
+            l.payment.updated_at = cmd.now;
+            paid.insert(l.payment.id.as_uuid(), (settled.payment, cmd.now));
+            outcomes.push(Ok(settled.outcome.applied(l.payment.clone())));
+        }
+        self.write_results(&mut tx, &paid, &changed, &stock).await?;
+        tx.commit().await.map_err(|e| db("commit", e))?;
+        Ok(outcomes)
     }
 
-    /// SKIP LOCKED leaves out payments being settled at this moment; the timeout sweepers of
-    /// several pods may still list the same payment, which is harmless because `apply` of a
-    /// settled payment changes nothing.
-    async fn overdue(&self, cutoff: Timestamp, limit: usize) -> StoreResult<Vec<Payment>> {
-        let sql = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments p JOIN orders o ON o.id = p.order_id \
-             WHERE p.status = 'REQ' AND p.created_at <= $1 \
-             ORDER BY p.created_at, p.id LIMIT $2 FOR UPDATE OF p SKIP LOCKED"
-        );
-        let query = sqlx::query(&sql).bind(ts(cutoff)?).bind(limit_param(limit));
-        row::fetch_all(query, self.pool(), "overdue payments", row::payment).await
-    }
-
-    /// Sums of the trigger-maintained counters plus an indexed count of unsent messages.
-    async fn counts(&self) -> StoreResult<ShopCounts> {
-        self.shop_counts().await
-    }
-
-    async fn event_counts(&self, event: EventId) -> StoreResult<ShopCounts> {
-        self.event_shop_counts(event).await
+    /// The writes of [`PgShop::apply_batch`]: payments, orders, then the stock rows.
+    async fn write_results(
+        &self,
+        tx: &mut Tx,
+        paid: &BTreeMap<Uuid, (PaymentStatus, Timestamp)>,
+        changed: &BTreeMap<Uuid, OrderChange>,
+        stock: &BTreeMap<(Uuid, i16), (i64, i64)>,
+    ) -> StoreResult<()> {
+        if !paid.is_empty() {
+            let ids: Vec<Uuid> = paid.keys().copied().collect();
+            let statuses: Vec<&str> = paid.values().map(|(s, _)| s.as_str()).collect();
+            let at = paid
+                .values()
+                .map(|(_, t)| ts(*t))
+                .collect::<StoreResult<Vec<_>>>()?;
+            sqlx::query(
+                "UPDATE payments p SET status = d.status::payments_status_enum, updated_at = d.at \
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS d(id, status, at) \
+                 WHERE p.id = d.id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&at)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db("settle payments", e))?;
+        }
+        let changed: Vec<(&Uuid, &OrderChange)> = changed
+            .iter()
+            .filter(|(_, c)| c.status.is_some() || c.settles_in_flight)
+            .collect();
+        if !changed.is_empty() {
+            let ids: Vec<Uuid> = changed.iter().map(|(id, _)| **id).collect();
+            let statuses: Vec<Option<&str>> = changed
+                .iter()
+                .map(|(_, c)| c.status.map(|(s, _)| s.as_str()))
+                .collect();
+            let at = changed
+                .iter()
+                .map(|(_, c)| c.status.map(|(_, t)| ts(t)).transpose())
+                .collect::<StoreResult<Vec<_>>>()?;
+            let settles: Vec<bool> = changed.iter().map(|(_, c)| c.settles_in_flight).collect();
+            sqlx::query(
+                "UPDATE orders o SET status = coalesce(d.status::order_status, o.status), \
+                     updated_at = coalesce(d.at, o.updated_at), \
+                     payment_in_flight = o.payment_in_flight AND NOT d.settles \
+                 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bool[]) \
+                     AS d(id, status, at, settles) \
+                 WHERE o.id = d.id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .bind(&at)
+            .bind(&settles)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db("settle orders", e))?;
+        }
+        let moves: Vec<_> = stock.iter().filter(|(_, d)| **d != (0, 0)).collect();
+        if !moves.is_empty() {
+            let events: Vec<Uuid> = moves.iter().map(|((e, _), _)| *e).collect();
+            let shards: Vec<i16> = moves.iter().map(|((_, s), _)| *s).collect();
+            let held: Vec<i64> = moves.iter().map(|(_, (h, _))| *h).collect();
+            let sold: Vec<i64> = moves.iter().map(|(_, (_, s))| *s).collect();
+            // Locked in key order first (an UPDATE … FROM locks in its join's order).
+            sqlx::query(
+                "SELECT 1 FROM event_stock s \
+                 JOIN unnest($1::uuid[], $2::smallint[]) AS d(event_id, shard) \
+                   ON s.event_id = d.event_id AND s.shard = d.shard \
+                 ORDER BY s.event_id, s.shard FOR UPDATE OF s",
+            )
+            .bind(&events)
+            .bind(&shards)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db("lock stock", e))?;
+            sqlx::query(
+                "UPDATE event_stock s \
+                 SET held_qty = s.held_qty + d.held, sold_qty = s.sold_qty + d.sold \
+                 FROM unnest($1::uuid[], $2::smallint[], $3::bigint[], $4::bigint[]) \
+                     AS d(event_id, shard, held, sold) \
+                 WHERE s.event_id = d.event_id AND s.shard = d.shard",
+            )
+            .bind(&events)
+            .bind(&shards)
+            .bind(&held)
+            .bind(&sold)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db("move stock", e))?;
+        }
+        Ok(())
     }
 }

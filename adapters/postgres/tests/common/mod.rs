@@ -89,9 +89,12 @@ pub async fn fresh_shop() -> ShopPorts {
     shop_ports(PgShop::with_default_queue(fresh_pool(12).await))
 }
 
-/// [`fresh_shop`] with HOLDs placed in batches by three writers, as the hosts wire it.
+/// [`fresh_shop`] with HOLDs and payment results written in batches, as the hosts wire it.
 pub async fn fresh_batching_shop() -> ShopPorts {
-    shop_ports(PgShop::with_default_queue(fresh_pool(12).await).with_hold_batching(3))
+    let shop = PgShop::with_default_queue(fresh_pool(12).await)
+        .with_hold_batching(3)
+        .with_result_batching(2);
+    shop_ports(shop)
 }
 
 fn shop_ports(shop: PgShop) -> ShopPorts {
