@@ -238,9 +238,9 @@ section_events() {
 
 # POST /orders for each build (BASE_BIN first when set, then BIN), each on a fresh world. The
 # line admits no more buyers than there are tickets left (SPEC §4), so the stock is at least the
-# buyers by default. The
-# database's commits per order come from pg_stat_database; when PostgreSQL preloads
-# pg_stat_statements (see BENCHMARKS.md for the two settings), its top statements by time too.
+# buyers by default. The database's commits per order come from pg_stat_database; when
+# PostgreSQL preloads pg_stat_statements (see BENCHMARKS.md for the two settings), its top
+# statements by time too.
 section_orders() {
     local b
     for b in ${BASE_BIN:+"$BASE_BIN"} "$BIN"; do orders_run "$b"; done
@@ -321,19 +321,30 @@ cpu_report() {
     say "  cores over ${secs%.*} s: $out"
 }
 
+# Payments for each build (BASE_BIN first when set, then BIN), each on a fresh world, with the
+# database's commits per payment (pg_stat_database) while they are paid.
 section_payments() {
-    local n=${PAY_ORDERS:-20000}
-    say "== payments over RabbitMQ, processor latency 0, $n orders (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    local b
+    for b in ${BASE_BIN:+"$BASE_BIN"} "$BIN"; do payments_run "$b"; done
+}
+
+payments_run() {
+    local bin=$1 n=${PAY_ORDERS:-20000}
+    say "== payments over RabbitMQ ($bin), processor latency 0, $n orders (load $(cut -d' ' -f1-3 /proc/loadavg))"
     world payments
-    start api "$BIN/flash-api" 14000 QUEUE_ENFORCE_ADMISSION=false
-    start pay "$BIN/flash-pay" 13100 PAYMENT_PROCESSING_MIN_MS=0 PAYMENT_PROCESSING_MAX_MS=0 PAYMENT_SUCCESS_RATE=1
+    start api "$bin/flash-api" 14000 QUEUE_ENFORCE_ADMISSION=false
+    start pay "$bin/flash-pay" 13100 PAYMENT_PROCESSING_MIN_MS=0 PAYMENT_PROCESSING_MAX_MS=0 PAYMENT_SUCCESS_RATE=1
     EVENT=$(drive event --api "$API" --qty 1000000)
     CPU="api=$PID_api pay=$PID_pay"
+    local commits0; commits0=$(sql "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
     cpu_mark
     drive --concurrency 256 pay --api "$API" --event "$EVENT" -n "$n" 2>&1 | tee -a "$SUMMARY"
     settle_rate "$n"
     cpu_report
     CPU=
+    # Backends report their counts when idle, at most once a second.
+    sleep 2
+    say "  commits (orders placed and paid, relay, results): $(sql "SELECT (xact_commit - $commits0) || ' = ' || round((xact_commit - $commits0)::numeric / $n, 2) || ' per paid order' FROM pg_stat_database WHERE datname = current_database()")"
     peaks api pay
     stop_all
 }

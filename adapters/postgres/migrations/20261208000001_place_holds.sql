@@ -6,14 +6,17 @@
 -- Per request, in order: claim the idempotency key (a live record: 'Replay'); the event on a
 -- snapshot read once per event (less what earlier requests of this batch took); the per-user
 -- limit on the quota row, then raised by the conditional upsert that confirms it; and last,
--- for all of them, the stock. A refused request leaves nothing behind: its claim is deleted
--- (and its quota given back), as if it had been rolled back on its own.
+-- for all of them, the stock. A refused request leaves no key and no quantity behind: its claim
+-- is deleted and its quota given back (a quota row it created stays, at 0), as if it had been
+-- rolled back on its own.
 --
 -- Lock order, which keeps concurrent batches, single placements and the expiry sweep free of
 -- deadlocks: the rows of users in ascending user order (for each user its key, then its quota
 -- row), then stock rows. Stock rows are taken with SKIP LOCKED only, so a batch holding a
 -- shard never waits for another; what finds no free shard with room is 'Raced' and undone,
--- and the adapter places it on its own (where waiting for a shard is safe).
+-- and the adapter places it on its own (where waiting for a shard is safe). So is a request
+-- that fits the event's stock but not what this batch left of it: only the stock the snapshot
+-- shows refuses with 'SoldOut'.
 --
 -- Verdicts: 'Created' (with the event's name and the amount), 'Replay', 'Raced', or the
 -- refusal: 'EventNotFound', 'NotOnSale', 'OverUserLimit', 'SoldOut'.
@@ -50,6 +53,12 @@ DECLARE
     taken     bigint;
     waiting   integer;
 BEGIN
+    FOR i IN 2..n LOOP
+        IF p_user[i] <= p_user[i - 1] THEN
+            RAISE EXCEPTION 'place_holds: one request per user, users ascending (the lock order)';
+        END IF;
+    END LOOP;
+    -- For the rest of the caller's transaction: called on its own, that is this statement.
     SET CONSTRAINTS idempotency_keys_order_id_fkey DEFERRED;
     FOR i IN 1..n LOOP
         -- A live record of another transaction makes this wait for it; an expired one is
@@ -89,8 +98,10 @@ BEGIN
             IF p_qty[i] > ev.max_per_user
                OR coalesce(committed, 0) + p_qty[i] > ev.max_per_user THEN
                 v[i] := 'OverUserLimit';
-            ELSIF p_qty[i] > left_qty THEN
+            ELSIF p_qty[i] > ev.available THEN
                 v[i] := 'SoldOut';
+            ELSIF p_qty[i] > left_qty THEN
+                v[i] := 'Raced';
             ELSE
                 INSERT INTO order_quotas (user_id, event_id, committed_qty)
                 VALUES (p_user[i], ev_id, p_qty[i])
@@ -108,6 +119,7 @@ BEGIN
             END IF;
         END IF;
         IF v[i] <> 'Pending' THEN
+            -- Refused, or raced before taking any quota.
             DELETE FROM idempotency_keys WHERE user_id = p_user[i] AND key = p_key[i];
         END IF;
     END LOOP;
@@ -177,7 +189,7 @@ BEGIN
             PERFORM shop_counter_add('orders_' || OLD.status::text, OLD.event_id, -1);
             PERFORM shop_counter_add('orders_' || NEW.status::text, NEW.event_id, 1);
         END IF;
-    ELSE
+    ELSIF TG_OP = 'DELETE' THEN
         PERFORM shop_counter_add('orders_total', OLD.event_id, -1);
         PERFORM shop_counter_add('orders_' || OLD.status::text, OLD.event_id, -1);
     END IF;
@@ -205,5 +217,6 @@ BEGIN
 END
 $$;
 
+-- Replacing the trigger locks `orders` for a moment: migrate between sales, not during one.
 CREATE TRIGGER orders_count_inserts AFTER INSERT ON orders
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION orders_count_inserts();

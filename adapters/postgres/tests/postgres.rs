@@ -145,6 +145,7 @@ async fn race_for_a_hundred_tickets(shop: PgShop) {
 }
 
 /// One request of a `place_holds` batch, as the adapter binds it.
+#[derive(Clone)]
 struct Batched {
     user: Uuid,
     event: Uuid,
@@ -161,12 +162,15 @@ fn batched(user: UserId, event: EventId, qty: i32, key: &str) -> Batched {
     }
 }
 
-/// Runs the `place_holds` function on `batch` over `conn` and returns its verdicts.
-async fn place_holds(conn: &mut sqlx::PgConnection, batch: &[Batched]) -> Vec<String> {
+/// Binds `batch` as the nine arrays of `place_holds`.
+fn bind_batch<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    batch: &[Batched],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let at = ::time::OffsetDateTime::from_unix_timestamp(T0.millis() / 1000).unwrap();
     let n = batch.len();
     let col = |f: fn(&Batched) -> Uuid| batch.iter().map(f).collect::<Vec<_>>();
-    sqlx::query_scalar("SELECT verdict FROM place_holds($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+    query
         .bind((0..n).map(|_| Uuid::new_v4()).collect::<Vec<_>>())
         .bind(col(|b| b.user))
         .bind(col(|b| b.event))
@@ -176,9 +180,18 @@ async fn place_holds(conn: &mut sqlx::PgConnection, batch: &[Batched]) -> Vec<St
         .bind(vec![at; n])
         .bind(vec![at + ::time::Duration::days(1); n])
         .bind(vec![at + ::time::Duration::minutes(5); n])
+}
+
+/// Runs the `place_holds` function on `batch` over `conn` and returns its verdicts.
+async fn place_holds(conn: &mut sqlx::PgConnection, batch: &[Batched]) -> Vec<String> {
+    let query = sqlx::query("SELECT verdict FROM place_holds($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    bind_batch(query, batch)
         .fetch_all(conn)
         .await
         .expect("place_holds")
+        .iter()
+        .map(|r| sqlx::Row::get(r, "verdict"))
+        .collect()
 }
 
 /// The batch function decides each request on its own, in check_hold's order, and leaves
@@ -193,19 +206,25 @@ async fn a_batch_of_holds_decides_each_request_and_keeps_only_what_it_placed() {
     let sale = on_sale(4, 2);
     shop.create(sale.clone()).await.unwrap();
     shop.create(draft.clone()).await.unwrap();
-    let earlier = hold(sale.id, UserId(Uuid::new_v4()), 1);
+    let tiny = on_sale(1, 2);
+    shop.create(tiny.clone()).await.unwrap();
+    // The function takes users in ascending order (its lock order).
+    let mut users: Vec<UserId> = (0..8).map(|_| UserId(Uuid::new_v4())).collect();
+    users.sort();
+    let earlier = hold(sale.id, users[7], 1);
     assert!(matches!(
         shop.place_hold(earlier.clone()).await.unwrap(),
         HoldOutcome::Created(_)
     ));
-    let users: Vec<UserId> = (0..6).map(|_| UserId(Uuid::new_v4())).collect();
     let batch = [
         batched(users[0], sale.id, 2, "a"),
+        // Within the 3 left, but not within the 1 that `a` left: placed alone by the adapter.
         batched(users[1], sale.id, 2, "b"),
         batched(users[2], sale.id, 3, "c"),
         batched(users[3], draft.id, 1, "d"),
         batched(users[4], EventId(Uuid::new_v4()), 1, "e"),
         batched(users[5], sale.id, 1, "f"),
+        batched(users[6], tiny.id, 2, "g"),
         batched(earlier.user, sale.id, 1, &earlier.idempotency_key),
     ];
     let mut conn = shop.pool().acquire().await.unwrap();
@@ -214,13 +233,23 @@ async fn a_batch_of_holds_decides_each_request_and_keeps_only_what_it_placed() {
         verdicts,
         [
             "Created",
-            "SoldOut",
+            "Raced",
             "OverUserLimit",
             "NotOnSale",
             "EventNotFound",
             "Created",
+            "SoldOut",
             "Replay"
         ]
+    );
+    let unordered = [batch[1].clone(), batch[0].clone()];
+    let refused = sqlx::query("SELECT place_holds($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    assert!(
+        bind_batch(refused, &unordered)
+            .execute(&mut *conn)
+            .await
+            .is_err(),
+        "users out of order are refused"
     );
 
     let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys ORDER BY key")
@@ -264,7 +293,8 @@ async fn a_batch_that_finds_every_shard_busy_undoes_its_request() {
         ["Raced"]
     );
     let left: (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM idempotency_keys),                 (SELECT coalesce(sum(committed_qty), 0)::bigint FROM order_quotas)",
+        "SELECT (SELECT count(*) FROM idempotency_keys), \
+                (SELECT coalesce(sum(committed_qty), 0)::bigint FROM order_quotas)",
     )
     .fetch_one(&mut *conn)
     .await
@@ -272,11 +302,29 @@ async fn a_batch_that_finds_every_shard_busy_undoes_its_request() {
     assert_eq!(left, (0, 0));
     drop(conn);
 
-    // Through the adapter, the raced request is placed alone once the stock row is free.
+    // Through the adapter, the raced request is placed alone, waiting for the stock row.
     let placing = {
         let shop = shop.clone();
         tokio::spawn(async move { shop.place_hold(hold(e.id, user, 1)).await.unwrap() })
     };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(shop.pool())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing waits for the stock row"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     blocker.commit().await.unwrap();
     assert!(matches!(placing.await.unwrap(), HoldOutcome::Created(_)));
     assert_eq!(sums(&shop, e.id).await, (1, 0, 1, 0, 1));

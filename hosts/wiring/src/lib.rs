@@ -433,9 +433,9 @@ impl StoreConfig {
                 };
                 let pool = pg::lazy_pool(url.expose_secret(), &settings)
                     .map_err(|e| WiringError(format!("DATABASE_URL: {e}")))?;
-                // An eighth of the pool (2 of the default 20) writes HOLDs in batches (group
-                // commit), as many payment results; the rest serves everything else, and what a
-                // batch leaves to be written alone. Fewer writers make fuller batches: 5 HOLD
+                // HOLDs and payment results are written in batches (group commit) by as many
+                // writer tasks each as an eighth of the pool (2 of the default 20); they share
+                // the pool with everything else. Fewer writers make fuller batches: 5 HOLD
                 // writers placed 2,878 orders/s, 2 placed 3,451/s (BENCHMARKS.md).
                 let writers = (settings.max_connections / 8).clamp(1, 4) as usize;
                 let shop = Arc::new(

@@ -15,8 +15,10 @@ use super::PgShop;
 use crate::error::db;
 use crate::row::{get, ts};
 use flash_core::StoreError;
-use flash_core::domain::{HoldOutcome, HoldRejection, HoldRequest, Order, OrderStatus};
-use flash_core::ports::StoreResult;
+use flash_core::domain::{
+    HoldOutcome, HoldRejection, HoldRequest, KeyedOutcome, Order, OrderStatus,
+};
+use flash_core::ports::{OrderStore, StoreResult};
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +26,10 @@ use tokio::sync::{mpsc, oneshot};
 
 /// At most this many calls in one batch.
 pub(super) const MAX_BATCH: usize = 64;
+
+/// At most this many calls of a kind wait for a writer; beyond, a call is refused as
+/// unavailable at once (a database this far behind is not helped by a longer line).
+pub(super) const MAX_WAITING: usize = 4_096;
 
 /// A kind of call written in batches.
 pub(super) trait Batch: Send + Sync + 'static {
@@ -43,7 +49,7 @@ pub(super) struct Batcher<B: Batch> {
     writers: usize,
     /// `None` until the first call starts the writers, and again once the runtime that ran
     /// them has ended (each test runs its own).
-    queue: Mutex<Option<mpsc::UnboundedSender<Job<B>>>>,
+    queue: Mutex<Option<mpsc::Sender<Job<B>>>>,
 }
 
 impl<B: Batch> fmt::Debug for Batcher<B> {
@@ -70,14 +76,22 @@ impl<B: Batch> Batcher<B> {
         {
             let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
             let unsent = match queue.as_ref() {
-                Some(tx) => tx.send(job).err().map(|back| back.0),
+                Some(tx) => match tx.try_send(job) {
+                    Ok(()) => None,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "{MAX_WAITING} writes already wait for the database"
+                        )));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(job)) => Some(job),
+                },
                 None => Some(job),
             };
             if let Some(job) = unsent {
                 let tx = self.start(shop);
                 // Only fails if the runtime is already dropping the writers just spawned; the
                 // reply is dropped with the job and answered below.
-                let _ = tx.send(job);
+                let _ = tx.try_send(job);
                 *queue = Some(tx);
             }
         }
@@ -88,8 +102,8 @@ impl<B: Batch> Batcher<B> {
         })
     }
 
-    fn start(&self, shop: &PgShop) -> mpsc::UnboundedSender<Job<B>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn start(&self, shop: &PgShop) -> mpsc::Sender<Job<B>> {
+        let (tx, rx) = mpsc::channel(MAX_WAITING);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let alone = shop.unbatched();
         for _ in 0..self.writers {
@@ -100,21 +114,24 @@ impl<B: Batch> Batcher<B> {
 }
 
 /// A writer: takes the first queued call and whatever else is queued behind it (up to
-/// [`MAX_BATCH`]), writes them, and starts again.
-async fn write<B: Batch>(
-    shop: PgShop,
-    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job<B>>>>,
-) {
+/// [`MAX_BATCH`]), writes them, and starts again. A call whose caller has gone (its request was
+/// cancelled while it waited) is dropped unwritten, as its own transaction would have been.
+async fn write<B: Batch>(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job<B>>>>) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         {
             let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            jobs.push(first);
+            while jobs.is_empty() {
+                let Some(first) = rx.recv().await else {
+                    return;
+                };
+                if !first.reply.is_closed() {
+                    jobs.push(first);
+                }
+            }
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
+                    Ok(job) if job.reply.is_closed() => {}
                     Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
@@ -122,6 +139,15 @@ async fn write<B: Batch>(
         }
         B::run(shop.clone(), jobs).await;
     }
+}
+
+/// What to do with the calls of a batch that failed with `e`: `Some(e)` answers each with it
+/// (the database is unreachable or overloaded: writing each alone would double its load, and
+/// the callers retry: a HOLD with its key, a result by redelivery); `None` writes each alone (one
+/// of them may be the cause).
+pub(super) fn batch_failed(what: &str, e: StoreError) -> Option<StoreError> {
+    tracing::warn!(error = %e, "a batch of {what} failed");
+    matches!(e, StoreError::Unavailable(_)).then_some(e)
 }
 
 /// HOLDs, placed by `place_holds`.
@@ -155,8 +181,13 @@ impl PgShop {
         }
         let verdicts = match self.run_batch(&batch).await {
             Ok(v) => v,
-            Err(_) => {
-                batch.into_iter().for_each(|job| self.alone(job));
+            Err(e) => {
+                match batch_failed("HOLDs", e) {
+                    Some(e) => batch.into_iter().for_each(|job| {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }),
+                    None => batch.into_iter().for_each(|job| self.alone(job)),
+                }
                 return;
             }
         };
@@ -164,7 +195,11 @@ impl PgShop {
             let outcome = match verdict {
                 Verdict::Created { event_name, amount } => created(&job.req, event_name, amount),
                 Verdict::Rejected(r) => HoldOutcome::Rejected(r),
-                Verdict::Alone => {
+                Verdict::Replay => {
+                    self.replay(job);
+                    continue;
+                }
+                Verdict::Raced => {
                     self.alone(job);
                     continue;
                 }
@@ -175,11 +210,36 @@ impl PgShop {
         }
     }
 
-    /// Places one request by itself, on its own task so the writer goes on.
+    /// Places one request by itself, on its own task so the writer goes on. Its own order
+    /// found under its key is its batch's work (the batch committed, its answer was lost): it
+    /// is answered as created.
     fn alone(&self, job: Job<Holds>) {
         let shop = self.clone();
         tokio::spawn(async move {
-            let outcome = shop.place_one(&job.req).await;
+            let outcome = match shop.place_one(&job.req).await {
+                Ok(HoldOutcome::Replayed(KeyedOutcome::Order(o))) if o.id == job.req.order_id => {
+                    Ok(HoldOutcome::Created(o))
+                }
+                other => other,
+            };
+            let _ = job.reply.send(outcome);
+        });
+    }
+
+    /// Answers a request whose key the batch found taken by a committed record: with that
+    /// record, read once (or, if it expired meanwhile, by placing the request alone).
+    fn replay(&self, job: Job<Holds>) {
+        let shop = self.clone();
+        tokio::spawn(async move {
+            let r = &job.req;
+            let outcome = match shop.keyed(r.user, &r.idempotency_key, r.now).await {
+                Ok(Some(rec)) if rec.fingerprint == r.fingerprint => {
+                    Ok(HoldOutcome::Replayed(rec.outcome))
+                }
+                Ok(Some(_)) => Ok(HoldOutcome::KeyMismatch),
+                Ok(None) => shop.place_one(r).await,
+                Err(e) => Err(e),
+            };
             let _ = job.reply.send(outcome);
         });
     }
@@ -271,8 +331,10 @@ enum Verdict {
         amount: i64,
     },
     Rejected(HoldRejection),
-    /// A replayed key or a lost race for stock: placed alone.
-    Alone,
+    /// The key holds a committed record: answered with it.
+    Replay,
+    /// No free shard had room (or the room was this batch's own): placed alone.
+    Raced,
 }
 
 impl Verdict {
@@ -283,7 +345,8 @@ impl Verdict {
                 event_name: get(row, "event_name")?,
                 amount: get(row, "amount")?,
             },
-            "Replay" | "Raced" => Verdict::Alone,
+            "Replay" => Verdict::Replay,
+            "Raced" => Verdict::Raced,
             "EventNotFound" => Verdict::Rejected(HoldRejection::EventNotFound),
             "NotOnSale" => Verdict::Rejected(HoldRejection::NotOnSale),
             "OverUserLimit" => Verdict::Rejected(HoldRejection::OverUserLimit),

@@ -71,16 +71,17 @@ impl PgShop {
         }
     }
 
-    /// Places concurrent HOLDs together: `writers` connections each place whatever HOLDs are
-    /// queued when they are free (up to 64) in one statement and one commit, each answered
-    /// with its own outcome. A lone HOLD is then one round trip instead of a transaction of
-    /// five. Without it, each HOLD is its own transaction.
+    /// Places concurrent HOLDs together: `writers` tasks, each using one connection of the pool
+    /// at a time, place whatever HOLDs are queued when they are free (up to 64) in one
+    /// statement and one commit, each answered with its own outcome. A lone HOLD is then one
+    /// round trip instead of a transaction of five. Without it, each HOLD is its own
+    /// transaction.
     pub fn with_hold_batching(mut self, writers: usize) -> Self {
         self.holds = Some(Arc::new(batch::Batcher::new(writers)));
         self
     }
 
-    /// Applies concurrent payment results together: `writers` connections each apply whatever
+    /// Applies concurrent payment results together: `writers` tasks each apply whatever
     /// results are queued when they are free (up to 64) in one transaction, rows locked in
     /// order, each answered with its own outcome. Without it, each result is its own
     /// transaction.

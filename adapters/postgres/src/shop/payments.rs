@@ -1,6 +1,6 @@
 //! `PaymentStore`: opening a payment with its outbox message, and applying results.
 
-use super::batch::{Batch, Job};
+use super::batch::{Batch, Job, batch_failed};
 use super::{PgShop, Tx, finish, limit_param, move_stock};
 use crate::error::db;
 use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_status, ts};
@@ -236,8 +236,9 @@ impl Batch for Results {
     type Request = ResultCommand;
     type Outcome = Result<ResultApplied, ResultRejection>;
 
-    /// A failed batch wrote nothing (or, if the commit's answer was lost, everything): each of
-    /// its results is then applied on its own, where a result already applied changes nothing.
+    /// A failed batch wrote nothing (or, if the commit's answer was lost, everything): its
+    /// results are answered with the error or applied each on its own ([`batch_failed`]), where
+    /// a result already applied changes nothing.
     async fn run(shop: PgShop, jobs: Vec<Job<Self>>) {
         let cmds: Vec<&ResultCommand> = jobs.iter().map(|j| &j.req).collect();
         match shop.apply_batch(&cmds).await {
@@ -248,14 +249,19 @@ impl Batch for Results {
                     let _ = job.reply.send(Ok(outcome));
                 }
             }
-            Err(_) => {
-                for job in jobs {
-                    let shop = shop.clone();
-                    tokio::spawn(async move {
-                        let _ = job.reply.send(shop.apply_one(job.req).await);
-                    });
+            Err(e) => match batch_failed("payment results", e) {
+                Some(e) => jobs.into_iter().for_each(|job| {
+                    let _ = job.reply.send(Err(e.clone()));
+                }),
+                None => {
+                    for job in jobs {
+                        let shop = shop.clone();
+                        tokio::spawn(async move {
+                            let _ = job.reply.send(shop.apply_one(job.req).await);
+                        });
+                    }
                 }
-            }
+            },
         }
     }
 }
