@@ -393,3 +393,23 @@ async fn an_event_of_its_own_line_refuses_a_site_wide_admission() {
     w.admit(&u, QueueScope::Event(ev.id)).await;
     order(&w, &with_key(&u, "k3"), ev.id, 1).await.unwrap();
 }
+
+/// The reservation answers a replay itself, so the checks before it look the key up only when
+/// they refuse: a replay is answered even while the queue store is down (its admission is
+/// spent, and the admission check fails), and a new key is told the store is unavailable.
+#[tokio::test]
+async fn a_replay_is_answered_when_the_checks_before_the_reservation_fail() {
+    let w = world();
+    let ev = w.onsale_event(10, 4).await;
+    let u = buyer();
+    w.admit(&u, QueueScope::Global).await;
+    let first = order(&w, &with_key(&u, "k1"), ev.id, 1).await.unwrap();
+    w.faults.fail_next(1);
+    let again = order(&w, &with_key(&u, "k1"), ev.id, 1).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.order.id, first.order.id);
+    w.faults.fail_next(1);
+    let e = order(&w, &with_key(&u, "k2"), ev.id, 1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert_eq!(w.event(ev.id).await.held_qty, 1);
+}
