@@ -360,7 +360,8 @@ impl Verdict {
     }
 }
 
-fn created(req: &HoldRequest, event_name: String, amount: i64) -> HoldOutcome {
+/// The HOLD `req` placed, of `event_name` for `amount`.
+pub(super) fn created(req: &HoldRequest, event_name: String, amount: i64) -> HoldOutcome {
     HoldOutcome::Created(Order {
         id: req.order_id,
         user: req.user,

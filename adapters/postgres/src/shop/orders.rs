@@ -1,12 +1,12 @@
 //! `OrderStore`: the reservation, idempotency records and hold expiry.
 
+use super::batch::created;
 use super::{PgShop, Tx, gather, limit_param, lock_shards};
 use crate::error::db;
 use crate::row::{self, ORDER_COLUMNS, get, get_int, ts};
 use async_trait::async_trait;
 use flash_core::domain::{
-    HoldOutcome, HoldRejection, HoldRequest, IdempotencyRecord, KeyedOutcome, Order, OrderStatus,
-    check_hold,
+    HoldOutcome, HoldRejection, HoldRequest, IdempotencyRecord, KeyedOutcome, Order, check_hold,
 };
 use flash_core::ports::{OrderStore, StoreResult};
 use flash_core::{OrderId, StoreError, Timestamp, UserId};
@@ -222,18 +222,7 @@ impl PgShop {
                 .await
                 .map(Attempt::Done);
         }
-        let created = HoldOutcome::Created(Order {
-            id: req.order_id,
-            user: req.user,
-            event_id: req.event_id,
-            event_name: event.name.clone(),
-            qty: req.qty,
-            amount,
-            status: OrderStatus::Hold,
-            created_at: req.now,
-            updated_at: req.now,
-            hold_expires_at: req.hold_expires_at,
-        });
+        let created = created(req, event.name.clone(), amount);
 
         let candidates: Vec<i16> = get(&snap, "candidates")?;
         if !decisive && !candidates.is_empty() {
