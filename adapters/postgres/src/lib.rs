@@ -46,7 +46,7 @@ mod shop;
 
 pub use auth::{PgSessionStore, PgUserStore};
 pub use health::{DbStat, PgHealth};
-pub use shop::{DEFAULT_STOCK_SHARDS, PgShop, PurgeReport};
+pub use shop::{BatchCounts, DEFAULT_STOCK_SHARDS, PgShop, PurgeReport};
 
 use flash_core::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

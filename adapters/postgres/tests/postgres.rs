@@ -390,6 +390,11 @@ async fn results_applied_in_batches_settle_each_payment_once() {
         settled.iter().all(|&n| n == 1),
         "settled per payment: {settled:?}"
     );
+    assert_eq!(
+        shop.result_batches().unwrap().failed,
+        0,
+        "no batch fell back"
+    );
     let paid = (0..payments.len()).filter(|i| i % 4 != 0).count() as i64;
     assert_eq!(
         sums(&shop, e.id).await,
@@ -399,6 +404,166 @@ async fn results_applied_in_batches_settle_each_payment_once() {
     let c = shop.counts().await.unwrap();
     assert_eq!(c.orders_paid, paid as u64);
     assert_eq!(c.payments_ok, paid as u64);
+}
+
+/// Opens a payment of a new 1-ticket HOLD of `event`.
+async fn opened(shop: &PgShop, event: EventId) -> flash_core::domain::Payment {
+    let HoldOutcome::Created(o) = shop
+        .place_hold(hold(event, UserId(Uuid::new_v4()), 1))
+        .await
+        .unwrap()
+    else {
+        panic!("hold refused");
+    };
+    reopened(shop, o.id, o.user).await
+}
+
+async fn reopened(shop: &PgShop, order: OrderId, user: UserId) -> flash_core::domain::Payment {
+    let Ok(PaymentOpened::Created(p)) = shop.open(pay(order, user)).await.unwrap() else {
+        panic!("payment not opened");
+    };
+    p
+}
+
+/// Results queued behind a busy order row are applied in one batch exactly as one after
+/// another: a failure then a late success of one payment; a late success of a timed-out payment
+/// and then of its order's second payment (paid, then refund required); a duplicate; a result
+/// naming another order; a missing payment; a failure, whose order then expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_queued_together_are_applied_as_if_one_after_another() {
+    let shop = Arc::new(PgShop::with_default_queue(fresh_pool(8).await).with_result_batching(1));
+    let e = on_sale(100, 4);
+    shop.create(e.clone()).await.unwrap();
+    let (z, a, c, f) = (
+        opened(&shop, e.id).await,
+        opened(&shop, e.id).await,
+        opened(&shop, e.id).await,
+        opened(&shop, e.id).await,
+    );
+    let b1 = opened(&shop, e.id).await;
+    assert!(matches!(
+        shop.apply(fixtures::result(&b1, fixtures::verdict(false), T0))
+            .await
+            .unwrap(),
+        Ok(ResultApplied::Failed(_))
+    ));
+    let b_user: UserId = sqlx::query_scalar("SELECT user_id FROM orders WHERE id = $1")
+        .bind(b1.order_id.as_uuid())
+        .fetch_one(shop.pool())
+        .await
+        .map(UserId)
+        .unwrap();
+    let b2 = reopened(&shop, b1.order_id, b_user).await;
+
+    // The writer takes z's result alone and waits for its order row...
+    let mut blocker = shop.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(z.order_id.as_uuid())
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = {
+        let shop = Arc::clone(&shop);
+        let cmd = fixtures::result(&z, fixtures::verdict(false), T0);
+        tokio::spawn(async move { shop.apply(cmd).await.unwrap() })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(shop.pool())
+    .await
+    .unwrap()
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...while these queue, in this order (join_all polls them in turn).
+    let (ok, fail) = (fixtures::verdict(true), fixtures::verdict(false));
+    let later = T0.plus(Duration::from_secs(1));
+    let mut elsewhere = fixtures::result(&c, ok, later);
+    elsewhere.order_id = OrderId(Uuid::new_v4());
+    let mut missing = fixtures::result(&c, ok, later);
+    missing.payment_id = PaymentId(Uuid::new_v4());
+    let cmds = [
+        fixtures::result(&a, fail, later),
+        fixtures::result(&a, ok, later),
+        fixtures::result(&b1, ok, later),
+        fixtures::result(&b2, ok, later),
+        fixtures::result(&c, ok, later),
+        fixtures::result(&c, ok, later),
+        elsewhere,
+        missing,
+        fixtures::result(&f, fail, later),
+    ];
+    let mut all = Box::pin(futures::future::join_all(
+        cmds.into_iter().map(|cmd| shop.apply(cmd)),
+    ));
+    assert!(futures::poll!(&mut all).is_pending());
+    blocker.commit().await.unwrap();
+    assert!(matches!(first.await.unwrap(), Ok(ResultApplied::Failed(_))));
+    let kinds: Vec<String> = all
+        .await
+        .into_iter()
+        .map(|o| match o.unwrap() {
+            Ok(ResultApplied::Paid(p)) => format!("Paid {}", p.status.as_str()),
+            Ok(ResultApplied::Failed(p)) => format!("Failed {}", p.status.as_str()),
+            Ok(ResultApplied::RefundRequired(p)) => {
+                format!("RefundRequired {}", p.status.as_str())
+            }
+            Ok(ResultApplied::Unchanged(p)) => format!("Unchanged {}", p.status.as_str()),
+            Err(r) => format!("{r:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Failed FAIL",
+            "Paid OK",
+            "Paid OK",
+            "RefundRequired REFUND_REQUIRED",
+            "Paid OK",
+            "Unchanged OK",
+            "WrongOrder",
+            "PaymentNotFound",
+            "Failed FAIL"
+        ]
+    );
+    let counts = shop.result_batches().unwrap();
+    assert_eq!(counts.failed, 0, "no batch fell back");
+    assert_eq!(
+        counts.batches, 3,
+        "b1 alone, z alone, then the nine together: {counts:?}"
+    );
+
+    // The stock followed: a, b and c sold; z and f hold theirs until they expire, which their
+    // settled payments no longer prevent.
+    assert_eq!(sums(&shop, e.id).await, (2, 3, 2, 3, 1));
+    let expired = shop
+        .expire_holds(T0.plus(Duration::from_secs(3600)), 100)
+        .await
+        .unwrap();
+    let mut expired: Vec<OrderId> = expired.iter().map(|o| o.id).collect();
+    expired.sort();
+    let mut want = vec![z.order_id, f.order_id];
+    want.sort();
+    assert_eq!(expired, want);
+    assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
+    let n = shop.counts().await.unwrap();
+    assert_eq!(
+        (
+            n.orders_paid,
+            n.payments_ok,
+            n.payments_refund_required,
+            n.payments_failed
+        ),
+        (3, 3, 1, 2)
+    );
 }
 
 /// Purge forgets expired idempotency records and old sent messages, and folding the counters

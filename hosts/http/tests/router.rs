@@ -2204,6 +2204,8 @@ async fn a_signed_callback_answers_201_and_makes_the_order_paid() {
     assert_eq!(r.json["amount"], 100_000);
 
     assert_eq!(api.order_of(&u, &order_id).await.json["status"], "PAID");
+    // The public figures are at most the event memory's TTL old (the order read it).
+    api.clock.advance(flash_handlers::events::EVENT_CACHE_TTL);
     let e = api.send(get(&format!("/events/{event}"))).await;
     assert_eq!(e.json["soldQty"], 2);
     // A late FAIL for a completed payment is refused.

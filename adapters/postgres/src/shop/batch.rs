@@ -21,6 +21,7 @@ use flash_core::domain::{
 use flash_core::ports::{OrderStore, StoreResult};
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,8 +36,9 @@ pub(super) const MAX_WAITING: usize = 4_096;
 pub(super) trait Batch: Send + Sync + 'static {
     type Request: Send + 'static;
     type Outcome: Send + 'static;
-    /// Writes `jobs` (at most [`MAX_BATCH`]) and answers every one of them.
-    fn run(shop: PgShop, jobs: Vec<Job<Self>>) -> impl Future<Output = ()> + Send;
+    /// Writes `jobs` (at most [`MAX_BATCH`]) and answers every one of them; `false` if the
+    /// batch failed (its calls were then answered with the error or written alone).
+    fn run(shop: PgShop, jobs: Vec<Job<Self>>) -> impl Future<Output = bool> + Send;
 }
 
 pub(super) struct Job<B: Batch + ?Sized> {
@@ -50,6 +52,25 @@ pub(super) struct Batcher<B: Batch> {
     /// `None` until the first call starts the writers, and again once the runtime that ran
     /// them has ended (each test runs its own).
     queue: Mutex<Option<mpsc::Sender<Job<B>>>>,
+    tally: Arc<Tally>,
+}
+
+/// What the writers of one kind have done so far (see [`PgShop::hold_batches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchCounts {
+    /// Batches written (including the failed ones).
+    pub batches: u64,
+    /// Calls in them.
+    pub calls: u64,
+    /// Batches that failed, whose calls were answered with the error or written alone.
+    pub failed: u64,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    batches: AtomicU64,
+    calls: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl<B: Batch> fmt::Debug for Batcher<B> {
@@ -65,6 +86,15 @@ impl<B: Batch> Batcher<B> {
         Batcher {
             writers: writers.max(1),
             queue: Mutex::new(None),
+            tally: Arc::default(),
+        }
+    }
+
+    pub(super) fn counts(&self) -> BatchCounts {
+        BatchCounts {
+            batches: self.tally.batches.load(Ordering::Relaxed),
+            calls: self.tally.calls.load(Ordering::Relaxed),
+            failed: self.tally.failed.load(Ordering::Relaxed),
         }
     }
 
@@ -107,7 +137,11 @@ impl<B: Batch> Batcher<B> {
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let alone = shop.unbatched();
         for _ in 0..self.writers {
-            tokio::spawn(write::<B>(alone.clone(), Arc::clone(&rx)));
+            tokio::spawn(write::<B>(
+                alone.clone(),
+                Arc::clone(&rx),
+                Arc::clone(&self.tally),
+            ));
         }
         tx
     }
@@ -116,7 +150,11 @@ impl<B: Batch> Batcher<B> {
 /// A writer: takes the first queued call and whatever else is queued behind it (up to
 /// [`MAX_BATCH`]), writes them, and starts again. A call whose caller has gone (its request was
 /// cancelled while it waited) is dropped unwritten, as its own transaction would have been.
-async fn write<B: Batch>(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job<B>>>>) {
+async fn write<B: Batch>(
+    shop: PgShop,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job<B>>>>,
+    tally: Arc<Tally>,
+) {
     loop {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         {
@@ -137,7 +175,11 @@ async fn write<B: Batch>(shop: PgShop, rx: Arc<tokio::sync::Mutex<mpsc::Receiver
                 }
             }
         }
-        B::run(shop.clone(), jobs).await;
+        tally.batches.fetch_add(1, Ordering::Relaxed);
+        tally.calls.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        if !B::run(shop.clone(), jobs).await {
+            tally.failed.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -157,8 +199,8 @@ impl Batch for Holds {
     type Request = HoldRequest;
     type Outcome = HoldOutcome;
 
-    async fn run(shop: PgShop, jobs: Vec<Job<Self>>) {
-        shop.place_batch(jobs).await;
+    async fn run(shop: PgShop, jobs: Vec<Job<Self>>) -> bool {
+        shop.place_batch(jobs).await
     }
 }
 
@@ -166,7 +208,7 @@ impl PgShop {
     /// Places `jobs` in one statement and answers each. The function takes at most one request
     /// per user, sorted by user (its lock order); a user's second request, and a quantity no
     /// `integer` column holds, are placed alone beside it.
-    async fn place_batch(&self, mut jobs: Vec<Job<Holds>>) {
+    async fn place_batch(&self, mut jobs: Vec<Job<Holds>>) -> bool {
         jobs.sort_by(|a, b| {
             (a.req.user, &a.req.idempotency_key).cmp(&(b.req.user, &b.req.idempotency_key))
         });
@@ -188,7 +230,7 @@ impl PgShop {
                     }),
                     None => batch.into_iter().for_each(|job| self.alone(job)),
                 }
-                return;
+                return false;
             }
         };
         for (job, verdict) in batch.into_iter().zip(verdicts) {
@@ -208,6 +250,7 @@ impl PgShop {
             // would had the caller's own transaction committed.
             let _ = job.reply.send(Ok(outcome));
         }
+        true
     }
 
     /// Places one request by itself, on its own task so the writer goes on. Its own order

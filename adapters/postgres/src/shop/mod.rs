@@ -1,6 +1,7 @@
 //! Events, orders, payments and the outbox over one pool.
 
 mod batch;
+pub use batch::BatchCounts;
 mod events;
 mod orders;
 mod outbox;
@@ -60,6 +61,16 @@ impl PgShop {
             holds: None,
             results: None,
         }
+    }
+
+    /// What the HOLD writers have done (`None` without [`PgShop::with_hold_batching`]).
+    pub fn hold_batches(&self) -> Option<BatchCounts> {
+        self.holds.as_ref().map(|b| b.counts())
+    }
+
+    /// What the result writers have done (`None` without [`PgShop::with_result_batching`]).
+    pub fn result_batches(&self) -> Option<BatchCounts> {
+        self.results.as_ref().map(|b| b.counts())
     }
 
     /// This shop without group commit: what the batch writers themselves write through.

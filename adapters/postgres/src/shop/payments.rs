@@ -239,7 +239,13 @@ impl Batch for Results {
     /// A failed batch wrote nothing (or, if the commit's answer was lost, everything): its
     /// results are answered with the error or applied each on its own ([`batch_failed`]), where
     /// a result already applied changes nothing.
-    async fn run(shop: PgShop, jobs: Vec<Job<Self>>) {
+    /// A lone result is applied by its own transaction, which takes fewer round trips.
+    async fn run(shop: PgShop, mut jobs: Vec<Job<Self>>) -> bool {
+        if jobs.len() == 1 {
+            let job = jobs.remove(0);
+            let _ = job.reply.send(shop.apply_one(job.req).await);
+            return true;
+        }
         let cmds: Vec<&ResultCommand> = jobs.iter().map(|j| &j.req).collect();
         match shop.apply_batch(&cmds).await {
             Ok(outcomes) => {
@@ -248,11 +254,15 @@ impl Batch for Results {
                     // transaction would have.
                     let _ = job.reply.send(Ok(outcome));
                 }
+                true
             }
             Err(e) => match batch_failed("payment results", e) {
-                Some(e) => jobs.into_iter().for_each(|job| {
-                    let _ = job.reply.send(Err(e.clone()));
-                }),
+                Some(e) => {
+                    jobs.into_iter().for_each(|job| {
+                        let _ = job.reply.send(Err(e.clone()));
+                    });
+                    false
+                }
                 None => {
                     for job in jobs {
                         let shop = shop.clone();
@@ -260,6 +270,7 @@ impl Batch for Results {
                             let _ = job.reply.send(shop.apply_one(job.req).await);
                         });
                     }
+                    false
                 }
             },
         }
@@ -292,6 +303,25 @@ impl PgShop {
         cmds: &[&ResultCommand],
     ) -> StoreResult<Vec<Result<ResultApplied, ResultRejection>>> {
         let mut tx = self.begin("apply payment results").await?;
+        match self.apply_batch_in(&mut tx, cmds).await {
+            Ok(outcomes) => {
+                tx.commit().await.map_err(|e| db("commit", e))?;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // Now, not when the connection is next used: the results are applied alone
+                // next, and would wait for this transaction's row locks.
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn apply_batch_in(
+        &self,
+        tx: &mut Tx,
+        cmds: &[&ResultCommand],
+    ) -> StoreResult<Vec<Result<ResultApplied, ResultRejection>>> {
         let ids: Vec<Uuid> = cmds.iter().map(|c| c.payment_id.as_uuid()).collect();
         let sql = format!(
             "SELECT {PAYMENT_COLUMNS}, o.status::text AS order_status, o.qty AS order_qty, \
@@ -301,7 +331,7 @@ impl PgShop {
         );
         let rows = sqlx::query(&sql)
             .bind(&ids)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(|e| db("lock payments", e))?;
         let mut locked: HashMap<Uuid, Locked> = HashMap::with_capacity(rows.len());
@@ -366,8 +396,7 @@ impl PgShop {
             paid.insert(l.payment.id.as_uuid(), (settled.payment, cmd.now));
             outcomes.push(Ok(settled.outcome.applied(l.payment.clone())));
         }
-        self.write_results(&mut tx, &paid, &changed, &stock).await?;
-        tx.commit().await.map_err(|e| db("commit", e))?;
+        self.write_results(tx, &paid, &changed, &stock).await?;
         Ok(outcomes)
     }
 
