@@ -273,6 +273,28 @@ async fn a_batch_of_holds_decides_each_request_and_keeps_only_what_it_placed() {
     assert_eq!(shop.audit().await.unwrap(), Vec::<String>::new());
 }
 
+/// Returns once a connection of this test's database waits for a row lock (60 s at most).
+async fn until_a_lock_is_awaited(pool: &sqlx::PgPool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing waits for a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A batch never waits for a stock row another transaction holds: the request comes back
 /// 'Raced' at once, with its key and quota undone, for the adapter to place on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,24 +329,7 @@ async fn a_batch_that_finds_every_shard_busy_undoes_its_request() {
         let shop = shop.clone();
         tokio::spawn(async move { shop.place_hold(hold(e.id, user, 1)).await.unwrap() })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(shop.pool())
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing waits for the stock row"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_a_lock_is_awaited(shop.pool()).await;
     blocker.commit().await.unwrap();
     assert!(matches!(placing.await.unwrap(), HoldOutcome::Created(_)));
     assert_eq!(sums(&shop, e.id).await, (1, 0, 1, 0, 1));
@@ -467,22 +472,7 @@ async fn results_queued_together_are_applied_as_if_one_after_another() {
         let cmd = fixtures::result(&z, fixtures::verdict(false), T0);
         tokio::spawn(async move { shop.apply(cmd).await.unwrap() })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(shop.pool())
-    .await
-    .unwrap()
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writer never waited"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_a_lock_is_awaited(shop.pool()).await;
     // ...while these queue, in this order (join_all polls them in turn).
     let (ok, fail) = (fixtures::verdict(true), fixtures::verdict(false));
     let later = T0.plus(Duration::from_secs(1));
