@@ -356,8 +356,12 @@ function admissionBanner(ctx, line) {
       );
     } else if (q.state === 'READY') {
       tick();
-      // Let in straight from the pre-queue's draw: say so, it is the moment the buyer waited for.
-      const drawn = q.drawn && !q.drawn.position ? h('p', { 'data-testid': 'lottery-result' }, 'The sale has started and the draw put you among the first.') : null;
+      // Let in from the pre-queue's draw: say so, it is the moment the buyer waited for. A draw
+      // seen with a place (the line as drawn, before its first turns were let in) said so too.
+      const drawnText = q.drawn?.position
+        ? `The sale has started: the draw gave you place #${formatNumber(q.drawn.position)}, and your turn has come.`
+        : 'The sale has started and the draw put you among the first.';
+      const drawn = q.drawn ? h('p', { 'data-testid': 'lottery-result' }, drawnText) : null;
       replace(el, h('div', { class: 'alert alert-success', role: 'status' }, drawn, h('p', null, 'You are in! Your turn to buy ends in ', countdown, '.')));
     } else if (q.state === 'QUEUED' && q.active) {
       replace(
