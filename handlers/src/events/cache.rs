@@ -71,6 +71,18 @@ impl EventCache {
         .await
     }
 
+    /// Event `id` through `cache` when there is one, otherwise straight from `events`.
+    pub async fn read(
+        cache: Option<&EventCache>,
+        events: &dyn EventStore,
+        id: EventId,
+    ) -> StoreResult<Option<Arc<Event>>> {
+        match cache {
+            Some(cache) => cache.event(events, id).await,
+            None => Ok(events.get(id).await?.map(Arc::new)),
+        }
+    }
+
     /// The public listing (ONSALE and CLOSED events by start) as read through `events` at most
     /// once per TTL.
     pub async fn public_listing(&self, events: &dyn EventStore) -> StoreResult<Arc<Vec<Event>>> {

@@ -241,12 +241,10 @@ impl GetEvent {
 
     /// Public read; a DRAFT event exists only for admins.
     pub async fn handle(&self, cx: &Context, id: EventId) -> Result<Event, EventError> {
-        let event = match &self.cache {
-            Some(cache) => cache.event(self.events.as_ref(), id).await,
-            None => self.events.get(id).await.map(|e| e.map(Arc::new)),
-        }
-        .map_err(EventError::Store)?
-        .ok_or(EventError::NotFound)?;
+        let event = EventCache::read(self.cache.as_deref(), self.events.as_ref(), id)
+            .await
+            .map_err(EventError::Store)?
+            .ok_or(EventError::NotFound)?;
         let is_admin = cx.principal.as_ref().is_some_and(|p| p.is_admin());
         if event.status.is_public() || is_admin {
             Ok(Arc::unwrap_or_clone(event))

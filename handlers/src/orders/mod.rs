@@ -207,11 +207,8 @@ impl PlaceOrder {
         }
         let fingerprint = fingerprint(&req);
         let now = self.clock.now();
-        let event = match &self.cache {
-            Some(cache) => cache.event(self.events.as_ref(), req.event_id).await,
-            None => self.events.get(req.event_id).await.map(|e| e.map(Arc::new)),
-        };
-        let mode = match event.map_err(OrderError::Store) {
+        let event = EventCache::read(self.cache.as_deref(), self.events.as_ref(), req.event_id);
+        let mode = match event.await.map_err(OrderError::Store) {
             Ok(Some(event)) => event.queue_mode,
             Ok(None) => {
                 return self

@@ -395,8 +395,9 @@ impl OrderStore for PgShop {
 }
 
 /// How expiry gives a quantity back to one table whose rows are keyed by two columns: the rows
-/// are locked in key order first, so two sweepers sharing a row cannot deadlock.
-struct GiveBack {
+/// are locked in key order first, so two sweepers sharing a row cannot deadlock. The result
+/// batches lock stock rows with the same `lock_sql`.
+pub(super) struct GiveBack {
     table: &'static str,
     /// The two key columns and their SQL types, bound as arrays `$1` and `$2`.
     keys: [(&'static str, &'static str); 2],
@@ -408,7 +409,7 @@ struct GiveBack {
 
 impl GiveBack {
     /// Locks the rows named by `$1` and `$2`, in key order.
-    fn lock_sql(&self) -> String {
+    pub(super) fn lock_sql(&self) -> String {
         let [(k1, t1), (k2, t2)] = self.keys;
         format!(
             "SELECT 1 FROM {table} t JOIN unnest($1::{t1}[], $2::{t2}[]) AS d({k1}, {k2}) \
@@ -437,7 +438,7 @@ const QUOTA_GIVE_BACK: GiveBack = GiveBack {
     what: "per-user quantity",
 };
 
-const STOCK_GIVE_BACK: GiveBack = GiveBack {
+pub(super) const STOCK_GIVE_BACK: GiveBack = GiveBack {
     table: "event_stock",
     keys: [("event_id", "uuid"), ("shard", "smallint")],
     column: "held_qty",

@@ -1,6 +1,7 @@
 //! `PaymentStore`: opening a payment with its outbox message, and applying results.
 
 use super::batch::{Batch, Job, batch_failed};
+use super::orders::STOCK_GIVE_BACK;
 use super::{PgShop, Tx, finish, limit_param, move_stock};
 use crate::error::db;
 use crate::row::{self, ORDER_COLUMNS, PAYMENT_COLUMNS, get, get_int, order_status, ts};
@@ -465,17 +466,12 @@ impl PgShop {
             let held: Vec<i64> = moves.iter().map(|(_, (h, _))| *h).collect();
             let sold: Vec<i64> = moves.iter().map(|(_, (_, s))| *s).collect();
             // Locked in key order first (an UPDATE … FROM locks in its join's order).
-            sqlx::query(
-                "SELECT 1 FROM event_stock s \
-                 JOIN unnest($1::uuid[], $2::smallint[]) AS d(event_id, shard) \
-                   ON s.event_id = d.event_id AND s.shard = d.shard \
-                 ORDER BY s.event_id, s.shard FOR UPDATE OF s",
-            )
-            .bind(&events)
-            .bind(&shards)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| db("lock stock", e))?;
+            sqlx::query(&STOCK_GIVE_BACK.lock_sql())
+                .bind(&events)
+                .bind(&shards)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| db("lock stock", e))?;
             sqlx::query(
                 "UPDATE event_stock s \
                  SET held_qty = s.held_qty + d.held, sold_qty = s.sold_qty + d.sold \
